@@ -281,7 +281,8 @@ fn check_signature(
 /// self-approval → duplicate. Each approval counts at most once per reviewer; a key that has
 /// already counted for one reviewer is also a [`Rejection::Duplicate`] under another name (in
 /// case a policy lists one key twice). The author comparison ignores case and surrounding
-/// whitespace, erring towards refusing. Never panics, whatever the signature text.
+/// whitespace, and a key listed for the author is refused under any name, erring towards
+/// refusing. Never panics, whatever the signature text.
 pub fn verify_approvals(
     keys: &[(String, PublicKey)],
     author: Option<&str>,
@@ -289,11 +290,18 @@ pub fn verify_approvals(
     approvals: &[Approval],
 ) -> ReviewOutcome {
     let author = author.map(|a| a.trim().to_lowercase());
+    let is_author = |name: &str| author.as_deref() == Some(name.trim().to_lowercase().as_str());
+    // Keys listed for the author: her key under a second name is still her.
+    let author_keys: Vec<&ssh_key::public::KeyData> = keys
+        .iter()
+        .filter(|(name, _)| is_author(name))
+        .map(|(_, key)| key.key_data())
+        .collect();
     let mut outcome = ReviewOutcome::default();
     let mut counted_keys: Vec<ssh_key::public::KeyData> = Vec::new();
     for (index, approval) in approvals.iter().enumerate() {
         let verdict = check_signature(keys, message, approval).and_then(|key| {
-            if author.as_deref() == Some(approval.reviewer.trim().to_lowercase().as_str()) {
+            if is_author(&approval.reviewer) || author_keys.contains(&&key) {
                 Err(Rejection::SelfApproval)
             } else if outcome.valid.contains(&approval.reviewer) || counted_keys.contains(&key) {
                 Err(Rejection::Duplicate)
@@ -997,6 +1005,15 @@ alt 0\n\
             signature: sig.clone(),
         }];
         let out = verify_approvals(&team.keys, Some(" Erin "), msg.as_bytes(), &approvals);
+        assert_eq!(sole_rejection(&out), Rejection::SelfApproval);
+        // Her key listed under a second name is still her.
+        let mut keys = team.keys.clone();
+        keys.push(("erin-work".to_string(), team.erin.public.clone()));
+        let alias = [Approval {
+            reviewer: "erin-work".into(),
+            signature: sig.clone(),
+        }];
+        let out = verify_approvals(&keys, Some("erin"), msg.as_bytes(), &alias);
         assert_eq!(sole_rejection(&out), Rejection::SelfApproval);
         // Without an author, erin is an ordinary reviewer.
         let out = verify_approvals(&team.keys, None, msg.as_bytes(), &approvals);
