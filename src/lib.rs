@@ -1,14 +1,103 @@
 //! gate: one door for a team's posts to its brand accounts.
 //!
-//! The pure core (`policy`, `terms`, `hours`, `length`, `post`, `digest`, `reviewers`,
-//! `evaluate`) does no I/O and never reads the clock; the shell (`cli`, `commands`, `output`)
-//! does the reading, printing and deciding of exit codes.
+//! The pure core (`policy`, `terms`, `hours`, `length`, `post`, `reviewers`, `evaluate`) does
+//! no I/O beyond reading the files it is pointed at and never reads the clock; the shell
+//! (`cli`, `commands`, `output`, `state`) does the printing, the clock and the exit codes.
 
+pub mod cli;
+pub mod commands;
+pub mod diagnostic;
+pub mod env;
+pub mod error;
+pub mod evaluate;
 pub mod hours;
+pub mod length;
+pub mod output;
+pub mod policy;
+pub mod post;
 pub mod reviewers;
+pub mod schema;
+pub mod state;
 pub mod terms;
 
-/// Runs gate with the process's arguments and returns the exit code.
-pub fn run() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, ColorWhen, Command, PolicyCommand};
+use crate::commands::Ctx;
+use crate::error::{Code, Error};
+
+/// Runs gate with the process's arguments and environment; returns the exit code.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { Code::Usage.as_u8() } else { 0 });
+        }
+    };
+    match cli.global.color {
+        ColorWhen::Always => anstream::ColorChoice::Always.write_global(),
+        ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
+        ColorWhen::Auto => {}
+    }
+    let ctx = Ctx {
+        global: cli.global,
+        env: env::Env::from_process(),
+    };
+    let code = match execute(&ctx, cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            report(&ctx, &e);
+            e.code()
+        }
+    };
+    ExitCode::from(code.as_u8())
+}
+
+fn execute(ctx: &Ctx, command: Command) -> Result<Code, Error> {
+    match command {
+        Command::Check(args) => commands::check::run(ctx, &args),
+        Command::Digest(args) => commands::digest::run(ctx, &args),
+        Command::Approve(args) => commands::approve::run(ctx, &args),
+        Command::Policy(PolicyCommand::Check(args)) => commands::policy::check(ctx, &args),
+        Command::Policy(PolicyCommand::Test(args)) => commands::policy::test(ctx, &args),
+        Command::Freeze(args) => commands::freeze::freeze(ctx, &args),
+        Command::Unfreeze => commands::freeze::unfreeze(ctx),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "gate", &mut std::io::stdout());
+            Ok(Code::Ok)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| Error::other(format!("cannot write the man page: {e}")))?;
+            Ok(Code::Ok)
+        }
+    }
+}
+
+/// Prints an error on stderr; with `--json`, stdout also gets `{"error": …}` so a script
+/// reading stdout always gets a document.
+fn report(ctx: &Ctx, error: &Error) {
+    let _ = write!(anstream::stderr(), "{}", error.render());
+    if ctx.global.json {
+        let diagnostics: Vec<_> = match error {
+            Error::Policy { diagnostics } | Error::Input { diagnostics } => {
+                diagnostics.iter().map(commands::policy::diagnostic_json).collect()
+            }
+            _ => Vec::new(),
+        };
+        let message = match error {
+            Error::Usage { message, .. } | Error::Other { message, .. } => message.clone(),
+            Error::Policy { .. } => "the policy file is missing or invalid".to_owned(),
+            Error::Input { .. } => "an input file is invalid".to_owned(),
+        };
+        let _ = commands::print_json(&serde_json::json!({
+            "error": { "code": error.code().as_u8(), "message": message, "diagnostics": diagnostics }
+        }));
+    }
 }

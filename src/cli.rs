@@ -1,0 +1,152 @@
+//! The command-line surface, as clap parses it. Completions and the man page come from here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// gate: one door for a team's posts to its brand accounts.
+///
+/// Every post is checked against the team's policy (banned terms, signed reviews, quiet
+/// hours, blackouts, freezes) before it may go out.
+#[derive(Debug, Parser)]
+#[command(name = "gate", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The policy file [default: $GATE_POLICY, ./gate.toml or the nearest parent's,
+    /// $XDG_CONFIG_HOME/gate/gate.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub policy: Option<PathBuf>,
+    /// Print one JSON document on stdout and nothing else there
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print less: only errors and the verdict
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more: the normalised text, every approval checked
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// When to use colour
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorWhen,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Judge posts against the policy; never touches the network or the keychain
+    Check(CheckArgs),
+    /// Print the exact bytes a reviewer signs for a post file
+    Digest(DigestArgs),
+    /// Sign a post file as a reviewer and append the approval to it
+    Approve(ApproveArgs),
+    /// Validate or test the policy file
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Stop every `gate post` on this machine until `gate unfreeze`
+    Freeze(FreezeArgs),
+    /// Lift a freeze made with `gate freeze`
+    Unfreeze,
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    #[command(hide = true)]
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The post's text; `-` reads it from stdin
+    #[arg(value_name = "TEXT", conflicts_with_all = ["file", "jsonl"])]
+    pub text: Option<String>,
+    /// Post files, or folders holding `*.post.toml` files
+    #[arg(long, value_name = "PATH", num_args = 1.., conflicts_with = "jsonl")]
+    pub file: Vec<PathBuf>,
+    /// A JSON Lines calendar: one `{"text", "account"?, "at"?}` object per line
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+    /// The account to judge inline text for (may repeat)
+    #[arg(long, value_name = "NAME")]
+    pub account: Vec<String>,
+    /// Judge as if it were this time (RFC 3339, e.g. 2026-11-23T10:00:00Z)
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// The post file
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The post file to sign
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// Your OpenSSH ed25519 private key [default: ~/.ssh/id_ed25519]
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<PathBuf>,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Sign even though content rules deny the post
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file (for CI)
+    Check(PolicyCheckArgs),
+    /// Run the example cases written in the policy's `[[tests]]`
+    Test(PolicyTestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyCheckArgs {
+    /// The policy file [default: the policy lookup]
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+    /// How to print diagnostics
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyTestArgs {
+    /// The policy file [default: the policy lookup]
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    /// GitHub Actions workflow commands (`::error file=…,line=…,col=…::…`)
+    Github,
+}
+
+#[derive(Debug, Args)]
+pub struct FreezeArgs {
+    /// Why posting stops, shown to everyone who tries
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+}

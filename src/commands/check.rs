@@ -1,0 +1,299 @@
+//! `gate check`: judge posts against the policy. Never touches the network or the keychain.
+
+use std::io::{BufRead, BufWriter, Read as _, Write as _};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::cli::CheckArgs;
+use crate::commands::{Ctx, print_json};
+use crate::diagnostic::{Diagnostic, Level};
+use crate::error::{Code, Error, io_reason};
+use crate::evaluate::{Context, Engine, Evaluation, Verdict, overall};
+use crate::output::{self, Verbosity};
+use crate::policy::{Account, Policy, Written, parse_datetime};
+use crate::post::{self, Origin, Post};
+use crate::state;
+
+pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
+    let now = match &args.now {
+        Some(text) => parse_now(text)?,
+        None => Utc::now(),
+    };
+    if args.text.is_none() && args.file.is_empty() && args.jsonl.is_none() {
+        return Err(Error::usage("nothing to check")
+            .with_hint("give the text, `-` to read it from stdin, `--file PATH...` or `--jsonl FILE`"));
+    }
+    if !args.account.is_empty() && !args.file.is_empty() {
+        return Err(Error::usage("`--account` applies to inline text; post files name their own accounts"));
+    }
+    let policy = ctx.load_policy(None)?;
+    let accounts = inline_accounts(&policy, &args.account)?;
+    let context = Context {
+        now,
+        local_freeze: state::read_freeze(&ctx.env)?,
+    };
+    let engine = Engine::new(&policy);
+
+    if let Some(path) = &args.jsonl {
+        return check_jsonl(ctx, &engine, path, &accounts, &context);
+    }
+
+    let mut posts = Vec::new();
+    let mut diagnostics = Vec::new();
+    if let Some(text) = &args.text {
+        posts.push(if text == "-" {
+            Post::inline(Origin::Stdin, read_stdin()?)
+        } else {
+            Post::inline(Origin::Argument, text.clone())
+        });
+    }
+    for path in &args.file {
+        let files = if path.is_dir() {
+            let files = post::find_post_files(path).map_err(|e| {
+                Error::other(format!("cannot read the folder `{}`: {e}", path.display()))
+            })?;
+            if files.is_empty() {
+                ctx.note(&format!("note: no `*.post.toml` files under `{}`", path.display()));
+            }
+            files
+        } else {
+            vec![path.clone()]
+        };
+        for file in files {
+            match post::load(&file, &policy) {
+                Ok(p) => posts.push(p),
+                Err(d) => diagnostics.extend(d),
+            }
+        }
+    }
+
+    let mut evaluations: Vec<(usize, Evaluation)> = Vec::new();
+    for (i, p) in posts.iter().enumerate() {
+        let targets = targets(&policy, p, &accounts);
+        for e in engine.evaluate(p, &targets, &context) {
+            evaluations.push((i, e));
+        }
+    }
+    let verdict = overall(&evaluations.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>());
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+
+    if ctx.global.json {
+        let mut doc = serde_json::json!({
+            "verdict": verdict,
+            "posts": evaluations.iter().map(|(_, e)| e).collect::<Vec<_>>(),
+        });
+        if !diagnostics.is_empty() {
+            doc["errors"] = diagnostics.iter().map(super::policy::diagnostic_json).collect();
+        }
+        print_json(&doc)?;
+        if errors > 0 {
+            let _ = write!(anstream::stderr(), "{}", Error::Input { diagnostics }.render());
+        }
+    } else {
+        let mut out = anstream::stdout().lock();
+        for (i, e) in &evaluations {
+            let _ = write!(out, "{}", output::evaluation(&posts[*i].text, e, ctx.verbosity()));
+        }
+        if evaluations.len() > 1 || errors > 0 {
+            let _ = writeln!(out, "{}", output::summary(evaluations.iter().map(|(_, e)| e.verdict), errors));
+        }
+        drop(out);
+        if !diagnostics.is_empty() {
+            let _ = write!(anstream::stderr(), "{}", Error::Input { diagnostics }.render());
+        }
+    }
+    Ok(if errors > 0 { Code::Usage } else { verdict.code() })
+}
+
+/// `--now` as an instant; it must carry an offset so nobody guesses the zone.
+fn parse_now(text: &str) -> Result<DateTime<Utc>, Error> {
+    match parse_datetime(text) {
+        Some(Written::Exact(t)) => Ok(t),
+        _ => Err(Error::usage(format!("invalid value `{text}` for `--now`"))
+            .with_hint("write an RFC 3339 instant with an offset, e.g. `2026-11-23T10:00:00Z`")),
+    }
+}
+
+/// The accounts inline text is judged for: those named with `--account`, else the policy's
+/// only account, else none (global rules only).
+fn inline_accounts<'p>(policy: &'p Policy, names: &[String]) -> Result<Vec<&'p Account>, Error> {
+    if names.is_empty() {
+        return Ok(if policy.accounts.len() == 1 {
+            policy.accounts.values().collect()
+        } else {
+            Vec::new()
+        });
+    }
+    let mut out: Vec<&Account> = Vec::new();
+    for name in names {
+        match policy.account(name) {
+            Some(a) if !out.iter().any(|o| o.name == a.name) => out.push(a),
+            Some(_) => {}
+            None => return Err(unknown_account_error(policy, name, "--account")),
+        }
+    }
+    Ok(out)
+}
+
+pub fn unknown_account_error(policy: &Policy, name: &str, flag: &str) -> Error {
+    let hint = match crate::diagnostic::did_you_mean(name, policy.accounts.keys().map(String::as_str)) {
+        Some(close) => format!("did you mean `{close}`?"),
+        None if policy.accounts.is_empty() => "the policy defines no accounts".to_owned(),
+        None => format!(
+            "the policy defines {}",
+            crate::schema::list(&policy.accounts.keys().map(String::as_str).collect::<Vec<_>>())
+        ),
+    };
+    Error::usage(format!("unknown account `{name}` in `{flag}`")).with_hint(hint)
+}
+
+fn targets<'p>(policy: &'p Policy, post: &Post, inline: &[&'p Account]) -> Vec<&'p Account> {
+    if post.accounts.is_empty() {
+        inline.to_vec()
+    } else {
+        post.accounts.iter().filter_map(|a| policy.account(a)).collect()
+    }
+}
+
+fn read_stdin() -> Result<String, Error> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| Error::other(format!("cannot read the post from stdin: {}", io_reason(&e))))?;
+    Ok(text)
+}
+
+/// One line of a `--jsonl` calendar.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    text: String,
+    #[serde(default)]
+    account: Option<String>,
+    #[serde(default)]
+    at: Option<String>,
+}
+
+/// Checks a JSON Lines calendar as a stream: one result per input line, in order. A bad line
+/// is reported where it is and the rest are still checked.
+fn check_jsonl(
+    ctx: &Ctx,
+    engine: &Engine<'_>,
+    path: &Path,
+    default_accounts: &[&Account],
+    context: &Context,
+) -> Result<Code, Error> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        Error::usage(format!("cannot read `{}`: {}", path.display(), io_reason(&e)))
+    })?;
+    let policy = engine.policy();
+    let reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut human = anstream::AutoStream::auto(std::io::stdout());
+    let mut worst = Verdict::Allow;
+    let mut verdicts = Vec::new();
+    let mut bad = Vec::new();
+    for (index, line) in reader.lines().enumerate() {
+        let number = index + 1;
+        let line = line.map_err(|e| Error::other(format!("cannot read `{}`: {}", path.display(), io_reason(&e))))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let origin = Origin::Line(path.to_path_buf(), number);
+        let result = parse_line(&line, number, path, policy, default_accounts);
+        let (item, accounts, now) = match result {
+            Ok(x) => x,
+            Err(d) => {
+                if ctx.global.json {
+                    let record = serde_json::json!({"source": origin.to_string(), "error": d.message});
+                    write_line(&mut out, &record)?;
+                }
+                bad.push(d);
+                continue;
+            }
+        };
+        let post = Post::inline(origin, item.text);
+        let line_context = Context {
+            now: now.unwrap_or(context.now),
+            local_freeze: context.local_freeze.clone(),
+        };
+        let evaluations = engine.evaluate(&post, &accounts, &line_context);
+        let verdict = overall(&evaluations);
+        worst = worst.max(verdict);
+        if ctx.global.json {
+            // One object per input line; a line judged for several accounts carries them all.
+            if let [single] = evaluations.as_slice() {
+                write_line(&mut out, single)?;
+            } else {
+                let record = serde_json::json!({"source": post.origin.to_string(), "verdict": verdict, "accounts": evaluations});
+                write_line(&mut out, &record)?;
+            }
+        } else {
+            for e in &evaluations {
+                let _ = write!(human, "{}", output::evaluation(&post.text, e, ctx.verbosity()));
+            }
+        }
+        verdicts.push(verdict);
+    }
+    out.flush().map_err(|e| Error::other(format!("cannot write to stdout: {}", io_reason(&e))))?;
+    if !ctx.global.json && ctx.verbosity() != Verbosity::Quiet {
+        let _ = writeln!(human, "{}", output::summary(verdicts, bad.len()));
+    }
+    if !bad.is_empty() {
+        let _ = write!(anstream::stderr(), "{}", Error::Input { diagnostics: bad }.render());
+        return Ok(Code::Usage);
+    }
+    Ok(worst.code())
+}
+
+type Parsed<'p> = (Line, Vec<&'p Account>, Option<DateTime<Utc>>);
+
+fn parse_line<'p>(
+    line: &str,
+    number: usize,
+    path: &Path,
+    policy: &'p Policy,
+    default_accounts: &[&'p Account],
+) -> Result<Parsed<'p>, Diagnostic> {
+    let at = |column: usize, message: String| {
+        let mut d = Diagnostic::whole_file(Level::Error, path.display().to_string(), message);
+        d.line = number;
+        d.column = column.max(1);
+        d.snippet = Some((line.to_owned(), column.saturating_sub(1), 1));
+        d
+    };
+    let item: Line = serde_json::from_str(line).map_err(|e| {
+        let message = e.to_string();
+        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+        at(e.column(), format!("invalid calendar line: {message}"))
+    })?;
+    let accounts = match &item.account {
+        Some(name) => match policy.account(name) {
+            Some(a) => vec![a],
+            None => {
+                let column = line.find(&format!("\"{name}\"")).map_or(1, |i| i + 1);
+                return Err(at(column, format!("unknown account `{name}`")));
+            }
+        },
+        None => default_accounts.to_vec(),
+    };
+    let now = match &item.at {
+        Some(text) => match parse_datetime(text) {
+            Some(Written::Exact(t)) => Some(t),
+            _ => {
+                let column = line.find(text.as_str()).map_or(1, |i| i + 1);
+                return Err(at(column, format!("invalid `at` `{text}`: write an RFC 3339 instant with an offset")));
+            }
+        },
+        None => None,
+    };
+    Ok((item, accounts, now))
+}
+
+fn write_line<T: serde::Serialize>(out: &mut impl std::io::Write, value: &T) -> Result<(), Error> {
+    serde_json::to_writer(&mut *out, value).map_err(|e| Error::other(format!("cannot write JSON: {e}")))?;
+    out.write_all(b"\n").map_err(|e| Error::other(format!("cannot write to stdout: {}", io_reason(&e))))
+}

@@ -1,0 +1,27 @@
+//! `gate digest`: print the exact bytes a reviewer signs for a post file.
+
+use std::io::Write as _;
+
+use crate::cli::DigestArgs;
+use crate::commands::Ctx;
+use crate::error::{Code, Error};
+use crate::post;
+
+pub fn run(ctx: &Ctx, args: &DigestArgs) -> Result<Code, Error> {
+    let policy = ctx.load_policy(None)?;
+    let post = post::load(&args.file, &policy).map_err(|diagnostics| Error::Input { diagnostics })?;
+    let message = post.digest_message(&post.accounts);
+    if ctx.global.json {
+        super::print_json(&serde_json::json!({
+            "file": args.file.display().to_string(),
+            "namespace": crate::reviewers::NAMESPACE,
+            "message": message,
+        }))?;
+    } else {
+        // The raw bytes, so `gate digest --file F | ssh-keygen -Y sign ...` signs exactly them.
+        std::io::stdout()
+            .write_all(message.as_bytes())
+            .map_err(|e| Error::other(format!("cannot write to stdout: {e}")))?;
+    }
+    Ok(Code::Ok)
+}

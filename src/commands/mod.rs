@@ -1,0 +1,86 @@
+//! One module per subcommand; this one holds what they share: the parsed global flags, the
+//! environment, and loading the policy.
+
+pub mod approve;
+pub mod check;
+pub mod digest;
+pub mod freeze;
+pub mod policy;
+
+use std::io::Write as _;
+use std::path::Path;
+
+use crate::cli::Global;
+use crate::diagnostic::{Diagnostic, Level};
+use crate::env::Env;
+use crate::error::Error;
+use crate::output::Verbosity;
+use crate::policy::{self as policy_file, Policy};
+
+/// What every command gets: the global flags and the environment they run in.
+pub struct Ctx {
+    pub global: Global,
+    pub env: Env,
+}
+
+impl Ctx {
+    pub fn verbosity(&self) -> Verbosity {
+        if self.global.quiet {
+            Verbosity::Quiet
+        } else if self.global.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        }
+    }
+
+    /// Finds and validates the policy; warnings are printed, errors returned (exit 3).
+    pub fn load_policy(&self, explicit: Option<&Path>) -> Result<Policy, Error> {
+        let flag = explicit.or(self.global.policy.as_deref());
+        let Some((path, _)) = policy_file::locate(flag, &self.env) else {
+            return Err(Error::Policy {
+                diagnostics: vec![no_policy()],
+            });
+        };
+        let (policy, diagnostics) = policy_file::load(&path);
+        match policy {
+            Some(policy) => {
+                self.print_warnings(&diagnostics);
+                Ok(policy)
+            }
+            None => Err(Error::Policy { diagnostics }),
+        }
+    }
+
+    pub fn print_warnings(&self, diagnostics: &[Diagnostic]) {
+        if self.verbosity() == Verbosity::Quiet {
+            return;
+        }
+        let mut err = anstream::stderr().lock();
+        for d in diagnostics.iter().filter(|d| d.level == Level::Warning) {
+            let _ = writeln!(err, "{}", d.render());
+        }
+    }
+
+    /// A note for people on stderr, unless `-q`.
+    pub fn note(&self, text: &str) {
+        if self.verbosity() != Verbosity::Quiet {
+            let _ = writeln!(anstream::stderr(), "{text}");
+        }
+    }
+}
+
+/// The error for a policy lookup that found nothing (exit 3).
+pub fn no_policy() -> Diagnostic {
+    Diagnostic::whole_file(Level::Error, "gate.toml", "no policy file found").with_hint(
+        "pass `--policy PATH`, set `GATE_POLICY`, or put `gate.toml` in this folder or a parent \
+         (or in `$XDG_CONFIG_HOME/gate/`); `policy.example.toml` is a start",
+    )
+}
+
+/// Prints a JSON document on stdout, followed by a newline.
+pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| Error::other(format!("cannot write JSON: {e}")))?;
+    writeln!(out).map_err(|e| Error::other(format!("cannot write to stdout: {e}")))
+}

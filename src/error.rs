@@ -1,0 +1,116 @@
+//! gate's errors, each knowing its exit code, printed in one place.
+
+use std::fmt;
+
+use crate::diagnostic::Diagnostic;
+
+/// The exit codes of SPEC §2; scripts depend on these numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Code {
+    Ok = 0,
+    Failure = 1,
+    Usage = 2,
+    Policy = 3,
+    Deny = 4,
+    Hold = 5,
+    Review = 6,
+    Frozen = 7,
+    Credentials = 8,
+    Network = 9,
+}
+
+impl Code {
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+}
+
+/// Something that stops a command, with what the user can do about it.
+#[derive(Debug)]
+pub enum Error {
+    /// Wrong flags or arguments, or refusing to act unattended (exit 2).
+    Usage { message: String, hint: Option<String> },
+    /// The policy file is missing or invalid (exit 3); the diagnostics say where.
+    Policy { diagnostics: Vec<Diagnostic> },
+    /// An input file (a post file, a JSON Lines file) is invalid (exit 2).
+    Input { diagnostics: Vec<Diagnostic> },
+    /// Anything else (exit 1).
+    Other { message: String, hint: Option<String> },
+}
+
+impl Error {
+    pub fn usage(message: impl Into<String>) -> Error {
+        Error::Usage {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn other(message: impl Into<String>) -> Error {
+        Error::Other {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    #[must_use]
+    pub fn with_hint(self, hint: impl Into<String>) -> Error {
+        let hint = Some(hint.into());
+        match self {
+            Error::Usage { message, .. } => Error::Usage { message, hint },
+            Error::Other { message, .. } => Error::Other { message, hint },
+            other => other,
+        }
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            Error::Usage { .. } | Error::Input { .. } => Code::Usage,
+            Error::Policy { .. } => Code::Policy,
+            Error::Other { .. } => Code::Failure,
+        }
+    }
+
+    /// The human rendering for stderr.
+    pub fn render(&self) -> String {
+        match self {
+            Error::Usage { message, hint } | Error::Other { message, hint } => {
+                let s = &crate::output::STYLES;
+                let mut out = format!("{}error{:#}{}: {message}{:#}\n", s.error, s.error, s.bold, s.bold);
+                if let Some(hint) = hint {
+                    out.push_str(&format!("  {}hint{:#}: {hint}\n", s.blue, s.blue));
+                }
+                out
+            }
+            Error::Policy { diagnostics } | Error::Input { diagnostics } => {
+                diagnostics.iter().map(Diagnostic::render).collect::<Vec<_>>().join("\n")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&anstream::adapter::strip_str(&self.render()).to_string())
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// An I/O error's reason in gate's style: lowercase, without the `(os error N)` tail.
+pub fn io_reason(e: &std::io::Error) -> String {
+    let text = match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => e.to_string(),
+    };
+    let text = match text.find(" (os error") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}

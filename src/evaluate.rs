@@ -1,0 +1,492 @@
+//! Judging one post for one account: policy + post + context → verdict and findings.
+//! No I/O and no clock: the caller passes `now` and the local freeze state.
+
+use std::cell::OnceCell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Serialize, Serializer};
+
+use crate::hours::Cover;
+use crate::length;
+use crate::policy::{Account, Platform, Policy};
+use crate::post::Post;
+use crate::reviewers::{self, Rejection};
+use crate::terms::{self, Matcher};
+
+/// The outcome for a post; ordered so that the strongest verdict is the greatest
+/// (SPEC §2: frozen, then deny, then review, then hold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Allow,
+    Hold,
+    Review,
+    Deny,
+    Frozen,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Hold => "hold",
+            Verdict::Review => "review",
+            Verdict::Deny => "deny",
+            Verdict::Frozen => "frozen",
+        }
+    }
+
+    pub fn code(self) -> crate::error::Code {
+        use crate::error::Code;
+        match self {
+            Verdict::Allow => Code::Ok,
+            Verdict::Hold => Code::Hold,
+            Verdict::Review => Code::Review,
+            Verdict::Deny => Code::Deny,
+            Verdict::Frozen => Code::Frozen,
+        }
+    }
+}
+
+impl FromStr for Verdict {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "allow" => Ok(Verdict::Allow),
+            "hold" => Ok(Verdict::Hold),
+            "review" => Ok(Verdict::Review),
+            "deny" => Ok(Verdict::Deny),
+            "frozen" => Ok(Verdict::Frozen),
+            _ => Err(()),
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How much a finding weighs; `warn` is reported and blocks nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warn,
+    Hold,
+    Review,
+    Deny,
+    Frozen,
+}
+
+impl Severity {
+    pub fn verdict(self) -> Verdict {
+        match self {
+            Severity::Warn => Verdict::Allow,
+            Severity::Hold => Verdict::Hold,
+            Severity::Review => Verdict::Review,
+            Severity::Deny => Verdict::Deny,
+            Severity::Frozen => Verdict::Frozen,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Warn => "warn",
+            Severity::Hold => "hold",
+            Severity::Review => "review",
+            Severity::Deny => "deny",
+            Severity::Frozen => "frozen",
+        }
+    }
+}
+
+/// The rule a finding comes from (SPEC §5 pins these names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    BannedTerm,
+    Length,
+    Link,
+    Media,
+    Reviewers,
+    QuietHours,
+    Blackout,
+    RateLimit,
+    Freeze,
+}
+
+/// Why one approval did not count, as reported beside a `reviewers` finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedApproval {
+    pub index: usize,
+    pub reviewer: String,
+    pub reason: String,
+}
+
+/// One thing the policy has to say about a post.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub rule: Rule,
+    pub severity: Severity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub term: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "rfc3339_opt")]
+    pub until: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reviewers: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<RejectedApproval>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub message: String,
+}
+
+impl Finding {
+    fn new(rule: Rule, severity: Severity, message: String) -> Finding {
+        Finding {
+            rule,
+            severity,
+            term: None,
+            start: None,
+            end: None,
+            until: None,
+            required: None,
+            valid: None,
+            reviewers: Vec::new(),
+            rejected: Vec::new(),
+            length: None,
+            limit: None,
+            reason: None,
+            message,
+        }
+    }
+}
+
+fn rfc3339_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        None => s.serialize_none(),
+    }
+}
+
+/// The verdict for one post on one account.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub source: String,
+    pub account: Option<String>,
+    pub verdict: Verdict,
+    pub findings: Vec<Finding>,
+}
+
+/// A freeze in force on this machine (`gate freeze`), passed in by the shell.
+#[derive(Debug, Clone)]
+pub struct LocalFreeze {
+    pub reason: String,
+    pub since: Option<DateTime<Utc>>,
+    pub by: Option<String>,
+}
+
+/// What the world looks like when the post is judged.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub now: DateTime<Utc>,
+    pub local_freeze: Option<LocalFreeze>,
+}
+
+/// The policy, with its term automata compiled lazily: once for the global lists and once for
+/// each account that adds terms of its own.
+pub struct Engine<'p> {
+    policy: &'p Policy,
+    global: OnceCell<Matcher>,
+    per_account: BTreeMap<&'p str, OnceCell<Matcher>>,
+}
+
+impl<'p> Engine<'p> {
+    pub fn new(policy: &'p Policy) -> Engine<'p> {
+        let per_account = policy
+            .accounts
+            .iter()
+            .filter(|(_, a)| !a.banned_terms.is_empty())
+            .map(|(name, _)| (name.as_str(), OnceCell::new()))
+            .collect();
+        Engine {
+            policy,
+            global: OnceCell::new(),
+            per_account,
+        }
+    }
+
+    pub fn policy(&self) -> &'p Policy {
+        self.policy
+    }
+
+    fn matcher(&self, account: Option<&Account>) -> &Matcher {
+        let build = |lists: &crate::policy::TermLists| {
+            // Validation already compiled every regex, so this cannot fail.
+            Matcher::new(&lists.deny, &lists.warn, &lists.allow, &lists.regex)
+                .unwrap_or_else(|(i, e)| panic!("regex {i} passed validation but failed: {e}"))
+        };
+        if let Some(account) = account {
+            if let Some(cell) = self.per_account.get(account.name.as_str()) {
+                return cell.get_or_init(|| build(&self.policy.banned_terms.extended(&account.banned_terms)));
+            }
+        }
+        self.global.get_or_init(|| build(&self.policy.banned_terms))
+    }
+
+    /// Judges `post` for each account it targets (or once without an account when it names
+    /// none and the policy has no single account to assume).
+    pub fn evaluate(&self, post: &Post, accounts: &[&Account], ctx: &Context) -> Vec<Evaluation> {
+        let content = self.content_findings(post, None);
+        let shared = self.shared_findings(post, accounts, ctx);
+        if accounts.is_empty() {
+            let mut findings = content;
+            findings.extend(shared.iter().filter_map(|f| settle(f, self.policy.reviewers_required)));
+            return vec![finish(post, None, findings)];
+        }
+        accounts
+            .iter()
+            .map(|account| {
+                let mut findings = if self.per_account.contains_key(account.name.as_str()) {
+                    self.content_findings(post, Some(account))
+                } else {
+                    content.clone()
+                };
+                findings.extend(account_findings(post, account));
+                let required = account.reviewers_required.unwrap_or(self.policy.reviewers_required);
+                findings.extend(shared.iter().filter_map(|f| settle(f, required)));
+                finish(post, Some(account.name.clone()), findings)
+            })
+            .collect()
+    }
+
+    fn content_findings(&self, post: &Post, account: Option<&Account>) -> Vec<Finding> {
+        let matcher = self.matcher(account);
+        matcher
+            .find(&post.text)
+            .into_iter()
+            .map(|hit| {
+                let severity = match hit.level {
+                    terms::Level::Deny => Severity::Deny,
+                    terms::Level::Warn => Severity::Warn,
+                };
+                let what = if hit.regex { "matches the banned pattern" } else { "is a banned term" };
+                let found = &post.text[hit.start..hit.end];
+                let message = if hit.regex {
+                    format!("{found:?} {what} `{}`", hit.term)
+                } else if severity == Severity::Warn {
+                    format!("{found:?} matches the warned term `{}`", hit.term)
+                } else {
+                    format!("{found:?} matches the banned term `{}`", hit.term)
+                };
+                let mut f = Finding::new(Rule::BannedTerm, severity, message);
+                f.term = Some(hit.term);
+                f.start = Some(hit.start);
+                f.end = Some(hit.end);
+                f
+            })
+            .collect()
+    }
+
+    /// Findings that do not depend on the account: freeze, schedule, reviewers.
+    fn shared_findings(&self, post: &Post, accounts: &[&Account], ctx: &Context) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        if let Some(freeze) = &self.policy.freeze {
+            let mut f = Finding::new(
+                Rule::Freeze,
+                Severity::Frozen,
+                format!("posting is frozen by the policy: {}", freeze.reason),
+            );
+            f.reason = Some(freeze.reason.clone());
+            findings.push(f);
+        }
+        if let Some(freeze) = &ctx.local_freeze {
+            let mut f = Finding::new(
+                Rule::Freeze,
+                Severity::Frozen,
+                format!("posting is frozen on this machine: {}", freeze.reason),
+            );
+            f.reason = Some(freeze.reason.clone());
+            findings.push(f);
+        }
+
+        let schedule = &self.policy.schedule;
+        let covers = schedule.covering(ctx.now);
+        if !covers.is_empty() {
+            let until = schedule.until(ctx.now);
+            let until_text = match until {
+                Some(t) => format!("until {}", t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+                None => "with no end in sight".to_owned(),
+            };
+            for cover in covers {
+                let (rule, reason, label) = match cover {
+                    Cover::Quiet { index, .. } => (
+                        Rule::QuietHours,
+                        self.policy.schedule.windows[index].reason.clone(),
+                        "quiet hours",
+                    ),
+                    Cover::Blackout { index, .. } => (
+                        Rule::Blackout,
+                        self.policy.schedule.blackouts[index].reason.clone(),
+                        "blackout",
+                    ),
+                };
+                let message = match &reason {
+                    Some(r) => format!("{label} ({r}): held {until_text}"),
+                    None => format!("{label}: held {until_text}"),
+                };
+                let mut f = Finding::new(rule, Severity::Hold, message);
+                f.until = until;
+                f.reason = reason;
+                findings.push(f);
+            }
+        }
+
+        let required = self.policy.required_reviewers(accounts);
+        let any_required = required > 0
+            || accounts.is_empty() && self.policy.reviewers_required > 0;
+        if any_required || !post.approvals.is_empty() {
+            let names: Vec<String> = if post.accounts.is_empty() {
+                accounts.iter().map(|a| a.name.clone()).collect()
+            } else {
+                post.accounts.clone()
+            };
+            let message = post.digest_message(&names);
+            let outcome = reviewers::verify_approvals(
+                &self.policy.reviewer_keys,
+                post.author.as_deref(),
+                message.as_bytes(),
+                &post.approvals,
+            );
+            let valid = u32::try_from(outcome.valid.len()).unwrap_or(u32::MAX);
+            let rejected: Vec<RejectedApproval> = outcome
+                .rejected
+                .iter()
+                .map(|(index, reviewer, why)| RejectedApproval {
+                    index: *index,
+                    reviewer: reviewer.clone(),
+                    reason: rejection_text(why),
+                })
+                .collect();
+            let mut f = Finding::new(Rule::Reviewers, Severity::Review, reviewers_message(required, valid));
+            f.required = Some(required);
+            f.valid = Some(valid);
+            f.reviewers = outcome.valid;
+            f.rejected = rejected;
+            findings.push(f);
+        }
+        findings
+    }
+}
+
+/// Fits the shared `reviewers` finding to one account's requirement: it blocks only while
+/// too few approvals are valid, and otherwise remains as a warning if some did not count.
+fn settle(finding: &Finding, required: u32) -> Option<Finding> {
+    if finding.rule != Rule::Reviewers {
+        return Some(finding.clone());
+    }
+    let valid = finding.valid.unwrap_or(0);
+    let mut f = finding.clone();
+    f.required = Some(required);
+    if valid >= required {
+        if f.rejected.is_empty() {
+            return None;
+        }
+        f.severity = Severity::Warn;
+        let n = f.rejected.len();
+        f.message = format!("{n} approval{} did not count", if n == 1 { "" } else { "s" });
+    } else {
+        f.message = reviewers_message(required, valid);
+    }
+    Some(f)
+}
+
+fn rejection_text(why: &Rejection) -> String {
+    why.to_string()
+}
+
+fn reviewers_message(required: u32, valid: u32) -> String {
+    let noun = if required == 1 { "approval" } else { "approvals" };
+    format!("needs {required} reviewer {noun}, has {valid} valid")
+}
+
+/// Rules that depend on the account's network: length and media limits.
+fn account_findings(post: &Post, account: &Account) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let limit = account
+        .max_chars
+        .map_or_else(|| length::default_limit(account.platform), |n| n as usize);
+    let count = length::count(account.platform, &post.text);
+    if count > limit {
+        let unit = match account.platform {
+            Platform::X => "weighted characters",
+            Platform::Bluesky => "graphemes",
+            Platform::Mastodon => "characters",
+        };
+        let mut f = Finding::new(
+            Rule::Length,
+            Severity::Deny,
+            format!("{count} {unit}, over the limit of {limit} for {} account `{}`", account.platform, account.name),
+        );
+        f.length = Some(count);
+        f.limit = Some(limit);
+        findings.push(f);
+    }
+    if post.media.len() > 4 {
+        findings.push(Finding::new(
+            Rule::Media,
+            Severity::Deny,
+            format!("{} media attached; {} takes at most 4", post.media.len(), account.platform),
+        ));
+    }
+    if account.platform == Platform::Bluesky {
+        for m in post.media.iter().filter(|m| m.bytes > 1_000_000) {
+            findings.push(Finding::new(
+                Rule::Media,
+                Severity::Deny,
+                format!("`{}` is {} bytes; Bluesky takes images up to 1,000,000 bytes", m.written, m.bytes),
+            ));
+        }
+    }
+    findings
+}
+
+fn finish(post: &Post, account: Option<String>, mut findings: Vec<Finding>) -> Evaluation {
+    findings.sort_by_key(|f| (std::cmp::Reverse(f.severity), f.start.unwrap_or(0)));
+    let verdict = findings
+        .iter()
+        .map(|f| f.severity.verdict())
+        .max()
+        .unwrap_or(Verdict::Allow);
+    Evaluation {
+        source: post.origin.to_string(),
+        account,
+        verdict,
+        findings,
+    }
+}
+
+/// The verdict of several evaluations together: the strongest one.
+pub fn overall(evaluations: &[Evaluation]) -> Verdict {
+    evaluations
+        .iter()
+        .map(|e| e.verdict)
+        .max()
+        .unwrap_or(Verdict::Allow)
+}
