@@ -237,3 +237,330 @@ pub fn parse_weekday(s: &str) -> Option<Weekday> {
         .find(|(short, long, _)| s.eq_ignore_ascii_case(short) || s.eq_ignore_ascii_case(long))
         .map(|&(_, _, day)| day)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::{America::New_York, Asia::Tokyo, Australia::Lord_Howe, Europe::London};
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .unwrap_or_else(|e| panic!("bad test instant {s}: {e}"))
+            .with_timezone(&Utc)
+    }
+
+    fn naive(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
+            .unwrap_or_else(|e| panic!("bad test local time {s}: {e}"))
+    }
+
+    fn hm(s: &str) -> Option<NaiveTime> {
+        if s.is_empty() {
+            None
+        } else {
+            Some(parse_hhmm(s).unwrap_or_else(|| panic!("bad test time {s}")))
+        }
+    }
+
+    /// `days` is comma-separated ("" = every day); empty `from`/`to` = omitted.
+    fn win(days: &str, from: &str, to: &str, tz: Tz) -> Window {
+        Window {
+            days: days
+                .split(',')
+                .filter(|d| !d.is_empty())
+                .map(|d| parse_weekday(d).unwrap_or_else(|| panic!("bad test day {d}")))
+                .collect(),
+            from: hm(from),
+            to: hm(to),
+            tz,
+            reason: None,
+        }
+    }
+
+    fn blackout(from: &str, to: &str) -> Blackout {
+        Blackout {
+            from: utc(from),
+            to: utc(to),
+            reason: None,
+        }
+    }
+
+    fn only(windows: Vec<Window>) -> Schedule {
+        Schedule {
+            windows,
+            blackouts: vec![],
+        }
+    }
+
+    #[test]
+    fn parses_times_strictly() {
+        let cases: &[(&str, Option<(u32, u32)>)] = &[
+            ("00:00", Some((0, 0))),
+            ("08:05", Some((8, 5))),
+            ("23:59", Some((23, 59))),
+            ("24:00", None),
+            ("23:60", None),
+            ("8:00", None),
+            ("08:0", None),
+            ("0800", None),
+            ("08.00", None),
+            (" 08:00", None),
+            ("08:00 ", None),
+            ("+8:00", None),
+            ("08:00:00", None),
+            ("", None),
+            ("ab:cd", None),
+            ("０８:00", None),
+        ];
+        for &(s, want) in cases {
+            let want = want.map(|(h, m)| NaiveTime::from_hms_opt(h, m, 0).unwrap());
+            assert_eq!(parse_hhmm(s), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn parses_weekdays() {
+        let cases: &[(&str, Option<Weekday>)] = &[
+            ("mon", Some(Weekday::Mon)),
+            ("TUE", Some(Weekday::Tue)),
+            ("Wednesday", Some(Weekday::Wed)),
+            ("thu", Some(Weekday::Thu)),
+            ("FRIDAY", Some(Weekday::Fri)),
+            ("sat", Some(Weekday::Sat)),
+            ("sunday", Some(Weekday::Sun)),
+            ("tues", None),
+            ("mo", None),
+            ("", None),
+            (" mon", None),
+            ("monday ", None),
+        ];
+        for &(s, want) in cases {
+            assert_eq!(parse_weekday(s), want, "{s:?}");
+        }
+    }
+
+    /// (schedule, instant, covered?, expected until)
+    type Case = (
+        &'static str,
+        Schedule,
+        &'static str,
+        bool,
+        Option<&'static str>,
+    );
+
+    fn check(cases: Vec<Case>) {
+        for (name, schedule, at, covered, until) in cases {
+            let t = utc(at);
+            assert_eq!(
+                !schedule.covering(t).is_empty(),
+                covered,
+                "{name}: covering {at}"
+            );
+            assert_eq!(schedule.until(t), until.map(utc), "{name}: until {at}");
+        }
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn start_days_and_past_midnight() {
+        // 2026-11-20 is a Friday; London is on GMT then.
+        let fri = || only(vec![win("fri", "20:00", "08:00", London)]);
+        let mon_thu = || only(vec![win("mon,tue,wed,thu", "20:00", "08:00", London)]);
+        let weekdays = || only(vec![win("mon,tue,wed,thu,fri", "20:00", "08:00", London)]);
+        check(vec![
+            ("fri sat 07:59", fri(), "2026-11-21T07:59:00Z", true, Some("2026-11-21T08:00:00Z")),
+            ("fri sat 08:00", fri(), "2026-11-21T08:00:00Z", false, Some("2026-11-21T08:00:00Z")),
+            ("fri fri 19:59", fri(), "2026-11-20T19:59:59Z", false, Some("2026-11-20T19:59:59Z")),
+            ("fri fri 20:00", fri(), "2026-11-20T20:00:00Z", true, Some("2026-11-21T08:00:00Z")),
+            ("fri fri 23:59", fri(), "2026-11-20T23:59:00Z", true, Some("2026-11-21T08:00:00Z")),
+            ("fri thu 21:00", fri(), "2026-11-19T21:00:00Z", false, Some("2026-11-19T21:00:00Z")),
+            ("mon-thu sat 07:59", mon_thu(), "2026-11-21T07:59:00Z", false, Some("2026-11-21T07:59:00Z")),
+            ("mon-thu fri 07:59", mon_thu(), "2026-11-20T07:59:00Z", true, Some("2026-11-20T08:00:00Z")),
+            ("mon-thu fri 20:00", mon_thu(), "2026-11-20T20:00:00Z", false, Some("2026-11-20T20:00:00Z")),
+            ("mon-thu mon 07:00", mon_thu(), "2026-11-23T07:00:00Z", false, Some("2026-11-23T07:00:00Z")),
+            ("weekdays sat 07:00", weekdays(), "2026-11-21T07:00:00Z", true, Some("2026-11-21T08:00:00Z")),
+            ("weekdays sun 07:00", weekdays(), "2026-11-22T07:00:00Z", false, Some("2026-11-22T07:00:00Z")),
+            // Within the day, not past midnight.
+            ("lunch", only(vec![win("", "12:00", "13:30", London)]), "2026-11-22T13:29:00Z", true, Some("2026-11-22T13:30:00Z")),
+            // to == from is a full 24 hours, not empty.
+            ("24h", only(vec![win("sun", "09:00", "09:00", London)]), "2026-11-23T08:59:00Z", true, Some("2026-11-23T09:00:00Z")),
+            ("24h start", only(vec![win("sun", "09:00", "09:00", London)]), "2026-11-22T09:00:00Z", true, Some("2026-11-23T09:00:00Z")),
+        ]);
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn all_day_windows() {
+        let weekend = || only(vec![win("sat,sun", "", "", London)]);
+        let every = || only(vec![win("", "", "", London)]);
+        let six = || only(vec![win("mon,tue,wed,thu,fri,sat", "", "", London)]);
+        check(vec![
+            ("weekend fri", weekend(), "2026-11-20T23:59:59Z", false, Some("2026-11-20T23:59:59Z")),
+            ("weekend sat", weekend(), "2026-11-21T00:00:00Z", true, Some("2026-11-23T00:00:00Z")),
+            ("weekend sun", weekend(), "2026-11-22T23:59:00Z", true, Some("2026-11-23T00:00:00Z")),
+            ("weekend mon", weekend(), "2026-11-23T00:00:00Z", false, Some("2026-11-23T00:00:00Z")),
+            ("every day", every(), "2026-11-22T12:00:00Z", true, None),
+            // Six all-day windows chain to the one free day.
+            ("six days", six(), "2026-11-23T12:00:00Z", true, Some("2026-11-29T00:00:00Z")),
+        ]);
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn per_window_zone_and_zones_without_dst() {
+        // 2026-11-23 is a Monday; New York is UTC-5, Tokyo UTC+9.
+        let ny = || only(vec![win("mon", "09:00", "17:00", New_York)]);
+        let tokyo = || only(vec![win("mon", "22:00", "06:00", Tokyo)]);
+        let mixed = || {
+            only(vec![
+                win("mon", "09:00", "17:00", London),
+                win("mon", "09:00", "17:00", New_York),
+            ])
+        };
+        check(vec![
+            ("ny before", ny(), "2026-11-23T13:59:00Z", false, Some("2026-11-23T13:59:00Z")),
+            ("ny in", ny(), "2026-11-23T14:00:00Z", true, Some("2026-11-23T22:00:00Z")),
+            ("ny end", ny(), "2026-11-23T22:00:00Z", false, Some("2026-11-23T22:00:00Z")),
+            ("tokyo in", tokyo(), "2026-11-23T13:00:00Z", true, Some("2026-11-23T21:00:00Z")),
+            ("tokyo before", tokyo(), "2026-11-23T12:59:00Z", false, Some("2026-11-23T12:59:00Z")),
+            // Sunday 23:00 in Tokyo is Sunday UTC 14:00: the Monday window has not started.
+            ("tokyo sunday", tokyo(), "2026-11-22T14:00:00Z", false, Some("2026-11-22T14:00:00Z")),
+            // London 09:00-17:00 then New York 14:00Z-22:00Z overlap: chain to 22:00Z.
+            ("mixed", mixed(), "2026-11-23T10:00:00Z", true, Some("2026-11-23T22:00:00Z")),
+        ]);
+        let covers = mixed().covering(utc("2026-11-23T15:00:00Z"));
+        assert_eq!(
+            covers,
+            vec![
+                Cover::Quiet { index: 0, start: utc("2026-11-23T09:00:00Z"), end: utc("2026-11-23T17:00:00Z") },
+                Cover::Quiet { index: 1, start: utc("2026-11-23T14:00:00Z"), end: utc("2026-11-23T22:00:00Z") },
+            ]
+        );
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn blackouts_and_chains() {
+        // Blackout endpoints written with offsets end up as plain UTC instants.
+        let xmas = || Schedule {
+            windows: vec![],
+            blackouts: vec![blackout("2026-12-24T00:00:00+01:00", "2026-12-27T00:00:00-05:00")],
+        };
+        // Evening window, then an adjacent morning window, then a blackout to noon, then
+        // an overlapping blackout.
+        let chain = || Schedule {
+            windows: vec![
+                win("mon", "20:00", "08:00", London),
+                win("tue", "08:00", "09:00", London),
+            ],
+            blackouts: vec![
+                blackout("2026-11-24T09:00:00Z", "2026-11-24T12:00:00Z"),
+                blackout("2026-11-24T11:00:00+00:00", "2026-11-24T14:30:00+02:00"),
+            ],
+        };
+        check(vec![
+            ("xmas before", xmas(), "2026-12-23T22:59:59Z", false, Some("2026-12-23T22:59:59Z")),
+            ("xmas start", xmas(), "2026-12-23T23:00:00Z", true, Some("2026-12-27T05:00:00Z")),
+            ("xmas end", xmas(), "2026-12-27T05:00:00Z", false, Some("2026-12-27T05:00:00Z")),
+            ("chain", chain(), "2026-11-23T21:00:00Z", true, Some("2026-11-24T12:30:00Z")),
+            ("chain mid", chain(), "2026-11-24T08:30:00Z", true, Some("2026-11-24T12:30:00Z")),
+            ("chain after", chain(), "2026-11-24T12:30:00Z", false, Some("2026-11-24T12:30:00Z")),
+        ]);
+        let covers = chain().covering(utc("2026-11-24T11:30:00Z"));
+        assert_eq!(
+            covers,
+            vec![
+                Cover::Blackout { index: 0, start: utc("2026-11-24T09:00:00Z"), end: utc("2026-11-24T12:00:00Z") },
+                Cover::Blackout { index: 1, start: utc("2026-11-24T11:00:00Z"), end: utc("2026-11-24T12:30:00Z") },
+            ]
+        );
+        // A gap of one second breaks the chain.
+        let broken = Schedule {
+            windows: vec![win("mon", "20:00", "08:00", London)],
+            blackouts: vec![blackout("2026-11-24T08:00:01Z", "2026-11-24T12:00:00Z")],
+        };
+        assert_eq!(broken.until(utc("2026-11-23T21:00:00Z")), Some(utc("2026-11-24T08:00:00Z")));
+    }
+
+    #[test]
+    fn resolves_local_times_across_transitions() {
+        use Side::{End, Start};
+        let cases: &[(Tz, &str, Side, &str)] = &[
+            // Plain times.
+            (London, "2026-07-01T12:00", Start, "2026-07-01T11:00:00Z"),
+            (Tokyo, "2026-03-29T01:30", End, "2026-03-28T16:30:00Z"),
+            // London gap 01:00 -> 02:00 on 2026-03-29: both sides move to the transition.
+            (London, "2026-03-29T01:00", Start, "2026-03-29T01:00:00Z"),
+            (London, "2026-03-29T01:30", Start, "2026-03-29T01:00:00Z"),
+            (London, "2026-03-29T01:59", End, "2026-03-29T01:00:00Z"),
+            (London, "2026-03-29T02:00", Start, "2026-03-29T01:00:00Z"),
+            // London fold 01:00-02:00 twice on 2026-10-25.
+            (London, "2026-10-25T01:30", Start, "2026-10-25T00:30:00Z"),
+            (London, "2026-10-25T01:30", End, "2026-10-25T01:30:00Z"),
+            (London, "2026-10-25T02:00", End, "2026-10-25T02:00:00Z"),
+            // New York gap 02:00 -> 03:00 on 2026-03-08, fold 01:00-02:00 on 2026-11-01.
+            (New_York, "2026-03-08T02:30", Start, "2026-03-08T07:00:00Z"),
+            (New_York, "2026-03-08T02:30", End, "2026-03-08T07:00:00Z"),
+            (New_York, "2026-11-01T01:30", Start, "2026-11-01T05:30:00Z"),
+            (New_York, "2026-11-01T01:30", End, "2026-11-01T06:30:00Z"),
+            // Lord Howe shifts by 30 minutes: gap 02:00 -> 02:30 on 2026-10-04,
+            // fold 01:30-02:00 on 2026-04-05.
+            (Lord_Howe, "2026-10-04T02:15", Start, "2026-10-03T15:30:00Z"),
+            (Lord_Howe, "2026-10-04T02:30", Start, "2026-10-03T15:30:00Z"),
+            (Lord_Howe, "2026-04-05T01:45", Start, "2026-04-04T14:45:00Z"),
+            (Lord_Howe, "2026-04-05T01:45", End, "2026-04-04T15:15:00Z"),
+        ];
+        for &(tz, local, side, want) in cases {
+            assert_eq!(
+                resolve_local(naive(local), tz, side),
+                utc(want),
+                "{tz} {local} {side:?}"
+            );
+        }
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn windows_across_dst() {
+        check(vec![
+            // A window from 01:30 on the London gap day starts at 02:00 BST = 01:00Z.
+            ("gap from", only(vec![win("sun", "01:30", "06:00", London)]), "2026-03-29T00:59:00Z", false, Some("2026-03-29T00:59:00Z")),
+            ("gap from", only(vec![win("sun", "01:30", "06:00", London)]), "2026-03-29T01:00:00Z", true, Some("2026-03-29T05:00:00Z")),
+            // Ending in the gap ends at the transition.
+            ("gap to", only(vec![win("sat", "22:00", "01:30", London)]), "2026-03-29T00:59:00Z", true, Some("2026-03-29T01:00:00Z")),
+            // Wholly inside the gap: empty that day.
+            ("gap inside", only(vec![win("sun", "01:15", "01:45", London)]), "2026-03-29T01:00:00Z", false, Some("2026-03-29T01:00:00Z")),
+            // Same wall-clock span: 22:00-06:00 is 7 hours on the spring night...
+            ("spring span", only(vec![win("sat", "22:00", "06:00", London)]), "2026-03-28T22:00:00Z", true, Some("2026-03-29T05:00:00Z")),
+            // ...and 9 hours on the autumn night.
+            ("autumn span", only(vec![win("sat", "22:00", "06:00", London)]), "2026-10-24T21:00:00Z", true, Some("2026-10-25T06:00:00Z")),
+            // Fold: from 01:30 takes the first 01:30 (BST, 00:30Z)...
+            ("fold from", only(vec![win("sun", "01:30", "03:00", London)]), "2026-10-25T00:30:00Z", true, Some("2026-10-25T03:00:00Z")),
+            ("fold from", only(vec![win("sun", "01:30", "03:00", London)]), "2026-10-25T00:29:00Z", false, Some("2026-10-25T00:29:00Z")),
+            // ...and to 01:30 takes the second (GMT, 01:30Z).
+            ("fold to", only(vec![win("sat", "23:00", "01:30", London)]), "2026-10-25T01:29:00Z", true, Some("2026-10-25T01:30:00Z")),
+            ("fold to", only(vec![win("sat", "23:00", "01:30", London)]), "2026-10-24T22:00:00Z", true, Some("2026-10-25T01:30:00Z")),
+            // New York, 01:00-02:00 happens twice on 2026-11-01 and is quiet both times.
+            ("ny fold", only(vec![win("sun", "01:00", "02:00", New_York)]), "2026-11-01T05:00:00Z", true, Some("2026-11-01T07:00:00Z")),
+            ("ny gap", only(vec![win("sun", "02:00", "03:00", New_York)]), "2026-03-08T07:00:00Z", false, Some("2026-03-08T07:00:00Z")),
+            // Lord Howe: 01:00-03:00 across its half-hour spring forward is 90 minutes.
+            ("lhi gap", only(vec![win("sun", "01:00", "03:00", Lord_Howe)]), "2026-10-03T14:30:00Z", true, Some("2026-10-03T16:00:00Z")),
+            // ...and across its half-hour fall back 150 minutes.
+            ("lhi fold", only(vec![win("sun", "01:00", "03:00", Lord_Howe)]), "2026-04-04T14:00:00Z", true, Some("2026-04-04T16:30:00Z")),
+        ]);
+    }
+
+    #[test]
+    fn fold_at_start_and_end_can_overlap_occurrences() {
+        // A 24-hour window at 01:30 on the London fold day: yesterday's ends at the second
+        // 01:30 and today's starts at the first, so both cover the hour in between.
+        let s = only(vec![win("", "01:30", "01:30", London)]);
+        let covers = s.covering(utc("2026-10-25T01:00:00Z"));
+        assert_eq!(covers.len(), 2, "{covers:?}");
+        assert!(
+            covers
+                .iter()
+                .all(|c| matches!(c, Cover::Quiet { index: 0, .. }))
+        );
+    }
+}
