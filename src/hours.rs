@@ -498,6 +498,10 @@ mod tests {
             (London, "2026-10-25T01:30", Start, "2026-10-25T00:30:00Z"),
             (London, "2026-10-25T01:30", End, "2026-10-25T01:30:00Z"),
             (London, "2026-10-25T02:00", End, "2026-10-25T02:00:00Z"),
+            (London, "2026-10-25T02:00", Start, "2026-10-25T02:00:00Z"),
+            // The bottom of the fold exists twice too: 01:00 BST and 01:00 GMT.
+            (London, "2026-10-25T01:00", Start, "2026-10-25T00:00:00Z"),
+            (London, "2026-10-25T01:00", End, "2026-10-25T01:00:00Z"),
             // New York gap 02:00 -> 03:00 on 2026-03-08, fold 01:00-02:00 on 2026-11-01.
             (New_York, "2026-03-08T02:30", Start, "2026-03-08T07:00:00Z"),
             (New_York, "2026-03-08T02:30", End, "2026-03-08T07:00:00Z"),
@@ -509,6 +513,7 @@ mod tests {
             (Lord_Howe, "2026-10-04T02:30", Start, "2026-10-03T15:30:00Z"),
             (Lord_Howe, "2026-04-05T01:45", Start, "2026-04-04T14:45:00Z"),
             (Lord_Howe, "2026-04-05T01:45", End, "2026-04-04T15:15:00Z"),
+            (Lord_Howe, "2026-04-05T01:30", End, "2026-04-04T15:00:00Z"),
         ];
         for &(tz, local, side, want) in cases {
             assert_eq!(
@@ -540,6 +545,8 @@ mod tests {
             // ...and to 01:30 takes the second (GMT, 01:30Z).
             ("fold to", only(vec![win("sat", "23:00", "01:30", London)]), "2026-10-25T01:29:00Z", true, Some("2026-10-25T01:30:00Z")),
             ("fold to", only(vec![win("sat", "23:00", "01:30", London)]), "2026-10-24T22:00:00Z", true, Some("2026-10-25T01:30:00Z")),
+            // `to` at the very bottom of the fold still waits for the second pass.
+            ("fold bottom", only(vec![win("sat", "23:00", "01:00", London)]), "2026-10-25T00:59:00Z", true, Some("2026-10-25T01:00:00Z")),
             // New York, 01:00-02:00 happens twice on 2026-11-01 and is quiet both times.
             ("ny fold", only(vec![win("sun", "01:00", "02:00", New_York)]), "2026-11-01T05:00:00Z", true, Some("2026-11-01T07:00:00Z")),
             ("ny gap", only(vec![win("sun", "02:00", "03:00", New_York)]), "2026-03-08T07:00:00Z", false, Some("2026-03-08T07:00:00Z")),
@@ -548,6 +555,20 @@ mod tests {
             // ...and across its half-hour fall back 150 minutes.
             ("lhi fold", only(vec![win("sun", "01:00", "03:00", Lord_Howe)]), "2026-04-04T14:00:00Z", true, Some("2026-04-04T16:30:00Z")),
         ]);
+    }
+
+    #[test]
+    fn horizon_is_inclusive() {
+        // Quiet all Monday and Tuesday (2026-11-23, 24): free exactly two days after Monday 00:00.
+        let s = only(vec![win("mon,tue", "", "", London)]);
+        let now = utc("2026-11-23T00:00:00Z");
+        let free = Some(utc("2026-11-25T00:00:00Z"));
+        assert_eq!(s.until(now), free);
+        assert_eq!(s.until_within(now, Duration::days(2)), free);
+        assert_eq!(
+            s.until_within(now, Duration::days(2) - Duration::seconds(1)),
+            None
+        );
     }
 
     #[test]
@@ -562,5 +583,291 @@ mod tests {
                 .iter()
                 .all(|c| matches!(c, Cover::Quiet { index: 0, .. }))
         );
+    }
+
+    /// A brute-force model of the spec, deliberately sharing nothing with the code under
+    /// test but the data types: it never calls `resolve_local` or `Window::occurrence`, and
+    /// finds every edge by scanning UTC minutes and comparing their local wall times.
+    mod reference {
+        use super::*;
+        use std::collections::HashMap;
+
+        const MINUTE: i64 = 60;
+
+        pub struct Model {
+            /// Minute number (seconds since the epoch / 60) of the first scanned minute.
+            lo: i64,
+            /// Per window: its occurrences as `[start, end)` minute numbers, by start date.
+            occurrences: Vec<Vec<(i64, i64)>>,
+            blackouts: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+            /// Whether each scanned minute is covered by anything.
+            covered: Vec<bool>,
+        }
+
+        fn at_minute(m: i64) -> DateTime<Utc> {
+            DateTime::from_timestamp(m * MINUTE, 0).expect("minute in range")
+        }
+
+        impl Model {
+            /// Scans the minutes `[first, last)` and every start date whose occurrence could
+            /// touch `[probe_lo, probe_hi]`; the caller leaves days of slack on both sides.
+            pub fn new(
+                s: &Schedule,
+                first: DateTime<Utc>,
+                last: DateTime<Utc>,
+                probe_lo: DateTime<Utc>,
+                probe_hi: DateTime<Utc>,
+            ) -> Model {
+                let lo = first.timestamp().div_euclid(MINUTE);
+                let n = usize::try_from(last.timestamp().div_euclid(MINUTE) - lo).unwrap();
+                let mut local: HashMap<Tz, Vec<NaiveDateTime>> = HashMap::new();
+                for w in &s.windows {
+                    local.entry(w.tz).or_insert_with(|| {
+                        (0..n as i64)
+                            .map(|i| at_minute(lo + i).with_timezone(&w.tz).naive_local())
+                            .collect()
+                    });
+                }
+                let first_day = probe_lo.date_naive() - Duration::days(3);
+                let last_day = probe_hi.date_naive() + Duration::days(2);
+                let mut occurrences = Vec::new();
+                for w in &s.windows {
+                    let wall = &local[&w.tz];
+                    let from = w.from.unwrap_or(NaiveTime::MIN);
+                    let to = w.to.unwrap_or(NaiveTime::MIN);
+                    let mut occ = Vec::new();
+                    let mut day = first_day;
+                    while day <= last_day {
+                        let listed = w.days.is_empty() || w.days.contains(&day.weekday());
+                        if listed {
+                            let start_wall = day.and_time(from);
+                            let end_day = if to <= from {
+                                day + Duration::days(1)
+                            } else {
+                                day
+                            };
+                            let end_wall = end_day.and_time(to);
+                            // First minute whose wall time has reached the start.
+                            let s_i = wall.iter().position(|l| *l >= start_wall).unwrap();
+                            // The end is the earliest minute that has reached the end wall
+                            // time and after which the wall clock never again reads the end
+                            // or earlier: so in a fold, the later pass. (Merely "never again
+                            // falls short of it" would pick the first pass when `to` is the
+                            // very bottom of the fold, e.g. 01:00 on a London fall-back
+                            // night, which exists twice and whose later instant is wanted.)
+                            let k = wall.iter().rposition(|l| *l <= end_wall).unwrap();
+                            let e_i = if wall[k] == end_wall { k } else { k + 1 };
+                            assert!(s_i > 0 && e_i < n, "scan range too small for {day}");
+                            if s_i < e_i {
+                                occ.push((lo + s_i as i64, lo + e_i as i64));
+                            }
+                        }
+                        day += Duration::days(1);
+                    }
+                    occurrences.push(occ);
+                }
+                let blackouts: Vec<_> = s.blackouts.iter().map(|b| (b.from, b.to)).collect();
+                let mut covered = vec![false; n];
+                for &(a, b) in occurrences.iter().flatten() {
+                    for c in &mut covered[(a - lo) as usize..(b - lo) as usize] {
+                        *c = true;
+                    }
+                }
+                for (i, c) in covered.iter_mut().enumerate() {
+                    let t = at_minute(lo + i as i64);
+                    // Minute-aligned blackouts only, so checking the minute's first second
+                    // is exact.
+                    if blackouts.iter().any(|&(a, b)| a <= t && t < b) {
+                        *c = true;
+                    }
+                }
+                Model {
+                    lo,
+                    occurrences,
+                    blackouts,
+                    covered,
+                }
+            }
+
+            pub fn covering(&self, t: DateTime<Utc>) -> Vec<Cover> {
+                let m = t.timestamp().div_euclid(MINUTE);
+                let mut out = Vec::new();
+                for (index, occ) in self.occurrences.iter().enumerate() {
+                    for &(a, b) in occ {
+                        if a <= m && m < b {
+                            out.push(Cover::Quiet {
+                                index,
+                                start: at_minute(a),
+                                end: at_minute(b),
+                            });
+                        }
+                    }
+                }
+                for (index, &(start, end)) in self.blackouts.iter().enumerate() {
+                    if start <= t && t < end {
+                        out.push(Cover::Blackout { index, start, end });
+                    }
+                }
+                out
+            }
+
+            /// First uncovered instant at or after `t`, looking no further than `horizon`
+            /// minutes past it.
+            pub fn until(&self, t: DateTime<Utc>, horizon: i64) -> Option<DateTime<Utc>> {
+                let m = t.timestamp().div_euclid(MINUTE);
+                if !self.covered[(m - self.lo) as usize] {
+                    return Some(t);
+                }
+                let limit = t + Duration::minutes(horizon);
+                (m + 1..)
+                    .map(at_minute)
+                    .take_while(|u| *u <= limit)
+                    .find(|u| !self.covered[(u.timestamp() / MINUTE - self.lo) as usize])
+            }
+        }
+    }
+
+    /// The 2026 DST transitions of the zones the property test draws from, as UTC instants.
+    const TRANSITIONS_2026: [(Tz, &str); 6] = [
+        (New_York, "2026-03-08T07:00:00Z"),
+        (New_York, "2026-11-01T06:00:00Z"),
+        (London, "2026-03-29T01:00:00Z"),
+        (London, "2026-10-25T01:00:00Z"),
+        (Lord_Howe, "2026-04-04T15:00:00Z"),
+        (Lord_Howe, "2026-10-03T15:30:00Z"),
+    ];
+    const ZONES: [Tz; 4] = [New_York, London, Lord_Howe, Tokyo];
+
+    #[test]
+    fn transition_table_is_right() {
+        use chrono::Offset;
+        for (tz, at) in TRANSITIONS_2026 {
+            let t = utc(at);
+            let before = tz.offset_from_utc_datetime(&(t - Duration::seconds(1)).naive_utc());
+            let after = tz.offset_from_utc_datetime(&t.naive_utc());
+            assert_ne!(before.fix(), after.fix(), "{tz} {at}");
+        }
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Horizon for `until` in the property test: long enough to chain a few windows and
+        /// blackouts, short enough for the minute-by-minute reference.
+        const HORIZON_MINUTES: i64 = 3 * 1440;
+
+        fn slot(i: u32) -> NaiveTime {
+            NaiveTime::from_hms_opt(i / 4, (i % 4) * 15, 0).unwrap()
+        }
+
+        /// Slots 0..16 (00:00-03:45) hold every 2026 transition of the test zones, so half the
+        /// draws land on or near a gap or fold.
+        fn slot_index() -> impl Strategy<Value = u32> {
+            prop_oneof![0u32..96, 0u32..16]
+        }
+
+        /// A random window, in `zone` three times out of four so it meets the anchor's
+        /// transition.
+        fn window(zone: Tz) -> impl Strategy<Value = Window> {
+            let tz = prop_oneof![3 => Just(zone), 1 => (0..ZONES.len()).prop_map(|i| ZONES[i])];
+            (0u8..128, slot_index(), slot_index(), 0u8..10, tz).prop_map(
+                |(mask, from, to, kind, tz)| {
+                    let days = (0..7)
+                        .filter(|i| mask & (1 << i) != 0)
+                        .map(|i| Weekday::try_from(i).unwrap())
+                        .collect();
+                    let (from, to) = match kind {
+                        0 | 1 => (None, None),
+                        2 => (Some(slot(from)), None),
+                        3 => (None, Some(slot(to))),
+                        _ => (Some(slot(from)), Some(slot(to))),
+                    };
+                    Window {
+                        days,
+                        from,
+                        to,
+                        tz,
+                        reason: None,
+                    }
+                },
+            )
+        }
+
+        /// The instant the probes cluster around, and the zone windows mostly use.
+        fn anchor() -> impl Strategy<Value = (DateTime<Utc>, Tz)> {
+            let start_2026 = utc("2026-01-01T00:00:00Z");
+            prop_oneof![
+                3 => (0..TRANSITIONS_2026.len()).prop_map(|i| {
+                    let (tz, at) = TRANSITIONS_2026[i];
+                    (utc(at), tz)
+                }),
+                1 => (0i64..365 * 96, 0..ZONES.len())
+                    .prop_map(move |(q, z)| (start_2026 + Duration::minutes(q * 15), ZONES[z])),
+            ]
+        }
+
+        /// (anchor, windows, blackouts as (start, length) in quarter hours from the anchor,
+        /// probes as (minutes from the anchor, extra seconds)).
+        type Case = (DateTime<Utc>, Vec<Window>, Vec<(i64, i64)>, Vec<(i64, i64)>);
+
+        fn case() -> impl Strategy<Value = Case> {
+            let probe = prop_oneof![
+                (-2880i64..=2880, Just(0i64)),
+                (-192i64..=192, -1i64..=1).prop_map(|(q, d)| (q * 15 + d, 0)),
+                (-2880i64..=2880, 1i64..60),
+            ];
+            (
+                anchor(),
+                prop::collection::vec((-384i64..=384, 0i64..=192), 0..=2),
+            )
+                .prop_flat_map(move |((anchor, zone), blackouts)| {
+                    (
+                        Just(anchor),
+                        prop::collection::vec(window(zone), 1..=3),
+                        Just(blackouts),
+                        prop::collection::vec(probe.clone(), 12),
+                    )
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+            #[test]
+            fn matches_minute_by_minute_reference((anchor, windows, blackouts, probes) in case()) {
+                let schedule = Schedule {
+                    windows,
+                    blackouts: blackouts
+                        .iter()
+                        .map(|&(q, len)| {
+                            let from = anchor + Duration::minutes(q * 15);
+                            Blackout { from, to: from + Duration::minutes(len * 15), reason: None }
+                        })
+                        .collect(),
+                };
+                let probe_lo = anchor - Duration::days(2);
+                let probe_hi = anchor + Duration::days(2) + Duration::minutes(HORIZON_MINUTES);
+                let model = reference::Model::new(
+                    &schedule,
+                    probe_lo - Duration::days(5),
+                    probe_hi + Duration::days(5),
+                    probe_lo,
+                    probe_hi,
+                );
+                for (minutes, secs) in probes {
+                    let t = anchor + Duration::minutes(minutes) + Duration::seconds(secs);
+                    let got = schedule.covering(t);
+                    let want = model.covering(t);
+                    prop_assert_eq!(got.is_empty(), want.is_empty(), "covered? at {}", t);
+                    prop_assert_eq!(&got, &want, "covers at {}", t);
+                    prop_assert_eq!(
+                        schedule.until_within(t, Duration::minutes(HORIZON_MINUTES)),
+                        model.until(t, HORIZON_MINUTES),
+                        "until from {}", t
+                    );
+                }
+            }
+        }
     }
 }
