@@ -8,8 +8,8 @@
 //! an unintended quiet minute is cheap and an unintended post is not.
 
 use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
-    Weekday,
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset,
+    TimeZone, Utc, Weekday,
 };
 use chrono_tz::Tz;
 
@@ -25,25 +25,35 @@ const HORIZON_DAYS: i64 = 400;
 /// that, but the model gives it a defined meaning rather than panicking).
 #[derive(Debug, Clone)]
 pub struct Window {
+    /// Days an occurrence may start on, judged in `tz`; empty means every day.
     pub days: Vec<Weekday>,
+    /// Wall-clock start; `None` with `to` also `None` makes the window all day.
     pub from: Option<NaiveTime>,
+    /// Wall-clock end, exclusive; at or before `from` it falls on the next day.
     pub to: Option<NaiveTime>,
+    /// The zone the wall clock is read in, already defaulted from the policy by the loader.
     pub tz: Tz,
+    /// Shown to the author so a hold explains itself.
     pub reason: Option<String>,
 }
 
 /// A one-off `[from, to)` interval, already pinned to UTC so it needs no zone at check time.
 #[derive(Debug, Clone)]
 pub struct Blackout {
+    /// First covered instant.
     pub from: DateTime<Utc>,
+    /// First instant no longer covered; at or before `from` the blackout covers nothing.
     pub to: DateTime<Utc>,
+    /// Shown to the author so a hold explains itself.
     pub reason: Option<String>,
 }
 
 /// The quiet-time part of a policy; order matters because `covering` reports in policy order.
 #[derive(Debug, Clone, Default)]
 pub struct Schedule {
+    /// Recurring quiet hours, in policy order.
     pub windows: Vec<Window>,
+    /// One-off blackouts, in policy order.
     pub blackouts: Vec<Blackout>,
 }
 
@@ -53,11 +63,13 @@ pub struct Schedule {
 /// policy's own `reason`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cover {
+    /// An occurrence of `windows[index]`, resolved to the instants it runs between.
     Quiet {
         index: usize,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     },
+    /// `blackouts[index]`, with its own endpoints.
     Blackout {
         index: usize,
         start: DateTime<Utc>,
@@ -106,7 +118,9 @@ impl Schedule {
     pub fn covering(&self, now: DateTime<Utc>) -> Vec<Cover> {
         let mut out = Vec::new();
         for (index, window) in self.windows.iter().enumerate() {
-            let local_day = now.with_timezone(&window.tz).date_naive();
+            let Some(local_day) = wall_time(now, window.tz).map(|t| t.date()) else {
+                continue; // only at the very ends of chrono's range
+            };
             // An occurrence lasts at most a day plus a DST shift, so it started within the
             // last two local dates; the next date is included for folds that cross midnight.
             for offset in -2..=1 {
@@ -142,7 +156,9 @@ impl Schedule {
     }
 
     fn until_within(&self, now: DateTime<Utc>, horizon: Duration) -> Option<DateTime<Utc>> {
-        let limit = now + horizon;
+        let limit = now
+            .checked_add_signed(horizon)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let mut t = now;
         loop {
             // Every cover ends after `t`, so `t` strictly increases and the limit ends the loop.
@@ -183,7 +199,7 @@ pub fn resolve_local(naive: NaiveDateTime, tz: Tz, side: Side) -> DateTime<Utc> 
 fn gap_end(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
     let local = |secs: i64| {
         DateTime::from_timestamp(secs, 0)
-            .map(|t| t.with_timezone(&tz).naive_local())
+            .and_then(|t| wall_time(t, tz))
             .unwrap_or(NaiveDateTime::MAX)
     };
     let base = naive.and_utc().timestamp();
@@ -198,6 +214,13 @@ fn gap_end(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
         }
     }
     DateTime::from_timestamp(hi, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The wall-clock reading of `t` in `tz`; `None` instead of chrono's panic when that reading
+/// falls outside chrono's range, because a malformed policy must not crash the gate.
+fn wall_time(t: DateTime<Utc>, tz: Tz) -> Option<NaiveDateTime> {
+    let offset = tz.offset_from_utc_datetime(&t.naive_utc()).fix();
+    t.naive_utc().checked_add_offset(offset)
 }
 
 /// Parses a policy time of day; strict `HH:MM` so typos like `8:00pm` fail loudly.
@@ -585,6 +608,33 @@ mod tests {
         );
     }
 
+    #[test]
+    fn extreme_instants_do_not_panic() {
+        let s = Schedule {
+            windows: vec![
+                Window {
+                    days: vec![],
+                    from: None,
+                    to: None,
+                    tz: chrono_tz::Pacific::Kiritimati,
+                    reason: None,
+                },
+                Window {
+                    days: vec![],
+                    from: parse_hhmm("20:00"),
+                    to: parse_hhmm("08:00"),
+                    tz: chrono_tz::Etc::GMTPlus12,
+                    reason: None,
+                },
+            ],
+            blackouts: vec![],
+        };
+        for t in [DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MIN_UTC] {
+            let _ = s.covering(t);
+            let _ = s.until(t);
+        }
+    }
+
     /// A brute-force model of the spec, deliberately sharing nothing with the code under
     /// test but the data types: it never calls `resolve_local` or `Window::occurrence`, and
     /// finds every edge by scanning UTC minutes and comparing their local wall times.
@@ -819,7 +869,7 @@ mod tests {
             ];
             (
                 anchor(),
-                prop::collection::vec((-384i64..=384, 0i64..=192), 0..=2),
+                prop::collection::vec((-384i64..=384, -8i64..=192), 0..=2),
             )
                 .prop_flat_map(move |((anchor, zone), blackouts)| {
                     (
@@ -861,11 +911,16 @@ mod tests {
                     let want = model.covering(t);
                     prop_assert_eq!(got.is_empty(), want.is_empty(), "covered? at {}", t);
                     prop_assert_eq!(&got, &want, "covers at {}", t);
+                    let want_until = model.until(t, HORIZON_MINUTES);
                     prop_assert_eq!(
                         schedule.until_within(t, Duration::minutes(HORIZON_MINUTES)),
-                        model.until(t, HORIZON_MINUTES),
+                        want_until,
                         "until from {}", t
                     );
+                    // Within the short horizon the public, 400-day `until` must agree too.
+                    if want_until.is_some() {
+                        prop_assert_eq!(schedule.until(t), want_until, "public until from {}", t);
+                    }
                 }
             }
         }
