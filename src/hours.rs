@@ -121,8 +121,9 @@ impl Schedule {
             let Some(local_day) = wall_time(now, window.tz).map(|t| t.date()) else {
                 continue; // only at the very ends of chrono's range
             };
-            // An occurrence lasts at most a day plus a DST shift, so it started within the
-            // last two local dates; the next date is included for folds that cross midnight.
+            // An occurrence ends by the local day after it starts, so it started on this local
+            // date or the one before; one more date each way is cheap insurance for zones
+            // whose clocks jump across midnight.
             for offset in -2..=1 {
                 let Some(day) = local_day.checked_add_signed(Duration::days(offset)) else {
                     continue;
@@ -192,10 +193,10 @@ pub fn resolve_local(naive: NaiveDateTime, tz: Tz, side: Side) -> DateTime<Utc> 
 
 /// The first instant whose local time is at or after `naive`, for a `naive` inside a gap.
 ///
-/// UTC offsets lie within -12h..+14h, so the instant is bracketed by `naive` read as UTC
-/// minus 15h (local time surely earlier) and plus 13h (surely later); a binary search over
-/// whole seconds then finds the jump, which is the only place local time can pass a
-/// non-existent `naive`.
+/// Every offset in the tz database (old local mean times included) is under 18 hours either
+/// way, so `naive` read as UTC minus 18h has an earlier wall time and plus 18h a later one,
+/// however long the gap; a binary search over whole seconds then finds the jump, which is the
+/// only place local time can pass a non-existent `naive`.
 fn gap_end(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
     let local = |secs: i64| {
         DateTime::from_timestamp(secs, 0)
@@ -203,7 +204,7 @@ fn gap_end(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
             .unwrap_or(NaiveDateTime::MAX)
     };
     let base = naive.and_utc().timestamp();
-    let (mut lo, mut hi) = (base - 15 * 3600, base + 13 * 3600);
+    let (mut lo, mut hi) = (base - 18 * 3600, base + 18 * 3600);
     // Invariant: local(lo) < naive <= local(hi).
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
@@ -264,7 +265,9 @@ pub fn parse_weekday(s: &str) -> Option<Weekday> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono_tz::{America::New_York, Asia::Tokyo, Australia::Lord_Howe, Europe::London};
+    use chrono_tz::{
+        America::New_York, Asia::Tokyo, Australia::Lord_Howe, Europe::London, Pacific,
+    };
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)
@@ -537,6 +540,25 @@ mod tests {
             (Lord_Howe, "2026-04-05T01:45", Start, "2026-04-04T14:45:00Z"),
             (Lord_Howe, "2026-04-05T01:45", End, "2026-04-04T15:15:00Z"),
             (Lord_Howe, "2026-04-05T01:30", End, "2026-04-04T15:00:00Z"),
+            // Samoa skipped all of 2011-12-30 when it crossed the date line.
+            (
+                Pacific::Apia,
+                "2011-12-30T12:00",
+                Start,
+                "2011-12-30T10:00:00Z",
+            ),
+            (
+                Pacific::Apia,
+                "2011-12-30T00:00",
+                End,
+                "2011-12-30T10:00:00Z",
+            ),
+            (
+                Pacific::Apia,
+                "2011-12-31T00:00",
+                Start,
+                "2011-12-30T10:00:00Z",
+            ),
         ];
         for &(tz, local, side, want) in cases {
             assert_eq!(
@@ -882,7 +904,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+            #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
             #[test]
             fn matches_minute_by_minute_reference((anchor, windows, blackouts, probes) in case()) {
