@@ -488,7 +488,11 @@ fn read_accounts(
             if at.value as usize > key_count {
                 r.error(
                     at.span.clone(),
-                    format!("account `{name}` requires {} reviewers but only {key_count} are listed in `[reviewers.keys]`", at.value),
+                    format!(
+                        "account `{name}` requires {} reviewer{} but only {key_count} are listed in `[reviewers.keys]`",
+                        at.value,
+                        if at.value == 1 { "" } else { "s" }
+                    ),
                 )
                 .hint = Some("no post could ever be approved: list more keys or lower `reviewers_required`".into());
             }
@@ -612,6 +616,7 @@ fn read_windows(r: &mut Reader<'_>, root: &DeTable<'_>, timezone: Option<Tz>) ->
 
 fn read_blackouts(r: &mut Reader<'_>, root: &DeTable<'_>, timezone: Option<Tz>) -> Vec<Blackout> {
     let mut blackouts = Vec::new();
+    let timezone = (timezone, Reader::get(root, "timezone").is_some());
     for (t, span) in r.tables(root, "blackouts") {
         r.check_keys(t, BLACKOUT_KEYS, "`[[blackouts]]`");
         let from = instant(r, t, "from", timezone, Side::Start);
@@ -638,7 +643,7 @@ fn instant(
     r: &mut Reader<'_>,
     table: &DeTable<'_>,
     key: &str,
-    timezone: Option<Tz>,
+    (timezone, zone_written): (Option<Tz>, bool),
     side: Side,
 ) -> Option<(DateTime<Utc>, Range<usize>)> {
     let (_, value) = Reader::get(table, key)?;
@@ -655,6 +660,8 @@ fn instant(
         Some(Written::Exact(t)) => Some((t, value.span())),
         Some(Written::Local(naive)) => match timezone {
             Some(tz) => Some((hours::resolve_local(naive, tz, side), value.span())),
+            // The zone is there but invalid: that error is already reported.
+            None if zone_written => None,
             None => {
                 r.error(value.span(), format!("`{key}` has no offset and the policy has no `timezone`"))
                     .hint = Some("add `timezone = \"Europe/London\"` at the top, or write an offset such as `+01:00`".into());
@@ -710,7 +717,7 @@ fn read_freeze(r: &mut Reader<'_>, root: &DeTable<'_>) -> Option<Freeze> {
     r.check_keys(t, FREEZE_KEYS, "`[freeze]`");
     let reason = r.string(t, "reason");
     let since = match Reader::get(t, "since") {
-        Some(_) => instant(r, t, "since", Some(Tz::UTC), Side::Start).map(|(t, _)| t),
+        Some(_) => instant(r, t, "since", (Some(Tz::UTC), true), Side::Start).map(|(t, _)| t),
         None => None,
     };
     match reason {

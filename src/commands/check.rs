@@ -258,24 +258,30 @@ fn parse_line<'p>(
     policy: &'p Policy,
     default_accounts: &[&'p Account],
 ) -> Result<Parsed<'p>, Diagnostic> {
-    let at = |column: usize, message: String| {
+    let at = |column: usize, width: usize, message: String| {
         let mut d = Diagnostic::whole_file(Level::Error, path.display().to_string(), message);
         d.line = number;
         d.column = column.max(1);
-        d.snippet = Some((line.to_owned(), column.saturating_sub(1), 1));
+        let located = crate::diagnostic::locate(line, line.char_indices().nth(column.saturating_sub(1)).map_or(line.len(), |(i, _)| i)..line.len());
+        d.snippet = Some((located.text, located.pad, width.max(1)));
         d
     };
     let item: Line = serde_json::from_str(line).map_err(|e| {
         let message = e.to_string();
         let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
-        at(e.column(), format!("invalid calendar line: {message}"))
+        at(e.column(), 1, format!("invalid calendar line: {message}"))
     })?;
     let accounts = match &item.account {
         Some(name) => match policy.account(name) {
             Some(a) => vec![a],
             None => {
-                let column = line.find(&format!("\"{name}\"")).map_or(1, |i| i + 1);
-                return Err(at(column, format!("unknown account `{name}`")));
+                let quoted = format!("\"{name}\"");
+                let column = line.find(&quoted).map_or(1, |i| line[..i].chars().count() + 1);
+                let hint = crate::diagnostic::did_you_mean(name, policy.accounts.keys().map(String::as_str))
+                    .map(|close| format!("did you mean `{close}`?"));
+                let mut d = at(column, quoted.chars().count(), format!("unknown account `{name}`"));
+                d.hint = hint;
+                return Err(d);
             }
         },
         None => default_accounts.to_vec(),
@@ -284,8 +290,10 @@ fn parse_line<'p>(
         Some(text) => match parse_datetime(text) {
             Some(Written::Exact(t)) => Some(t),
             _ => {
-                let column = line.find(text.as_str()).map_or(1, |i| i + 1);
-                return Err(at(column, format!("invalid `at` `{text}`: write an RFC 3339 instant with an offset")));
+                let column = line.find(text.as_str()).map_or(1, |i| line[..i].chars().count() + 1);
+                let mut d = at(column, text.chars().count(), format!("invalid `at` `{text}`"));
+                d.hint = Some("write an RFC 3339 instant with an offset, e.g. `2026-11-23T10:00:00Z`".into());
+                return Err(d);
             }
         },
         None => None,

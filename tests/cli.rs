@@ -1,0 +1,610 @@
+//! The built binary, end to end: exit codes, JSON and the full text of error messages.
+
+mod common;
+
+use common::{Sandbox, keygen, repo};
+use serde_json::json;
+
+const POLICY: &str = r#"version = 1
+timezone = "Europe/London"
+
+[accounts.brand]
+platform = "mastodon"
+server = "https://mastodon.example"
+
+[accounts.bsky]
+platform = "bluesky"
+
+[accounts.x]
+platform = "x"
+
+[banned_terms]
+deny = ["layoffs", "kill", "nobody here knows how to drive"]
+warn = ["guaranteed"]
+allow = ["kill switch"]
+regex = ['free\s+i?phones?']
+
+[[quiet_hours]]
+days = ["mon", "tue", "wed", "thu", "fri"]
+from = "20:00"
+to = "08:00"
+reason = "Evenings"
+
+[[blackouts]]
+from = "2026-12-24T00:00"
+to = "2026-12-27T00:00"
+reason = "Holidays"
+"#;
+
+/// A Monday morning in London: no quiet hours, no blackout.
+const WEEKDAY: &str = "2026-11-23T10:00:00Z";
+
+fn sandbox() -> Sandbox {
+    let s = Sandbox::new();
+    s.write("gate.toml", POLICY);
+    s
+}
+
+// ---------------------------------------------------------------- policy check
+
+#[test]
+fn policy_check_accepts_a_valid_policy() {
+    let s = sandbox();
+    let run = s.run(&["policy", "check"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert_eq!(run.stderr, "valid: `gate.toml`\n");
+}
+
+#[test]
+fn policy_check_reports_every_problem_with_position_and_caret() {
+    let s = Sandbox::new();
+    s.write(
+        "gate.toml",
+        r#"version = 1
+timezon = "Europe/London"
+
+[accounts.brand]
+platform = "mastodn"
+
+[banned_terms]
+deny = ["layoffs", 3]
+regex = ['free\s+(iphone']
+
+[[quiet_hours]]
+from = "25:00"
+to = "08:00"
+"#,
+    );
+    let run = s.run(&["policy", "check"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(run.stdout, "");
+    let expected = r#"error: unknown key `timezon` in the policy
+ --> gate.toml:2:1
+  |
+2 | timezon = "Europe/London"
+  | ^^^^^^^
+  = hint: did you mean `timezone`?
+
+error: unknown platform `mastodn`
+ --> gate.toml:5:12
+  |
+5 | platform = "mastodn"
+  |            ^^^^^^^^^
+  = hint: did you mean `mastodon`?
+
+error: `deny` must hold only strings, found an integer
+ --> gate.toml:8:20
+  |
+8 | deny = ["layoffs", 3]
+  |                    ^
+
+error: invalid regex: unclosed group
+ --> gate.toml:9:10
+  |
+9 | regex = ['free\s+(iphone']
+  |          ^^^^^^^^^^^^^^^^
+  = hint: patterns use Rust `regex` syntax and match the normalised (lower-case) text
+
+error: quiet hours need a time zone
+  --> gate.toml:11:1
+   |
+11 | [[quiet_hours]]
+   | ^^^^^^^^^^^^^^^
+   = hint: add `timezone = "Europe/London"` at the top of the policy, or to this window
+
+error: invalid time `25:00` for `from`
+  --> gate.toml:12:8
+   |
+12 | from = "25:00"
+   |        ^^^^^^^
+   = hint: write 24-hour `HH:MM`, e.g. `20:00`
+
+invalid: 6 errors
+"#;
+    assert_eq!(run.stderr, expected);
+}
+
+#[test]
+fn policy_check_json_and_github_formats() {
+    let s = Sandbox::new();
+    s.write("gate.toml", "version = 2\n[reviewers]\nrequired = 2\n");
+    let run = s.run(&["policy", "check", "--json"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["valid"], json!(false));
+    let diags = doc["diagnostics"].as_array().unwrap();
+    assert_eq!(diags.len(), 2);
+    assert_eq!(diags[0]["severity"], "error");
+    assert_eq!(diags[0]["message"], "unsupported policy version 2");
+    assert_eq!((diags[0]["line"].as_u64(), diags[0]["column"].as_u64()), (Some(1), Some(11)));
+    assert_eq!(diags[1]["message"], "2 reviewers required but only 0 listed in `[reviewers.keys]`");
+    assert_eq!((diags[1]["line"].as_u64(), diags[1]["column"].as_u64()), (Some(3), Some(12)));
+
+    let run = s.run(&["policy", "check", "--format", "github"]);
+    assert_eq!(run.code, 3);
+    assert_eq!(
+        run.stdout,
+        "::error file=gate.toml,line=1,col=11::unsupported policy version 2 (hint: this gate understands `version = 1`)\n\
+         ::error file=gate.toml,line=3,col=12::2 reviewers required but only 0 listed in `[reviewers.keys]` (hint: no post could ever be approved: list more keys or lower `required`)\n"
+    );
+
+    let ok = sandbox().run(&["policy", "check", "--json"]);
+    assert_eq!(ok.code, 0);
+    assert_eq!(ok.json(), json!({"valid": true, "diagnostics": []}));
+}
+
+#[test]
+fn policy_check_rejects_bad_toml_with_position() {
+    let s = Sandbox::new();
+    s.write("gate.toml", "version = 1\n[banned_terms\ndeny = []\n");
+    let run = s.run(&["policy", "check"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.starts_with("error: invalid TOML: "), "{}", run.stderr);
+    assert!(run.stderr.contains(" --> gate.toml:2:"), "{}", run.stderr);
+}
+
+#[test]
+fn policy_check_semantic_errors() {
+    let s = Sandbox::new();
+    s.write(
+        "gate.toml",
+        r#"version = 1
+timezone = "Mars/Olympus"
+
+[accounts.m]
+platform = "mastodon"
+
+[accounts.b]
+platform = "bluesky"
+server = "http://bsky.example"
+reviewers_required = 1
+
+[reviewers.keys]
+carol = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC carol"
+
+[[quiet_hours]]
+days = ["mon", "someday"]
+from = "20:00"
+
+[[blackouts]]
+from = "2026-12-27T00:00Z"
+to = "2026-12-24T00:00+01:00"
+"#,
+    );
+    let run = s.run(&["policy", "check", "--json"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    let messages: Vec<String> = run.json()["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| format!("{}:{} {}", d["line"], d["column"], d["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "2:12 unknown time zone `Mars/Olympus`",
+            "4:11 mastodon account `m` has no `server`",
+            "9:10 invalid `server` URL `http://bsky.example`: plain `http://` is only allowed for loopback test servers",
+            "10:22 account `b` requires 1 reviewer but only 0 are listed in `[reviewers.keys]`",
+            "13:9 the key of reviewer `carol` is not an OpenSSH ed25519 public key: not an openssh public key line (expected \"ssh-ed25519 <base64> [comment]\")",
+            "15:1 a quiet-hours window needs both `from` and `to`, or neither",
+            "16:16 unknown day `someday`",
+            "21:6 a blackout must end after it starts",
+        ]
+    );
+}
+
+// ---------------------------------------------------------------- policy lookup
+
+#[test]
+fn no_policy_is_exit_3_never_no_rules() {
+    let s = Sandbox::new();
+    let run = s.run(&["check", "hello", "--now", WEEKDAY]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: no policy file found\n  --> gate.toml\n  = hint: pass `--policy PATH`, set `GATE_POLICY`, or put `gate.toml` in this folder or a parent (or in `$XDG_CONFIG_HOME/gate/`); `policy.example.toml` is a start\n"
+    );
+}
+
+#[test]
+fn policy_lookup_order() {
+    let s = Sandbox::new();
+    // The config folder is the last resort.
+    s.write("config/gate/gate.toml", "version = 1\n[banned_terms]\ndeny = [\"config\"]\n");
+    std::fs::create_dir_all(s.path().join("a/b")).unwrap();
+    let judge = |dir: &str, extra: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = s.command(&[args, &["check", "config parent env flag", "--json", "--now", WEEKDAY]].concat());
+        cmd.current_dir(s.path().join(dir));
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["posts"][0]["findings"][0]["term"].as_str().unwrap_or("").to_owned()
+    };
+    assert_eq!(judge("a/b", &[], &[]), "config");
+    s.write("a/gate.toml", "version = 1\n[banned_terms]\ndeny = [\"parent\"]\n");
+    assert_eq!(judge("a/b", &[], &[]), "parent");
+    let env_policy = s.write("env.toml", "version = 1\n[banned_terms]\ndeny = [\"env\"]\n");
+    assert_eq!(judge("a/b", &[("GATE_POLICY", env_policy.to_str().unwrap())], &[]), "env");
+    let flag_policy = s.write("flag.toml", "version = 1\n[banned_terms]\ndeny = [\"flag\"]\n");
+    assert_eq!(
+        judge("a/b", &[("GATE_POLICY", env_policy.to_str().unwrap())], &["--policy", flag_policy.to_str().unwrap()]),
+        "flag"
+    );
+}
+
+// ---------------------------------------------------------------- check: verdicts
+
+#[test]
+fn check_denies_banned_terms_with_spans_in_the_original_text() {
+    let s = sandbox();
+    let text = "Big news: #LAYOFFS start today!";
+    let run = s.run(&["check", text, "--account", "brand", "--json", "--now", WEEKDAY]);
+    assert_eq!(run.code, 4, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["verdict"], "deny");
+    let post = &doc["posts"][0];
+    assert_eq!(post["source"], "<argument>");
+    assert_eq!(post["account"], "brand");
+    assert_eq!(post["verdict"], "deny");
+    let f = &post["findings"][0];
+    assert_eq!(f["rule"], "banned_term");
+    assert_eq!(f["severity"], "deny");
+    assert_eq!(f["term"], "layoffs");
+    let (start, end) = (f["start"].as_u64().unwrap() as usize, f["end"].as_u64().unwrap() as usize);
+    assert_eq!(&text[start..end], "LAYOFFS");
+}
+
+#[test]
+fn check_human_output_underlines_the_term() {
+    let s = sandbox();
+    let run = s.run(&["check", "We will kill it.\nLayoffs follow.", "--account", "brand", "--now", WEEKDAY]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "deny   <argument> → brand\n\
+         \x20 deny   banned_term: \"kill\" matches the banned term `kill`\n\
+         \x20        1 | We will kill it.\n\
+         \x20          |         ^^^^\n\
+         \x20 deny   banned_term: \"Layoffs\" matches the banned term `layoffs`\n\
+         \x20        2 | Layoffs follow.\n\
+         \x20          | ^^^^^^^\n"
+    );
+}
+
+#[test]
+fn check_allows_and_warns() {
+    let s = sandbox();
+    let run = s.run(&["check", "Our kill switch is guaranteed to work", "--account", "brand", "--json", "--now", WEEKDAY]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["verdict"], "allow");
+    let findings = doc["posts"][0]["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["severity"], "warn");
+    assert_eq!(findings[0]["term"], "guaranteed");
+}
+
+#[test]
+fn check_regex_and_evasions() {
+    let s = sandbox();
+    for text in [
+        "Win FREE   iPhones today",
+        "l\u{0430}yoffs",                     // Cyrillic а
+        "ＬＡＹＯＦＦＳ",                     // full-width
+        "lay\u{200B}offs",                    // zero-width space
+        "Nobody here... knows how-to DRIVE!", // a phrase across punctuation
+    ] {
+        let run = s.run(&["check", text, "--account", "brand", "--json", "--now", WEEKDAY]);
+        assert_eq!(run.code, 4, "{text:?}: {run:?}");
+    }
+}
+
+#[test]
+fn check_holds_in_quiet_hours_with_until() {
+    let s = sandbox();
+    // Monday 21:00 London (GMT): held until Tuesday 08:00.
+    let run = s.run(&["check", "hello", "--account", "brand", "--json", "--now", "2026-11-23T21:00:00Z"]);
+    assert_eq!(run.code, 5, "{run:?}");
+    let f = &run.json()["posts"][0]["findings"][0];
+    assert_eq!(f["rule"], "quiet_hours");
+    assert_eq!(f["severity"], "hold");
+    assert_eq!(f["until"], "2026-11-24T08:00:00Z");
+    assert_eq!(f["reason"], "Evenings");
+}
+
+#[test]
+fn check_holds_in_a_blackout() {
+    let s = sandbox();
+    let run = s.run(&["check", "hello", "--account", "brand", "--json", "--now", "2026-12-25T12:00:00Z"]);
+    assert_eq!(run.code, 5, "{run:?}");
+    let f = &run.json()["posts"][0]["findings"][0];
+    assert_eq!(f["rule"], "blackout");
+    // 27 Dec 2026 is a Sunday: the blackout ends at midnight and no weekday window follows.
+    assert_eq!(f["until"], "2026-12-27T00:00:00Z");
+}
+
+#[test]
+fn check_length_per_network() {
+    let s = sandbox();
+    let long = "a".repeat(281);
+    let run = s.run(&["check", &long, "--account", "x", "--json", "--now", WEEKDAY]);
+    assert_eq!(run.code, 4, "{run:?}");
+    let f = &run.json()["posts"][0]["findings"][0];
+    assert_eq!(f["rule"], "length");
+    assert_eq!(f["length"], 281);
+    assert_eq!(f["limit"], 280);
+    // The same text fits Bluesky's 300 graphemes and Mastodon's 500 characters.
+    for account in ["bsky", "brand"] {
+        let run = s.run(&["check", &long, "--account", account, "--json", "--now", WEEKDAY]);
+        assert_eq!(run.code, 0, "{account}: {run:?}");
+    }
+}
+
+#[test]
+fn check_reads_stdin() {
+    let s = sandbox();
+    let run = s.run_with_stdin(&["check", "-", "--account", "brand", "--json", "--now", WEEKDAY], "layoffs\n");
+    assert_eq!(run.code, 4, "{run:?}");
+    assert_eq!(run.json()["posts"][0]["source"], "<stdin>");
+}
+
+#[test]
+fn exit_code_precedence_frozen_deny_review_hold() {
+    let s = Sandbox::new();
+    let (_, carol) = keygen(s.path(), "carol", "");
+    let policy = format!(
+        "{POLICY}\n[reviewers]\nrequired = 1\n[reviewers.keys]\ncarol = \"{carol}\"\n"
+    );
+    s.write("gate.toml", &policy);
+    let evening = "2026-11-23T21:00:00Z";
+    let verdict = |text: &str, now: &str| {
+        let run = s.run(&["check", text, "--account", "brand", "--json", "--now", now]);
+        (run.code, run.json()["verdict"].as_str().unwrap().to_owned())
+    };
+    // review + hold → review
+    assert_eq!(verdict("hello", evening), (6, "review".into()));
+    // deny + review + hold → deny
+    assert_eq!(verdict("layoffs", evening), (4, "deny".into()));
+    // review alone
+    assert_eq!(verdict("hello", WEEKDAY), (6, "review".into()));
+    // frozen beats everything
+    s.write("gate.toml", &format!("{policy}\n[freeze]\nreason = \"incident\"\n"));
+    assert_eq!(verdict("layoffs", evening), (7, "frozen".into()));
+}
+
+#[test]
+fn local_freeze_and_unfreeze() {
+    let s = sandbox();
+    let run = s.run(&["freeze", "--reason", "account compromised"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = s.run(&["check", "hello", "--account", "brand", "--json", "--now", WEEKDAY]);
+    assert_eq!(run.code, 7, "{run:?}");
+    let f = &run.json()["posts"][0]["findings"][0];
+    assert_eq!(f["rule"], "freeze");
+    assert_eq!(f["severity"], "frozen");
+    assert_eq!(f["reason"], "account compromised");
+    let run = s.run(&["unfreeze"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = s.run(&["check", "hello", "--account", "brand", "--now", WEEKDAY]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn check_usage_errors_name_the_flag() {
+    let s = sandbox();
+    let run = s.run(&["check", "hello", "--now", "tomorrow"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: invalid value `tomorrow` for `--now`\n  hint: write an RFC 3339 instant with an offset, e.g. `2026-11-23T10:00:00Z`\n"
+    );
+    let run = s.run(&["check", "hello", "--account", "brnd", "--now", WEEKDAY]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stderr, "error: unknown account `brnd` in `--account`\n  hint: did you mean `brand`?\n");
+    let run = s.run(&["check"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let run = s.run(&["check", "--bogus"]);
+    assert_eq!(run.code, 2, "{run:?}");
+}
+
+// ---------------------------------------------------------------- post files
+
+#[test]
+fn check_post_files_and_folders() {
+    let s = sandbox();
+    s.write("posts/a.post.toml", "account = \"brand\"\ntext = \"All good here\"\n");
+    s.write("posts/deep/b.post.toml", "accounts = [\"brand\", \"x\"]\ntext = \"Layoffs\"\n");
+    s.write("posts/notes.txt", "not a post");
+    let run = s.run(&["check", "--file", "posts", "--json", "--now", WEEKDAY]);
+    assert_eq!(run.code, 4, "{run:?}");
+    let doc = run.json();
+    let rows: Vec<(String, String, String)> = doc["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["source"].as_str().unwrap().to_owned(), p["account"].as_str().unwrap().to_owned(), p["verdict"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("posts/a.post.toml".into(), "brand".into(), "allow".into()),
+            ("posts/deep/b.post.toml".into(), "brand".into(), "deny".into()),
+            ("posts/deep/b.post.toml".into(), "x".into(), "deny".into()),
+        ]
+    );
+}
+
+#[test]
+fn post_file_errors_are_positioned() {
+    let s = sandbox();
+    s.write("p.post.toml", "acount = \"brand\"\naccount = \"brnd\"\ntext = \"hi\"\n\n[[media]]\npath = \"missing.png\"\n");
+    let run = s.run(&["check", "--file", "p.post.toml", "--now", WEEKDAY]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: unknown key `acount` in a post file\n --> p.post.toml:1:1\n  |\n1 | acount = \"brand\"\n  | ^^^^^^\n  = hint: did you mean `account`?\n\n\
+         error: unknown account `brnd`\n --> p.post.toml:2:11\n  |\n2 | account = \"brnd\"\n  |           ^^^^^^\n  = hint: did you mean `brand`?\n\n\
+         error: cannot read media `missing.png`: no such file or directory\n --> p.post.toml:6:8\n  |\n6 | path = \"missing.png\"\n  |        ^^^^^^^^^^^^^\n  = hint: media paths are relative to the post file's folder\n"
+    );
+}
+
+#[test]
+fn an_invalid_post_does_not_hide_the_others() {
+    let s = sandbox();
+    s.write("posts/bad.post.toml", "text = \"no account\"\n");
+    s.write("posts/good.post.toml", "account = \"brand\"\ntext = \"Layoffs\"\n");
+    let run = s.run(&["check", "--file", "posts", "--json", "--now", WEEKDAY]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["posts"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["posts"][0]["verdict"], "deny");
+    assert_eq!(doc["errors"][0]["message"], "the post names no account");
+}
+
+// ---------------------------------------------------------------- JSON Lines calendar
+
+#[test]
+fn jsonl_gives_one_result_per_line_in_order() {
+    let s = sandbox();
+    s.write(
+        "cal.jsonl",
+        "{\"text\": \"hello\", \"account\": \"brand\", \"at\": \"2026-11-23T10:00:00Z\"}\n\
+         {\"text\": \"layoffs\", \"account\": \"x\"}\n\
+         {\"text\": \"evening\", \"account\": \"brand\", \"at\": \"2026-11-23T21:00:00Z\"}\n",
+    );
+    let run = s.run(&["check", "--jsonl", "cal.jsonl", "--json", "--now", WEEKDAY]);
+    assert_eq!(run.code, 4, "{run:?}");
+    let lines: Vec<serde_json::Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["source"], "cal.jsonl:1");
+    assert_eq!(lines[0]["verdict"], "allow");
+    assert_eq!(lines[1]["verdict"], "deny");
+    assert_eq!(lines[1]["account"], "x");
+    assert_eq!(lines[2]["verdict"], "hold");
+    assert_eq!(lines[2]["findings"][0]["until"], "2026-11-24T08:00:00Z");
+}
+
+#[test]
+fn jsonl_bad_lines_are_reported_where_they_are() {
+    let s = sandbox();
+    s.write("cal.jsonl", "{\"text\": \"hello\"}\n{\"txt\": \"oops\"}\n{\"text\": \"hi\", \"account\": \"nope\"}\n");
+    let run = s.run(&["check", "--jsonl", "cal.jsonl", "--json", "--now", WEEKDAY]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let lines: Vec<serde_json::Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["verdict"], "allow");
+    assert_eq!(lines[1]["source"], "cal.jsonl:2");
+    assert!(lines[1]["error"].as_str().unwrap().contains("unknown field `txt`"), "{}", lines[1]);
+    assert_eq!(lines[2]["error"], "unknown account `nope`");
+    assert_eq!(
+        run.stderr,
+        "error: invalid calendar line: unknown field `txt`, expected one of `text`, `account`, `at`\n --> cal.jsonl:2:6\n  |\n2 | {\"txt\": \"oops\"}\n  |      ^\n\n\
+         error: unknown account `nope`\n --> cal.jsonl:3:27\n  |\n3 | {\"text\": \"hi\", \"account\": \"nope\"}\n  |                           ^^^^^^\n"
+    );
+}
+
+// ---------------------------------------------------------------- policy test
+
+#[test]
+fn policy_test_reports_failures_and_counts() {
+    let s = Sandbox::new();
+    s.write(
+        "gate.toml",
+        &format!(
+            "{POLICY}\n[[tests]]\ntext = \"Layoffs today\"\nexpect = \"deny\"\naccount = \"brand\"\n\n\
+             [[tests]]\nname = \"wrong on purpose\"\ntext = \"hello\"\naccount = \"brand\"\nnow = \"2026-11-23T21:00:00Z\"\nexpect = \"allow\"\n"
+        ),
+    );
+    let run = s.run(&["policy", "test"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "FAIL gate.toml:36 wrong on purpose\n     expected: allow\n          got: hold\n               hold: quiet hours (Evenings): held until 2026-11-24T08:00:00Z\n1 passed, 1 failed\n"
+    );
+}
+
+#[test]
+fn the_example_policy_is_valid_and_its_tests_pass() {
+    let s = Sandbox::new();
+    let policy = repo().join("policy.example.toml");
+    let run = s.run(&["policy", "check", policy.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = s.run(&["policy", "test", policy.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.ends_with(" passed, 0 failed\n"), "{run:?}");
+}
+
+#[test]
+fn the_examples_behave_as_the_readme_says() {
+    let s = Sandbox::new();
+    let policy = repo().join("policy.example.toml");
+    let posts = repo().join("examples/posts");
+    let run = s.run(&["--policy", policy.to_str().unwrap(), "check", "--file", posts.to_str().unwrap(), "--now", WEEKDAY]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let refused = repo().join("examples/refused");
+    let run = s.run(&["--policy", policy.to_str().unwrap(), "check", "--file", refused.to_str().unwrap(), "--json", "--now", WEEKDAY]);
+    assert_eq!(run.code, 4, "{run:?}");
+    let verdicts: Vec<(String, String)> = run.json()["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let source = p["source"].as_str().unwrap();
+            let name = source.rsplit('/').next().unwrap().to_owned();
+            (name, p["verdict"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("detroit.post.toml".into(), "deny".into()),
+            ("edited.post.toml".into(), "review".into()),
+            ("layoffs.post.toml".into(), "deny".into()),
+            ("unapproved.post.toml".into(), "review".into()),
+        ]
+    );
+    let calendar = repo().join("examples/calendar.jsonl");
+    let run = s.run(&["--policy", policy.to_str().unwrap(), "check", "--jsonl", calendar.to_str().unwrap(), "--json"]);
+    let verdicts: Vec<String> = run.stdout.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["verdict"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(verdicts, ["allow", "hold", "hold", "deny", "deny"]);
+}
+
+// ---------------------------------------------------------------- completions, man page
+
+#[test]
+fn completions_and_man_page() {
+    let s = Sandbox::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let run = s.run(&["completions", shell]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(run.stdout.contains("policy"), "{shell}");
+    }
+    let run = s.run(&["man"]);
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.starts_with(".ie \\n(.g .ds Aq \\(aq"), "{}", &run.stdout[..80]);
+    assert!(run.stdout.contains(".TH gate 1"));
+}
