@@ -359,9 +359,7 @@ impl<'p> Engine<'p> {
         }
 
         let required = self.policy.required_reviewers(accounts);
-        let any_required = required > 0
-            || accounts.is_empty() && self.policy.reviewers_required > 0;
-        if any_required || !post.approvals.is_empty() {
+        if required > 0 || !post.approvals.is_empty() {
             let names: Vec<String> = if post.accounts.is_empty() {
                 accounts.iter().map(|a| a.name.clone()).collect()
             } else {
@@ -483,9 +481,9 @@ fn finish(post: &Post, account: Option<String>, mut findings: Vec<Finding>) -> E
 }
 
 /// The verdict of several evaluations together: the strongest one.
-pub fn overall(evaluations: &[Evaluation]) -> Verdict {
+pub fn overall<'a>(evaluations: impl IntoIterator<Item = &'a Evaluation>) -> Verdict {
     evaluations
-        .iter()
+        .into_iter()
         .map(|e| e.verdict)
         .max()
         .unwrap_or(Verdict::Allow)

@@ -85,15 +85,8 @@ pub fn evaluation(text: &str, eval: &Evaluation, verbosity: Verbosity) -> String
                 "^".repeat(at.width)
             );
         }
-        if verbosity == Verbosity::Verbose {
-            for r in &f.rejected {
-                let _ = writeln!(out, "         approval #{} by `{}`: {}", r.index + 1, r.reviewer, r.reason);
-            }
-        }
-        if verbosity != Verbosity::Verbose && !f.rejected.is_empty() {
-            for r in &f.rejected {
-                let _ = writeln!(out, "         `{}`: {}", r.reviewer, r.reason);
-            }
+        for r in &f.rejected {
+            let _ = writeln!(out, "         `{}`: {}", r.reviewer, r.reason);
         }
     }
     out

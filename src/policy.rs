@@ -295,7 +295,7 @@ fn read_policy(r: &mut Reader<'_>, root: &DeTable<'_>) -> Option<Policy> {
 
     let (reviewers_required, required_span, reviewer_keys) = read_reviewers(r, root);
 
-    let accounts = read_accounts(r, root, reviewer_keys.len(), &banned_terms);
+    let accounts = read_accounts(r, root, reviewer_keys.len());
     if let (Some(span), true) = (&required_span, reviewers_required as usize > reviewer_keys.len()) {
         r.error(
             span.clone(),
@@ -311,7 +311,7 @@ fn read_policy(r: &mut Reader<'_>, root: &DeTable<'_>) -> Option<Policy> {
     let windows = read_windows(r, root, timezone);
     let blackouts = read_blackouts(r, root, timezone);
     let schedule = Schedule { windows, blackouts };
-    let freeze = read_freeze(r, root);
+    let freeze = read_freeze(r, root, timezone);
     let tests = read_tests(r, root, &accounts);
 
     let sha256 = hex(&Sha256::digest(r.source.text.as_bytes()));
@@ -437,7 +437,6 @@ fn read_accounts(
     r: &mut Reader<'_>,
     root: &DeTable<'_>,
     key_count: usize,
-    _global: &TermLists,
 ) -> BTreeMap<String, Account> {
     let mut accounts = BTreeMap::new();
     let Some((table, _)) = r.table(root, "accounts") else {
@@ -712,12 +711,12 @@ pub fn parse_datetime(text: &str) -> Option<Written> {
         .map(Written::Local)
 }
 
-fn read_freeze(r: &mut Reader<'_>, root: &DeTable<'_>) -> Option<Freeze> {
+fn read_freeze(r: &mut Reader<'_>, root: &DeTable<'_>, timezone: Option<Tz>) -> Option<Freeze> {
     let (t, span) = r.table(root, "freeze")?;
     r.check_keys(t, FREEZE_KEYS, "`[freeze]`");
     let reason = r.string(t, "reason");
     let since = match Reader::get(t, "since") {
-        Some(_) => instant(r, t, "since", (Some(Tz::UTC), true), Side::Start).map(|(t, _)| t),
+        Some(_) => instant(r, t, "since", (timezone, Reader::get(root, "timezone").is_some()), Side::Start).map(|(t, _)| t),
         None => None,
     };
     match reason {

@@ -76,7 +76,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
             evaluations.push((i, e));
         }
     }
-    let verdict = overall(&evaluations.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>());
+    let verdict = overall(evaluations.iter().map(|(_, e)| e));
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
 
     if ctx.global.json {
@@ -211,7 +211,7 @@ fn check_jsonl(
                     let record = serde_json::json!({"source": origin.to_string(), "error": d.message});
                     write_line(&mut out, &record)?;
                 }
-                bad.push(d);
+                bad.push(*d);
                 continue;
             }
         };
@@ -257,7 +257,7 @@ fn parse_line<'p>(
     path: &Path,
     policy: &'p Policy,
     default_accounts: &[&'p Account],
-) -> Result<Parsed<'p>, Diagnostic> {
+) -> Result<Parsed<'p>, Box<Diagnostic>> {
     let at = |column: usize, width: usize, message: String| {
         let mut d = Diagnostic::whole_file(Level::Error, path.display().to_string(), message);
         d.line = number;
@@ -269,7 +269,7 @@ fn parse_line<'p>(
     let item: Line = serde_json::from_str(line).map_err(|e| {
         let message = e.to_string();
         let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
-        at(e.column(), 1, format!("invalid calendar line: {message}"))
+        Box::new(at(e.column(), 1, format!("invalid calendar line: {message}")))
     })?;
     let accounts = match &item.account {
         Some(name) => match policy.account(name) {
@@ -281,7 +281,7 @@ fn parse_line<'p>(
                     .map(|close| format!("did you mean `{close}`?"));
                 let mut d = at(column, quoted.chars().count(), format!("unknown account `{name}`"));
                 d.hint = hint;
-                return Err(d);
+                return Err(Box::new(d));
             }
         },
         None => default_accounts.to_vec(),
@@ -293,7 +293,7 @@ fn parse_line<'p>(
                 let column = line.find(text.as_str()).map_or(1, |i| line[..i].chars().count() + 1);
                 let mut d = at(column, text.chars().count(), format!("invalid `at` `{text}`"));
                 d.hint = Some("write an RFC 3339 instant with an offset, e.g. `2026-11-23T10:00:00Z`".into());
-                return Err(d);
+                return Err(Box::new(d));
             }
         },
         None => None,
