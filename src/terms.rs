@@ -1179,10 +1179,74 @@ mod tests {
         use proptest::sample::select;
 
         const TEXT_PIECES: &[&str] = &[
-            "a", "b", "a", "b", "c", "s", " ", " ", " ", ".", "-", "*", "_", "\n", "!", "#", "'",
-            "A", "B", "S", "\u{430}", "\u{3bf}", "á", "e\u{301}", "\u{301}", "\u{200B}", "\u{AD}",
-            "\u{200D}", "ß", "ﬁ", "Ａ", "ｂ", "🙂", "中", "한", "İ", "ǅ", "ı", "Σ", "ς", "Ⅸ", "①",
-            "\u{3000}", "\u{A0}", "Ꭺ", "½", " . ", "x", "ab", "ss", "．", "ɑ",
+            "a",
+            "b",
+            "a",
+            "b",
+            "c",
+            "s",
+            " ",
+            " ",
+            " ",
+            ".",
+            "-",
+            "*",
+            "_",
+            "\n",
+            "!",
+            "#",
+            "'",
+            "A",
+            "B",
+            "S",
+            "\u{430}",
+            "\u{3bf}",
+            "á",
+            "e\u{301}",
+            "\u{301}",
+            "\u{200B}",
+            "\u{AD}",
+            "\u{200D}",
+            "ß",
+            "ﬁ",
+            "Ａ",
+            "ｂ",
+            "🙂",
+            "中",
+            "한",
+            "İ",
+            "ǅ",
+            "ı",
+            "Σ",
+            "ς",
+            "Ⅸ",
+            "①",
+            "\u{3000}",
+            "\u{A0}",
+            "Ꭺ",
+            "½",
+            " . ",
+            "x",
+            "ab",
+            "ss",
+            "．",
+            "ɑ",
+            "\u{345}",
+            "ǰ",
+            "ΐ",
+            "\u{314}",
+            "\u{212A}",
+            "ﬀ",
+            "㎏",
+            "⑴",
+            "ｶ",
+            "\u{E0041}",
+            "\u{FE0F}",
+            "Ι",
+            "\u{E9}",
+            "ŉ",
+            "ⓐ",
+            "\u{1D41A}",
         ];
         const TERM_PIECES: &[&str] = &[
             "a", "b", "c", "s", " ", "a b", "á", "ß", "ss", "\u{3bf}", "-", "ab", "x",
@@ -1218,7 +1282,10 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(256))]
+            // 256 cases keep `cargo test` fast; PROPTEST_CASES=20000 digs deeper.
+            #![proptest_config(ProptestConfig::with_cases(
+                std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+            ))]
 
             #[test]
             fn planted_term_is_found(
