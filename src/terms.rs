@@ -88,7 +88,9 @@ struct Pattern {
     list: List,
 }
 
-/// A compiled policy term set; build it once per policy and reuse it for every post.
+/// A compiled policy term set; build it once per policy and reuse it for every post
+/// (cloning is cheap: the automaton and regexes are shared).
+#[derive(Clone)]
 pub struct Matcher {
     /// `None` when no term survived normalisation (an empty automaton is not useful).
     ac: Option<AhoCorasick>,
@@ -729,6 +731,23 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "terms {terms:?} text {text:?}");
         }
+    }
+
+    #[test]
+    fn normalized_maps_back_to_original() {
+        let text = "\u{FB01}re at Ｃafé\u{200B}s";
+        let n = normalize(text);
+        assert_eq!(n.text, "fire at cafes");
+        // Both letters of the ligature come from its three bytes.
+        assert_eq!(n.original_span(0, 1), Some((0, 3)));
+        assert_eq!(n.original_span(1, 2), Some((0, 3)));
+        assert_eq!(n.original_span(0, 4), Some((0, 5)));
+        // The space stands for the separator run; "cafes" spans the invisible character.
+        assert_eq!(n.original_span(4, 5), Some((5, 6)));
+        let (s, e) = n.original_span(8, 13).unwrap();
+        assert_eq!(&text[s..e], "Ｃafé\u{200B}s");
+        assert_eq!(n.original_span(3, 3), None);
+        assert_eq!(n.original_span(0, 99), None);
     }
 
     #[test]
