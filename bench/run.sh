@@ -141,13 +141,14 @@ for n in "${TERM_COUNTS[@]}"; do
     fi
     cmds+=(-n floor "$(floor_cmd "$n")")
     say "$n terms: timing ($RUNS runs each)"
-    hyperfine -N -i --runs "$RUNS" --export-json "$OUT/hf-$n.json" "${cmds[@]}" >&2
+    # --output=pipe: GNU grep (and others) stop at the first match when stdout is /dev/null.
+    hyperfine -N -i --output=pipe --runs "$RUNS" --export-json "$OUT/hf-$n.json" "${cmds[@]}" >&2
 done
 
 say "cold start: one \`gate check\` beside /bin/true ($COLD_RUNS runs)"
 cold_gate=("$GATE" --policy "$DATA/policy-100.toml" check "hello world" --now "$NOW")
 "${cold_gate[@]}" > /dev/null || die "\`gate check \"hello world\"\` failed (exit $?)"
-hyperfine -N --warmup 20 --runs "$COLD_RUNS" --export-json "$OUT/hf-cold.json" \
+hyperfine -N --output=pipe --warmup 20 --runs "$COLD_RUNS" --export-json "$OUT/hf-cold.json" \
     -n "gate check" "$(q "$GATE") --policy $(q "$DATA/policy-100.toml") check 'hello world' --now $NOW" \
     -n /bin/true /bin/true >&2
 /usr/bin/time -v -o "$OUT/time-cold.txt" "${cold_gate[@]}" > /dev/null

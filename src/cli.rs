@@ -29,7 +29,7 @@ pub struct Global {
     /// Print less: only errors and the verdict
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Print more: the normalised text, every approval checked
+    /// Print more: also the normalised text each post was matched on
     #[arg(short, long, global = true)]
     pub verbose: bool,
     /// When to use colour

@@ -430,8 +430,7 @@ fn account_findings(post: &Post, account: &Account) -> Vec<Finding> {
     let limit = account
         .max_chars
         .map_or_else(|| length::default_limit(account.platform), |n| n as usize);
-    let count = length::count(account.platform, &post.text);
-    if count > limit {
+    if let Err(count) = length::fits(account.platform, &post.text, limit) {
         let unit = match account.platform {
             Platform::X => "weighted characters",
             Platform::Bluesky => "graphemes",

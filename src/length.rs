@@ -18,11 +18,35 @@ pub fn default_limit(platform: Platform) -> usize {
     }
 }
 
+/// Whether `text` fits `limit` on `platform`, and its length when that needs counting: most
+/// posts are far below the limit, and an upper bound settles them without segmenting.
+pub fn fits(platform: Platform, text: &str, limit: usize) -> Result<(), usize> {
+    // No count exceeds 2 per byte (X weighs a code point at most 2, and every code point is at
+    // least one byte; graphemes and characters are fewer than bytes), plus 23 per link.
+    let per_byte = if platform == Platform::X { 2 } else { 1 };
+    let links = count_schemes(text);
+    if text.len() * per_byte + URL_LENGTH * links <= limit {
+        return Ok(());
+    }
+    let n = count(platform, text);
+    if n <= limit { Ok(()) } else { Err(n) }
+}
+
+fn count_schemes(text: &str) -> usize {
+    let mut n = 0;
+    let mut rest = text;
+    while let Some(i) = find_scheme(rest) {
+        n += 1;
+        rest = &rest[i + 4..];
+    }
+    n
+}
+
 /// The length of `text` as `platform` counts it against its limit.
 pub fn count(platform: Platform, text: &str) -> usize {
     match platform {
         Platform::X => x_weighted(text),
-        Platform::Bluesky => text.graphemes(true).count(),
+        Platform::Bluesky => graphemes(text),
         Platform::Mastodon => mastodon(text),
     }
 }
@@ -30,6 +54,16 @@ pub fn count(platform: Platform, text: &str) -> usize {
 /// X (twitter-text v3): NFC, code points in a few Latin/punctuation ranges weigh 1 and all
 /// others 2, an emoji sequence weighs 2 in all, a link weighs 23.
 fn x_weighted(text: &str) -> usize {
+    if text.is_ascii() {
+        // Every ASCII code point weighs 1 and NFC leaves ASCII alone: only links differ.
+        return split_urls(text)
+            .iter()
+            .map(|p| match p {
+                Piece::Url => URL_LENGTH,
+                Piece::Text(t) => t.len(),
+            })
+            .sum();
+    }
     let text: String = text.nfc().collect();
     let mut total = 0;
     for piece in split_urls(&text) {
@@ -47,6 +81,55 @@ fn x_weighted(text: &str) -> usize {
         }
     }
     total
+}
+
+/// Extended grapheme clusters, as `unicode-segmentation` counts them, but only the stretches
+/// around non-ASCII characters go through the segmenter. Two adjacent ASCII characters other
+/// than CR LF always have a cluster boundary between them (UAX #29 GB3, GB9–GB9b, GB999), so
+/// each ASCII character outside those stretches is one cluster, and a CR LF pair is one.
+pub fn graphemes(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut total = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let Some(offset) = bytes[i..].iter().position(|b| !b.is_ascii()) else {
+            return total + ascii_clusters(&bytes[i..]);
+        };
+        let first = i + offset;
+        // The island reaches one ASCII character to the left (it may take a combining mark),
+        // two when that one is the LF of a CR LF, so the pair stays whole.
+        let mut start = first;
+        if start > i {
+            start -= 1;
+            if bytes[start] == b'\n' && start > i && bytes[start - 1] == b'\r' {
+                start -= 1;
+            }
+        }
+        total += ascii_clusters(&bytes[i..start]);
+        // ... and one ASCII character to the right of its last non-ASCII character (a
+        // Prepend character joins what follows), two when that one is the CR of a CR LF.
+        let mut end = first;
+        while end < bytes.len() && !bytes[end].is_ascii() {
+            end += 1;
+            while end < bytes.len() && !bytes[end].is_ascii() {
+                end += 1;
+            }
+            if end < bytes.len() {
+                end += 1;
+                if bytes[end - 1] == b'\r' && end < bytes.len() && bytes[end] == b'\n' {
+                    end += 1;
+                }
+            }
+        }
+        total += text[start..end].graphemes(true).count();
+        i = end;
+    }
+    total
+}
+
+/// Clusters in pure ASCII: one per byte, except that CR LF is one.
+fn ascii_clusters(bytes: &[u8]) -> usize {
+    bytes.len() - bytes.windows(2).filter(|w| w == b"\r\n").count()
 }
 
 fn x_weight(c: char) -> usize {
@@ -68,7 +151,7 @@ fn mastodon(text: &str) -> usize {
     for piece in split_urls(text) {
         match piece {
             Piece::Url => total += URL_LENGTH,
-            Piece::Text(t) => total += strip_mention_domains(t).graphemes(true).count(),
+            Piece::Text(t) => total += graphemes(&strip_mention_domains(t)),
         }
     }
     total
@@ -142,14 +225,20 @@ fn split_urls(text: &str) -> Vec<Piece<'_>> {
     pieces
 }
 
+/// The first `http://` or `https://`, in any case, without copying the text.
 fn find_scheme(text: &str) -> Option<usize> {
-    let lower = text.to_ascii_lowercase();
-    let a = lower.find("https://");
-    let b = lower.find("http://");
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(offset) = bytes[from..].iter().position(|b| b.eq_ignore_ascii_case(&b'h')) {
+        let i = from + offset;
+        let rest = &bytes[i..];
+        let starts = |prefix: &[u8]| rest.len() >= prefix.len() && rest[..prefix.len()].eq_ignore_ascii_case(prefix);
+        if starts(b"http://") || starts(b"https://") {
+            return Some(i);
+        }
+        from = i + 1;
     }
+    None
 }
 
 #[cfg(test)]
@@ -189,10 +278,51 @@ mod tests {
     fn mastodon_counts_links_as_23() {
         assert_eq!(count(Platform::Mastodon, "read https://example.com/x/y/z/long"), 5 + 23);
         assert_eq!(count(Platform::Mastodon, "日本語"), 3);
+        assert_eq!(count(Platform::Mastodon, "hh HTTPS://EXAMPLE.COM/long/path/here"), 3 + 23);
         // A remote mention counts without its domain; an e-mail address is not a mention.
         assert_eq!(count(Platform::Mastodon, "hi @carol@example.social!"), 10);
         assert_eq!(count(Platform::Mastodon, "mail a@b.co"), 11);
         assert_eq!(count(Platform::Mastodon, "@carol@example.social."), 7);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// The fast count agrees with the segmenter on texts built from the characters where
+        /// cluster rules bite: CR LF, combining and spacing marks, ZWJ emoji, flags, Hangul,
+        /// Prepend characters next to ASCII.
+        #[test]
+        fn graphemes_match_the_segmenter(pieces in proptest::collection::vec(proptest::sample::select(vec![
+            "a", "Z", " ", "\r", "\n", "\r\n", "1", "#", "*", "e\u{301}", "\u{301}", "\u{903}",
+            "\u{600}", "\u{110BD}", "\u{200D}", "\u{1F468}", "\u{1F469}", "\u{1F3FD}", "\u{FE0F}",
+            "\u{1F1EC}", "\u{1F1E7}", "\u{1100}", "\u{1161}", "\u{11A8}", "\u{AC00}", "é", "日",
+            "\u{E0100}", "\u{0E33}", "\u{0915}\u{094D}\u{0937}",
+        ]), 0..24)) {
+            let text: String = pieces.concat();
+            proptest::prop_assert_eq!(graphemes(&text), text.graphemes(true).count(), "{:?}", text);
+        }
+    }
+
+    #[test]
+    fn fits_agrees_with_count() {
+        let texts = [
+            "short".to_owned(),
+            "a".repeat(280),
+            "a".repeat(281),
+            "日".repeat(140),
+            "日".repeat(141),
+            format!("{} https://a.co", "a".repeat(257)),
+            format!("{} https://a.co", "a".repeat(256)),
+            "👨‍👩‍👧".repeat(150),
+        ];
+        for platform in [Platform::X, Platform::Bluesky, Platform::Mastodon] {
+            for limit in [280, 300, 500] {
+                for text in &texts {
+                    let n = count(platform, text);
+                    let want = if n <= limit { Ok(()) } else { Err(n) };
+                    assert_eq!(fits(platform, text, limit), want, "{platform} {limit} {text:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -65,6 +65,11 @@ pub fn evaluation(text: &str, eval: &Evaluation, verbosity: Verbosity) -> String
     if verbosity == Verbosity::Quiet {
         return out;
     }
+    if verbosity == Verbosity::Verbose {
+        // What the banned terms were matched against, to explain a match or a miss.
+        let normalized = crate::terms::normalize(text);
+        let _ = writeln!(out, "  {}normalised:{:#} {}", STYLES.dim, STYLES.dim, normalized.text);
+    }
     for f in &eval.findings {
         let ss = severity_style(f.severity);
         let rule = serde_json::to_value(f.rule)

@@ -608,3 +608,11 @@ fn completions_and_man_page() {
     assert!(run.stdout.starts_with(".ie \\n(.g .ds Aq \\(aq"), "{}", &run.stdout[..80]);
     assert!(run.stdout.contains(".TH gate 1"));
 }
+
+#[test]
+fn verbose_shows_the_normalised_text() {
+    let s = sandbox();
+    let run = s.run(&["-v", "check", "Ｆ.Ｕ.Ｃ.Ｋ — l\u{0430}yoffs!", "--account", "brand", "--now", WEEKDAY]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert_eq!(run.stdout.lines().nth(1), Some("  normalised: fuck layoffs"), "{run:?}");
+}
