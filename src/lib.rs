@@ -2,15 +2,17 @@
 //!
 //! The pure core (`policy`, `terms`, `hours`, `length`, `post`, `reviewers`, `evaluate`) does
 //! no I/O beyond reading the files it is pointed at and never reads the clock; the shell
-//! (`cli`, `commands`, `output`, `state`) does the printing, the clock and the exit codes.
+//! (`cli`, `commands`, `output`, `state`, `keychain`) does the printing, the clock and the exit codes.
 
 pub mod cli;
 pub mod commands;
+pub mod credential;
 pub mod diagnostic;
 pub mod env;
 pub mod error;
 pub mod evaluate;
 pub mod hours;
+pub mod keychain;
 pub mod length;
 pub mod output;
 pub mod policy;
@@ -92,7 +94,9 @@ fn report(ctx: &Ctx, error: &Error) {
             _ => Vec::new(),
         };
         let message = match error {
-            Error::Usage { message, .. } | Error::Other { message, .. } => message.clone(),
+            Error::Usage { message, .. } | Error::Other { message, .. } | Error::Credentials { message, .. } => {
+                message.clone()
+            }
             Error::Policy { .. } => "the policy file is missing or invalid".to_owned(),
             Error::Input { .. } => "an input file is invalid".to_owned(),
         };
