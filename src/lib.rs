@@ -27,7 +27,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{Cli, ColorWhen, Command, PolicyCommand};
+use crate::cli::{AuthCommand, Cli, ColorWhen, Command, PolicyCommand};
 use crate::commands::Ctx;
 use crate::error::{Code, Error};
 
@@ -68,6 +68,9 @@ fn execute(ctx: &Ctx, command: Command) -> Result<Code, Error> {
         Command::Policy(PolicyCommand::Test(args)) => commands::policy::test(ctx, &args),
         Command::Freeze(args) => commands::freeze::freeze(ctx, &args),
         Command::Unfreeze => commands::freeze::unfreeze(ctx),
+        Command::Auth(AuthCommand::Login(args)) => commands::auth::login(ctx, &args),
+        Command::Auth(AuthCommand::Status(args)) => commands::auth::status(ctx, &args),
+        Command::Auth(AuthCommand::Logout(args)) => commands::auth::logout(ctx, &args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "gate", &mut std::io::stdout());
