@@ -20,7 +20,7 @@ use crate::keychain::Keychain;
 use crate::policy::{Account, Policy};
 
 fn account<'p>(policy: &'p Policy, name: &str) -> Result<&'p Account, Error> {
-    policy.account(name).ok_or_else(|| unknown_account_error(policy, name, "ACCOUNT"))
+    policy.account(name).ok_or_else(|| unknown_account_error(policy, name, ""))
 }
 
 pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {

@@ -146,7 +146,12 @@ pub fn unknown_account_error(policy: &Policy, name: &str, flag: &str) -> Error {
             crate::schema::list(&policy.accounts.keys().map(String::as_str).collect::<Vec<_>>())
         ),
     };
-    Error::usage(format!("unknown account `{name}` in `{flag}`")).with_hint(hint)
+    let message = if flag.is_empty() {
+        format!("unknown account `{name}`")
+    } else {
+        format!("unknown account `{name}` in `{flag}`")
+    };
+    Error::usage(message).with_hint(hint)
 }
 
 fn targets<'p>(policy: &'p Policy, post: &Post, inline: &[&'p Account]) -> Vec<&'p Account> {
