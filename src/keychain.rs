@@ -484,7 +484,7 @@ mod platform {
         let reply = bus
             .call_method(Some(SECRETS), SECRETS_PATH, Some(SERVICE_IFACE), "ReadAlias", &("default",))
             .map_err(odd)?;
-        let path: OwnedObjectPath = reply.body().deserialize().map_err(|e| odd(e.into()))?;
+        let path: OwnedObjectPath = reply.body().deserialize().map_err(odd)?;
         if path.as_str() == "/" {
             return Err(KeychainError::NoDefaultKeyring);
         }

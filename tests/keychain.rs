@@ -323,8 +323,8 @@ fn require_no_own_session_keyring() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(";_uid_ses."),
-        "this test must run without a session keyring of its own (run it under `keyctl session _uid_ses.$(id -u)` \
-         or from CI); `keyctl rdescribe @s` says: {text}"
+        "this test must run without a session keyring of its own (as in CI or a container); \
+         `keyctl rdescribe @s` says: {text}"
     );
 }
 
