@@ -59,6 +59,9 @@ pub enum Command {
     Freeze(FreezeArgs),
     /// Lift a freeze made with `gate freeze`
     Unfreeze,
+    /// Store, show and remove account tokens in the OS keychain
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -149,4 +152,41 @@ pub struct FreezeArgs {
     /// Why posting stops, shown to everyone who tries
     #[arg(long, value_name = "TEXT")]
     pub reason: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Store a token for an account in the OS keychain
+    Login(AuthLoginArgs),
+    /// Show, per account, whether a token is stored, where, its expiry, scopes and identity
+    Status(AuthStatusArgs),
+    /// Remove an account's token from the OS keychain
+    Logout(AuthLogoutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuthLoginArgs {
+    /// The account, as named in the policy
+    #[arg(value_name = "ACCOUNT")]
+    pub account: String,
+    /// Read a token made elsewhere from stdin (a hidden prompt on a terminal); never from argv
+    #[arg(long)]
+    pub with_token: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuthStatusArgs {
+    /// Only this account (exit 8 when it has no usable token) [default: every account]
+    #[arg(value_name = "ACCOUNT")]
+    pub account: Option<String>,
+    /// Do not ask the servers who the tokens belong to (online checks arrive with sign-in)
+    #[arg(long)]
+    pub offline: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuthLogoutArgs {
+    /// The account, as named in the policy
+    #[arg(value_name = "ACCOUNT")]
+    pub account: String,
 }

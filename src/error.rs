@@ -34,6 +34,8 @@ pub enum Error {
     Policy { diagnostics: Vec<Diagnostic> },
     /// An input file (a post file, a JSON Lines file) is invalid (exit 2).
     Input { diagnostics: Vec<Diagnostic> },
+    /// Credentials missing or unusable, or no keychain reachable (exit 8).
+    Credentials { message: String, hint: Option<String> },
     /// Anything else (exit 1).
     Other { message: String, hint: Option<String> },
 }
@@ -53,12 +55,20 @@ impl Error {
         }
     }
 
+    pub fn credentials(message: impl Into<String>) -> Error {
+        Error::Credentials {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
     #[must_use]
     pub fn with_hint(self, hint: impl Into<String>) -> Error {
         let hint = Some(hint.into());
         match self {
             Error::Usage { message, .. } => Error::Usage { message, hint },
             Error::Other { message, .. } => Error::Other { message, hint },
+            Error::Credentials { message, .. } => Error::Credentials { message, hint },
             other => other,
         }
     }
@@ -67,6 +77,7 @@ impl Error {
         match self {
             Error::Usage { .. } | Error::Input { .. } => Code::Usage,
             Error::Policy { .. } => Code::Policy,
+            Error::Credentials { .. } => Code::Credentials,
             Error::Other { .. } => Code::Failure,
         }
     }
@@ -74,7 +85,7 @@ impl Error {
     /// The human rendering for stderr.
     pub fn render(&self) -> String {
         match self {
-            Error::Usage { message, hint } | Error::Other { message, hint } => {
+            Error::Usage { message, hint } | Error::Other { message, hint } | Error::Credentials { message, hint } => {
                 let s = &crate::output::STYLES;
                 let mut out = format!("{}error{:#}{}: {message}{:#}\n", s.error, s.error, s.bold, s.bold);
                 if let Some(hint) = hint {
@@ -96,6 +107,17 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// A keychain that cannot be used is exit 8 with its fix; a bad `GATE_KEYCHAIN` is a usage error.
+impl From<crate::keychain::KeychainError> for Error {
+    fn from(e: crate::keychain::KeychainError) -> Error {
+        let hint = e.hint();
+        match e {
+            crate::keychain::KeychainError::Setting(_) => Error::usage(e.to_string()).with_hint(hint),
+            _ => Error::credentials(e.to_string()).with_hint(hint),
+        }
+    }
+}
 
 /// An I/O error's reason in gate's style: lowercase, without the `(os error N)` tail.
 pub fn io_reason(e: &std::io::Error) -> String {

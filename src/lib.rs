@@ -2,15 +2,17 @@
 //!
 //! The pure core (`policy`, `terms`, `hours`, `length`, `post`, `reviewers`, `evaluate`) does
 //! no I/O beyond reading the files it is pointed at and never reads the clock; the shell
-//! (`cli`, `commands`, `output`, `state`) does the printing, the clock and the exit codes.
+//! (`cli`, `commands`, `output`, `state`, `keychain`) does the printing, the clock and the exit codes.
 
 pub mod cli;
 pub mod commands;
+pub mod credential;
 pub mod diagnostic;
 pub mod env;
 pub mod error;
 pub mod evaluate;
 pub mod hours;
+pub mod keychain;
 pub mod length;
 pub mod output;
 pub mod policy;
@@ -25,7 +27,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{Cli, ColorWhen, Command, PolicyCommand};
+use crate::cli::{AuthCommand, Cli, ColorWhen, Command, PolicyCommand};
 use crate::commands::Ctx;
 use crate::error::{Code, Error};
 
@@ -66,6 +68,9 @@ fn execute(ctx: &Ctx, command: Command) -> Result<Code, Error> {
         Command::Policy(PolicyCommand::Test(args)) => commands::policy::test(ctx, &args),
         Command::Freeze(args) => commands::freeze::freeze(ctx, &args),
         Command::Unfreeze => commands::freeze::unfreeze(ctx),
+        Command::Auth(AuthCommand::Login(args)) => commands::auth::login(ctx, &args),
+        Command::Auth(AuthCommand::Status(args)) => commands::auth::status(ctx, &args),
+        Command::Auth(AuthCommand::Logout(args)) => commands::auth::logout(ctx, &args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "gate", &mut std::io::stdout());
@@ -92,7 +97,9 @@ fn report(ctx: &Ctx, error: &Error) {
             _ => Vec::new(),
         };
         let message = match error {
-            Error::Usage { message, .. } | Error::Other { message, .. } => message.clone(),
+            Error::Usage { message, .. } | Error::Other { message, .. } | Error::Credentials { message, .. } => {
+                message.clone()
+            }
             Error::Policy { .. } => "the policy file is missing or invalid".to_owned(),
             Error::Input { .. } => "an input file is invalid".to_owned(),
         };

@@ -146,7 +146,12 @@ pub fn unknown_account_error(policy: &Policy, name: &str, flag: &str) -> Error {
             crate::schema::list(&policy.accounts.keys().map(String::as_str).collect::<Vec<_>>())
         ),
     };
-    Error::usage(format!("unknown account `{name}` in `{flag}`")).with_hint(hint)
+    let message = if flag.is_empty() {
+        format!("unknown account `{name}`")
+    } else {
+        format!("unknown account `{name}` in `{flag}`")
+    };
+    Error::usage(message).with_hint(hint)
 }
 
 fn targets<'p>(policy: &'p Policy, post: &Post, inline: &[&'p Account]) -> Vec<&'p Account> {
@@ -251,6 +256,8 @@ fn check_jsonl(
 
 type Parsed<'p> = (Line, Vec<&'p Account>, Option<DateTime<Utc>>);
 
+// A bad line is rare and reported once; boxing its diagnostic would buy nothing.
+#[allow(clippy::result_large_err)]
 fn parse_line<'p>(
     line: &str,
     number: usize,

@@ -2,6 +2,7 @@
 //! environment, and loading the policy.
 
 pub mod approve;
+pub mod auth;
 pub mod check;
 pub mod digest;
 pub mod freeze;

@@ -1,13 +1,18 @@
 //! Runs the built `gate` binary in a clean environment: a temporary folder as the working
-//! directory, `HOME`, `GATE_HOME` and every `XDG_*` inside it, no inherited `GATE_*`.
+//! directory, `HOME`, `GATE_HOME` and every `XDG_*` (`XDG_RUNTIME_DIR` too) inside it, no
+//! inherited `GATE_*`. `common::keychain` starts private keychains for the tests that need one.
 
 #![allow(dead_code)]
+
+pub mod keychain;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
+    /// Variables added on top of the scrubbed environment (e.g. a test's session bus).
+    pub vars: Vec<(String, String)>,
 }
 
 pub struct Run {
@@ -37,7 +42,14 @@ impl Sandbox {
     pub fn new() -> Sandbox {
         Sandbox {
             dir: tempfile::tempdir().expect("temporary folder"),
+            vars: Vec::new(),
         }
+    }
+
+    /// Adds (or replaces) a variable in every command's environment.
+    pub fn set_var(&mut self, name: &str, value: impl Into<String>) {
+        self.vars.retain(|(n, _)| n != name);
+        self.vars.push((name.to_owned(), value.into()));
     }
 
     pub fn path(&self) -> &Path {
@@ -59,7 +71,17 @@ impl Sandbox {
 
     /// A `gate` command with a scrubbed environment, run from the sandbox.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gate"));
+        let mut cmd = self.program(env!("CARGO_BIN_EXE_gate"));
+        cmd.args(args);
+        cmd
+    }
+
+    /// Any program with gate's scrubbed environment (plus `GATE` naming the binary), run
+    /// from the sandbox: for `keyctl session - sh -c '"$GATE" …'` and peers like `secret-tool`.
+    pub fn program(&self, program: &str) -> Command {
+        let runtime = self.path().join("runtime");
+        std::fs::create_dir_all(&runtime).unwrap();
+        let mut cmd = Command::new(program);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.path().join("home"))
@@ -69,10 +91,14 @@ impl Sandbox {
             .env("XDG_DATA_HOME", self.path().join("data"))
             .env("XDG_CACHE_HOME", self.path().join("cache"))
             .env("LANG", "C.UTF-8")
+            .env("XDG_RUNTIME_DIR", &runtime)
             .env("NO_COLOR", "1")
+            .env("GATE", env!("CARGO_BIN_EXE_gate"))
             .current_dir(self.path())
-            .args(args)
             .stdin(Stdio::null());
+        for (name, value) in &self.vars {
+            cmd.env(name, value);
+        }
         cmd
     }
 
@@ -92,6 +118,19 @@ impl Sandbox {
         child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
         finish(child.wait_with_output().unwrap())
     }
+}
+
+/// Runs any command with `stdin` written to it and closed; stdout and stderr captured.
+pub fn run_command(mut cmd: Command, stdin: &str) -> Run {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    finish(child.wait_with_output().unwrap())
 }
 
 fn finish(output: Output) -> Run {
