@@ -34,9 +34,13 @@ pub struct Credential {
 /// Why a keychain secret is not a credential. Never holds any part of the secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialError {
-    #[error("the stored secret is not a gate credential (invalid JSON at line {line}, column {column})")]
+    #[error(
+        "the stored secret is not a gate credential (invalid JSON at line {line}, column {column})"
+    )]
     Json { line: usize, column: usize },
-    #[error("the stored secret is a gate credential of version {0}, newer than this gate understands")]
+    #[error(
+        "the stored secret is a gate credential of version {0}, newer than this gate understands"
+    )]
     Version(u64),
     #[error("the stored secret is empty")]
     Empty,
@@ -181,12 +185,22 @@ impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credential")
             .field("access_token", &format_args!("****"))
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| format_args!("****")))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| format_args!("****")),
+            )
             .field("expires_at", &self.expires_at)
             .field("scopes", &self.scopes)
             .field("token_type", &self.token_type)
             .field("identity", &self.identity)
-            .field("extra", &self.extra.keys().map(|k| (k.as_str(), "****")).collect::<Vec<_>>())
+            .field(
+                "extra",
+                &self
+                    .extra
+                    .keys()
+                    .map(|k| (k.as_str(), "****"))
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -206,8 +220,13 @@ pub fn app_user(host: &str) -> String {
 pub fn host(server: &str) -> String {
     let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    let authority = authority.strip_suffix(":443").filter(|_| server.starts_with("https://")).unwrap_or(authority);
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let authority = authority
+        .strip_suffix(":443")
+        .filter(|_| server.starts_with("https://"))
+        .unwrap_or(authority);
     authority.to_ascii_lowercase()
 }
 
@@ -236,7 +255,10 @@ mod tests {
         let c = full();
         let back = Credential::from_secret(&c.to_secret()).unwrap();
         assert_eq!(back.access_token.expose_secret(), "access-secret-123");
-        assert_eq!(back.refresh_token.as_ref().unwrap().expose_secret(), "refresh-secret-456");
+        assert_eq!(
+            back.refresh_token.as_ref().unwrap().expose_secret(),
+            "refresh-secret-456"
+        );
         assert_eq!(back.expires_at, c.expires_at);
         assert_eq!(back.scopes, c.scopes);
         assert_eq!(back.token_type, c.token_type);
@@ -251,13 +273,20 @@ mod tests {
         assert_eq!(secret.expose_secret(), r#"{"v":1,"access_token":"tok"}"#);
         let back = Credential::from_secret(&secret).unwrap();
         assert_eq!(back.access_token.expose_secret(), "tok");
-        assert!(back.refresh_token.is_none() && back.expires_at.is_none() && back.scopes.is_empty());
+        assert!(
+            back.refresh_token.is_none() && back.expires_at.is_none() && back.scopes.is_empty()
+        );
     }
 
     #[test]
     fn debug_redacts_every_secret() {
         let text = format!("{:?}", full());
-        for secret in ["access-secret-123", "refresh-secret-456", "dpop-secret-xyz", "did:plc:abc"] {
+        for secret in [
+            "access-secret-123",
+            "refresh-secret-456",
+            "dpop-secret-xyz",
+            "did:plc:abc",
+        ] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
         assert!(text.contains("****"));
@@ -276,7 +305,10 @@ mod tests {
         for (input, want) in [
             ("", CredentialError::Empty),
             ("two words", CredentialError::NotAToken),
-            (r#"{"v":1,"access_token":"leak-me-1","scopes":"leak-me-2"}"#, CredentialError::Json { line: 1, column: 0 }),
+            (
+                r#"{"v":1,"access_token":"leak-me-1","scopes":"leak-me-2"}"#,
+                CredentialError::Json { line: 1, column: 0 },
+            ),
         ] {
             let err = Credential::from_secret(&SecretString::from(input)).unwrap_err();
             match (&err, &want) {
@@ -285,7 +317,8 @@ mod tests {
             }
             assert!(!err.to_string().contains("leak-me"), "{err}");
         }
-        let newer = Credential::from_secret(&SecretString::from(r#"{"v":2,"access_token":"t"}"#)).unwrap_err();
+        let newer = Credential::from_secret(&SecretString::from(r#"{"v":2,"access_token":"t"}"#))
+            .unwrap_err();
         assert_eq!(newer, CredentialError::Version(2));
     }
 
@@ -310,10 +343,22 @@ mod tests {
 
     #[test]
     fn keychain_users_name_the_account_and_host() {
-        assert_eq!(user(&account("brand", "https://mastodon.social")), "brand@mastodon.social");
-        assert_eq!(user(&account("brand", "https://Mastodon.Social/")), "brand@mastodon.social");
-        assert_eq!(user(&account("b", "https://mastodon.social:443/path")), "b@mastodon.social");
-        assert_eq!(user(&account("b", "http://127.0.0.1:8080")), "b@127.0.0.1:8080");
+        assert_eq!(
+            user(&account("brand", "https://mastodon.social")),
+            "brand@mastodon.social"
+        );
+        assert_eq!(
+            user(&account("brand", "https://Mastodon.Social/")),
+            "brand@mastodon.social"
+        );
+        assert_eq!(
+            user(&account("b", "https://mastodon.social:443/path")),
+            "b@mastodon.social"
+        );
+        assert_eq!(
+            user(&account("b", "http://127.0.0.1:8080")),
+            "b@127.0.0.1:8080"
+        );
         assert_eq!(app_user("mastodon.social"), "app@mastodon.social");
         assert_eq!(host("https://bsky.social"), "bsky.social");
     }

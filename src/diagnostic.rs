@@ -37,7 +37,6 @@ impl Source {
         let column = before[line_start..].chars().count() + 1;
         (line, column)
     }
-
 }
 
 /// Where a byte span sits in a text, ready to be quoted with a caret under it.
@@ -94,7 +93,12 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn at(level: Level, source: &Source, span: Range<usize>, message: impl Into<String>) -> Self {
+    pub fn at(
+        level: Level,
+        source: &Source,
+        span: Range<usize>,
+        message: impl Into<String>,
+    ) -> Self {
         let located = locate(&source.text, span);
         Diagnostic {
             level,
@@ -205,7 +209,9 @@ impl Diagnostic {
 }
 
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn escape_property(s: &str) -> String {
@@ -213,7 +219,10 @@ fn escape_property(s: &str) -> String {
 }
 
 /// The closest candidate to a misspelt name, when one is close enough to suggest.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(name, c), c))
@@ -252,7 +261,10 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("timezon", ["version", "timezone"]), Some("timezone"));
+        assert_eq!(
+            did_you_mean("timezon", ["version", "timezone"]),
+            Some("timezone")
+        );
         assert_eq!(did_you_mean("zzz", ["version", "timezone"]), None);
     }
 }

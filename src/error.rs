@@ -29,15 +29,24 @@ impl Code {
 #[derive(Debug)]
 pub enum Error {
     /// Wrong flags or arguments, or refusing to act unattended (exit 2).
-    Usage { message: String, hint: Option<String> },
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
     /// The policy file is missing or invalid (exit 3); the diagnostics say where.
     Policy { diagnostics: Vec<Diagnostic> },
     /// An input file (a post file, a JSON Lines file) is invalid (exit 2).
     Input { diagnostics: Vec<Diagnostic> },
     /// Credentials missing or unusable, or no keychain reachable (exit 8).
-    Credentials { message: String, hint: Option<String> },
+    Credentials {
+        message: String,
+        hint: Option<String>,
+    },
     /// Anything else (exit 1).
-    Other { message: String, hint: Option<String> },
+    Other {
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 impl Error {
@@ -85,17 +94,24 @@ impl Error {
     /// The human rendering for stderr.
     pub fn render(&self) -> String {
         match self {
-            Error::Usage { message, hint } | Error::Other { message, hint } | Error::Credentials { message, hint } => {
+            Error::Usage { message, hint }
+            | Error::Other { message, hint }
+            | Error::Credentials { message, hint } => {
                 let s = &crate::output::STYLES;
-                let mut out = format!("{}error{:#}{}: {message}{:#}\n", s.error, s.error, s.bold, s.bold);
+                let mut out = format!(
+                    "{}error{:#}{}: {message}{:#}\n",
+                    s.error, s.error, s.bold, s.bold
+                );
                 if let Some(hint) = hint {
                     out.push_str(&format!("  {}hint{:#}: {hint}\n", s.blue, s.blue));
                 }
                 out
             }
-            Error::Policy { diagnostics } | Error::Input { diagnostics } => {
-                diagnostics.iter().map(Diagnostic::render).collect::<Vec<_>>().join("\n")
-            }
+            Error::Policy { diagnostics } | Error::Input { diagnostics } => diagnostics
+                .iter()
+                .map(Diagnostic::render)
+                .collect::<Vec<_>>()
+                .join("\n"),
         }
     }
 }
@@ -113,7 +129,9 @@ impl From<crate::keychain::KeychainError> for Error {
     fn from(e: crate::keychain::KeychainError) -> Error {
         let hint = e.hint();
         match e {
-            crate::keychain::KeychainError::Setting(_) => Error::usage(e.to_string()).with_hint(hint),
+            crate::keychain::KeychainError::Setting(_) => {
+                Error::usage(e.to_string()).with_hint(hint)
+            }
             _ => Error::credentials(e.to_string()).with_hint(hint),
         }
     }

@@ -138,7 +138,10 @@ pub struct Finding {
     pub start: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "rfc3339_opt")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339_opt"
+    )]
     pub until: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub required: Option<u32>,
@@ -242,10 +245,11 @@ impl<'p> Engine<'p> {
             Matcher::new(&lists.deny, &lists.warn, &lists.allow, &lists.regex)
                 .unwrap_or_else(|(i, e)| panic!("regex {i} passed validation but failed: {e}"))
         };
-        if let Some(account) = account {
-            if let Some(cell) = self.per_account.get(account.name.as_str()) {
-                return cell.get_or_init(|| build(&self.policy.banned_terms.extended(&account.banned_terms)));
-            }
+        if let Some(account) = account
+            && let Some(cell) = self.per_account.get(account.name.as_str())
+        {
+            return cell
+                .get_or_init(|| build(&self.policy.banned_terms.extended(&account.banned_terms)));
         }
         self.global.get_or_init(|| build(&self.policy.banned_terms))
     }
@@ -257,7 +261,11 @@ impl<'p> Engine<'p> {
         let shared = self.shared_findings(post, accounts, ctx);
         if accounts.is_empty() {
             let mut findings = content;
-            findings.extend(shared.iter().filter_map(|f| settle(f, self.policy.reviewers_required)));
+            findings.extend(
+                shared
+                    .iter()
+                    .filter_map(|f| settle(f, self.policy.reviewers_required)),
+            );
             return vec![finish(post, None, findings)];
         }
         accounts
@@ -269,7 +277,9 @@ impl<'p> Engine<'p> {
                     content.clone()
                 };
                 findings.extend(account_findings(post, account));
-                let required = account.reviewers_required.unwrap_or(self.policy.reviewers_required);
+                let required = account
+                    .reviewers_required
+                    .unwrap_or(self.policy.reviewers_required);
                 findings.extend(shared.iter().filter_map(|f| settle(f, required)));
                 finish(post, Some(account.name.clone()), findings)
             })
@@ -286,7 +296,11 @@ impl<'p> Engine<'p> {
                     terms::Level::Deny => Severity::Deny,
                     terms::Level::Warn => Severity::Warn,
                 };
-                let what = if hit.regex { "matches the banned pattern" } else { "is a banned term" };
+                let what = if hit.regex {
+                    "matches the banned pattern"
+                } else {
+                    "is a banned term"
+                };
                 let found = &post.text[hit.start..hit.end];
                 let message = if hit.regex {
                     format!("{found:?} {what} `{}`", hit.term)
@@ -382,7 +396,11 @@ impl<'p> Engine<'p> {
                     reason: rejection_text(why),
                 })
                 .collect();
-            let mut f = Finding::new(Rule::Reviewers, Severity::Review, reviewers_message(required, valid));
+            let mut f = Finding::new(
+                Rule::Reviewers,
+                Severity::Review,
+                reviewers_message(required, valid),
+            );
             f.required = Some(required);
             f.valid = Some(valid);
             f.reviewers = outcome.valid;
@@ -408,7 +426,10 @@ fn settle(finding: &Finding, required: u32) -> Option<Finding> {
         }
         f.severity = Severity::Warn;
         let n = f.rejected.len();
-        f.message = format!("{n} approval{} did not count", if n == 1 { "" } else { "s" });
+        f.message = format!(
+            "{n} approval{} did not count",
+            if n == 1 { "" } else { "s" }
+        );
     } else {
         f.message = reviewers_message(required, valid);
     }
@@ -420,7 +441,11 @@ fn rejection_text(why: &Rejection) -> String {
 }
 
 fn reviewers_message(required: u32, valid: u32) -> String {
-    let noun = if required == 1 { "approval" } else { "approvals" };
+    let noun = if required == 1 {
+        "approval"
+    } else {
+        "approvals"
+    };
     format!("needs {required} reviewer {noun}, has {valid} valid")
 }
 
@@ -439,7 +464,10 @@ fn account_findings(post: &Post, account: &Account) -> Vec<Finding> {
         let mut f = Finding::new(
             Rule::Length,
             Severity::Deny,
-            format!("{count} {unit}, over the limit of {limit} for {} account `{}`", account.platform, account.name),
+            format!(
+                "{count} {unit}, over the limit of {limit} for {} account `{}`",
+                account.platform, account.name
+            ),
         );
         f.length = Some(count);
         f.limit = Some(limit);
@@ -449,7 +477,11 @@ fn account_findings(post: &Post, account: &Account) -> Vec<Finding> {
         findings.push(Finding::new(
             Rule::Media,
             Severity::Deny,
-            format!("{} media attached; {} takes at most 4", post.media.len(), account.platform),
+            format!(
+                "{} media attached; {} takes at most 4",
+                post.media.len(),
+                account.platform
+            ),
         ));
     }
     if account.platform == Platform::Bluesky {
@@ -457,7 +489,10 @@ fn account_findings(post: &Post, account: &Account) -> Vec<Finding> {
             findings.push(Finding::new(
                 Rule::Media,
                 Severity::Deny,
-                format!("`{}` is {} bytes; Bluesky takes images up to 1,000,000 bytes", m.written, m.bytes),
+                format!(
+                    "`{}` is {} bytes; Bluesky takes images up to 1,000,000 bytes",
+                    m.written, m.bytes
+                ),
             ));
         }
     }

@@ -128,10 +128,11 @@ impl Schedule {
                 let Some(day) = local_day.checked_add_signed(Duration::days(offset)) else {
                     continue;
                 };
-                if let Some((start, end)) = window.occurrence(day) {
-                    if start <= now && now < end {
-                        out.push(Cover::Quiet { index, start, end });
-                    }
+                if let Some((start, end)) = window.occurrence(day)
+                    && start <= now
+                    && now < end
+                {
+                    out.push(Cover::Quiet { index, start, end });
                 }
             }
         }

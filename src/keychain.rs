@@ -134,7 +134,9 @@ pub struct Keychain {
 
 impl std::fmt::Debug for Keychain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keychain").field("backend", &self.backend).finish()
+        f.debug_struct("Keychain")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -270,9 +272,10 @@ fn bounded<T: Send + 'static>(
     match rx.recv_timeout(timeout) {
         Ok(value) => Ok(value),
         Err(mpsc::RecvTimeoutError::Timeout) => Err(KeychainError::Timeout(backend, timeout)),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            Err(KeychainError::Other(format!("the {} worker stopped without an answer", backend.name())))
-        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(KeychainError::Other(format!(
+            "the {} worker stopped without an answer",
+            backend.name()
+        ))),
     }
 }
 
@@ -319,27 +322,37 @@ mod platform {
         })
     }
 
-    const START_PROVIDER: &str = "start gnome-keyring-daemon (or KeePassXC's Secret Service) in your session";
+    const START_PROVIDER: &str =
+        "start gnome-keyring-daemon (or KeePassXC's Secret Service) in your session";
 
     pub(super) fn open_secret_service(env: &Env) -> Result<Inner, OpenError> {
         let backend = Backend::SecretService;
         // zbus reads DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus; say which is missing.
-        let address = match env.var("DBUS_SESSION_BUS_ADDRESS").filter(|v| !v.is_empty()) {
+        let address = match env
+            .var("DBUS_SESSION_BUS_ADDRESS")
+            .filter(|v| !v.is_empty())
+        {
             Some(a) => a.to_owned(),
             None => {
                 let runtime = env
                     .var("XDG_RUNTIME_DIR")
                     .filter(|v| !v.is_empty())
                     .map(PathBuf::from)
-                    .or_else(|| effective_uid().map(|uid| PathBuf::from(format!("/run/user/{uid}"))));
+                    .or_else(|| {
+                        effective_uid().map(|uid| PathBuf::from(format!("/run/user/{uid}")))
+                    });
                 let socket = runtime.map(|r| r.join("bus"));
                 match socket {
                     Some(s) if s.exists() => format!("unix:path={}", s.display()),
                     other => {
-                        let tail = other.map(|s| format!(" and there is no `{}`", s.display())).unwrap_or_default();
+                        let tail = other
+                            .map(|s| format!(" and there is no `{}`", s.display()))
+                            .unwrap_or_default();
                         return Err(absent(
                             backend,
-                            format!("no D-Bus session bus (`DBUS_SESSION_BUS_ADDRESS` is not set{tail})"),
+                            format!(
+                                "no D-Bus session bus (`DBUS_SESSION_BUS_ADDRESS` is not set{tail})"
+                            ),
                             "run gate in your desktop session, or start a session bus with a Secret Service in it \
                              (`dbus-run-session`, then `gnome-keyring-daemon --unlock`)",
                         ));
@@ -353,14 +366,26 @@ mod platform {
                 .map_err(|e| {
                     absent(
                         backend,
-                        format!("cannot connect to the session bus at `{address}`: {}", bus_reason(&e)),
+                        format!(
+                            "cannot connect to the session bus at `{address}`: {}",
+                            bus_reason(&e)
+                        ),
                         "check `DBUS_SESSION_BUS_ADDRESS`, or run gate in your desktop session",
                     )
                 })?;
-            let fail = |what: &str, e: zbus::Error| OpenError::Fatal(KeychainError::Other(format!("the Secret Service {what}: {}", bus_reason(&e))));
-            let dbus = zbus::blocking::fdo::DBusProxy::new(&bus).map_err(|e| fail("bus refused a call", e))?;
-            let name = zbus::names::BusName::try_from(SECRETS).map_err(|e| fail("name is invalid", e.into()))?;
-            let owned = dbus.name_has_owner(name).map_err(|e| fail("bus refused a call", e.into()))?;
+            let fail = |what: &str, e: zbus::Error| {
+                OpenError::Fatal(KeychainError::Other(format!(
+                    "the Secret Service {what}: {}",
+                    bus_reason(&e)
+                )))
+            };
+            let dbus = zbus::blocking::fdo::DBusProxy::new(&bus)
+                .map_err(|e| fail("bus refused a call", e))?;
+            let name = zbus::names::BusName::try_from(SECRETS)
+                .map_err(|e| fail("name is invalid", e.into()))?;
+            let owned = dbus
+                .name_has_owner(name)
+                .map_err(|e| fail("bus refused a call", e.into()))?;
             if !owned {
                 // A provider the bus can start on demand is as good as a running one.
                 let activatable = dbus
@@ -368,7 +393,11 @@ mod platform {
                     .map(|names| names.iter().any(|n| n.as_str() == SECRETS))
                     .unwrap_or(false);
                 if !activatable {
-                    return Err(absent(backend, format!("no provider owns {SECRETS} on the session bus"), START_PROVIDER));
+                    return Err(absent(
+                        backend,
+                        format!("no provider owns {SECRETS} on the session bus"),
+                        START_PROVIDER,
+                    ));
                 }
             }
             default_keyring_unlocked(&bus).map_err(OpenError::Fatal)?;
@@ -393,9 +422,13 @@ mod platform {
         let probe = move || -> Result<Inner, OpenError> {
             let ring = KeyRing::from_special_id(KeyRingIdentifier::Session, false)
                 .map_err(|e| absent(backend, format!("no session keyring ({e})"), fix))?;
-            let meta = ring
-                .metadata()
-                .map_err(|e| absent(backend, format!("the session keyring cannot be read ({e})"), fix))?;
+            let meta = ring.metadata().map_err(|e| {
+                absent(
+                    backend,
+                    format!("the session keyring cannot be read ({e})"),
+                    fix,
+                )
+            })?;
             // Without a session keyring of its own, a process gets the user-default one
             // (`_uid_ses.UID`), whose keys it may add but not read back.
             if meta.get_description().starts_with("_uid_ses.") {
@@ -405,7 +438,8 @@ mod platform {
                     fix,
                 ));
             }
-            let store = linux_keyutils_keyring_store::Store::new().map_err(|e| OpenError::Fatal(map_error(backend, e)))?;
+            let store = linux_keyutils_keyring_store::Store::new()
+                .map_err(|e| OpenError::Fatal(map_error(backend, e)))?;
             Ok(Inner {
                 store,
                 bus: None,
@@ -421,12 +455,17 @@ mod platform {
     impl Inner {
         pub(super) fn get(&self, user: &str) -> Result<Option<SecretString>, KeychainError> {
             self.refuse_locked_items(user)?;
-            let entry = self.store.build(SERVICE, user, None).map_err(|e| map_error(self.backend, e))?;
+            let entry = self
+                .store
+                .build(SERVICE, user, None)
+                .map_err(|e| map_error(self.backend, e))?;
             match entry.get_secret() {
                 Ok(bytes) => {
                     let bytes = Zeroizing::new(bytes);
                     let text = std::str::from_utf8(&bytes).map_err(|_| {
-                        KeychainError::Other(format!("the secret stored for `{user}` is not UTF-8 text"))
+                        KeychainError::Other(format!(
+                            "the secret stored for `{user}` is not UTF-8 text"
+                        ))
                     })?;
                     Ok(Some(SecretString::from(text)))
                 }
@@ -440,13 +479,21 @@ mod platform {
             if let Some(bus) = &self.bus {
                 default_keyring_unlocked(bus)?;
             }
-            let entry = self.store.build(SERVICE, user, None).map_err(|e| map_error(self.backend, e))?;
-            entry.set_secret(secret).map_err(|e| map_error(self.backend, e))
+            let entry = self
+                .store
+                .build(SERVICE, user, None)
+                .map_err(|e| map_error(self.backend, e))?;
+            entry
+                .set_secret(secret)
+                .map_err(|e| map_error(self.backend, e))
         }
 
         pub(super) fn delete(&self, user: &str) -> Result<bool, KeychainError> {
             self.refuse_locked_items(user)?;
-            let entry = self.store.build(SERVICE, user, None).map_err(|e| map_error(self.backend, e))?;
+            let entry = self
+                .store
+                .build(SERVICE, user, None)
+                .map_err(|e| map_error(self.backend, e))?;
             match entry.delete_credential() {
                 Ok(()) => Ok(true),
                 Err(keyring_core::Error::NoEntry) => Ok(false),
@@ -460,14 +507,26 @@ mod platform {
             let Some(bus) = &self.bus else {
                 return Ok(());
             };
-            let attributes: HashMap<&str, &str> = HashMap::from([("service", SERVICE), ("username", user)]);
+            let attributes: HashMap<&str, &str> =
+                HashMap::from([("service", SERVICE), ("username", user)]);
             let reply = bus
-                .call_method(Some(SECRETS), SECRETS_PATH, Some(SERVICE_IFACE), "SearchItems", &(attributes,))
-                .map_err(|e| KeychainError::Other(format!("the Secret Service refused a search: {}", bus_reason(&e))))?;
-            let (_unlocked, locked): (Vec<OwnedObjectPath>, Vec<OwnedObjectPath>) = reply
-                .body()
-                .deserialize()
-                .map_err(|e| KeychainError::Other(format!("the Secret Service answered a search oddly: {e}")))?;
+                .call_method(
+                    Some(SECRETS),
+                    SECRETS_PATH,
+                    Some(SERVICE_IFACE),
+                    "SearchItems",
+                    &(attributes,),
+                )
+                .map_err(|e| {
+                    KeychainError::Other(format!(
+                        "the Secret Service refused a search: {}",
+                        bus_reason(&e)
+                    ))
+                })?;
+            let (_unlocked, locked): (Vec<OwnedObjectPath>, Vec<OwnedObjectPath>) =
+                reply.body().deserialize().map_err(|e| {
+                    KeychainError::Other(format!("the Secret Service answered a search oddly: {e}"))
+                })?;
             if locked.is_empty() {
                 Ok(())
             } else {
@@ -480,9 +539,20 @@ mod platform {
 
     /// Fails when the default collection is missing or locked; never asks to unlock it.
     fn default_keyring_unlocked(bus: &Connection) -> Result<(), KeychainError> {
-        let odd = |e: zbus::Error| KeychainError::Other(format!("the Secret Service refused a call: {}", bus_reason(&e)));
+        let odd = |e: zbus::Error| {
+            KeychainError::Other(format!(
+                "the Secret Service refused a call: {}",
+                bus_reason(&e)
+            ))
+        };
         let reply = bus
-            .call_method(Some(SECRETS), SECRETS_PATH, Some(SERVICE_IFACE), "ReadAlias", &("default",))
+            .call_method(
+                Some(SECRETS),
+                SECRETS_PATH,
+                Some(SERVICE_IFACE),
+                "ReadAlias",
+                &("default",),
+            )
             .map_err(odd)?;
         let path: OwnedObjectPath = reply.body().deserialize().map_err(odd)?;
         if path.as_str() == "/" {
@@ -505,7 +575,9 @@ mod platform {
                 .and_then(|v| String::try_from(v).ok())
                 .filter(|l| !l.is_empty())
                 .unwrap_or_else(|| "default".to_owned());
-            return Err(KeychainError::Locked(format!("the Secret Service keyring `{label}` is locked")));
+            return Err(KeychainError::Locked(format!(
+                "the Secret Service keyring `{label}` is locked"
+            )));
         }
         Ok(())
     }
@@ -518,7 +590,9 @@ mod platform {
                 Backend::SecretService => KeychainError::Locked(format!(
                     "the Secret Service refused access ({why}): the keyring is locked or an unlock prompt was dismissed"
                 )),
-                Backend::KeyUtils => KeychainError::Other(format!("the kernel keyring refused access ({why})")),
+                Backend::KeyUtils => {
+                    KeychainError::Other(format!("the kernel keyring refused access ({why})"))
+                }
             },
             E::PlatformFailure(why) => KeychainError::Other(format!("{}: {why}", backend.name())),
             E::Ambiguous(items) => KeychainError::Other(format!(

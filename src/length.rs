@@ -140,9 +140,9 @@ fn x_weight(c: char) -> usize {
 }
 
 fn is_emoji_sequence(g: &str) -> bool {
-    g.chars().any(|c| {
-        matches!(u32::from(c), 0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0x2B00..=0x2BFF)
-    }) && !g.chars().all(|c| x_weight(c) == 1)
+    g.chars()
+        .any(|c| matches!(u32::from(c), 0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0x2B00..=0x2BFF))
+        && !g.chars().all(|c| x_weight(c) == 1)
 }
 
 /// Mastodon: grapheme clusters, a link counts 23, `@user@domain` counts as `@user`.
@@ -229,10 +229,15 @@ fn split_urls(text: &str) -> Vec<Piece<'_>> {
 fn find_scheme(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     let mut from = 0;
-    while let Some(offset) = bytes[from..].iter().position(|b| b.eq_ignore_ascii_case(&b'h')) {
+    while let Some(offset) = bytes[from..]
+        .iter()
+        .position(|b| b.eq_ignore_ascii_case(&b'h'))
+    {
         let i = from + offset;
         let rest = &bytes[i..];
-        let starts = |prefix: &[u8]| rest.len() >= prefix.len() && rest[..prefix.len()].eq_ignore_ascii_case(prefix);
+        let starts = |prefix: &[u8]| {
+            rest.len() >= prefix.len() && rest[..prefix.len()].eq_ignore_ascii_case(prefix)
+        };
         if starts(b"http://") || starts(b"https://") {
             return Some(i);
         }
@@ -253,7 +258,10 @@ mod tests {
             // CJK weighs 2 each.
             ("日本語", 6),
             // A link is 23 however long.
-            ("see https://example.com/a/very/long/path/indeed?x=1", 4 + 23),
+            (
+                "see https://example.com/a/very/long/path/indeed?x=1",
+                4 + 23,
+            ),
             ("https://a.co.", 23 + 1),
             // One emoji with a skin tone and a ZWJ family each weigh 2.
             ("👍🏽", 2),
@@ -276,9 +284,15 @@ mod tests {
 
     #[test]
     fn mastodon_counts_links_as_23() {
-        assert_eq!(count(Platform::Mastodon, "read https://example.com/x/y/z/long"), 5 + 23);
+        assert_eq!(
+            count(Platform::Mastodon, "read https://example.com/x/y/z/long"),
+            5 + 23
+        );
         assert_eq!(count(Platform::Mastodon, "日本語"), 3);
-        assert_eq!(count(Platform::Mastodon, "hh HTTPS://EXAMPLE.COM/long/path/here"), 3 + 23);
+        assert_eq!(
+            count(Platform::Mastodon, "hh HTTPS://EXAMPLE.COM/long/path/here"),
+            3 + 23
+        );
         // A remote mention counts without its domain; an e-mail address is not a mention.
         assert_eq!(count(Platform::Mastodon, "hi @carol@example.social!"), 10);
         assert_eq!(count(Platform::Mastodon, "mail a@b.co"), 11);
@@ -319,7 +333,11 @@ mod tests {
                 for text in &texts {
                     let n = count(platform, text);
                     let want = if n <= limit { Ok(()) } else { Err(n) };
-                    assert_eq!(fits(platform, text, limit), want, "{platform} {limit} {text:?}");
+                    assert_eq!(
+                        fits(platform, text, limit),
+                        want,
+                        "{platform} {limit} {text:?}"
+                    );
                 }
             }
         }

@@ -37,7 +37,11 @@ pub fn run() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { Code::Usage.as_u8() } else { 0 });
+            return ExitCode::from(if e.use_stderr() {
+                Code::Usage.as_u8()
+            } else {
+                0
+            });
         }
     };
     match cli.global.color {
@@ -91,15 +95,16 @@ fn report(ctx: &Ctx, error: &Error) {
     let _ = write!(anstream::stderr(), "{}", error.render());
     if ctx.global.json {
         let diagnostics: Vec<_> = match error {
-            Error::Policy { diagnostics } | Error::Input { diagnostics } => {
-                diagnostics.iter().map(commands::policy::diagnostic_json).collect()
-            }
+            Error::Policy { diagnostics } | Error::Input { diagnostics } => diagnostics
+                .iter()
+                .map(commands::policy::diagnostic_json)
+                .collect(),
             _ => Vec::new(),
         };
         let message = match error {
-            Error::Usage { message, .. } | Error::Other { message, .. } | Error::Credentials { message, .. } => {
-                message.clone()
-            }
+            Error::Usage { message, .. }
+            | Error::Other { message, .. }
+            | Error::Credentials { message, .. } => message.clone(),
             Error::Policy { .. } => "the policy file is missing or invalid".to_owned(),
             Error::Input { .. } => "an input file is invalid".to_owned(),
         };

@@ -61,14 +61,24 @@ pub fn evaluation(text: &str, eval: &Evaluation, verbosity: Verbosity) -> String
         Some(account) => format!("{} → {account}", eval.source),
         None => eval.source.clone(),
     };
-    let _ = writeln!(out, "{vs}{:<6}{vs:#} {}{target}{:#}", eval.verdict.name(), STYLES.bold, STYLES.bold);
+    let _ = writeln!(
+        out,
+        "{vs}{:<6}{vs:#} {}{target}{:#}",
+        eval.verdict.name(),
+        STYLES.bold,
+        STYLES.bold
+    );
     if verbosity == Verbosity::Quiet {
         return out;
     }
     if verbosity == Verbosity::Verbose {
         // What the banned terms were matched against, to explain a match or a miss.
         let normalized = crate::terms::normalize(text);
-        let _ = writeln!(out, "  {}normalised:{:#} {}", STYLES.dim, STYLES.dim, normalized.text);
+        let _ = writeln!(
+            out,
+            "  {}normalised:{:#} {}",
+            STYLES.dim, STYLES.dim, normalized.text
+        );
     }
     for f in &eval.findings {
         let ss = severity_style(f.severity);
@@ -76,7 +86,12 @@ pub fn evaluation(text: &str, eval: &Evaluation, verbosity: Verbosity) -> String
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let _ = writeln!(out, "  {ss}{:<6}{ss:#} {rule}: {}", f.severity.name(), f.message);
+        let _ = writeln!(
+            out,
+            "  {ss}{:<6}{ss:#} {rule}: {}",
+            f.severity.name(),
+            f.message
+        );
         if let (Some(start), Some(end)) = (f.start, f.end) {
             let at = locate(text, start..end);
             let number = at.line.to_string();
@@ -105,7 +120,13 @@ pub fn summary(evaluations: impl IntoIterator<Item = Verdict>, errors: usize) ->
         counts[v as usize] += 1;
         total += 1;
     }
-    let order = [Verdict::Allow, Verdict::Hold, Verdict::Review, Verdict::Deny, Verdict::Frozen];
+    let order = [
+        Verdict::Allow,
+        Verdict::Hold,
+        Verdict::Review,
+        Verdict::Deny,
+        Verdict::Frozen,
+    ];
     let mut parts: Vec<String> = order
         .iter()
         .filter(|v| counts[**v as usize] > 0)

@@ -101,7 +101,10 @@ pub struct TermLists {
 
 impl TermLists {
     pub fn is_empty(&self) -> bool {
-        self.deny.is_empty() && self.warn.is_empty() && self.allow.is_empty() && self.regex.is_empty()
+        self.deny.is_empty()
+            && self.warn.is_empty()
+            && self.allow.is_empty()
+            && self.regex.is_empty()
     }
 
     /// These lists followed by `more`'s, for an account's additions to the global lists.
@@ -231,7 +234,11 @@ pub fn load(path: &Path) -> (Option<Policy>, Vec<Diagnostic>) {
             Err(_) => {
                 return (
                     None,
-                    vec![Diagnostic::whole_file(Level::Error, display, "the policy file is not valid UTF-8")],
+                    vec![Diagnostic::whole_file(
+                        Level::Error,
+                        display,
+                        "the policy file is not valid UTF-8",
+                    )],
                 );
             }
         },
@@ -239,7 +246,10 @@ pub fn load(path: &Path) -> (Option<Policy>, Vec<Diagnostic>) {
             let d = Diagnostic::whole_file(
                 Level::Error,
                 display,
-                format!("cannot read the policy file: {}", crate::error::io_reason(&e)),
+                format!(
+                    "cannot read the policy file: {}",
+                    crate::error::io_reason(&e)
+                ),
             );
             let d = if e.kind() == std::io::ErrorKind::NotFound {
                 d.with_hint("write one from `policy.example.toml`, or point `--policy` or `GATE_POLICY` at it")
@@ -251,10 +261,13 @@ pub fn load(path: &Path) -> (Option<Policy>, Vec<Diagnostic>) {
     };
     let source = Source::new(display, text);
     let (policy, diagnostics) = parse(&source);
-    (policy.map(|mut p| {
-        p.path = path.to_path_buf();
-        p
-    }), diagnostics)
+    (
+        policy.map(|mut p| {
+            p.path = path.to_path_buf();
+            p
+        }),
+        diagnostics,
+    )
 }
 
 /// Validates policy text; `source.name` is used in diagnostics.
@@ -296,12 +309,19 @@ fn read_policy(r: &mut Reader<'_>, root: &DeTable<'_>) -> Option<Policy> {
     let (reviewers_required, required_span, reviewer_keys) = read_reviewers(r, root);
 
     let accounts = read_accounts(r, root, reviewer_keys.len());
-    if let (Some(span), true) = (&required_span, reviewers_required as usize > reviewer_keys.len()) {
+    if let (Some(span), true) = (
+        &required_span,
+        reviewers_required as usize > reviewer_keys.len(),
+    ) {
         r.error(
             span.clone(),
             format!(
                 "{reviewers_required} {} required but only {} listed in `[reviewers.keys]`",
-                if reviewers_required == 1 { "reviewer" } else { "reviewers" },
+                if reviewers_required == 1 {
+                    "reviewer"
+                } else {
+                    "reviewers"
+                },
                 reviewer_keys.len()
             ),
         )
@@ -357,7 +377,13 @@ fn read_terms(r: &mut Reader<'_>, table: &DeTable<'_>, context: &str) -> TermLis
     ] {
         for term in r.strings(table, key).unwrap_or_default() {
             if terms::normalize_term(&term.value).is_empty() {
-                r.warning(term.span, format!("the {key} term {:?} has no letters or digits and never matches", term.value));
+                r.warning(
+                    term.span,
+                    format!(
+                        "the {key} term {:?} has no letters or digits and never matches",
+                        term.value
+                    ),
+                );
             } else {
                 out.push(term.value);
             }
@@ -369,7 +395,10 @@ fn read_terms(r: &mut Reader<'_>, table: &DeTable<'_>, context: &str) -> TermLis
             Err(e) => {
                 let detail = regex_error(&e);
                 r.error(pattern.span, format!("invalid regex: {detail}"))
-                    .hint = Some("patterns use Rust `regex` syntax and match the normalised (lower-case) text".into());
+                    .hint = Some(
+                    "patterns use Rust `regex` syntax and match the normalised (lower-case) text"
+                        .into(),
+                );
             }
         }
     }
@@ -404,25 +433,43 @@ fn read_reviewers(
             let DeValue::String(line) = value.get_ref() else {
                 r.error(
                     value.span(),
-                    format!("the key of reviewer `{name}` must be a string, found {}", crate::schema::type_name(value.get_ref())),
+                    format!(
+                        "the key of reviewer `{name}` must be a string, found {}",
+                        crate::schema::type_name(value.get_ref())
+                    ),
                 );
                 continue;
             };
             match reviewers::parse_public_key(line) {
                 Ok(key) => {
-                    if let Some((other, _)) = keys
-                        .iter()
-                        .find(|(_, k): &&(String, ssh_key::PublicKey)| k.key_data() == key.key_data())
+                    if let Some((other, _)) =
+                        keys.iter().find(|(_, k): &&(String, ssh_key::PublicKey)| {
+                            k.key_data() == key.key_data()
+                        })
                     {
-                        r.error(value.span(), format!("reviewers `{other}` and `{name}` have the same key"))
-                            .hint = Some("each reviewer needs a key of their own, or one person counts twice".into());
+                        r.error(
+                            value.span(),
+                            format!("reviewers `{other}` and `{name}` have the same key"),
+                        )
+                        .hint = Some(
+                            "each reviewer needs a key of their own, or one person counts twice"
+                                .into(),
+                        );
                     } else {
                         keys.push((name, key));
                     }
                 }
                 Err(e) => {
-                    r.error(value.span(), format!("the key of reviewer `{name}` is not an OpenSSH ed25519 public key: {e}"))
-                        .hint = Some("paste the line from `~/.ssh/id_ed25519.pub` (`ssh-ed25519 AAAA... name`)".into());
+                    r.error(
+                        value.span(),
+                        format!(
+                            "the key of reviewer `{name}` is not an OpenSSH ed25519 public key: {e}"
+                        ),
+                    )
+                    .hint = Some(
+                        "paste the line from `~/.ssh/id_ed25519.pub` (`ssh-ed25519 AAAA... name`)"
+                            .into(),
+                    );
                 }
             }
         }
@@ -446,7 +493,9 @@ fn read_accounts(
         let name = name_key.get_ref().to_string();
         let DeValue::Table(t) = value.get_ref() else {
             r.error(value.span(), format!("`accounts.{name}` must be a table"))
-                .hint = Some(format!("write `[accounts.{name}]` with `platform = \"...\"` under it"));
+                .hint = Some(format!(
+                "write `[accounts.{name}]` with `platform = \"...\"` under it"
+            ));
             continue;
         };
         if !valid_account_name(&name) {
@@ -459,33 +508,47 @@ fn read_accounts(
             Some(at) => match at.value.parse::<Platform>() {
                 Ok(p) => Some(p),
                 Err(()) => {
-                    let hint = match crate::diagnostic::did_you_mean(&at.value, Platform::NAMES.iter().copied()) {
+                    let hint = match crate::diagnostic::did_you_mean(
+                        &at.value,
+                        Platform::NAMES.iter().copied(),
+                    ) {
                         Some(close) => format!("did you mean `{close}`?"),
                         None => format!("use one of {}", list(Platform::NAMES)),
                     };
-                    r.error(at.span, format!("unknown platform `{}`", at.value)).hint = Some(hint);
+                    r.error(at.span, format!("unknown platform `{}`", at.value))
+                        .hint = Some(hint);
                     None
                 }
             },
             None => {
                 if Reader::get(t, "platform").is_none() {
-                    r.error(name_key.span(), format!("account `{name}` has no `platform`"))
-                        .hint = Some(format!("add `platform = \"mastodon\"` (or {})", list(Platform::NAMES)));
+                    r.error(
+                        name_key.span(),
+                        format!("account `{name}` has no `platform`"),
+                    )
+                    .hint = Some(format!(
+                        "add `platform = \"mastodon\"` (or {})",
+                        list(Platform::NAMES)
+                    ));
                 }
                 None
             }
         };
         let server = r.string(t, "server");
-        if let Some(at) = &server {
-            if let Err(why) = check_url(&at.value) {
-                r.error(at.span.clone(), format!("invalid `server` URL `{}`: {why}", at.value))
-                    .hint = Some("write the base URL, e.g. `https://mastodon.social`".into());
-            }
+        if let Some(at) = &server
+            && let Err(why) = check_url(&at.value)
+        {
+            r.error(
+                at.span.clone(),
+                format!("invalid `server` URL `{}`: {why}", at.value),
+            )
+            .hint = Some("write the base URL, e.g. `https://mastodon.social`".into());
         }
         let reviewers_required = r.count(t, "reviewers_required");
-        if let Some(at) = &reviewers_required {
-            if at.value as usize > key_count {
-                r.error(
+        if let Some(at) = &reviewers_required
+            && at.value as usize > key_count
+        {
+            r.error(
                     at.span.clone(),
                     format!(
                         "account `{name}` requires {} reviewer{} but only {key_count} are listed in `[reviewers.keys]`",
@@ -494,13 +557,12 @@ fn read_accounts(
                     ),
                 )
                 .hint = Some("no post could ever be approved: list more keys or lower `reviewers_required`".into());
-            }
         }
         let max_chars = r.count(t, "max_chars");
-        if let Some(at) = &max_chars {
-            if at.value == 0 {
-                r.error(at.span.clone(), "`max_chars` must be at least 1");
-            }
+        if let Some(at) = &max_chars
+            && at.value == 0
+        {
+            r.error(at.span.clone(), "`max_chars` must be at least 1");
         }
         let banned_terms = match r.table(t, "banned_terms") {
             Some((bt, _)) => read_terms(r, bt, &format!("`[accounts.{name}.banned_terms]`")),
@@ -511,8 +573,12 @@ fn read_accounts(
             (Some(at), _) => at.value.trim_end_matches('/').to_owned(),
             (None, Some(default)) => default.to_owned(),
             (None, None) => {
-                r.error(name_key.span(), format!("mastodon account `{name}` has no `server`"))
-                    .hint = Some("add the instance, e.g. `server = \"https://mastodon.social\"`".into());
+                r.error(
+                    name_key.span(),
+                    format!("mastodon account `{name}` has no `server`"),
+                )
+                .hint =
+                    Some("add the instance, e.g. `server = \"https://mastodon.social\"`".into());
                 continue;
             }
         };
@@ -571,7 +637,8 @@ fn read_windows(r: &mut Reader<'_>, root: &DeTable<'_>, timezone: Option<Tz>) ->
                 Some(d) => days.push(d),
                 None => {
                     r.error(day.span, format!("unknown day `{}`", day.value))
-                        .hint = Some("use `mon`, `tue`, `wed`, `thu`, `fri`, `sat` or `sun`".into());
+                        .hint =
+                        Some("use `mon`, `tue`, `wed`, `thu`, `fri`, `sat` or `sun`".into());
                 }
             }
         }
@@ -587,8 +654,11 @@ fn read_windows(r: &mut Reader<'_>, root: &DeTable<'_>, timezone: Option<Tz>) ->
         let from = time("from");
         let to = time("to");
         if Reader::get(t, "from").is_some() != Reader::get(t, "to").is_some() {
-            r.error(span.clone(), "a quiet-hours window needs both `from` and `to`, or neither")
-                .hint = Some("omit both for a window that lasts all day".into());
+            r.error(
+                span.clone(),
+                "a quiet-hours window needs both `from` and `to`, or neither",
+            )
+            .hint = Some("omit both for a window that lasts all day".into());
         }
         let tz = match r.string(t, "timezone") {
             Some(at) => zone(r, &at),
@@ -651,7 +721,10 @@ fn instant(
         DeValue::Datetime(d) => d.to_string(),
         other => {
             let found = crate::schema::type_name(other);
-            r.error(value.span(), format!("`{key}` must be a date-time, found {found}"));
+            r.error(
+                value.span(),
+                format!("`{key}` must be a date-time, found {found}"),
+            );
             return None;
         }
     };
@@ -668,8 +741,11 @@ fn instant(
             }
         },
         None => {
-            r.error(value.span(), format!("invalid date-time `{text}` for `{key}`"))
-                .hint = Some("write `2026-12-24T00:00` (local time) or `2026-12-24T00:00:00Z`".into());
+            r.error(
+                value.span(),
+                format!("invalid date-time `{text}` for `{key}`"),
+            )
+            .hint = Some("write `2026-12-24T00:00` (local time) or `2026-12-24T00:00:00Z`".into());
             None
         }
     }
@@ -690,7 +766,9 @@ pub fn parse_datetime(text: &str) -> Option<Written> {
     for format in ["%Y-%m-%dT%H:%M%:z", "%Y-%m-%d %H:%M%:z", "%Y-%m-%dT%H:%MZ"] {
         let text = text.replace('z', "Z");
         let attempt = if format.ends_with('Z') {
-            NaiveDateTime::parse_from_str(&text, format).ok().map(|n| n.and_utc())
+            NaiveDateTime::parse_from_str(&text, format)
+                .ok()
+                .map(|n| n.and_utc())
         } else {
             DateTime::<FixedOffset>::parse_from_str(&text, format)
                 .ok()
@@ -700,7 +778,12 @@ pub fn parse_datetime(text: &str) -> Option<Written> {
             return Some(Written::Exact(t));
         }
     }
-    for format in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(text, format) {
             return Some(Written::Local(n));
         }
@@ -716,7 +799,14 @@ fn read_freeze(r: &mut Reader<'_>, root: &DeTable<'_>, timezone: Option<Tz>) -> 
     r.check_keys(t, FREEZE_KEYS, "`[freeze]`");
     let reason = r.string(t, "reason");
     let since = match Reader::get(t, "since") {
-        Some(_) => instant(r, t, "since", (timezone, Reader::get(root, "timezone").is_some()), Side::Start).map(|(t, _)| t),
+        Some(_) => instant(
+            r,
+            t,
+            "since",
+            (timezone, Reader::get(root, "timezone").is_some()),
+            Side::Start,
+        )
+        .map(|(t, _)| t),
         None => None,
     };
     match reason {
@@ -732,7 +822,11 @@ fn read_freeze(r: &mut Reader<'_>, root: &DeTable<'_>, timezone: Option<Tz>) -> 
     }
 }
 
-fn read_tests(r: &mut Reader<'_>, root: &DeTable<'_>, accounts: &BTreeMap<String, Account>) -> Vec<TestCase> {
+fn read_tests(
+    r: &mut Reader<'_>,
+    root: &DeTable<'_>,
+    accounts: &BTreeMap<String, Account>,
+) -> Vec<TestCase> {
     let mut tests = Vec::new();
     for (t, span) in r.tables(root, "tests") {
         r.check_keys(t, TEST_KEYS, "`[[tests]]`");
@@ -743,17 +837,20 @@ fn read_tests(r: &mut Reader<'_>, root: &DeTable<'_>, accounts: &BTreeMap<String
             r.error(span.clone(), "a test case needs `text`");
         }
         let account = r.string(t, "account");
-        if let Some(at) = &account {
-            if !accounts.contains_key(&at.value) {
-                unknown_account(r, at, accounts);
-            }
+        if let Some(at) = &account
+            && !accounts.contains_key(&at.value)
+        {
+            unknown_account(r, at, accounts);
         }
         let now = match r.string(t, "now") {
             Some(at) => match parse_datetime(&at.value) {
                 Some(Written::Exact(t)) => Some(t),
                 _ => {
                     r.error(at.span, format!("invalid `now` `{}`", at.value))
-                        .hint = Some("write an RFC 3339 instant with an offset, e.g. `2026-11-23T10:00:00Z`".into());
+                        .hint = Some(
+                        "write an RFC 3339 instant with an offset, e.g. `2026-11-23T10:00:00Z`"
+                            .into(),
+                    );
                     None
                 }
             },
@@ -764,7 +861,8 @@ fn read_tests(r: &mut Reader<'_>, root: &DeTable<'_>, accounts: &BTreeMap<String
                 Ok(v) => Some(v),
                 Err(()) => {
                     r.error(at.span, format!("unknown verdict `{}`", at.value))
-                        .hint = Some("expect one of `allow`, `deny`, `hold`, `review`, `frozen`".into());
+                        .hint =
+                        Some("expect one of `allow`, `deny`, `hold`, `review`, `frozen`".into());
                     None
                 }
             },
@@ -791,9 +889,12 @@ fn read_tests(r: &mut Reader<'_>, root: &DeTable<'_>, accounts: &BTreeMap<String
 
 /// Reports a reference to an account the policy does not define.
 pub fn unknown_account(r: &mut Reader<'_>, at: &At<String>, accounts: &BTreeMap<String, Account>) {
-    let hint = match crate::diagnostic::did_you_mean(&at.value, accounts.keys().map(String::as_str)) {
+    let hint = match crate::diagnostic::did_you_mean(&at.value, accounts.keys().map(String::as_str))
+    {
         Some(close) => format!("did you mean `{close}`?"),
-        None if accounts.is_empty() => "the policy defines no accounts: add an `[accounts.NAME]` table".into(),
+        None if accounts.is_empty() => {
+            "the policy defines no accounts: add an `[accounts.NAME]` table".into()
+        }
         None => format!(
             "the policy defines {}",
             list(&accounts.keys().map(String::as_str).collect::<Vec<_>>())
@@ -805,8 +906,10 @@ pub fn unknown_account(r: &mut Reader<'_>, at: &At<String>, accounts: &BTreeMap<
 
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

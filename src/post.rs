@@ -11,7 +11,14 @@ use crate::policy::{Policy, hex, unknown_account};
 use crate::reviewers::{Approval, MediaDigest, digest_message};
 use crate::schema::{At, Reader};
 
-const POST_KEYS: &[&str] = &["account", "accounts", "author", "text", "media", "approvals"];
+const POST_KEYS: &[&str] = &[
+    "account",
+    "accounts",
+    "author",
+    "text",
+    "media",
+    "approvals",
+];
 const MEDIA_KEYS: &[&str] = &["path", "alt"];
 const APPROVAL_KEYS: &[&str] = &["reviewer", "signature"];
 
@@ -97,7 +104,11 @@ pub fn load(path: &Path, policy: &Policy) -> Result<Post, Vec<Diagnostic>> {
         })
         .and_then(|bytes| {
             String::from_utf8(bytes).map_err(|_| {
-                vec![Diagnostic::whole_file(Level::Error, &display, "the post file is not valid UTF-8")]
+                vec![Diagnostic::whole_file(
+                    Level::Error,
+                    &display,
+                    "the post file is not valid UTF-8",
+                )]
             })
         })?;
     let source = Source::new(display, text);
@@ -117,15 +128,19 @@ pub fn parse(source: &Source, path: &Path, policy: &Policy) -> Result<Post, Vec<
     match (r.string(root, "account"), r.strings(root, "accounts")) {
         (Some(one), None) => accounts.push(one),
         (None, Some(many)) => {
-            if many.is_empty() {
-                if let Some((_, v)) = Reader::get(root, "accounts") {
-                    r.error(v.span(), "`accounts` is empty").hint = Some("name at least one account".into());
-                }
+            if many.is_empty()
+                && let Some((_, v)) = Reader::get(root, "accounts")
+            {
+                r.error(v.span(), "`accounts` is empty").hint =
+                    Some("name at least one account".into());
             }
             accounts = many;
         }
         (Some(one), Some(_)) => {
-            r.error(one.span, "a post names either `account` or `accounts`, not both");
+            r.error(
+                one.span,
+                "a post names either `account` or `accounts`, not both",
+            );
         }
         (None, None) => {
             if Reader::get(root, "account").is_none() && Reader::get(root, "accounts").is_none() {
@@ -139,7 +154,10 @@ pub fn parse(source: &Source, path: &Path, policy: &Policy) -> Result<Post, Vec<
         if !policy.accounts.contains_key(&at.value) {
             unknown_account(&mut r, at, &policy.accounts);
         } else if names.contains(&at.value) {
-            r.warning(at.span.clone(), format!("account `{}` is named twice", at.value));
+            r.warning(
+                at.span.clone(),
+                format!("account `{}` is named twice", at.value),
+            );
         } else {
             names.push(at.value.clone());
         }
@@ -155,7 +173,8 @@ pub fn parse(source: &Source, path: &Path, policy: &Policy) -> Result<Post, Vec<
         }
         None => {
             if Reader::get(root, "text").is_none() {
-                r.error(0..0, "the post has no `text`").hint = Some("add `text = \"\"\"...\"\"\"`".into());
+                r.error(0..0, "the post has no `text`").hint =
+                    Some("add `text = \"\"\"...\"\"\"`".into());
             }
             String::new()
         }
@@ -184,7 +203,11 @@ pub fn parse(source: &Source, path: &Path, policy: &Policy) -> Result<Post, Vec<
             Err(e) => {
                 r.error(
                     written.span,
-                    format!("cannot read media `{}`: {}", written.value, crate::error::io_reason(&e)),
+                    format!(
+                        "cannot read media `{}`: {}",
+                        written.value,
+                        crate::error::io_reason(&e)
+                    ),
                 )
                 .hint = Some("media paths are relative to the post file's folder".into());
             }
@@ -230,7 +253,9 @@ pub fn find_post_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let entry = entry.map_err(|e| e.to_string())?;
-        if entry.file_type().is_file() && entry.file_name().to_string_lossy().ends_with(".post.toml") {
+        if entry.file_type().is_file()
+            && entry.file_name().to_string_lossy().ends_with(".post.toml")
+        {
             files.push(entry.into_path());
         }
     }

@@ -54,7 +54,12 @@ impl<'s> Reader<'s> {
         self.push(Level::Warning, span, message)
     }
 
-    fn push(&mut self, level: Level, span: Range<usize>, message: impl Into<String>) -> &mut Diagnostic {
+    fn push(
+        &mut self,
+        level: Level,
+        span: Range<usize>,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
         self.diagnostics
             .push(Diagnostic::at(level, self.source, span, message));
         self.diagnostics.last_mut().expect("just pushed")
@@ -81,13 +86,19 @@ impl<'s> Reader<'s> {
     }
 
     /// The value under `key`, if present.
-    pub fn get<'t, 'i>(table: &'t DeTable<'i>, key: &str) -> Option<(&'t Spanned<toml::de::DeString<'i>>, &'t Value<'i>)> {
+    pub fn get<'t, 'i>(
+        table: &'t DeTable<'i>,
+        key: &str,
+    ) -> Option<(&'t Spanned<toml::de::DeString<'i>>, &'t Value<'i>)> {
         table.iter().find(|(k, _)| k.get_ref().as_ref() == key)
     }
 
     fn type_error(&mut self, key: &str, value: &Value<'_>, expected: &str) {
         let found = type_name(value.get_ref());
-        self.error(value.span(), format!("`{key}` must be {expected}, found {found}"));
+        self.error(
+            value.span(),
+            format!("`{key}` must be {expected}, found {found}"),
+        );
     }
 
     pub fn string(&mut self, table: &DeTable<'_>, key: &str) -> Option<At<String>> {
@@ -107,16 +118,18 @@ impl<'s> Reader<'s> {
     pub fn integer(&mut self, table: &DeTable<'_>, key: &str) -> Option<At<i64>> {
         let (_, value) = Self::get(table, key)?;
         match value.get_ref() {
-            DeValue::Integer(i) => match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
-                Ok(n) => Some(At {
-                    value: n,
-                    span: value.span(),
-                }),
-                Err(_) => {
-                    self.error(value.span(), format!("`{key}` is out of range"));
-                    None
+            DeValue::Integer(i) => {
+                match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
+                    Ok(n) => Some(At {
+                        value: n,
+                        span: value.span(),
+                    }),
+                    Err(_) => {
+                        self.error(value.span(), format!("`{key}` is out of range"));
+                        None
+                    }
                 }
-            },
+            }
             _ => {
                 self.type_error(key, value, "an integer");
                 None
@@ -133,7 +146,10 @@ impl<'s> Reader<'s> {
                 span: at.span,
             }),
             Err(_) => {
-                self.error(at.span.clone(), format!("`{key}` must be a whole number from 0 up"));
+                self.error(
+                    at.span.clone(),
+                    format!("`{key}` must be a whole number from 0 up"),
+                );
                 None
             }
         }
@@ -179,7 +195,11 @@ impl<'s> Reader<'s> {
         Some(out)
     }
 
-    pub fn table<'t, 'i>(&mut self, table: &'t DeTable<'i>, key: &str) -> Option<(&'t DeTable<'i>, Range<usize>)> {
+    pub fn table<'t, 'i>(
+        &mut self,
+        table: &'t DeTable<'i>,
+        key: &str,
+    ) -> Option<(&'t DeTable<'i>, Range<usize>)> {
         let (k, value) = Self::get(table, key)?;
         match value.get_ref() {
             DeValue::Table(t) => Some((t, key_span(k, value))),
@@ -191,7 +211,11 @@ impl<'s> Reader<'s> {
     }
 
     /// An array of tables (`[[key]]`), each with the span of its header.
-    pub fn tables<'t, 'i>(&mut self, table: &'t DeTable<'i>, key: &str) -> Vec<(&'t DeTable<'i>, Range<usize>)> {
+    pub fn tables<'t, 'i>(
+        &mut self,
+        table: &'t DeTable<'i>,
+        key: &str,
+    ) -> Vec<(&'t DeTable<'i>, Range<usize>)> {
         let Some((_, value)) = Self::get(table, key) else {
             return Vec::new();
         };
@@ -205,7 +229,10 @@ impl<'s> Reader<'s> {
                 DeValue::Table(t) => out.push((t, item.span())),
                 other => {
                     let found = type_name(other);
-                    self.error(item.span(), format!("`{key}` must hold tables, found {found}"));
+                    self.error(
+                        item.span(),
+                        format!("`{key}` must hold tables, found {found}"),
+                    );
                 }
             }
         }

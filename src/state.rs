@@ -40,7 +40,11 @@ pub fn read_freeze(env: &Env) -> Result<Option<LocalFreeze>, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Ok(Some(LocalFreeze {
-                reason: format!("the freeze file `{}` cannot be read ({})", path.display(), io_reason(&e)),
+                reason: format!(
+                    "the freeze file `{}` cannot be read ({})",
+                    path.display(),
+                    io_reason(&e)
+                ),
                 since: None,
                 by: None,
             }));
@@ -64,12 +68,19 @@ pub fn read_freeze(env: &Env) -> Result<Option<LocalFreeze>, Error> {
 pub fn write_freeze(env: &Env, reason: &str, now: DateTime<Utc>) -> Result<PathBuf, Error> {
     let dir = dir(env)?;
     std::fs::create_dir_all(&dir).map_err(|e| {
-        Error::other(format!("cannot create `{}`: {}", dir.display(), io_reason(&e)))
+        Error::other(format!(
+            "cannot create `{}`: {}",
+            dir.display(),
+            io_reason(&e)
+        ))
     })?;
     let record = FreezeRecord {
         reason: reason.to_owned(),
         since: now,
-        by: env.var("USER").or_else(|| env.var("LOGNAME")).map(str::to_owned),
+        by: env
+            .var("USER")
+            .or_else(|| env.var("LOGNAME"))
+            .map(str::to_owned),
     };
     let path = dir.join(FREEZE_FILE);
     let write = || -> std::io::Result<()> {
@@ -80,7 +91,13 @@ pub fn write_freeze(env: &Env, reason: &str, now: DateTime<Utc>) -> Result<PathB
         tmp.persist(&path).map_err(|e| e.error)?;
         Ok(())
     };
-    write().map_err(|e| Error::other(format!("cannot write `{}`: {}", path.display(), io_reason(&e))))?;
+    write().map_err(|e| {
+        Error::other(format!(
+            "cannot write `{}`: {}",
+            path.display(),
+            io_reason(&e)
+        ))
+    })?;
     Ok(path)
 }
 
@@ -90,6 +107,10 @@ pub fn remove_freeze(env: &Env) -> Result<bool, Error> {
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::other(format!("cannot remove `{}`: {}", path.display(), io_reason(&e)))),
+        Err(e) => Err(Error::other(format!(
+            "cannot remove `{}`: {}",
+            path.display(),
+            io_reason(&e)
+        ))),
     }
 }

@@ -487,10 +487,10 @@ impl Builder {
 
     fn end_word(&mut self) {
         let single = self.word_chars == 1 && self.word_alpha;
-        if let Some(join) = self.pending.take() {
-            if single {
-                self.joins.push(join);
-            }
+        if let Some(join) = self.pending.take()
+            && single
+        {
+            self.joins.push(join);
         }
         self.prev_single = single;
         self.in_word = false;

@@ -20,13 +20,16 @@ use crate::state;
 pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
     let policy = ctx.load_policy(None)?;
     if policy.reviewer_keys.is_empty() {
-        return Err(Error::usage("the policy lists no reviewers")
-            .with_hint("add `[reviewers.keys]` with each reviewer's `ssh-ed25519 ...` public key"));
+        return Err(Error::usage("the policy lists no reviewers").with_hint(
+            "add `[reviewers.keys]` with each reviewer's `ssh-ed25519 ...` public key",
+        ));
     }
-    let post = post::load(&args.file, &policy).map_err(|diagnostics| Error::Input { diagnostics })?;
+    let post =
+        post::load(&args.file, &policy).map_err(|diagnostics| Error::Input { diagnostics })?;
     let key_path = key_path(ctx, args)?;
     let key = read_private_key(ctx, &key_path)?;
-    let Some(reviewer) = reviewers::reviewer_for_key(&policy.reviewer_keys, key.public_key()) else {
+    let Some(reviewer) = reviewers::reviewer_for_key(&policy.reviewer_keys, key.public_key())
+    else {
         return Err(Error::usage(format!(
             "the key `{}` is not listed in the policy's `[reviewers.keys]`",
             key_path.display()
@@ -38,7 +41,11 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
     };
     let reviewer = reviewer.to_owned();
 
-    let accounts: Vec<_> = post.accounts.iter().filter_map(|a| policy.account(a)).collect();
+    let accounts: Vec<_> = post
+        .accounts
+        .iter()
+        .filter_map(|a| policy.account(a))
+        .collect();
     let engine = Engine::new(&policy);
     let context = Context {
         now: Utc::now(),
@@ -47,29 +54,60 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
     let evaluations = engine.evaluate(&post, &accounts, &context);
     let message = post.digest_message(&post.accounts);
 
-    let outcome = reviewers::verify_approvals(&policy.reviewer_keys, post.author.as_deref(), message.as_bytes(), &post.approvals);
+    let outcome = reviewers::verify_approvals(
+        &policy.reviewer_keys,
+        post.author.as_deref(),
+        message.as_bytes(),
+        &post.approvals,
+    );
     if outcome.valid.contains(&reviewer) {
-        ctx.note(&format!("`{reviewer}` has already approved this exact content of `{}`", args.file.display()));
+        ctx.note(&format!(
+            "`{reviewer}` has already approved this exact content of `{}`",
+            args.file.display()
+        ));
         return Ok(Code::Ok);
     }
-    if post.author.as_deref().is_some_and(|a| a.trim().eq_ignore_ascii_case(reviewer.trim())) {
-        return Err(Error::usage(format!("`{reviewer}` wrote this post and cannot approve it"))
-            .with_hint("another listed reviewer has to sign it"));
+    if post
+        .author
+        .as_deref()
+        .is_some_and(|a| a.trim().eq_ignore_ascii_case(reviewer.trim()))
+    {
+        return Err(Error::usage(format!(
+            "`{reviewer}` wrote this post and cannot approve it"
+        ))
+        .with_hint("another listed reviewer has to sign it"));
     }
 
     if !ctx.global.quiet {
         let mut err = anstream::stderr().lock();
-        let _ = writeln!(err, "{}post{:#}: {}", output::STYLES.bold, output::STYLES.bold, args.file.display());
+        let _ = writeln!(
+            err,
+            "{}post{:#}: {}",
+            output::STYLES.bold,
+            output::STYLES.bold,
+            args.file.display()
+        );
         let _ = writeln!(err, "accounts: {}", post.accounts.join(", "));
         for m in &post.media {
-            let _ = writeln!(err, "media: {} ({} bytes, sha256 {}) alt: {}", m.written, m.bytes, m.sha256, m.alt.as_deref().unwrap_or("(none)"));
+            let _ = writeln!(
+                err,
+                "media: {} ({} bytes, sha256 {}) alt: {}",
+                m.written,
+                m.bytes,
+                m.sha256,
+                m.alt.as_deref().unwrap_or("(none)")
+            );
         }
         let _ = writeln!(err, "text:");
         for line in post.text.lines() {
             let _ = writeln!(err, "  | {line}");
         }
         for e in &evaluations {
-            let _ = write!(err, "{}", output::evaluation(&post.text, e, ctx.verbosity()));
+            let _ = write!(
+                err,
+                "{}",
+                output::evaluation(&post.text, e, ctx.verbosity())
+            );
         }
     }
 
@@ -78,7 +116,10 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
         .flat_map(|e| &e.findings)
         .any(|f| f.severity == Severity::Deny);
     if denied && !args.force {
-        let _ = writeln!(anstream::stderr(), "error: content rules deny this post; not signing\n  hint: fix the post, or pass `--force` to sign it anyway");
+        let _ = writeln!(
+            anstream::stderr(),
+            "error: content rules deny this post; not signing\n  hint: fix the post, or pass `--force` to sign it anyway"
+        );
         return Ok(Code::Deny);
     }
     if overall(&evaluations) == crate::evaluate::Verdict::Frozen {
@@ -87,8 +128,10 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
 
     if !args.yes {
         if !ctx.env.stdin_is_terminal {
-            return Err(Error::usage("refusing to sign without confirmation: stdin is not a terminal")
-                .with_hint("pass `--yes` once you have read the post"));
+            return Err(Error::usage(
+                "refusing to sign without confirmation: stdin is not a terminal",
+            )
+            .with_hint("pass `--yes` once you have read the post"));
         }
         let question = format!("Sign this post as `{reviewer}`?");
         let confirmed = dialoguer::Confirm::new()
@@ -102,17 +145,28 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
         }
     }
 
-    let signature = reviewers::sign(&key, message.as_bytes()).map_err(|e| Error::other(format!("cannot sign: {e}")))?;
+    let signature = reviewers::sign(&key, message.as_bytes())
+        .map_err(|e| Error::other(format!("cannot sign: {e}")))?;
     append_approval(&args.file, &reviewer, &signature)?;
 
     // Read the file back: the approval must parse and count, or something is badly wrong.
-    let reread = post::load(&args.file, &policy).map_err(|diagnostics| Error::Input { diagnostics })?;
-    let check = reviewers::verify_approvals(&policy.reviewer_keys, reread.author.as_deref(), message.as_bytes(), &reread.approvals);
+    let reread =
+        post::load(&args.file, &policy).map_err(|diagnostics| Error::Input { diagnostics })?;
+    let check = reviewers::verify_approvals(
+        &policy.reviewer_keys,
+        reread.author.as_deref(),
+        message.as_bytes(),
+        &reread.approvals,
+    );
     if !check.valid.contains(&reviewer) {
-        return Err(Error::other("the appended approval does not verify; the post file was changed meanwhile?"));
+        return Err(Error::other(
+            "the appended approval does not verify; the post file was changed meanwhile?",
+        ));
     }
     if ctx.global.json {
-        super::print_json(&serde_json::json!({"file": args.file.display().to_string(), "reviewer": reviewer, "valid": check.valid}))?;
+        super::print_json(
+            &serde_json::json!({"file": args.file.display().to_string(), "reviewer": reviewer, "valid": check.valid}),
+        )?;
     } else {
         let required = policy.required_reviewers(&accounts);
         ctx.note(&format!(
@@ -130,25 +184,40 @@ fn key_path(ctx: &Ctx, args: &ApproveArgs) -> Result<PathBuf, Error> {
     }
     match ctx.env.var("HOME").filter(|h| !h.is_empty()) {
         Some(home) => Ok(Path::new(home).join(".ssh").join("id_ed25519")),
-        None => Err(Error::usage("cannot find your key: `HOME` is not set").with_hint("pass `--key PATH`")),
+        None => {
+            Err(Error::usage("cannot find your key: `HOME` is not set")
+                .with_hint("pass `--key PATH`"))
+        }
     }
 }
 
 fn read_private_key(ctx: &Ctx, path: &Path) -> Result<ssh_key::PrivateKey, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::usage(format!("cannot read the key `{}`: {}", path.display(), io_reason(&e)))
-            .with_hint("pass your OpenSSH ed25519 private key with `--key PATH`")
+        Error::usage(format!(
+            "cannot read the key `{}`: {}",
+            path.display(),
+            io_reason(&e)
+        ))
+        .with_hint("pass your OpenSSH ed25519 private key with `--key PATH`")
     })?;
     let key = ssh_key::PrivateKey::from_openssh(&text).map_err(|_| {
-        Error::usage(format!("`{}` is not an OpenSSH private key", path.display()))
-            .with_hint("pass the private half (not `.pub`) of an ed25519 key made by `ssh-keygen -t ed25519`")
+        Error::usage(format!(
+            "`{}` is not an OpenSSH private key",
+            path.display()
+        ))
+        .with_hint(
+            "pass the private half (not `.pub`) of an ed25519 key made by `ssh-keygen -t ed25519`",
+        )
     })?;
     if !key.is_encrypted() {
         return Ok(key);
     }
     if !ctx.env.stdin_is_terminal {
-        return Err(Error::usage(format!("the key `{}` needs its passphrase and stdin is not a terminal", path.display()))
-            .with_hint("run `gate approve` on a terminal"));
+        return Err(Error::usage(format!(
+            "the key `{}` needs its passphrase and stdin is not a terminal",
+            path.display()
+        ))
+        .with_hint("run `gate approve` on a terminal"));
     }
     for _ in 0..3 {
         let passphrase = dialoguer::Password::new()
@@ -165,12 +234,21 @@ fn read_private_key(ctx: &Ctx, path: &Path) -> Result<ssh_key::PrivateKey, Error
 
 /// Appends one `[[approvals]]` entry after the file's last byte and writes it back atomically.
 fn append_approval(path: &Path, reviewer: &str, signature: &str) -> Result<(), Error> {
-    let original = std::fs::read_to_string(path)
-        .map_err(|e| Error::other(format!("cannot read `{}`: {}", path.display(), io_reason(&e))))?;
+    let original = std::fs::read_to_string(path).map_err(|e| {
+        Error::other(format!(
+            "cannot read `{}`: {}",
+            path.display(),
+            io_reason(&e)
+        ))
+    })?;
     let doc: toml_edit::DocumentMut = original
         .parse()
         .map_err(|e| Error::other(format!("cannot parse `{}` again: {e}", path.display())))?;
-    let newline = if original.contains("\r\n") { "\r\n" } else { "\n" };
+    let newline = if original.contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
     let updated = if matches!(doc.get("approvals"), Some(toml_edit::Item::Value(_))) {
         // `approvals = [...]` written inline: only toml_edit can add to it.
         let mut doc = doc;
@@ -190,18 +268,29 @@ fn append_approval(path: &Path, reviewer: &str, signature: &str) -> Result<(), E
         text.push_str(newline);
         text.push_str("[[approvals]]");
         text.push_str(newline);
-        text.push_str(&format!("reviewer = {}", toml_edit::Value::from(reviewer).to_string().trim()));
+        text.push_str(&format!(
+            "reviewer = {}",
+            toml_edit::Value::from(reviewer).to_string().trim()
+        ));
         text.push_str(newline);
-        text.push_str(&format!("signature = \"\"\"{newline}{armour}{newline}\"\"\""));
+        text.push_str(&format!(
+            "signature = \"\"\"{newline}{armour}{newline}\"\"\""
+        ));
         text.push_str(newline);
         let mut updated = original.clone();
         updated.push_str(&text);
         updated
     };
-    updated
-        .parse::<toml_edit::DocumentMut>()
-        .map_err(|e| Error::other(format!("the approval would make `{}` invalid: {e}", path.display())))?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    updated.parse::<toml_edit::DocumentMut>().map_err(|e| {
+        Error::other(format!(
+            "the approval would make `{}` invalid: {e}",
+            path.display()
+        ))
+    })?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let write = || -> std::io::Result<()> {
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
         tmp.write_all(updated.as_bytes())?;
@@ -212,5 +301,11 @@ fn append_approval(path: &Path, reviewer: &str, signature: &str) -> Result<(), E
         tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
     };
-    write().map_err(|e| Error::other(format!("cannot write `{}`: {}", path.display(), io_reason(&e))))
+    write().map_err(|e| {
+        Error::other(format!(
+            "cannot write `{}`: {}",
+            path.display(),
+            io_reason(&e)
+        ))
+    })
 }

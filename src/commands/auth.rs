@@ -20,7 +20,9 @@ use crate::keychain::Keychain;
 use crate::policy::{Account, Policy};
 
 fn account<'p>(policy: &'p Policy, name: &str) -> Result<&'p Account, Error> {
-    policy.account(name).ok_or_else(|| unknown_account_error(policy, name, ""))
+    policy
+        .account(name)
+        .ok_or_else(|| unknown_account_error(policy, name, ""))
 }
 
 pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {
@@ -47,7 +49,11 @@ pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {
             "replaced": replaced,
         }))?;
     } else {
-        let verb = if replaced { "replaced the token" } else { "stored a token" };
+        let verb = if replaced {
+            "replaced the token"
+        } else {
+            "stored a token"
+        };
         ctx.note(&format!(
             "{verb} for `{}` in {} (service `gate`, user `{user}`)",
             account.name,
@@ -61,7 +67,11 @@ pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {
 fn read_token(ctx: &Ctx, account: &Account) -> Result<SecretString, Error> {
     let token = if ctx.env.stdin_is_terminal && std::io::stdin().is_terminal() {
         let typed = dialoguer::Password::new()
-            .with_prompt(format!("Token for `{}` ({})", account.name, credential::host(&account.server)))
+            .with_prompt(format!(
+                "Token for `{}` ({})",
+                account.name,
+                credential::host(&account.server)
+            ))
             .interact()
             .map_err(|e| Error::usage(format!("cannot read the token from the terminal: {e}")))?;
         SecretString::from(typed)
@@ -70,12 +80,21 @@ fn read_token(ctx: &Ctx, account: &Account) -> Result<SecretString, Error> {
         std::io::stdin()
             .take(MAX_SECRET as u64 + 1)
             .read_to_end(&mut buf)
-            .map_err(|e| Error::other(format!("cannot read the token from stdin: {}", crate::error::io_reason(&e))))?;
+            .map_err(|e| {
+                Error::other(format!(
+                    "cannot read the token from stdin: {}",
+                    crate::error::io_reason(&e)
+                ))
+            })?;
         if buf.len() > MAX_SECRET {
-            return Err(Error::usage(format!("the token on stdin is longer than {} KiB", MAX_SECRET / 1024))
-                .with_hint("pipe in only the token"));
+            return Err(Error::usage(format!(
+                "the token on stdin is longer than {} KiB",
+                MAX_SECRET / 1024
+            ))
+            .with_hint("pipe in only the token"));
         }
-        let text = std::str::from_utf8(&buf).map_err(|_| Error::usage("the token on stdin is not UTF-8 text"))?;
+        let text = std::str::from_utf8(&buf)
+            .map_err(|_| Error::usage("the token on stdin is not UTF-8 text"))?;
         SecretString::from(text.trim())
     };
     credential::check_token(token.expose_secret()).map_err(|e| {
@@ -83,7 +102,10 @@ fn read_token(ctx: &Ctx, account: &Account) -> Result<SecretString, Error> {
             credential::CredentialError::Empty => "no token given".to_owned(),
             _ => "the token holds whitespace or control characters".to_owned(),
         };
-        Error::usage(what).with_hint(format!("pipe in only the token, e.g. `gate auth login {} --with-token < token.txt`", account.name))
+        Error::usage(what).with_hint(format!(
+            "pipe in only the token, e.g. `gate auth login {} --with-token < token.txt`",
+            account.name
+        ))
     })?;
     Ok(token)
 }
@@ -178,7 +200,10 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
             r.account.name,
             r.problem.as_deref().unwrap_or("unknown")
         ))
-        .with_hint(format!("store one with `gate auth login {} --with-token`", r.account.name));
+        .with_hint(format!(
+            "store one with `gate auth login {} --with-token`",
+            r.account.name
+        ));
         if ctx.global.json {
             // stdout already holds the one JSON document; the error goes to stderr only.
             eprint!("{error}");
@@ -190,7 +215,12 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
 }
 
 fn human(r: &Status<'_>, backend: crate::keychain::Backend) -> String {
-    let head = format!("{} ({}, user `{}`)", r.account.name, r.account.platform.name(), r.user);
+    let head = format!(
+        "{} ({}, user `{}`)",
+        r.account.name,
+        r.account.platform.name(),
+        r.user
+    );
     let problem = r.problem.as_deref().unwrap_or("unknown");
     let Some(c) = &r.credential else {
         return if r.present {
@@ -207,8 +237,15 @@ fn human(r: &Status<'_>, backend: crate::keychain::Backend) -> String {
         Some(t) => rfc3339(t),
         None => "never".to_owned(),
     };
-    let scopes = if c.scopes.is_empty() { "not recorded".to_owned() } else { c.scopes.join(" ") };
-    let identity = c.identity.clone().unwrap_or_else(|| "not recorded".to_owned());
+    let scopes = if c.scopes.is_empty() {
+        "not recorded".to_owned()
+    } else {
+        c.scopes.join(" ")
+    };
+    let identity = c
+        .identity
+        .clone()
+        .unwrap_or_else(|| "not recorded".to_owned());
     format!("{head}: {state}\n  expires: {expires}\n  scopes: {scopes}\n  identity: {identity}\n")
 }
 
@@ -231,10 +268,18 @@ pub fn logout(ctx: &Ctx, args: &AuthLogoutArgs) -> Result<Code, Error> {
             "revoked": false,
         }))?;
     } else if removed {
-        ctx.note(&format!("removed the token for `{}` from {}", account.name, keychain.backend().place()));
+        ctx.note(&format!(
+            "removed the token for `{}` from {}",
+            account.name,
+            keychain.backend().place()
+        ));
         ctx.note("  note: the token was not revoked at the server (revocation arrives with OAuth sign-in); revoke it in the account's settings");
     } else {
-        ctx.note(&format!("no token for `{}` was stored in {}", account.name, keychain.backend().place()));
+        ctx.note(&format!(
+            "no token for `{}` was stored in {}",
+            account.name,
+            keychain.backend().place()
+        ));
     }
     Ok(Code::Ok)
 }

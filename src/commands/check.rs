@@ -22,11 +22,14 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
         None => Utc::now(),
     };
     if args.text.is_none() && args.file.is_empty() && args.jsonl.is_none() {
-        return Err(Error::usage("nothing to check")
-            .with_hint("give the text, `-` to read it from stdin, `--file PATH...` or `--jsonl FILE`"));
+        return Err(Error::usage("nothing to check").with_hint(
+            "give the text, `-` to read it from stdin, `--file PATH...` or `--jsonl FILE`",
+        ));
     }
     if !args.account.is_empty() && !args.file.is_empty() {
-        return Err(Error::usage("`--account` applies to inline text; post files name their own accounts"));
+        return Err(Error::usage(
+            "`--account` applies to inline text; post files name their own accounts",
+        ));
     }
     let policy = ctx.load_policy(None)?;
     let accounts = inline_accounts(&policy, &args.account)?;
@@ -55,7 +58,10 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
                 Error::other(format!("cannot read the folder `{}`: {e}", path.display()))
             })?;
             if files.is_empty() {
-                ctx.note(&format!("note: no `*.post.toml` files under `{}`", path.display()));
+                ctx.note(&format!(
+                    "note: no `*.post.toml` files under `{}`",
+                    path.display()
+                ));
             }
             files
         } else {
@@ -85,26 +91,49 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
             "posts": evaluations.iter().map(|(_, e)| e).collect::<Vec<_>>(),
         });
         if !diagnostics.is_empty() {
-            doc["errors"] = diagnostics.iter().map(super::policy::diagnostic_json).collect();
+            doc["errors"] = diagnostics
+                .iter()
+                .map(super::policy::diagnostic_json)
+                .collect();
         }
         print_json(&doc)?;
         if errors > 0 {
-            let _ = write!(anstream::stderr(), "{}", Error::Input { diagnostics }.render());
+            let _ = write!(
+                anstream::stderr(),
+                "{}",
+                Error::Input { diagnostics }.render()
+            );
         }
     } else {
         let mut out = anstream::stdout().lock();
         for (i, e) in &evaluations {
-            let _ = write!(out, "{}", output::evaluation(&posts[*i].text, e, ctx.verbosity()));
+            let _ = write!(
+                out,
+                "{}",
+                output::evaluation(&posts[*i].text, e, ctx.verbosity())
+            );
         }
         if evaluations.len() > 1 || errors > 0 {
-            let _ = writeln!(out, "{}", output::summary(evaluations.iter().map(|(_, e)| e.verdict), errors));
+            let _ = writeln!(
+                out,
+                "{}",
+                output::summary(evaluations.iter().map(|(_, e)| e.verdict), errors)
+            );
         }
         drop(out);
         if !diagnostics.is_empty() {
-            let _ = write!(anstream::stderr(), "{}", Error::Input { diagnostics }.render());
+            let _ = write!(
+                anstream::stderr(),
+                "{}",
+                Error::Input { diagnostics }.render()
+            );
         }
     }
-    Ok(if errors > 0 { Code::Usage } else { verdict.code() })
+    Ok(if errors > 0 {
+        Code::Usage
+    } else {
+        verdict.code()
+    })
 }
 
 /// `--now` as an instant; it must carry an offset so nobody guesses the zone.
@@ -138,14 +167,21 @@ fn inline_accounts<'p>(policy: &'p Policy, names: &[String]) -> Result<Vec<&'p A
 }
 
 pub fn unknown_account_error(policy: &Policy, name: &str, flag: &str) -> Error {
-    let hint = match crate::diagnostic::did_you_mean(name, policy.accounts.keys().map(String::as_str)) {
-        Some(close) => format!("did you mean `{close}`?"),
-        None if policy.accounts.is_empty() => "the policy defines no accounts".to_owned(),
-        None => format!(
-            "the policy defines {}",
-            crate::schema::list(&policy.accounts.keys().map(String::as_str).collect::<Vec<_>>())
-        ),
-    };
+    let hint =
+        match crate::diagnostic::did_you_mean(name, policy.accounts.keys().map(String::as_str)) {
+            Some(close) => format!("did you mean `{close}`?"),
+            None if policy.accounts.is_empty() => "the policy defines no accounts".to_owned(),
+            None => format!(
+                "the policy defines {}",
+                crate::schema::list(
+                    &policy
+                        .accounts
+                        .keys()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                )
+            ),
+        };
     let message = if flag.is_empty() {
         format!("unknown account `{name}`")
     } else {
@@ -158,15 +194,21 @@ fn targets<'p>(policy: &'p Policy, post: &Post, inline: &[&'p Account]) -> Vec<&
     if post.accounts.is_empty() {
         inline.to_vec()
     } else {
-        post.accounts.iter().filter_map(|a| policy.account(a)).collect()
+        post.accounts
+            .iter()
+            .filter_map(|a| policy.account(a))
+            .collect()
     }
 }
 
 fn read_stdin() -> Result<String, Error> {
     let mut text = String::new();
-    std::io::stdin()
-        .read_to_string(&mut text)
-        .map_err(|e| Error::other(format!("cannot read the post from stdin: {}", io_reason(&e))))?;
+    std::io::stdin().read_to_string(&mut text).map_err(|e| {
+        Error::other(format!(
+            "cannot read the post from stdin: {}",
+            io_reason(&e)
+        ))
+    })?;
     Ok(text)
 }
 
@@ -191,7 +233,11 @@ fn check_jsonl(
     context: &Context,
 ) -> Result<Code, Error> {
     let file = std::fs::File::open(path).map_err(|e| {
-        Error::usage(format!("cannot read `{}`: {}", path.display(), io_reason(&e)))
+        Error::usage(format!(
+            "cannot read `{}`: {}",
+            path.display(),
+            io_reason(&e)
+        ))
     })?;
     let policy = engine.policy();
     let reader = std::io::BufReader::with_capacity(1 << 16, file);
@@ -203,7 +249,13 @@ fn check_jsonl(
     let mut bad = Vec::new();
     for (index, line) in reader.lines().enumerate() {
         let number = index + 1;
-        let line = line.map_err(|e| Error::other(format!("cannot read `{}`: {}", path.display(), io_reason(&e))))?;
+        let line = line.map_err(|e| {
+            Error::other(format!(
+                "cannot read `{}`: {}",
+                path.display(),
+                io_reason(&e)
+            ))
+        })?;
         if line.trim().is_empty() {
             continue;
         }
@@ -213,7 +265,8 @@ fn check_jsonl(
             Ok(x) => x,
             Err(d) => {
                 if ctx.global.json {
-                    let record = serde_json::json!({"source": origin.to_string(), "error": d.message});
+                    let record =
+                        serde_json::json!({"source": origin.to_string(), "error": d.message});
                     write_line(&mut out, &record)?;
                 }
                 bad.push(*d);
@@ -238,17 +291,26 @@ fn check_jsonl(
             }
         } else {
             for e in &evaluations {
-                let _ = write!(human, "{}", output::evaluation(&post.text, e, ctx.verbosity()));
+                let _ = write!(
+                    human,
+                    "{}",
+                    output::evaluation(&post.text, e, ctx.verbosity())
+                );
             }
         }
         verdicts.push(verdict);
     }
-    out.flush().map_err(|e| Error::other(format!("cannot write to stdout: {}", io_reason(&e))))?;
+    out.flush()
+        .map_err(|e| Error::other(format!("cannot write to stdout: {}", io_reason(&e))))?;
     if !ctx.global.json && ctx.verbosity() != Verbosity::Quiet {
         let _ = writeln!(human, "{}", output::summary(verdicts, bad.len()));
     }
     if !bad.is_empty() {
-        let _ = write!(anstream::stderr(), "{}", Error::Input { diagnostics: bad }.render());
+        let _ = write!(
+            anstream::stderr(),
+            "{}",
+            Error::Input { diagnostics: bad }.render()
+        );
         return Ok(Code::Usage);
     }
     Ok(worst.code())
@@ -269,24 +331,46 @@ fn parse_line<'p>(
         let mut d = Diagnostic::whole_file(Level::Error, path.display().to_string(), message);
         d.line = number;
         d.column = column.max(1);
-        let located = crate::diagnostic::locate(line, line.char_indices().nth(column.saturating_sub(1)).map_or(line.len(), |(i, _)| i)..line.len());
+        let located = crate::diagnostic::locate(
+            line,
+            line.char_indices()
+                .nth(column.saturating_sub(1))
+                .map_or(line.len(), |(i, _)| i)..line.len(),
+        );
         d.snippet = Some((located.text, located.pad, width.max(1)));
         d
     };
     let item: Line = serde_json::from_str(line).map_err(|e| {
         let message = e.to_string();
-        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
-        Box::new(at(e.column(), 1, format!("invalid calendar line: {message}")))
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
+        Box::new(at(
+            e.column(),
+            1,
+            format!("invalid calendar line: {message}"),
+        ))
     })?;
     let accounts = match &item.account {
         Some(name) => match policy.account(name) {
             Some(a) => vec![a],
             None => {
                 let quoted = format!("\"{name}\"");
-                let column = line.find(&quoted).map_or(1, |i| line[..i].chars().count() + 1);
-                let hint = crate::diagnostic::did_you_mean(name, policy.accounts.keys().map(String::as_str))
-                    .map(|close| format!("did you mean `{close}`?"));
-                let mut d = at(column, quoted.chars().count(), format!("unknown account `{name}`"));
+                let column = line
+                    .find(&quoted)
+                    .map_or(1, |i| line[..i].chars().count() + 1);
+                let hint = crate::diagnostic::did_you_mean(
+                    name,
+                    policy.accounts.keys().map(String::as_str),
+                )
+                .map(|close| format!("did you mean `{close}`?"));
+                let mut d = at(
+                    column,
+                    quoted.chars().count(),
+                    format!("unknown account `{name}`"),
+                );
                 d.hint = hint;
                 return Err(Box::new(d));
             }
@@ -297,9 +381,17 @@ fn parse_line<'p>(
         Some(text) => match parse_datetime(text) {
             Some(Written::Exact(t)) => Some(t),
             _ => {
-                let column = line.find(text.as_str()).map_or(1, |i| line[..i].chars().count() + 1);
-                let mut d = at(column, text.chars().count(), format!("invalid `at` `{text}`"));
-                d.hint = Some("write an RFC 3339 instant with an offset, e.g. `2026-11-23T10:00:00Z`".into());
+                let column = line
+                    .find(text.as_str())
+                    .map_or(1, |i| line[..i].chars().count() + 1);
+                let mut d = at(
+                    column,
+                    text.chars().count(),
+                    format!("invalid `at` `{text}`"),
+                );
+                d.hint = Some(
+                    "write an RFC 3339 instant with an offset, e.g. `2026-11-23T10:00:00Z`".into(),
+                );
                 return Err(Box::new(d));
             }
         },
@@ -309,6 +401,8 @@ fn parse_line<'p>(
 }
 
 fn write_line<T: serde::Serialize>(out: &mut impl std::io::Write, value: &T) -> Result<(), Error> {
-    serde_json::to_writer(&mut *out, value).map_err(|e| Error::other(format!("cannot write JSON: {e}")))?;
-    out.write_all(b"\n").map_err(|e| Error::other(format!("cannot write to stdout: {}", io_reason(&e))))
+    serde_json::to_writer(&mut *out, value)
+        .map_err(|e| Error::other(format!("cannot write JSON: {e}")))?;
+    out.write_all(b"\n")
+        .map_err(|e| Error::other(format!("cannot write to stdout: {}", io_reason(&e))))
 }

@@ -9,7 +9,8 @@ use crate::post;
 
 pub fn run(ctx: &Ctx, args: &DigestArgs) -> Result<Code, Error> {
     let policy = ctx.load_policy(None)?;
-    let post = post::load(&args.file, &policy).map_err(|diagnostics| Error::Input { diagnostics })?;
+    let post =
+        post::load(&args.file, &policy).map_err(|diagnostics| Error::Input { diagnostics })?;
     let message = post.digest_message(&post.accounts);
     if ctx.global.json {
         super::print_json(&serde_json::json!({

@@ -16,7 +16,10 @@ pub fn freeze(ctx: &Ctx, args: &FreezeArgs) -> Result<Code, Error> {
     if ctx.global.json {
         print_json(&serde_json::json!({"frozen": true, "reason": args.reason.trim()}))?;
     } else {
-        ctx.note(&format!("frozen: every `gate post` on this machine now stops (exit 7); state in `{}`", path.display()));
+        ctx.note(&format!(
+            "frozen: every `gate post` on this machine now stops (exit 7); state in `{}`",
+            path.display()
+        ));
         ctx.note("  hint: lift it with `gate unfreeze`");
     }
     Ok(Code::Ok)

@@ -82,6 +82,7 @@ pub fn no_policy() -> Diagnostic {
 /// Prints a JSON document on stdout, followed by a newline.
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).map_err(|e| Error::other(format!("cannot write JSON: {e}")))?;
+    serde_json::to_writer_pretty(&mut out, value)
+        .map_err(|e| Error::other(format!("cannot write JSON: {e}")))?;
     writeln!(out).map_err(|e| Error::other(format!("cannot write to stdout: {e}")))
 }

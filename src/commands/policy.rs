@@ -30,7 +30,11 @@ pub fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
 }
 
 pub fn check(ctx: &Ctx, args: &PolicyCheckArgs) -> Result<Code, Error> {
-    let format = if ctx.global.json { Format::Json } else { args.format };
+    let format = if ctx.global.json {
+        Format::Json
+    } else {
+        args.format
+    };
     let flag = args.path.as_deref().or(ctx.global.policy.as_deref());
     let (diagnostics, path) = match policy::locate(flag, &ctx.env) {
         Some((path, _)) => (policy::load(&path).1, Some(path)),
@@ -62,7 +66,11 @@ pub fn check(ctx: &Ctx, args: &PolicyCheckArgs) -> Result<Code, Error> {
             let warnings = diagnostics.len() - errors;
             if valid && ctx.verbosity() != Verbosity::Quiet {
                 let name = path.map(|p| p.display().to_string()).unwrap_or_default();
-                let extra = if warnings > 0 { format!(" ({warnings} warning{})", plural(warnings)) } else { String::new() };
+                let extra = if warnings > 0 {
+                    format!(" ({warnings} warning{})", plural(warnings))
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(err, "{}valid{:#}: `{name}`{extra}", STYLES.ok, STYLES.ok);
             } else if !valid {
                 let _ = writeln!(
@@ -71,7 +79,11 @@ pub fn check(ctx: &Ctx, args: &PolicyCheckArgs) -> Result<Code, Error> {
                     STYLES.error,
                     STYLES.error,
                     plural(errors),
-                    if warnings > 0 { format!(", {warnings} warning{}", plural(warnings)) } else { String::new() }
+                    if warnings > 0 {
+                        format!(", {warnings} warning{}", plural(warnings))
+                    } else {
+                        String::new()
+                    }
                 );
             }
         }
@@ -112,7 +124,11 @@ pub fn test(ctx: &Ctx, args: &PolicyTestArgs) -> Result<Code, Error> {
             let evaluations = engine.evaluate(&post, &accounts, &context);
             let findings = evaluations
                 .iter()
-                .flat_map(|e| e.findings.iter().map(|f| format!("{}: {}", f.severity.name(), f.message)))
+                .flat_map(|e| {
+                    e.findings
+                        .iter()
+                        .map(|f| format!("{}: {}", f.severity.name(), f.message))
+                })
                 .collect();
             CaseResult {
                 case,
@@ -147,8 +163,16 @@ pub fn test(ctx: &Ctx, args: &PolicyTestArgs) -> Result<Code, Error> {
             if ok && ctx.verbosity() != Verbosity::Verbose {
                 continue;
             }
-            let (style, word) = if ok { (STYLES.ok, "ok") } else { (STYLES.error, "FAIL") };
-            let label = r.case.name.clone().unwrap_or_else(|| format!("{:?}", r.case.text));
+            let (style, word) = if ok {
+                (STYLES.ok, "ok")
+            } else {
+                (STYLES.error, "FAIL")
+            };
+            let label = r
+                .case
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{:?}", r.case.text));
             let _ = writeln!(out, "{style}{word}{style:#} {file}:{} {label}", r.case.line);
             if !ok {
                 let _ = writeln!(out, "     expected: {}", r.case.expect);
@@ -160,5 +184,9 @@ pub fn test(ctx: &Ctx, args: &PolicyTestArgs) -> Result<Code, Error> {
         }
         let _ = writeln!(out, "{passed} passed, {} failed", failed.len());
     }
-    Ok(if failed.is_empty() { Code::Ok } else { Code::Failure })
+    Ok(if failed.is_empty() {
+        Code::Ok
+    } else {
+        Code::Failure
+    })
 }
