@@ -10,7 +10,10 @@ use std::time::Instant;
 use aho_corasick::AhoCorasick;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let [terms, posts] = args.as_slice() else {
         eprintln!("usage: floor TERMS_FILE POSTS_FILE (run by bench/run.sh)");
         return;

@@ -5,113 +5,112 @@
 use aho_corasick::AhoCorasick;
 use gate::terms::{Matcher, normalize};
 
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn word(&mut self, min: usize, max: usize) -> String {
-            let len = min + self.below(max - min + 1);
-            (0..len)
-                .map(|_| (b'a' + self.below(26) as u8) as char)
-                .collect()
-        }
+struct XorShift(u64);
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
     }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn word(&mut self, min: usize, max: usize) -> String {
+        let len = min + self.below(max - min + 1);
+        (0..len)
+            .map(|_| (b'a' + self.below(26) as u8) as char)
+            .collect()
+    }
+}
 
 fn main() {
-        use std::time::Instant;
-        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-        let terms: Vec<String> = (0..10_000)
-            .map(|i| {
-                if i % 5 == 0 {
-                    format!("{} {}", rng.word(3, 8), rng.word(3, 8))
-                } else {
-                    rng.word(4, 10)
-                }
-            })
-            .collect();
-        let vocab: Vec<String> = (0..2_000).map(|_| rng.word(1, 9)).collect();
-        let extras = [
-            "café",
-            "“quoted”",
-            "🔥",
-            "naïve",
-            "—",
-            "#tag",
-            "@team",
-            "!",
-            ",",
-        ];
-        let mut posts = Vec::with_capacity(100_000);
-        for _ in 0..100_000 {
-            let mut p = String::new();
-            while p.len() < 200 {
-                if !p.is_empty() {
-                    p.push(' ');
-                }
-                match rng.below(100) {
-                    0 => p.push_str(&terms[rng.below(terms.len())].to_uppercase()),
-                    1..=4 => p.push_str(extras[rng.below(extras.len())]),
-                    _ => p.push_str(&vocab[rng.below(vocab.len())]),
-                }
+    use std::time::Instant;
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let terms: Vec<String> = (0..10_000)
+        .map(|i| {
+            if i % 5 == 0 {
+                format!("{} {}", rng.word(3, 8), rng.word(3, 8))
+            } else {
+                rng.word(4, 10)
             }
-            posts.push(p);
-        }
-        let bytes: usize = posts.iter().map(String::len).sum();
-        if let Ok(dir) = std::env::var("GATE_BENCH_DUMP") {
-            // For comparing with e.g. `rg -c -F -i -w -f terms.txt posts.txt`.
-            std::fs::write(format!("{dir}/terms.txt"), terms.join("\n")).unwrap();
-            std::fs::write(format!("{dir}/posts.txt"), posts.join("\n")).unwrap();
-        }
-
-        /// Best of three runs: the machine is shared, so the minimum is the least noisy.
-        fn best<R>(mut f: impl FnMut() -> R) -> (std::time::Duration, R) {
-            let mut out = None;
-            let mut min = std::time::Duration::MAX;
-            for _ in 0..3 {
-                let t = Instant::now();
-                let r = f();
-                min = min.min(t.elapsed());
-                out = Some(r);
+        })
+        .collect();
+    let vocab: Vec<String> = (0..2_000).map(|_| rng.word(1, 9)).collect();
+    let extras = [
+        "café",
+        "“quoted”",
+        "🔥",
+        "naïve",
+        "—",
+        "#tag",
+        "@team",
+        "!",
+        ",",
+    ];
+    let mut posts = Vec::with_capacity(100_000);
+    for _ in 0..100_000 {
+        let mut p = String::new();
+        while p.len() < 200 {
+            if !p.is_empty() {
+                p.push(' ');
             }
-            (min, out.expect("ran three times"))
+            match rng.below(100) {
+                0 => p.push_str(&terms[rng.below(terms.len())].to_uppercase()),
+                1..=4 => p.push_str(extras[rng.below(extras.len())]),
+                _ => p.push_str(&vocab[rng.below(vocab.len())]),
+            }
         }
-        let (build, m) = best(|| Matcher::new(&terms, &[], &["kill switch".to_owned()], &[]).unwrap());
-        let (scan, hits) = best(|| posts.iter().map(|p| m.find(p).len()).sum::<usize>());
-        let (norm, norm_bytes) =
-            best(|| posts.iter().map(|p| normalize(p).text.len()).sum::<usize>());
-        let ascii: Vec<String> = posts
-            .iter()
-            .map(|p| p.chars().filter(char::is_ascii).collect())
-            .collect();
-        let (norm_ascii, _) = best(|| ascii.iter().map(|p| normalize(p).text.len()).sum::<usize>());
-        let bare = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(&terms)
-            .unwrap();
-        let (bare_scan, bare_hits) = best(|| {
-            posts
-                .iter()
-                .map(|p| bare.find_iter(p).count())
-                .sum::<usize>()
-        });
-
-        let mb = bytes as f64 / 1e6;
-        eprintln!("{} posts, {mb:.1} MB, {} terms", posts.len(), terms.len());
-        eprintln!("build {build:?}");
-        eprintln!(
-            "find  {scan:?} ({:.0} MB/s), {hits} hits",
-            mb / scan.as_secs_f64()
-        );
-        eprintln!("normalize only {norm:?} ({norm_bytes} bytes); ASCII-only posts {norm_ascii:?}");
-        eprintln!(
-            "bare aho-corasick find_iter {bare_scan:?} ({:.0} MB/s), {bare_hits} matches",
-            mb / bare_scan.as_secs_f64()
-        );
+        posts.push(p);
     }
+    let bytes: usize = posts.iter().map(String::len).sum();
+    if let Ok(dir) = std::env::var("GATE_BENCH_DUMP") {
+        // For comparing with e.g. `rg -c -F -i -w -f terms.txt posts.txt`.
+        std::fs::write(format!("{dir}/terms.txt"), terms.join("\n")).unwrap();
+        std::fs::write(format!("{dir}/posts.txt"), posts.join("\n")).unwrap();
+    }
+
+    /// Best of three runs: the machine is shared, so the minimum is the least noisy.
+    fn best<R>(mut f: impl FnMut() -> R) -> (std::time::Duration, R) {
+        let mut out = None;
+        let mut min = std::time::Duration::MAX;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let r = f();
+            min = min.min(t.elapsed());
+            out = Some(r);
+        }
+        (min, out.expect("ran three times"))
+    }
+    let (build, m) = best(|| Matcher::new(&terms, &[], &["kill switch".to_owned()], &[]).unwrap());
+    let (scan, hits) = best(|| posts.iter().map(|p| m.find(p).len()).sum::<usize>());
+    let (norm, norm_bytes) = best(|| posts.iter().map(|p| normalize(p).text.len()).sum::<usize>());
+    let ascii: Vec<String> = posts
+        .iter()
+        .map(|p| p.chars().filter(char::is_ascii).collect())
+        .collect();
+    let (norm_ascii, _) = best(|| ascii.iter().map(|p| normalize(p).text.len()).sum::<usize>());
+    let bare = AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(&terms)
+        .unwrap();
+    let (bare_scan, bare_hits) = best(|| {
+        posts
+            .iter()
+            .map(|p| bare.find_iter(p).count())
+            .sum::<usize>()
+    });
+
+    let mb = bytes as f64 / 1e6;
+    eprintln!("{} posts, {mb:.1} MB, {} terms", posts.len(), terms.len());
+    eprintln!("build {build:?}");
+    eprintln!(
+        "find  {scan:?} ({:.0} MB/s), {hits} hits",
+        mb / scan.as_secs_f64()
+    );
+    eprintln!("normalize only {norm:?} ({norm_bytes} bytes); ASCII-only posts {norm_ascii:?}");
+    eprintln!(
+        "bare aho-corasick find_iter {bare_scan:?} ({:.0} MB/s), {bare_hits} matches",
+        mb / bare_scan.as_secs_f64()
+    );
+}

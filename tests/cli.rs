@@ -137,9 +137,18 @@ fn policy_check_json_and_github_formats() {
     assert_eq!(diags.len(), 2);
     assert_eq!(diags[0]["severity"], "error");
     assert_eq!(diags[0]["message"], "unsupported policy version 2");
-    assert_eq!((diags[0]["line"].as_u64(), diags[0]["column"].as_u64()), (Some(1), Some(11)));
-    assert_eq!(diags[1]["message"], "2 reviewers required but only 0 listed in `[reviewers.keys]`");
-    assert_eq!((diags[1]["line"].as_u64(), diags[1]["column"].as_u64()), (Some(3), Some(12)));
+    assert_eq!(
+        (diags[0]["line"].as_u64(), diags[0]["column"].as_u64()),
+        (Some(1), Some(11))
+    );
+    assert_eq!(
+        diags[1]["message"],
+        "2 reviewers required but only 0 listed in `[reviewers.keys]`"
+    );
+    assert_eq!(
+        (diags[1]["line"].as_u64(), diags[1]["column"].as_u64()),
+        (Some(3), Some(12))
+    );
 
     let run = s.run(&["policy", "check", "--format", "github"]);
     assert_eq!(run.code, 3);
@@ -160,7 +169,11 @@ fn policy_check_rejects_bad_toml_with_position() {
     s.write("gate.toml", "version = 1\n[banned_terms\ndeny = []\n");
     let run = s.run(&["policy", "check"]);
     assert_eq!(run.code, 3, "{run:?}");
-    assert!(run.stderr.starts_with("error: invalid TOML: "), "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with("error: invalid TOML: "),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains(" --> gate.toml:2:"), "{}", run.stderr);
 }
 
@@ -198,7 +211,14 @@ to = "2026-12-24T00:00+01:00"
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| format!("{}:{} {}", d["line"], d["column"], d["message"].as_str().unwrap()))
+        .map(|d| {
+            format!(
+                "{}:{} {}",
+                d["line"],
+                d["column"],
+                d["message"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(
         messages,
@@ -232,26 +252,60 @@ fn no_policy_is_exit_3_never_no_rules() {
 fn policy_lookup_order() {
     let s = Sandbox::new();
     // The config folder is the last resort.
-    s.write("config/gate/gate.toml", "version = 1\n[banned_terms]\ndeny = [\"config\"]\n");
+    s.write(
+        "config/gate/gate.toml",
+        "version = 1\n[banned_terms]\ndeny = [\"config\"]\n",
+    );
     std::fs::create_dir_all(s.path().join("a/b")).unwrap();
     let judge = |dir: &str, extra: &[(&str, &str)], args: &[&str]| {
-        let mut cmd = s.command(&[args, &["check", "config parent env flag", "--json", "--now", WEEKDAY]].concat());
+        let mut cmd = s.command(
+            &[
+                args,
+                &[
+                    "check",
+                    "config parent env flag",
+                    "--json",
+                    "--now",
+                    WEEKDAY,
+                ],
+            ]
+            .concat(),
+        );
         cmd.current_dir(s.path().join(dir));
         for (k, v) in extra {
             cmd.env(k, v);
         }
         let out = cmd.output().unwrap();
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        doc["posts"][0]["findings"][0]["term"].as_str().unwrap_or("").to_owned()
+        doc["posts"][0]["findings"][0]["term"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
     };
     assert_eq!(judge("a/b", &[], &[]), "config");
-    s.write("a/gate.toml", "version = 1\n[banned_terms]\ndeny = [\"parent\"]\n");
+    s.write(
+        "a/gate.toml",
+        "version = 1\n[banned_terms]\ndeny = [\"parent\"]\n",
+    );
     assert_eq!(judge("a/b", &[], &[]), "parent");
-    let env_policy = s.write("env.toml", "version = 1\n[banned_terms]\ndeny = [\"env\"]\n");
-    assert_eq!(judge("a/b", &[("GATE_POLICY", env_policy.to_str().unwrap())], &[]), "env");
-    let flag_policy = s.write("flag.toml", "version = 1\n[banned_terms]\ndeny = [\"flag\"]\n");
+    let env_policy = s.write(
+        "env.toml",
+        "version = 1\n[banned_terms]\ndeny = [\"env\"]\n",
+    );
     assert_eq!(
-        judge("a/b", &[("GATE_POLICY", env_policy.to_str().unwrap())], &["--policy", flag_policy.to_str().unwrap()]),
+        judge("a/b", &[("GATE_POLICY", env_policy.to_str().unwrap())], &[]),
+        "env"
+    );
+    let flag_policy = s.write(
+        "flag.toml",
+        "version = 1\n[banned_terms]\ndeny = [\"flag\"]\n",
+    );
+    assert_eq!(
+        judge(
+            "a/b",
+            &[("GATE_POLICY", env_policy.to_str().unwrap())],
+            &["--policy", flag_policy.to_str().unwrap()]
+        ),
         "flag"
     );
 }
@@ -262,7 +316,15 @@ fn policy_lookup_order() {
 fn check_denies_banned_terms_with_spans_in_the_original_text() {
     let s = sandbox();
     let text = "Big news: #LAYOFFS start today!";
-    let run = s.run(&["check", text, "--account", "brand", "--json", "--now", WEEKDAY]);
+    let run = s.run(&[
+        "check",
+        text,
+        "--account",
+        "brand",
+        "--json",
+        "--now",
+        WEEKDAY,
+    ]);
     assert_eq!(run.code, 4, "{run:?}");
     let doc = run.json();
     assert_eq!(doc["verdict"], "deny");
@@ -274,14 +336,24 @@ fn check_denies_banned_terms_with_spans_in_the_original_text() {
     assert_eq!(f["rule"], "banned_term");
     assert_eq!(f["severity"], "deny");
     assert_eq!(f["term"], "layoffs");
-    let (start, end) = (f["start"].as_u64().unwrap() as usize, f["end"].as_u64().unwrap() as usize);
+    let (start, end) = (
+        f["start"].as_u64().unwrap() as usize,
+        f["end"].as_u64().unwrap() as usize,
+    );
     assert_eq!(&text[start..end], "LAYOFFS");
 }
 
 #[test]
 fn check_human_output_underlines_the_term() {
     let s = sandbox();
-    let run = s.run(&["check", "We will kill it.\nLayoffs follow.", "--account", "brand", "--now", WEEKDAY]);
+    let run = s.run(&[
+        "check",
+        "We will kill it.\nLayoffs follow.",
+        "--account",
+        "brand",
+        "--now",
+        WEEKDAY,
+    ]);
     assert_eq!(run.code, 4, "{run:?}");
     assert_eq!(
         run.stdout,
@@ -298,7 +370,15 @@ fn check_human_output_underlines_the_term() {
 #[test]
 fn check_allows_and_warns() {
     let s = sandbox();
-    let run = s.run(&["check", "Our kill switch is guaranteed to work", "--account", "brand", "--json", "--now", WEEKDAY]);
+    let run = s.run(&[
+        "check",
+        "Our kill switch is guaranteed to work",
+        "--account",
+        "brand",
+        "--json",
+        "--now",
+        WEEKDAY,
+    ]);
     assert_eq!(run.code, 0, "{run:?}");
     let doc = run.json();
     assert_eq!(doc["verdict"], "allow");
@@ -318,7 +398,15 @@ fn check_regex_and_evasions() {
         "lay\u{200B}offs",                    // zero-width space
         "Nobody here... knows how-to DRIVE!", // a phrase across punctuation
     ] {
-        let run = s.run(&["check", text, "--account", "brand", "--json", "--now", WEEKDAY]);
+        let run = s.run(&[
+            "check",
+            text,
+            "--account",
+            "brand",
+            "--json",
+            "--now",
+            WEEKDAY,
+        ]);
         assert_eq!(run.code, 4, "{text:?}: {run:?}");
     }
 }
@@ -327,7 +415,15 @@ fn check_regex_and_evasions() {
 fn check_holds_in_quiet_hours_with_until() {
     let s = sandbox();
     // Monday 21:00 London (GMT): held until Tuesday 08:00.
-    let run = s.run(&["check", "hello", "--account", "brand", "--json", "--now", "2026-11-23T21:00:00Z"]);
+    let run = s.run(&[
+        "check",
+        "hello",
+        "--account",
+        "brand",
+        "--json",
+        "--now",
+        "2026-11-23T21:00:00Z",
+    ]);
     assert_eq!(run.code, 5, "{run:?}");
     let f = &run.json()["posts"][0]["findings"][0];
     assert_eq!(f["rule"], "quiet_hours");
@@ -339,7 +435,15 @@ fn check_holds_in_quiet_hours_with_until() {
 #[test]
 fn check_holds_in_a_blackout() {
     let s = sandbox();
-    let run = s.run(&["check", "hello", "--account", "brand", "--json", "--now", "2026-12-25T12:00:00Z"]);
+    let run = s.run(&[
+        "check",
+        "hello",
+        "--account",
+        "brand",
+        "--json",
+        "--now",
+        "2026-12-25T12:00:00Z",
+    ]);
     assert_eq!(run.code, 5, "{run:?}");
     let f = &run.json()["posts"][0]["findings"][0];
     assert_eq!(f["rule"], "blackout");
@@ -359,7 +463,15 @@ fn check_length_per_network() {
     assert_eq!(f["limit"], 280);
     // The same text fits Bluesky's 300 graphemes and Mastodon's 500 characters.
     for account in ["bsky", "brand"] {
-        let run = s.run(&["check", &long, "--account", account, "--json", "--now", WEEKDAY]);
+        let run = s.run(&[
+            "check",
+            &long,
+            "--account",
+            account,
+            "--json",
+            "--now",
+            WEEKDAY,
+        ]);
         assert_eq!(run.code, 0, "{account}: {run:?}");
     }
 }
@@ -367,7 +479,18 @@ fn check_length_per_network() {
 #[test]
 fn check_reads_stdin() {
     let s = sandbox();
-    let run = s.run_with_stdin(&["check", "-", "--account", "brand", "--json", "--now", WEEKDAY], "layoffs\n");
+    let run = s.run_with_stdin(
+        &[
+            "check",
+            "-",
+            "--account",
+            "brand",
+            "--json",
+            "--now",
+            WEEKDAY,
+        ],
+        "layoffs\n",
+    );
     assert_eq!(run.code, 4, "{run:?}");
     assert_eq!(run.json()["posts"][0]["source"], "<stdin>");
 }
@@ -376,9 +499,8 @@ fn check_reads_stdin() {
 fn exit_code_precedence_frozen_deny_review_hold() {
     let s = Sandbox::new();
     let (_, carol) = keygen(s.path(), "carol", "");
-    let policy = format!(
-        "{POLICY}\n[reviewers]\nrequired = 1\n[reviewers.keys]\ncarol = \"{carol}\"\n"
-    );
+    let policy =
+        format!("{POLICY}\n[reviewers]\nrequired = 1\n[reviewers.keys]\ncarol = \"{carol}\"\n");
     s.write("gate.toml", &policy);
     let evening = "2026-11-23T21:00:00Z";
     let verdict = |text: &str, now: &str| {
@@ -392,7 +514,10 @@ fn exit_code_precedence_frozen_deny_review_hold() {
     // review alone
     assert_eq!(verdict("hello", WEEKDAY), (6, "review".into()));
     // frozen beats everything
-    s.write("gate.toml", &format!("{policy}\n[freeze]\nreason = \"incident\"\n"));
+    s.write(
+        "gate.toml",
+        &format!("{policy}\n[freeze]\nreason = \"incident\"\n"),
+    );
     assert_eq!(verdict("layoffs", evening), (7, "frozen".into()));
 }
 
@@ -401,7 +526,15 @@ fn local_freeze_and_unfreeze() {
     let s = sandbox();
     let run = s.run(&["freeze", "--reason", "account compromised"]);
     assert_eq!(run.code, 0, "{run:?}");
-    let run = s.run(&["check", "hello", "--account", "brand", "--json", "--now", WEEKDAY]);
+    let run = s.run(&[
+        "check",
+        "hello",
+        "--account",
+        "brand",
+        "--json",
+        "--now",
+        WEEKDAY,
+    ]);
     assert_eq!(run.code, 7, "{run:?}");
     let f = &run.json()["posts"][0]["findings"][0];
     assert_eq!(f["rule"], "freeze");
@@ -424,7 +557,10 @@ fn check_usage_errors_name_the_flag() {
     );
     let run = s.run(&["check", "hello", "--account", "brnd", "--now", WEEKDAY]);
     assert_eq!(run.code, 2, "{run:?}");
-    assert_eq!(run.stderr, "error: unknown account `brnd` in `--account`\n  hint: did you mean `brand`?\n");
+    assert_eq!(
+        run.stderr,
+        "error: unknown account `brnd` in `--account`\n  hint: did you mean `brand`?\n"
+    );
     let run = s.run(&["check"]);
     assert_eq!(run.code, 2, "{run:?}");
     let run = s.run(&["check", "--bogus"]);
@@ -436,8 +572,14 @@ fn check_usage_errors_name_the_flag() {
 #[test]
 fn check_post_files_and_folders() {
     let s = sandbox();
-    s.write("posts/a.post.toml", "account = \"brand\"\ntext = \"All good here\"\n");
-    s.write("posts/deep/b.post.toml", "accounts = [\"brand\", \"x\"]\ntext = \"Layoffs\"\n");
+    s.write(
+        "posts/a.post.toml",
+        "account = \"brand\"\ntext = \"All good here\"\n",
+    );
+    s.write(
+        "posts/deep/b.post.toml",
+        "accounts = [\"brand\", \"x\"]\ntext = \"Layoffs\"\n",
+    );
     s.write("posts/notes.txt", "not a post");
     let run = s.run(&["check", "--file", "posts", "--json", "--now", WEEKDAY]);
     assert_eq!(run.code, 4, "{run:?}");
@@ -446,13 +588,23 @@ fn check_post_files_and_folders() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["source"].as_str().unwrap().to_owned(), p["account"].as_str().unwrap().to_owned(), p["verdict"].as_str().unwrap().to_owned()))
+        .map(|p| {
+            (
+                p["source"].as_str().unwrap().to_owned(),
+                p["account"].as_str().unwrap().to_owned(),
+                p["verdict"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         rows,
         [
             ("posts/a.post.toml".into(), "brand".into(), "allow".into()),
-            ("posts/deep/b.post.toml".into(), "brand".into(), "deny".into()),
+            (
+                "posts/deep/b.post.toml".into(),
+                "brand".into(),
+                "deny".into()
+            ),
             ("posts/deep/b.post.toml".into(), "x".into(), "deny".into()),
         ]
     );
@@ -476,7 +628,10 @@ fn post_file_errors_are_positioned() {
 fn an_invalid_post_does_not_hide_the_others() {
     let s = sandbox();
     s.write("posts/bad.post.toml", "text = \"no account\"\n");
-    s.write("posts/good.post.toml", "account = \"brand\"\ntext = \"Layoffs\"\n");
+    s.write(
+        "posts/good.post.toml",
+        "account = \"brand\"\ntext = \"Layoffs\"\n",
+    );
     let run = s.run(&["check", "--file", "posts", "--json", "--now", WEEKDAY]);
     assert_eq!(run.code, 2, "{run:?}");
     let doc = run.json();
@@ -498,7 +653,11 @@ fn jsonl_gives_one_result_per_line_in_order() {
     );
     let run = s.run(&["check", "--jsonl", "cal.jsonl", "--json", "--now", WEEKDAY]);
     assert_eq!(run.code, 4, "{run:?}");
-    let lines: Vec<serde_json::Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["source"], "cal.jsonl:1");
     assert_eq!(lines[0]["verdict"], "allow");
@@ -511,14 +670,28 @@ fn jsonl_gives_one_result_per_line_in_order() {
 #[test]
 fn jsonl_bad_lines_are_reported_where_they_are() {
     let s = sandbox();
-    s.write("cal.jsonl", "{\"text\": \"hello\"}\n{\"txt\": \"oops\"}\n{\"text\": \"hi\", \"account\": \"nope\"}\n");
+    s.write(
+        "cal.jsonl",
+        "{\"text\": \"hello\"}\n{\"txt\": \"oops\"}\n{\"text\": \"hi\", \"account\": \"nope\"}\n",
+    );
     let run = s.run(&["check", "--jsonl", "cal.jsonl", "--json", "--now", WEEKDAY]);
     assert_eq!(run.code, 2, "{run:?}");
-    let lines: Vec<serde_json::Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["verdict"], "allow");
     assert_eq!(lines[1]["source"], "cal.jsonl:2");
-    assert!(lines[1]["error"].as_str().unwrap().contains("unknown field `txt`"), "{}", lines[1]);
+    assert!(
+        lines[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `txt`"),
+        "{}",
+        lines[1]
+    );
     assert_eq!(lines[2]["error"], "unknown account `nope`");
     assert_eq!(
         run.stderr,
@@ -563,10 +736,27 @@ fn the_examples_behave_as_the_readme_says() {
     let s = Sandbox::new();
     let policy = repo().join("policy.example.toml");
     let posts = repo().join("examples/posts");
-    let run = s.run(&["--policy", policy.to_str().unwrap(), "check", "--file", posts.to_str().unwrap(), "--now", WEEKDAY]);
+    let run = s.run(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "check",
+        "--file",
+        posts.to_str().unwrap(),
+        "--now",
+        WEEKDAY,
+    ]);
     assert_eq!(run.code, 0, "{run:?}");
     let refused = repo().join("examples/refused");
-    let run = s.run(&["--policy", policy.to_str().unwrap(), "check", "--file", refused.to_str().unwrap(), "--json", "--now", WEEKDAY]);
+    let run = s.run(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "check",
+        "--file",
+        refused.to_str().unwrap(),
+        "--json",
+        "--now",
+        WEEKDAY,
+    ]);
     assert_eq!(run.code, 4, "{run:?}");
     let verdicts: Vec<(String, String)> = run.json()["posts"]
         .as_array()
@@ -588,8 +778,24 @@ fn the_examples_behave_as_the_readme_says() {
         ]
     );
     let calendar = repo().join("examples/calendar.jsonl");
-    let run = s.run(&["--policy", policy.to_str().unwrap(), "check", "--jsonl", calendar.to_str().unwrap(), "--json"]);
-    let verdicts: Vec<String> = run.stdout.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["verdict"].as_str().unwrap().to_owned()).collect();
+    let run = s.run(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "check",
+        "--jsonl",
+        calendar.to_str().unwrap(),
+        "--json",
+    ]);
+    let verdicts: Vec<String> = run
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["verdict"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
     assert_eq!(verdicts, ["allow", "hold", "hold", "deny", "deny"]);
 }
 
@@ -605,14 +811,30 @@ fn completions_and_man_page() {
     }
     let run = s.run(&["man"]);
     assert_eq!(run.code, 0);
-    assert!(run.stdout.starts_with(".ie \\n(.g .ds Aq \\(aq"), "{}", &run.stdout[..80]);
+    assert!(
+        run.stdout.starts_with(".ie \\n(.g .ds Aq \\(aq"),
+        "{}",
+        &run.stdout[..80]
+    );
     assert!(run.stdout.contains(".TH gate 1"));
 }
 
 #[test]
 fn verbose_shows_the_normalised_text() {
     let s = sandbox();
-    let run = s.run(&["-v", "check", "Ｆ.Ｕ.Ｃ.Ｋ — l\u{0430}yoffs!", "--account", "brand", "--now", WEEKDAY]);
+    let run = s.run(&[
+        "-v",
+        "check",
+        "Ｆ.Ｕ.Ｃ.Ｋ — l\u{0430}yoffs!",
+        "--account",
+        "brand",
+        "--now",
+        WEEKDAY,
+    ]);
     assert_eq!(run.code, 4, "{run:?}");
-    assert_eq!(run.stdout.lines().nth(1), Some("  normalised: fuck layoffs"), "{run:?}");
+    assert_eq!(
+        run.stdout.lines().nth(1),
+        Some("  normalised: fuck layoffs"),
+        "{run:?}"
+    );
 }

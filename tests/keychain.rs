@@ -48,8 +48,14 @@ fn sandbox_on(bus: &SessionBus) -> Sandbox {
 
 /// No token in a run's output.
 fn assert_clean(run: &Run, token: &str) {
-    assert!(!run.stdout.contains(token), "stdout shows the token: {run:?}");
-    assert!(!run.stderr.contains(token), "stderr shows the token: {run:?}");
+    assert!(
+        !run.stdout.contains(token),
+        "stdout shows the token: {run:?}"
+    );
+    assert!(
+        !run.stderr.contains(token),
+        "stderr shows the token: {run:?}"
+    );
 }
 
 // ---------------------------------------------------------------- Secret Service
@@ -60,12 +66,17 @@ fn secret_service_token_stored_by_one_process_is_read_by_another_and_by_secret_t
     let s = sandbox_on(&bus);
     let token = canary();
 
-    let login = s.run_with_stdin(&["auth", "login", "brand", "--with-token"], &format!("{token}\n"));
+    let login = s.run_with_stdin(
+        &["auth", "login", "brand", "--with-token"],
+        &format!("{token}\n"),
+    );
     assert_eq!(login.code, 0, "{login:?}");
     assert_eq!(login.stdout, "");
     assert_eq!(
         login.stderr,
-        format!("stored a token for `brand` in the Secret Service keyring (service `gate`, user `{USER}`)\n")
+        format!(
+            "stored a token for `brand` in the Secret Service keyring (service `gate`, user `{USER}`)\n"
+        )
     );
 
     // Another process reads it.
@@ -93,7 +104,10 @@ fn secret_service_token_stored_by_one_process_is_read_by_another_and_by_secret_t
     );
     assert_eq!(human.stderr, "");
     let online = s.run(&["auth", "status"]);
-    assert!(online.stderr.contains("not checked with the servers"), "{online:?}");
+    assert!(
+        online.stderr.contains("not checked with the servers"),
+        "{online:?}"
+    );
 
     // The peer sees the item under service `gate`, user `brand@host`.
     let lookup = bus.secret_tool(&["lookup", "service", "gate", "username", USER], "");
@@ -103,13 +117,21 @@ fn secret_service_token_stored_by_one_process_is_read_by_another_and_by_secret_t
     assert_eq!(stored["access_token"], token.as_str());
 
     // Logging in again replaces, never duplicates.
-    let again = s.run_with_stdin(&["auth", "login", "brand", "--with-token", "--json"], &token);
+    let again = s.run_with_stdin(
+        &["auth", "login", "brand", "--with-token", "--json"],
+        &token,
+    );
     assert_eq!(again.code, 0, "{again:?}");
     assert_eq!(again.json()["replaced"], true);
 
     let logout = s.run(&["auth", "logout", "brand"]);
     assert_eq!(logout.code, 0, "{logout:?}");
-    assert!(logout.stderr.starts_with("removed the token for `brand` from the Secret Service keyring\n"), "{logout:?}");
+    assert!(
+        logout
+            .stderr
+            .starts_with("removed the token for `brand` from the Secret Service keyring\n"),
+        "{logout:?}"
+    );
     let gone = bus.secret_tool(&["lookup", "service", "gate", "username", USER], "");
     assert!(!gone.status.success() && gone.stdout.is_empty(), "{gone:?}");
     let after = s.run(&["auth", "status", "brand"]);
@@ -121,7 +143,10 @@ fn secret_service_token_stored_by_one_process_is_read_by_another_and_by_secret_t
     );
     let again = s.run(&["auth", "logout", "brand"]);
     assert_eq!(again.code, 0, "{again:?}");
-    assert_eq!(again.stderr, "no token for `brand` was stored in the Secret Service keyring\n");
+    assert_eq!(
+        again.stderr,
+        "no token for `brand` was stored in the Secret Service keyring\n"
+    );
 
     for run in [&login, &status, &human, &online, &logout, &after] {
         assert_clean(run, &token);
@@ -136,7 +161,17 @@ fn secret_service_reads_what_secret_tool_stored() {
 
     // gate's own JSON form, written by another program.
     let json = r#"{"v":1,"access_token":"from-secret-tool","expires_at":"2099-01-01T00:00:00Z","scopes":["read","write:statuses"],"identity":"@brand@mastodon.example"}"#;
-    let store = bus.secret_tool(&["store", "--label=gate brand", "service", "gate", "username", USER], json);
+    let store = bus.secret_tool(
+        &[
+            "store",
+            "--label=gate brand",
+            "service",
+            "gate",
+            "username",
+            USER,
+        ],
+        json,
+    );
     assert!(store.status.success(), "{store:?}");
     let status = s.run(&["auth", "status", "brand", "--json"]);
     assert_eq!(status.code, 0, "{status:?}");
@@ -148,19 +183,54 @@ fn secret_service_reads_what_secret_tool_stored() {
     assert!(!status.stdout.contains("from-secret-tool"));
 
     // A bare token works too.
-    let store = bus.secret_tool(&["store", "--label=gate bsky", "service", "gate", "username", "bsky@bsky.social"], "bare-token");
+    let store = bus.secret_tool(
+        &[
+            "store",
+            "--label=gate bsky",
+            "service",
+            "gate",
+            "username",
+            "bsky@bsky.social",
+        ],
+        "bare-token",
+    );
     assert!(store.status.success(), "{store:?}");
     let status = s.run(&["auth", "status", "bsky", "--offline"]);
     assert_eq!(status.code, 0, "{status:?}");
-    assert!(status.stdout.starts_with("bsky (bluesky, user `bsky@bsky.social`): stored in the Secret Service keyring\n"), "{status:?}");
+    assert!(
+        status.stdout.starts_with(
+            "bsky (bluesky, user `bsky@bsky.social`): stored in the Secret Service keyring\n"
+        ),
+        "{status:?}"
+    );
 
     // An expired one is there but not usable: exit 8 for a named account.
     let expired = r#"{"v":1,"access_token":"old","expires_at":"2020-01-01T00:00:00Z"}"#;
-    bus.secret_tool(&["store", "--label=gate brand", "service", "gate", "username", USER], expired);
+    bus.secret_tool(
+        &[
+            "store",
+            "--label=gate brand",
+            "service",
+            "gate",
+            "username",
+            USER,
+        ],
+        expired,
+    );
     let status = s.run(&["auth", "status", "brand", "--offline"]);
     assert_eq!(status.code, 8, "{status:?}");
-    assert!(status.stdout.contains("stored in the Secret Service keyring, but expired at 2020-01-01T00:00:00Z"), "{status:?}");
-    assert!(status.stderr.starts_with("error: `brand` has no usable token: expired at 2020-01-01T00:00:00Z\n"), "{status:?}");
+    assert!(
+        status
+            .stdout
+            .contains("stored in the Secret Service keyring, but expired at 2020-01-01T00:00:00Z"),
+        "{status:?}"
+    );
+    assert!(
+        status
+            .stderr
+            .starts_with("error: `brand` has no usable token: expired at 2020-01-01T00:00:00Z\n"),
+        "{status:?}"
+    );
 }
 
 #[test]
@@ -228,14 +298,21 @@ fn a_locked_keyring_is_exit_8_and_never_prompts() {
     let started = Instant::now();
     let status = s.run(&["auth", "status"]);
     assert_eq!(status.code, 8, "{status:?}");
-    assert_eq!(status.stderr, format!("error: the Secret Service keyring `Login` is locked\n{hint}"));
+    assert_eq!(
+        status.stderr,
+        format!("error: the Secret Service keyring `Login` is locked\n{hint}")
+    );
     let relogin = s.run_with_stdin(&["auth", "login", "brand", "--with-token"], "other-token");
     assert_eq!(relogin.code, 8, "{relogin:?}");
     assert_eq!(relogin.stderr, status.stderr);
     let logout = s.run(&["auth", "logout", "brand"]);
     assert_eq!(logout.code, 8, "{logout:?}");
     // An unlock prompt would wait for a person (or fail slowly); gate asks for none.
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
     for run in [&login, &status, &relogin, &logout] {
         assert_clean(run, &token);
     }
@@ -248,12 +325,19 @@ fn a_bus_that_never_answers_times_out_with_exit_8() {
     // Accepts connections into its backlog and never speaks.
     let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
     let mut s = sandbox();
-    s.set_var("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={}", socket.display()));
+    s.set_var(
+        "DBUS_SESSION_BUS_ADDRESS",
+        format!("unix:path={}", socket.display()),
+    );
     let started = Instant::now();
     let run = s.run(&["auth", "status"]);
     let took = started.elapsed();
     assert_eq!(run.code, 8, "{run:?}");
-    assert!(run.stderr.starts_with("error: the Secret Service keyring did not answer within 3 s\n"), "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with("error: the Secret Service keyring did not answer within 3 s\n"),
+        "{run:?}"
+    );
     assert!(took < Duration::from_secs(6), "took {took:?}");
 }
 
@@ -264,7 +348,13 @@ fn a_bus_that_never_answers_times_out_with_exit_8() {
 fn in_key_session(s: &Sandbox, script: &str, token: &str) -> Run {
     require_tool("keyctl");
     let mut cmd = s.program("keyctl");
-    cmd.args(["session", "-", "sh", "-ec", &format!("IFS= read -r t || true\n{script}")]);
+    cmd.args([
+        "session",
+        "-",
+        "sh",
+        "-ec",
+        &format!("IFS= read -r t || true\n{script}"),
+    ]);
     run_command(cmd, &format!("{token}\n"))
 }
 
@@ -291,9 +381,21 @@ keyctl print "$(keyctl search @s user "keyring:$USER_NAME@gate")" | grep -c "$t"
     assert_eq!(doc["accounts"][0]["usable"], true);
     assert_eq!(doc["accounts"][0]["stored_in"], "keyutils");
     // The kernel key holds gate's JSON with the token (counted, not printed).
-    assert_eq!(rest, format!("1\nbrand (mastodon, user `{user}`): no token stored\nstatus exit 8\n"), "{run:?}");
-    assert!(run.stderr.contains("stored a token for `brand` in the kernel keyutils session keyring"), "{run:?}");
-    assert!(run.stderr.contains("removed the token for `brand` from the kernel keyutils session keyring"), "{run:?}");
+    assert_eq!(
+        rest,
+        format!("1\nbrand (mastodon, user `{user}`): no token stored\nstatus exit 8\n"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr
+            .contains("stored a token for `brand` in the kernel keyutils session keyring"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr
+            .contains("removed the token for `brand` from the kernel keyutils session keyring"),
+        "{run:?}"
+    );
     assert_clean(&run, &token);
     assert_no_file_holds(&s, &token);
 }
@@ -310,7 +412,8 @@ fn without_a_secret_service_gate_falls_back_to_keyutils() {
         &token,
     );
     assert_eq!(run.code, 0, "{run:?}");
-    let want = format!("brand (mastodon, user `{user}`): stored in the kernel keyutils session keyring\n");
+    let want =
+        format!("brand (mastodon, user `{user}`): stored in the kernel keyutils session keyring\n");
     assert!(run.stdout.starts_with(&want), "{run:?}");
     assert_clean(&run, &token);
 }
@@ -319,7 +422,10 @@ fn without_a_secret_service_gate_falls_back_to_keyutils() {
 /// containers, cron); a desktop login with pam_keyinit has one.
 fn require_no_own_session_keyring() {
     require_tool("keyctl");
-    let out = std::process::Command::new("keyctl").args(["rdescribe", "@s"]).output().unwrap();
+    let out = std::process::Command::new("keyctl")
+        .args(["rdescribe", "@s"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(";_uid_ses."),
@@ -386,7 +492,10 @@ fn the_token_never_shows_in_argv_environ_output_or_files() {
         ("stdout", &out.stdout),
         ("stderr", &out.stderr),
     ] {
-        assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()), "{what} holds the token");
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "{what} holds the token"
+        );
     }
     // Every command, with and without --json and -v, keeps it out of its output.
     for args in [
@@ -409,10 +518,17 @@ fn auth_names_only_policy_accounts_and_refuses_tokens_it_cannot_use() {
     let s = sandbox();
     let run = s.run(&["auth", "logout", "brnad"]);
     assert_eq!(run.code, 2, "{run:?}");
-    assert_eq!(run.stderr, "error: unknown account `brnad`\n  hint: did you mean `brand`?\n");
+    assert_eq!(
+        run.stderr,
+        "error: unknown account `brnad`\n  hint: did you mean `brand`?\n"
+    );
     let run = s.run(&["auth", "login", "brand"]);
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.starts_with("error: signing in through the browser is not built yet\n"), "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with("error: signing in through the browser is not built yet\n"),
+        "{run:?}"
+    );
     let mut s = s;
     s.set_var("GATE_KEYCHAIN", "plaintext");
     let run = s.run(&["auth", "status"]);
@@ -431,9 +547,16 @@ fn login_refuses_an_empty_or_multi_word_token() {
     let run = s.run_with_stdin(&["auth", "login", "brand", "--with-token"], "\n");
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.starts_with("error: no token given\n"), "{run:?}");
-    let run = s.run_with_stdin(&["auth", "login", "brand", "--with-token"], "secret-part other-part\n");
+    let run = s.run_with_stdin(
+        &["auth", "login", "brand", "--with-token"],
+        "secret-part other-part\n",
+    );
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.starts_with("error: the token holds whitespace or control characters\n"), "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with("error: the token holds whitespace or control characters\n"),
+        "{run:?}"
+    );
     assert!(!run.stderr.contains("secret-part"));
     let lookup = bus.secret_tool(&["lookup", "service", "gate", "username", USER], "");
     assert!(!lookup.status.success(), "nothing stored: {lookup:?}");

@@ -36,7 +36,14 @@ fn team() -> Team {
              [reviewers]\nrequired = 2\n[reviewers.keys]\ncarol = \"{carol_pub}\"\ndave = \"{dave_pub}\"\nerin = \"{erin_pub}\"\n"
         ),
     );
-    Team { s, carol, dave, erin, mallory, carol_pub }
+    Team {
+        s,
+        carol,
+        dave,
+        erin,
+        mallory,
+        carol_pub,
+    }
 }
 
 const POST: &str = "# Launch day. Comments and layout must survive approvals.\n\
@@ -45,7 +52,14 @@ author = \"erin\"\n\
 text = \"\"\"\nVersion 2.0 is out today.\n\"\"\"\n";
 
 fn check(t: &Team) -> serde_json::Value {
-    let run = t.s.run(&["check", "--file", "launch.post.toml", "--json", "--now", NOW]);
+    let run = t.s.run(&[
+        "check",
+        "--file",
+        "launch.post.toml",
+        "--json",
+        "--now",
+        NOW,
+    ]);
     let doc = run.json();
     let code = run.code;
     assert!(code == 0 || code == 6, "{run:?}");
@@ -53,11 +67,23 @@ fn check(t: &Team) -> serde_json::Value {
 }
 
 fn reviewers_finding(post: &serde_json::Value) -> Option<serde_json::Value> {
-    post["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "reviewers").cloned()
+    post["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "reviewers")
+        .cloned()
 }
 
 fn approve(t: &Team, key: &Path) -> common::Run {
-    t.s.run(&["approve", "--file", "launch.post.toml", "--key", key.to_str().unwrap(), "--yes"])
+    t.s.run(&[
+        "approve",
+        "--file",
+        "launch.post.toml",
+        "--key",
+        key.to_str().unwrap(),
+        "--yes",
+    ])
 }
 
 #[test]
@@ -67,14 +93,27 @@ fn two_reviewers_are_needed_and_counted() {
     let post = check(&t);
     assert_eq!(post["verdict"], "review");
     let f = reviewers_finding(&post).unwrap();
-    assert_eq!((f["required"].as_u64(), f["valid"].as_u64()), (Some(2), Some(0)));
+    assert_eq!(
+        (f["required"].as_u64(), f["valid"].as_u64()),
+        (Some(2), Some(0))
+    );
 
     let run = approve(&t, &t.carol);
     assert_eq!(run.code, 0, "{run:?}");
-    let run = t.s.run(&["check", "--file", "launch.post.toml", "--json", "--now", NOW]);
+    let run = t.s.run(&[
+        "check",
+        "--file",
+        "launch.post.toml",
+        "--json",
+        "--now",
+        NOW,
+    ]);
     assert_eq!(run.code, 6, "{run:?}");
     let f = reviewers_finding(&run.json()["posts"][0]).unwrap();
-    assert_eq!((f["required"].as_u64(), f["valid"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (f["required"].as_u64(), f["valid"].as_u64()),
+        (Some(2), Some(1))
+    );
 
     // The same reviewer again changes nothing.
     let before = t.s.read("launch.post.toml");
@@ -84,7 +123,14 @@ fn two_reviewers_are_needed_and_counted() {
 
     let run = approve(&t, &t.dave);
     assert_eq!(run.code, 0, "{run:?}");
-    let run = t.s.run(&["check", "--file", "launch.post.toml", "--json", "--now", NOW]);
+    let run = t.s.run(&[
+        "check",
+        "--file",
+        "launch.post.toml",
+        "--json",
+        "--now",
+        NOW,
+    ]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.json()["posts"][0]["verdict"], "allow");
 }
@@ -95,10 +141,16 @@ fn approve_leaves_the_rest_of_the_file_byte_for_byte() {
     t.s.write("launch.post.toml", POST);
     assert_eq!(approve(&t, &t.carol).code, 0);
     let after = t.s.read("launch.post.toml");
-    assert!(after.starts_with(POST), "the original bytes must be a prefix:\n{after}");
+    assert!(
+        after.starts_with(POST),
+        "the original bytes must be a prefix:\n{after}"
+    );
     let appended = &after[POST.len()..];
     assert!(appended.starts_with("\n[[approvals]]\nreviewer = \"carol\"\nsignature = \"\"\"\n-----BEGIN SSH SIGNATURE-----\n"), "{appended}");
-    assert!(appended.ends_with("-----END SSH SIGNATURE-----\n\"\"\"\n"), "{appended}");
+    assert!(
+        appended.ends_with("-----END SSH SIGNATURE-----\n\"\"\"\n"),
+        "{appended}"
+    );
     assert_eq!(approve(&t, &t.dave).code, 0);
     assert!(t.s.read("launch.post.toml").starts_with(&after));
 }
@@ -108,12 +160,17 @@ fn editing_after_signing_invalidates_the_approval() {
     let t = team();
     t.s.write("launch.post.toml", POST);
     assert_eq!(approve(&t, &t.carol).code, 0);
-    let edited = t.s.read("launch.post.toml").replace("Version 2.0 is out today.", "Version 2.0 is out today!");
+    let edited =
+        t.s.read("launch.post.toml")
+            .replace("Version 2.0 is out today.", "Version 2.0 is out today!");
     t.s.write("launch.post.toml", &edited);
     let f = reviewers_finding(&check(&t)).unwrap();
     assert_eq!(f["valid"].as_u64(), Some(0));
     assert_eq!(f["rejected"][0]["reviewer"], "carol");
-    assert_eq!(f["rejected"][0]["reason"], "signature does not match the post (edited after signing?)");
+    assert_eq!(
+        f["rejected"][0]["reason"],
+        "signature does not match the post (edited after signing?)"
+    );
 }
 
 #[test]
@@ -124,7 +181,11 @@ fn openssh_signatures_count_and_gate_signatures_verify_in_openssh() {
     // gate digest | ssh-keygen -Y sign, pasted into the file by hand.
     let digest = t.s.run(&["digest", "--file", "launch.post.toml"]);
     assert_eq!(digest.code, 0, "{digest:?}");
-    assert!(digest.stdout.starts_with("gate-post-v1\n"), "{}", digest.stdout);
+    assert!(
+        digest.stdout.starts_with("gate-post-v1\n"),
+        "{}",
+        digest.stdout
+    );
     let message = t.s.path().join("message");
     std::fs::write(&message, &digest.stdout).unwrap();
     let out = Command::new("ssh-keygen")
@@ -133,9 +194,15 @@ fn openssh_signatures_count_and_gate_signatures_verify_in_openssh() {
         .stdin(std::fs::File::open(&message).unwrap())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let signature = String::from_utf8(out.stdout).unwrap();
-    let with_dave = format!("{POST}\n[[approvals]]\nreviewer = \"dave\"\nsignature = \"\"\"\n{signature}\"\"\"\n");
+    let with_dave = format!(
+        "{POST}\n[[approvals]]\nreviewer = \"dave\"\nsignature = \"\"\"\n{signature}\"\"\"\n"
+    );
     t.s.write("launch.post.toml", &with_dave);
     let f = reviewers_finding(&check(&t)).unwrap();
     assert_eq!(f["valid"].as_u64(), Some(1), "{f}");
@@ -144,9 +211,16 @@ fn openssh_signatures_count_and_gate_signatures_verify_in_openssh() {
     // gate approve's signature verifies with ssh-keygen -Y verify.
     assert_eq!(approve(&t, &t.carol).code, 0);
     let file = t.s.read("launch.post.toml");
-    let armour = file.rsplit("signature = \"\"\"\n").next().unwrap().split("\"\"\"").next().unwrap();
+    let armour = file
+        .rsplit("signature = \"\"\"\n")
+        .next()
+        .unwrap()
+        .split("\"\"\"")
+        .next()
+        .unwrap();
     let sig = t.s.write("carol.sig", armour);
-    let signers = t.s.write("allowed_signers", &format!("carol {}\n", t.carol_pub));
+    let signers =
+        t.s.write("allowed_signers", &format!("carol {}\n", t.carol_pub));
     let verify = |message_file: &Path| {
         Command::new("ssh-keygen")
             .args(["-Y", "verify", "-n", "gate-post", "-I", "carol", "-f"])
@@ -158,7 +232,11 @@ fn openssh_signatures_count_and_gate_signatures_verify_in_openssh() {
             .unwrap()
     };
     let out = verify(&message);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tampered = t.s.write("tampered", &digest.stdout.replace("2.0", "3.0"));
     assert!(!verify(&tampered).status.success());
 
@@ -172,7 +250,10 @@ fn the_author_cannot_approve_their_own_post() {
     t.s.write("launch.post.toml", POST);
     let run = approve(&t, &t.erin);
     assert_eq!(run.code, 2, "{run:?}");
-    assert_eq!(run.stderr.lines().last().unwrap(), "  hint: another listed reviewer has to sign it");
+    assert_eq!(
+        run.stderr.lines().last().unwrap(),
+        "  hint: another listed reviewer has to sign it"
+    );
     assert_eq!(t.s.read("launch.post.toml"), POST);
 }
 
@@ -195,7 +276,15 @@ fn approve_refuses_denied_content_unless_forced() {
     let run = approve(&t, &t.carol);
     assert_eq!(run.code, 4, "{run:?}");
     assert_eq!(t.s.read("launch.post.toml"), denied);
-    let run = t.s.run(&["approve", "--file", "launch.post.toml", "--key", t.carol.to_str().unwrap(), "--yes", "--force"]);
+    let run = t.s.run(&[
+        "approve",
+        "--file",
+        "launch.post.toml",
+        "--key",
+        t.carol.to_str().unwrap(),
+        "--yes",
+        "--force",
+    ]);
     assert_eq!(run.code, 0, "{run:?}");
 }
 
@@ -203,7 +292,13 @@ fn approve_refuses_denied_content_unless_forced() {
 fn approve_unattended_without_yes_refuses() {
     let t = team();
     t.s.write("launch.post.toml", POST);
-    let run = t.s.run(&["approve", "--file", "launch.post.toml", "--key", t.carol.to_str().unwrap()]);
+    let run = t.s.run(&[
+        "approve",
+        "--file",
+        "launch.post.toml",
+        "--key",
+        t.carol.to_str().unwrap(),
+    ]);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.ends_with("error: refusing to sign without confirmation: stdin is not a terminal\n  hint: pass `--yes` once you have read the post\n"), "{}", run.stderr);
     assert_eq!(t.s.read("launch.post.toml"), POST);
@@ -214,9 +309,21 @@ fn a_passphrase_key_unattended_is_a_clear_error() {
     let t = team();
     let (locked, _) = keygen(&t.s.path().join("keys"), "locked", "secret passphrase");
     t.s.write("launch.post.toml", POST);
-    let run = t.s.run(&["approve", "--file", "launch.post.toml", "--key", locked.to_str().unwrap(), "--yes"]);
+    let run = t.s.run(&[
+        "approve",
+        "--file",
+        "launch.post.toml",
+        "--key",
+        locked.to_str().unwrap(),
+        "--yes",
+    ]);
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("needs its passphrase and stdin is not a terminal"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("needs its passphrase and stdin is not a terminal"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

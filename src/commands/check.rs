@@ -319,7 +319,6 @@ fn check_jsonl(
 type Parsed<'p> = (Line, Vec<&'p Account>, Option<DateTime<Utc>>);
 
 // A bad line is rare and reported once; boxing its diagnostic would buy nothing.
-#[allow(clippy::result_large_err)]
 fn parse_line<'p>(
     line: &str,
     number: usize,

@@ -55,9 +55,14 @@ impl SessionBus {
             .spawn()
             .expect("dbus-daemon starts");
         let mut line = String::new();
-        BufReader::new(bus.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(bus.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let address = line.trim().to_owned();
-        assert!(address.starts_with("unix:"), "dbus-daemon printed no address: {line:?}");
+        assert!(
+            address.starts_with("unix:"),
+            "dbus-daemon printed no address: {line:?}"
+        );
         SessionBus {
             dir,
             bus,
@@ -118,7 +123,8 @@ impl SessionBus {
             assert!(
                 Instant::now() < deadline,
                 "gnome-keyring did not come up on the test bus; its log:\n{}",
-                std::fs::read_to_string(bus.dir.path().join("gnome-keyring.log")).unwrap_or_default()
+                std::fs::read_to_string(bus.dir.path().join("gnome-keyring.log"))
+                    .unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -143,7 +149,11 @@ impl SessionBus {
             "org.freedesktop.Secret.Service.Lock",
             "array:objpath:/org/freedesktop/secrets/collection/login",
         ]);
-        assert!(out.status.success(), "Lock failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "Lock failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `secret-tool ARGS…` on this bus, with `stdin`.
@@ -156,7 +166,12 @@ impl SessionBus {
             .stderr(Stdio::piped())
             .spawn()
             .expect("secret-tool runs");
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     }
 
@@ -206,7 +221,9 @@ fn walkdir(root: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {

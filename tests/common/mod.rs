@@ -23,14 +23,22 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -115,7 +123,12 @@ impl Sandbox {
             .stderr(Stdio::piped())
             .spawn()
             .expect("gate runs");
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         finish(child.wait_with_output().unwrap())
     }
 }
@@ -129,7 +142,12 @@ pub fn run_command(mut cmd: Command, stdin: &str) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     finish(child.wait_with_output().unwrap())
 }
 
@@ -148,7 +166,10 @@ pub fn require_tool(name: &str) {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    assert!(found, "`{name}` is required by this test and is not installed; `.ci/run` installs it");
+    assert!(
+        found,
+        "`{name}` is required by this test and is not installed; `.ci/run` installs it"
+    );
 }
 
 /// Makes an ed25519 key pair with ssh-keygen; returns (private key path, public key line).
@@ -156,7 +177,16 @@ pub fn keygen(dir: &Path, name: &str, passphrase: &str) -> (PathBuf, String) {
     require_tool("ssh-keygen");
     let path = dir.join(name);
     let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", passphrase, "-C", &format!("{name}@example.com"), "-f"])
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            passphrase,
+            "-C",
+            &format!("{name}@example.com"),
+            "-f",
+        ])
         .arg(&path)
         .status()
         .unwrap();
