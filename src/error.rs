@@ -42,6 +42,11 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
+    /// The network refused or could not be reached; nothing was sent (exit 9).
+    Network {
+        message: String,
+        hint: Option<String>,
+    },
     /// Anything else (exit 1).
     Other {
         message: String,
@@ -64,6 +69,13 @@ impl Error {
         }
     }
 
+    pub fn network(message: impl Into<String>) -> Error {
+        Error::Network {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
     pub fn credentials(message: impl Into<String>) -> Error {
         Error::Credentials {
             message: message.into(),
@@ -78,6 +90,7 @@ impl Error {
             Error::Usage { message, .. } => Error::Usage { message, hint },
             Error::Other { message, .. } => Error::Other { message, hint },
             Error::Credentials { message, .. } => Error::Credentials { message, hint },
+            Error::Network { message, .. } => Error::Network { message, hint },
             other => other,
         }
     }
@@ -87,6 +100,7 @@ impl Error {
             Error::Usage { .. } | Error::Input { .. } => Code::Usage,
             Error::Policy { .. } => Code::Policy,
             Error::Credentials { .. } => Code::Credentials,
+            Error::Network { .. } => Code::Network,
             Error::Other { .. } => Code::Failure,
         }
     }
@@ -96,7 +110,8 @@ impl Error {
         match self {
             Error::Usage { message, hint }
             | Error::Other { message, hint }
-            | Error::Credentials { message, hint } => {
+            | Error::Credentials { message, hint }
+            | Error::Network { message, hint } => {
                 let s = &crate::output::STYLES;
                 let mut out = format!(
                     "{}error{:#}{}: {message}{:#}\n",

@@ -12,6 +12,7 @@ pub mod env;
 pub mod error;
 pub mod evaluate;
 pub mod hours;
+pub mod http;
 pub mod keychain;
 pub mod length;
 pub mod output;
@@ -104,7 +105,8 @@ fn report(ctx: &Ctx, error: &Error) {
         let message = match error {
             Error::Usage { message, .. }
             | Error::Other { message, .. }
-            | Error::Credentials { message, .. } => message.clone(),
+            | Error::Credentials { message, .. }
+            | Error::Network { message, .. } => message.clone(),
             Error::Policy { .. } => "the policy file is missing or invalid".to_owned(),
             Error::Input { .. } => "an input file is invalid".to_owned(),
         };
