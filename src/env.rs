@@ -26,6 +26,16 @@ impl Env {
         }
     }
 
+    /// An environment with only `GATE_HOME` set, for unit tests of the shell modules.
+    pub fn for_tests(gate_home: &std::path::Path) -> Env {
+        Env {
+            vars: HashMap::from([("GATE_HOME".to_owned(), gate_home.display().to_string())]),
+            cwd: gate_home.to_path_buf(),
+            stdin_is_terminal: false,
+            stderr_is_terminal: false,
+        }
+    }
+
     pub fn var(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
     }
