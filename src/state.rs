@@ -2,7 +2,7 @@
 //! freeze switch.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -83,12 +83,29 @@ pub fn write_freeze(env: &Env, reason: &str, now: DateTime<Utc>) -> Result<PathB
             .map(str::to_owned),
     };
     let path = dir.join(FREEZE_FILE);
+    let mut bytes = serde_json::to_vec_pretty(&record)
+        .map_err(|e| Error::other(format!("cannot encode the freeze: {e}")))?;
+    bytes.push(b'\n');
+    write_atomic(&path, &bytes)?;
+    Ok(path)
+}
+
+/// Replaces `path` with `bytes` all at once: a temporary file in the same folder, synced, then
+/// renamed over it, so a crash leaves the old file or the new one, never half of either. A
+/// file that is replaced keeps its permissions.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let write = || -> std::io::Result<()> {
-        let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-        serde_json::to_writer_pretty(&mut tmp, &record)?;
-        tmp.write_all(b"\n")?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(bytes)?;
         tmp.as_file().sync_all()?;
-        tmp.persist(&path).map_err(|e| e.error)?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            tmp.as_file().set_permissions(meta.permissions())?;
+        }
+        tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
     };
     write().map_err(|e| {
@@ -97,8 +114,7 @@ pub fn write_freeze(env: &Env, reason: &str, now: DateTime<Utc>) -> Result<PathB
             path.display(),
             io_reason(&e)
         ))
-    })?;
-    Ok(path)
+    })
 }
 
 /// Removes the freeze; `false` when there was none.

@@ -39,6 +39,11 @@ reason = "Holidays"
 /// A Monday morning in London: no quiet hours, no blackout.
 const WEEKDAY: &str = "2026-11-23T10:00:00Z";
 
+/// `gate check TEXT --account ACCOUNT --json --now NOW`, the shape most checks take.
+fn judge(s: &Sandbox, text: &str, account: &str, now: &str) -> common::Run {
+    s.run(&["check", text, "--account", account, "--json", "--now", now])
+}
+
 fn sandbox() -> Sandbox {
     let s = Sandbox::new();
     s.write("gate.toml", POLICY);
@@ -316,15 +321,7 @@ fn policy_lookup_order() {
 fn check_denies_banned_terms_with_spans_in_the_original_text() {
     let s = sandbox();
     let text = "Big news: #LAYOFFS start today!";
-    let run = s.run(&[
-        "check",
-        text,
-        "--account",
-        "brand",
-        "--json",
-        "--now",
-        WEEKDAY,
-    ]);
+    let run = judge(&s, text, "brand", WEEKDAY);
     assert_eq!(run.code, 4, "{run:?}");
     let doc = run.json();
     assert_eq!(doc["verdict"], "deny");
@@ -370,15 +367,12 @@ fn check_human_output_underlines_the_term() {
 #[test]
 fn check_allows_and_warns() {
     let s = sandbox();
-    let run = s.run(&[
-        "check",
+    let run = judge(
+        &s,
         "Our kill switch is guaranteed to work",
-        "--account",
         "brand",
-        "--json",
-        "--now",
         WEEKDAY,
-    ]);
+    );
     assert_eq!(run.code, 0, "{run:?}");
     let doc = run.json();
     assert_eq!(doc["verdict"], "allow");
@@ -398,15 +392,7 @@ fn check_regex_and_evasions() {
         "lay\u{200B}offs",                    // zero-width space
         "Nobody here... knows how-to DRIVE!", // a phrase across punctuation
     ] {
-        let run = s.run(&[
-            "check",
-            text,
-            "--account",
-            "brand",
-            "--json",
-            "--now",
-            WEEKDAY,
-        ]);
+        let run = judge(&s, text, "brand", WEEKDAY);
         assert_eq!(run.code, 4, "{text:?}: {run:?}");
     }
 }
@@ -415,15 +401,7 @@ fn check_regex_and_evasions() {
 fn check_holds_in_quiet_hours_with_until() {
     let s = sandbox();
     // Monday 21:00 London (GMT): held until Tuesday 08:00.
-    let run = s.run(&[
-        "check",
-        "hello",
-        "--account",
-        "brand",
-        "--json",
-        "--now",
-        "2026-11-23T21:00:00Z",
-    ]);
+    let run = judge(&s, "hello", "brand", "2026-11-23T21:00:00Z");
     assert_eq!(run.code, 5, "{run:?}");
     let f = &run.json()["posts"][0]["findings"][0];
     assert_eq!(f["rule"], "quiet_hours");
@@ -435,15 +413,7 @@ fn check_holds_in_quiet_hours_with_until() {
 #[test]
 fn check_holds_in_a_blackout() {
     let s = sandbox();
-    let run = s.run(&[
-        "check",
-        "hello",
-        "--account",
-        "brand",
-        "--json",
-        "--now",
-        "2026-12-25T12:00:00Z",
-    ]);
+    let run = judge(&s, "hello", "brand", "2026-12-25T12:00:00Z");
     assert_eq!(run.code, 5, "{run:?}");
     let f = &run.json()["posts"][0]["findings"][0];
     assert_eq!(f["rule"], "blackout");
@@ -455,7 +425,7 @@ fn check_holds_in_a_blackout() {
 fn check_length_per_network() {
     let s = sandbox();
     let long = "a".repeat(281);
-    let run = s.run(&["check", &long, "--account", "x", "--json", "--now", WEEKDAY]);
+    let run = judge(&s, &long, "x", WEEKDAY);
     assert_eq!(run.code, 4, "{run:?}");
     let f = &run.json()["posts"][0]["findings"][0];
     assert_eq!(f["rule"], "length");
@@ -463,15 +433,7 @@ fn check_length_per_network() {
     assert_eq!(f["limit"], 280);
     // The same text fits Bluesky's 300 graphemes and Mastodon's 500 characters.
     for account in ["bsky", "brand"] {
-        let run = s.run(&[
-            "check",
-            &long,
-            "--account",
-            account,
-            "--json",
-            "--now",
-            WEEKDAY,
-        ]);
+        let run = judge(&s, &long, account, WEEKDAY);
         assert_eq!(run.code, 0, "{account}: {run:?}");
     }
 }
@@ -504,7 +466,7 @@ fn exit_code_precedence_frozen_deny_review_hold() {
     s.write("gate.toml", &policy);
     let evening = "2026-11-23T21:00:00Z";
     let verdict = |text: &str, now: &str| {
-        let run = s.run(&["check", text, "--account", "brand", "--json", "--now", now]);
+        let run = judge(&s, text, "brand", now);
         (run.code, run.json()["verdict"].as_str().unwrap().to_owned())
     };
     // review + hold → review
@@ -526,15 +488,7 @@ fn local_freeze_and_unfreeze() {
     let s = sandbox();
     let run = s.run(&["freeze", "--reason", "account compromised"]);
     assert_eq!(run.code, 0, "{run:?}");
-    let run = s.run(&[
-        "check",
-        "hello",
-        "--account",
-        "brand",
-        "--json",
-        "--now",
-        WEEKDAY,
-    ]);
+    let run = judge(&s, "hello", "brand", WEEKDAY);
     assert_eq!(run.code, 7, "{run:?}");
     let f = &run.json()["posts"][0]["findings"][0];
     assert_eq!(f["rule"], "freeze");

@@ -287,25 +287,5 @@ fn append_approval(path: &Path, reviewer: &str, signature: &str) -> Result<(), E
             path.display()
         ))
     })?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let write = || -> std::io::Result<()> {
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(updated.as_bytes())?;
-        tmp.as_file().sync_all()?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            tmp.as_file().set_permissions(meta.permissions())?;
-        }
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
-    };
-    write().map_err(|e| {
-        Error::other(format!(
-            "cannot write `{}`: {}",
-            path.display(),
-            io_reason(&e)
-        ))
-    })
+    crate::state::write_atomic(path, updated.as_bytes())
 }
