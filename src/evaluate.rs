@@ -11,6 +11,7 @@ use serde::{Serialize, Serializer};
 
 use crate::hours::Cover;
 use crate::length;
+use crate::links::{Judgement, LinkRules, Shorteners};
 use crate::policy::{Account, Platform, Policy};
 use crate::post::Post;
 use crate::reviewers::{self, Rejection};
@@ -134,6 +135,9 @@ pub struct Finding {
     pub severity: Severity,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub term: Option<String>,
+    /// The link's host, for `link` findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,6 +170,7 @@ impl Finding {
             rule,
             severity,
             term: None,
+            domain: None,
             start: None,
             end: None,
             until: None,
@@ -287,6 +292,28 @@ impl<'p> Engine<'p> {
     }
 
     fn content_findings(&self, post: &Post, account: Option<&Account>) -> Vec<Finding> {
+        let mut findings = self.term_findings(post, account);
+        findings.extend(link_findings(&self.policy.links, &post.text));
+        if self.policy.require_alt_text {
+            for m in post
+                .media
+                .iter()
+                .filter(|m| m.alt.as_deref().is_none_or(|a| a.trim().is_empty()))
+            {
+                findings.push(Finding::new(
+                    Rule::Media,
+                    Severity::Deny,
+                    format!(
+                        "`{}` has no alt text; the policy requires a description of every image",
+                        m.written
+                    ),
+                ));
+            }
+        }
+        findings
+    }
+
+    fn term_findings(&self, post: &Post, account: Option<&Account>) -> Vec<Finding> {
         let matcher = self.matcher(account);
         matcher
             .find(&post.text)
@@ -434,6 +461,47 @@ fn settle(finding: &Finding, required: u32) -> Option<Finding> {
         f.message = reviewers_message(required, valid);
     }
     Some(f)
+}
+
+fn link_findings(rules: &LinkRules, text: &str) -> Vec<Finding> {
+    rules
+        .judge(text)
+        .into_iter()
+        .map(|(link, judgement)| {
+            let (severity, message) = match judgement {
+                Judgement::Denied(rule) => (
+                    Severity::Deny,
+                    format!(
+                        "links to `{}`, which the policy denies (`{rule}`)",
+                        link.host
+                    ),
+                ),
+                Judgement::NotAllowed => (
+                    Severity::Deny,
+                    format!(
+                        "links to `{}`, which is not on the policy's allow list",
+                        link.host
+                    ),
+                ),
+                Judgement::Shortener(level) => (
+                    if level == Shorteners::Deny {
+                        Severity::Deny
+                    } else {
+                        Severity::Warn
+                    },
+                    format!(
+                        "`{}` is a URL shortener: readers cannot see where it leads",
+                        link.host
+                    ),
+                ),
+            };
+            let mut f = Finding::new(Rule::Link, severity, message);
+            f.domain = Some(link.host);
+            f.start = Some(link.span.start);
+            f.end = Some(link.span.end);
+            f
+        })
+        .collect()
 }
 
 fn rejection_text(why: &Rejection) -> String {

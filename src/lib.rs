@@ -15,6 +15,7 @@ pub mod hours;
 pub mod http;
 pub mod keychain;
 pub mod length;
+pub mod links;
 pub mod lock;
 pub mod output;
 pub mod policy;

@@ -15,6 +15,7 @@ use toml::de::{DeTable, DeValue};
 use crate::diagnostic::{Diagnostic, Level, Source};
 use crate::evaluate::Verdict;
 use crate::hours::{self, Blackout, Schedule, Side, Window};
+use crate::links::{DomainPattern, LinkRules, Shorteners};
 use crate::schema::{At, Reader, list};
 use crate::{reviewers, terms};
 
@@ -27,6 +28,8 @@ const TOP_KEYS: &[&str] = &[
     "quiet_hours",
     "blackouts",
     "freeze",
+    "links",
+    "media",
     "tests",
 ];
 const ACCOUNT_KEYS: &[&str] = &[
@@ -41,6 +44,8 @@ const REVIEWER_KEYS: &[&str] = &["required", "keys"];
 const WINDOW_KEYS: &[&str] = &["days", "from", "to", "reason", "timezone"];
 const BLACKOUT_KEYS: &[&str] = &["from", "to", "reason"];
 const FREEZE_KEYS: &[&str] = &["reason", "since"];
+const LINK_KEYS: &[&str] = &["allow", "deny", "shorteners"];
+const MEDIA_RULE_KEYS: &[&str] = &["require_alt_text"];
 const TEST_KEYS: &[&str] = &["name", "text", "account", "now", "expect"];
 
 /// The networks gate can post to.
@@ -161,6 +166,9 @@ pub struct Policy {
     pub reviewer_keys: Vec<(String, ssh_key::PublicKey)>,
     pub schedule: Schedule,
     pub freeze: Option<Freeze>,
+    pub links: LinkRules,
+    /// `[media] require_alt_text`: every image needs a description for people who cannot see it.
+    pub require_alt_text: bool,
     pub tests: Vec<TestCase>,
 }
 
@@ -332,6 +340,14 @@ fn read_policy(r: &mut Reader<'_>, root: &DeTable<'_>) -> Option<Policy> {
     let blackouts = read_blackouts(r, root, timezone);
     let schedule = Schedule { windows, blackouts };
     let freeze = read_freeze(r, root, timezone);
+    let links = read_links(r, root);
+    let require_alt_text = match r.table(root, "media") {
+        Some((t, _)) => {
+            r.check_keys(t, MEDIA_RULE_KEYS, "`[media]`");
+            r.boolean(t, "require_alt_text").is_some_and(|a| a.value)
+        }
+        None => false,
+    };
     let tests = read_tests(r, root, &accounts);
 
     let sha256 = hex(&Sha256::digest(r.source.text.as_bytes()));
@@ -345,6 +361,8 @@ fn read_policy(r: &mut Reader<'_>, root: &DeTable<'_>) -> Option<Policy> {
         reviewer_keys,
         schedule,
         freeze,
+        links,
+        require_alt_text,
         tests,
     })
 }
@@ -820,6 +838,41 @@ fn read_freeze(r: &mut Reader<'_>, root: &DeTable<'_>, timezone: Option<Tz>) -> 
             None
         }
     }
+}
+
+fn read_links(r: &mut Reader<'_>, root: &DeTable<'_>) -> LinkRules {
+    let mut rules = LinkRules::default();
+    let Some((t, _)) = r.table(root, "links") else {
+        return rules;
+    };
+    r.check_keys(t, LINK_KEYS, "`[links]`");
+    for (key, out) in [("allow", &mut rules.allow), ("deny", &mut rules.deny)] {
+        for at in r.strings(t, key).unwrap_or_default() {
+            match DomainPattern::parse(&at.value) {
+                Some(p) => out.push(p),
+                None => {
+                    r.error(at.span, format!("`{}` is not a domain name", at.value)).hint =
+                        Some("write `example.com` (the domain and its subdomains) or `*.example.com` (subdomains only)".into());
+                }
+            }
+        }
+    }
+    if let Some(at) = r.string(t, "shorteners") {
+        rules.shorteners = match at.value.as_str() {
+            "deny" => Shorteners::Deny,
+            "warn" => Shorteners::Warn,
+            "allow" => Shorteners::Allow,
+            _ => {
+                r.error(
+                    at.span,
+                    format!("unknown value `{}` for `shorteners`", at.value),
+                )
+                .hint = Some("use `deny`, `warn` (the default) or `allow`".into());
+                Shorteners::Warn
+            }
+        };
+    }
+    rules
 }
 
 fn read_tests(

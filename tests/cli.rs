@@ -792,3 +792,86 @@ fn verbose_shows_the_normalised_text() {
         "{run:?}"
     );
 }
+
+#[test]
+fn link_rules_deny_allow_and_flag_shorteners() {
+    let s = Sandbox::new();
+    s.write(
+        "gate.toml",
+        "version = 1\n[accounts.brand]\nplatform = \"bluesky\"\n\n[links]\nallow = [\"example.com\"]\ndeny = [\"*.evil.example\"]\n",
+    );
+    let text = "Docs: https://docs.example.com/start and https://other.org/x";
+    let run = judge(&s, text, "brand", WEEKDAY);
+    assert_eq!(run.code, 4, "{run:?}");
+    let f = &run.json()["posts"][0]["findings"][0];
+    assert_eq!(f["rule"], "link");
+    assert_eq!(f["severity"], "deny");
+    assert_eq!(f["domain"], "other.org");
+    let (start, end) = (
+        f["start"].as_u64().unwrap() as usize,
+        f["end"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(&text[start..end], "https://other.org/x");
+    assert_eq!(
+        f["message"],
+        "links to `other.org`, which is not on the policy's allow list"
+    );
+
+    // Without any [links] table a shortener is a warning; the post still passes.
+    let s = sandbox();
+    let run = judge(&s, "New post: bit.ly/3xYz", "brand", WEEKDAY);
+    assert_eq!(run.code, 0, "{run:?}");
+    let f = &run.json()["posts"][0]["findings"][0];
+    assert_eq!(
+        (
+            f["rule"].as_str(),
+            f["severity"].as_str(),
+            f["domain"].as_str()
+        ),
+        (Some("link"), Some("warn"), Some("bit.ly"))
+    );
+}
+
+#[test]
+fn link_rules_are_validated() {
+    let s = Sandbox::new();
+    s.write(
+        "gate.toml",
+        "version = 1\n[links]\ndeny = [\"not a domain\"]\nshorteners = \"block\"\n",
+    );
+    let run = s.run(&["policy", "check", "--format", "github"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "::error file=gate.toml,line=3,col=9::`not a domain` is not a domain name (hint: write `example.com` (the domain and its subdomains) or `*.example.com` (subdomains only))\n\
+         ::error file=gate.toml,line=4,col=14::unknown value `block` for `shorteners` (hint: use `deny`, `warn` (the default) or `allow`)\n"
+    );
+}
+
+#[test]
+fn alt_text_can_be_required() {
+    let s = Sandbox::new();
+    s.write(
+        "gate.toml",
+        "version = 1\n[accounts.brand]\nplatform = \"bluesky\"\n\n[media]\nrequire_alt_text = true\n",
+    );
+    std::fs::write(s.path().join("a.png"), b"\x89PNG not really").unwrap();
+    s.write(
+        "p.post.toml",
+        "account = \"brand\"\ntext = \"Look\"\n[[media]]\npath = \"a.png\"\n",
+    );
+    let run = s.run(&["check", "--file", "p.post.toml", "--json", "--now", WEEKDAY]);
+    assert_eq!(run.code, 4, "{run:?}");
+    let f = &run.json()["posts"][0]["findings"][0];
+    assert_eq!(f["rule"], "media");
+    assert_eq!(
+        f["message"],
+        "`a.png` has no alt text; the policy requires a description of every image"
+    );
+    s.write(
+        "p.post.toml",
+        "account = \"brand\"\ntext = \"Look\"\n[[media]]\npath = \"a.png\"\nalt = \"A chart\"\n",
+    );
+    let run = s.run(&["check", "--file", "p.post.toml", "--json", "--now", WEEKDAY]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
