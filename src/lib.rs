@@ -16,6 +16,8 @@ pub mod http;
 pub mod keychain;
 pub mod length;
 pub mod lock;
+pub mod loopback;
+pub mod oauth;
 pub mod output;
 pub mod policy;
 pub mod post;
