@@ -10,7 +10,7 @@ use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenResponse};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
     EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError,
-    RevocationUrl, Scope, StandardRevocableToken, TokenResponse as _, TokenUrl,
+    RevocationUrl, Scope, TokenResponse as _, TokenUrl,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
@@ -527,38 +527,49 @@ pub fn whoami(account: &Account, token: &SecretString) -> Result<WhoAmI, Error> 
     })
 }
 
-/// Revokes the credential at the server (the refresh token when there is one: that ends the
-/// whole grant). Mastodon `POST /oauth/revoke`, X `POST /2/oauth2/revoke`.
-pub fn revoke(
-    keychain: &Keychain,
-    account: &Account,
-    credential: &Credential,
-) -> Result<(), Error> {
+/// Revokes the credential at the server (RFC 7009; the refresh token when there is one: that
+/// ends the whole grant). Mastodon `POST /oauth/revoke` with the app's id and secret in the
+/// form, X `POST /2/oauth2/revoke` (HTTP Basic for a confidential client). Written by hand:
+/// `oauth2`'s revocation refuses any URL that is not `https`, so it cannot reach a loopback
+/// test server.
+pub fn revoke(keychain: &Keychain, account: &Account, credential: &Credential) -> Result<(), Error> {
     let endpoints = Endpoints::for_account(account)?;
     let (client_id, secret) = client_for(keychain, account, &endpoints, credential)?;
-    let c = client(account, &endpoints, &client_id, secret.as_ref(), None)?;
-    let token = match &credential.refresh_token {
-        Some(r) => {
-            StandardRevocableToken::RefreshToken(RefreshToken::new(r.expose_secret().to_owned()))
-        }
-        None => StandardRevocableToken::AccessToken(oauth2::AccessToken::new(
-            credential.access_token.expose_secret().to_owned(),
-        )),
+    let (token, hint) = match &credential.refresh_token {
+        Some(r) => (r, "refresh_token"),
+        None => (&credential.access_token, "access_token"),
     };
-    let http = crate::http::client()?;
-    c.revoke_token(token)
-        .map_err(|_| Error::other("no revocation URL"))?
-        .request(&http)
-        .map_err(|e| match e {
-            RequestTokenError::Request(oauth2::HttpClientError::Reqwest(e)) => {
-                crate::http::unreachable(&e)
-            }
-            RequestTokenError::ServerResponse(r) => Error::network(format!(
-                "the server refused the revocation (`{}`)",
-                r.error().as_ref()
-            )),
-            _ => Error::network("the revocation request failed"),
-        })
+    let mut form: Vec<(&str, &str)> = vec![
+        ("token", token.expose_secret()),
+        ("token_type_hint", hint),
+        ("client_id", &client_id),
+    ];
+    let mut request = crate::http::client()?.post(&endpoints.revoke_url);
+    match (&secret, account.platform) {
+        (Some(secret), Platform::Mastodon) => form.push(("client_secret", secret.expose_secret())),
+        (Some(secret), _) => {
+            form.retain(|(k, _)| *k != "client_id");
+            request = request.basic_auth(&client_id, Some(secret.expose_secret()));
+        }
+        (None, _) => {}
+    }
+    let response = request
+        .form(&form)
+        .send()
+        .map_err(|e| crate::http::unreachable(&e))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let code = response
+        .json::<serde_json::Value>()
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .filter(|e| e.len() <= 64 && e.chars().all(|c| c.is_ascii_graphic()));
+    Err(Error::network(match code {
+        Some(code) => format!("the server refused the revocation ({}, `{code}`)", status.as_u16()),
+        None => format!("the server refused the revocation ({})", status.as_u16()),
+    }))
 }
 
 /// Registers gate as an app on a Mastodon instance (`POST /api/v1/apps`).

@@ -459,13 +459,7 @@ fn online(
     match oauth::whoami(account, &c.access_token).map_err(|e| (reason(&e), e))? {
         WhoAmI::Identity(who) => {
             if c.identity.as_deref() != Some(&who) {
-                c.identity = Some(who);
-                keychain
-                    .set(&credential::user(account), &c.to_secret())
-                    .map_err(|e| {
-                        let e = Error::from(e);
-                        (reason(&e), e)
-                    })?;
+                c = record_identity(env, keychain, account, who).map_err(|e| (reason(&e), e))?;
             }
             Ok(c)
         }
@@ -476,6 +470,27 @@ fn online(
             Err((problem, e))
         }
     }
+}
+
+/// Writes the identity into the stored credential, under the account's refresh lock and
+/// re-read, so a token another process has just refreshed is never overwritten.
+fn record_identity(
+    env: &crate::env::Env,
+    keychain: &Keychain,
+    account: &Account,
+    who: String,
+) -> Result<Credential, Error> {
+    let user = credential::user(account);
+    let _lock = crate::lock::acquire(env, &user, oauth::REFRESH_LOCK_TIMEOUT)?;
+    let secret = keychain.get(&user)?.ok_or_else(|| {
+        Error::credentials(format!("the token for `{}` was removed meanwhile", account.name))
+    })?;
+    let mut c = Credential::from_secret(&secret).map_err(|e| {
+        Error::credentials(format!("`{}` has no usable token: {e}", account.name))
+    })?;
+    c.identity = Some(who);
+    keychain.set(&user, &c.to_secret())?;
+    Ok(c)
 }
 
 /// An error's message without the `error: ` prefix and hint, for a status row.
