@@ -532,7 +532,11 @@ pub fn whoami(account: &Account, token: &SecretString) -> Result<WhoAmI, Error> 
 /// form, X `POST /2/oauth2/revoke` (HTTP Basic for a confidential client). Written by hand:
 /// `oauth2`'s revocation refuses any URL that is not `https`, so it cannot reach a loopback
 /// test server.
-pub fn revoke(keychain: &Keychain, account: &Account, credential: &Credential) -> Result<(), Error> {
+pub fn revoke(
+    keychain: &Keychain,
+    account: &Account,
+    credential: &Credential,
+) -> Result<(), Error> {
     let endpoints = Endpoints::for_account(account)?;
     let (client_id, secret) = client_for(keychain, account, &endpoints, credential)?;
     let (token, hint) = match &credential.refresh_token {
@@ -567,7 +571,10 @@ pub fn revoke(keychain: &Keychain, account: &Account, credential: &Credential) -
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
         .filter(|e| e.len() <= 64 && e.chars().all(|c| c.is_ascii_graphic()));
     Err(Error::network(match code {
-        Some(code) => format!("the server refused the revocation ({}, `{code}`)", status.as_u16()),
+        Some(code) => format!(
+            "the server refused the revocation ({}, `{code}`)",
+            status.as_u16()
+        ),
         None => format!("the server refused the revocation ({})", status.as_u16()),
     }))
 }

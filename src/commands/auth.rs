@@ -483,11 +483,13 @@ fn record_identity(
     let user = credential::user(account);
     let _lock = crate::lock::acquire(env, &user, oauth::REFRESH_LOCK_TIMEOUT)?;
     let secret = keychain.get(&user)?.ok_or_else(|| {
-        Error::credentials(format!("the token for `{}` was removed meanwhile", account.name))
+        Error::credentials(format!(
+            "the token for `{}` was removed meanwhile",
+            account.name
+        ))
     })?;
-    let mut c = Credential::from_secret(&secret).map_err(|e| {
-        Error::credentials(format!("`{}` has no usable token: {e}", account.name))
-    })?;
+    let mut c = Credential::from_secret(&secret)
+        .map_err(|e| Error::credentials(format!("`{}` has no usable token: {e}", account.name)))?;
     c.identity = Some(who);
     keychain.set(&user, &c.to_secret())?;
     Ok(c)

@@ -176,7 +176,12 @@ impl OAuthServer {
 
     /// How many log lines are exactly `line` (e.g. `grant.success refresh_token`).
     pub fn count(&self, line: &str) -> usize {
-        self.log.lock().unwrap().iter().filter(|l| *l == line).count()
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| *l == line)
+            .count()
     }
 
     pub fn log(&self) -> Vec<String> {
@@ -206,7 +211,11 @@ pub fn sign_in_as(authorize: &url::Url, user: &str, redirect_prefix: &str) -> St
         let (url, form) = next.clone();
         if url.as_str().starts_with(redirect_prefix) {
             let page = http.get(url).send().expect("gate's listener answers");
-            assert!(page.status().is_success(), "gate's listener said {}", page.status());
+            assert!(
+                page.status().is_success(),
+                "gate's listener said {}",
+                page.status()
+            );
             return page.text().unwrap();
         }
         let jar = cookies
