@@ -156,11 +156,11 @@ pub struct FreezeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuthCommand {
-    /// Store a token for an account in the OS keychain
+    /// Sign in to an account (OAuth in the browser) or store a token made elsewhere
     Login(AuthLoginArgs),
     /// Show, per account, whether a token is stored, where, its expiry, scopes and identity
     Status(AuthStatusArgs),
-    /// Remove an account's token from the OS keychain
+    /// Revoke an account's token at the server and remove it from the OS keychain
     Logout(AuthLogoutArgs),
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::fake_http::{FakeServer, Reply, json};
+use common::fake_http::{FakeServer, json};
 use common::keychain::{SessionBus, assert_no_file_holds, canary};
 use common::oauth::{Login, OAuthServer, free_port, query, s256, sign_in_as};
 use common::{Run, Sandbox};
@@ -1002,4 +1002,82 @@ fn the_listener_gives_up_after_its_time_limit() {
         "error: no sign-in redirect arrived within 1 s\n  hint: run the command again and finish signing in in the browser, or use `--no-browser` to paste the answer\n"
     ), "{run:?}");
     assert!(x.fake.to("/2/oauth2/token").is_empty());
+}
+
+#[test]
+fn policy_oauth_tables_are_checked_with_positions() {
+    let s = Sandbox::new();
+    s.write(
+        "gate.toml",
+        r#"version = 1
+
+[accounts.m]
+platform = "mastodon"
+server = "https://m.example"
+
+[accounts.m.oauth]
+client_id = "mine"
+redirect_prot = 8765
+
+[accounts.x]
+platform = "x"
+
+[accounts.x.oauth]
+client_id = "team"
+redirect_port = 70000
+scopes = ["tweet.read", "two words"]
+token_url = "http://api.example/token"
+client_metadata_url = "https://gate.example/client.json"
+"#,
+    );
+    let run = s.run(&["policy", "check"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    let expected = r#"error: `client_id` is not used for mastodon accounts
+ --> gate.toml:8:13
+  |
+8 | client_id = "mine"
+  |             ^^^^^^
+  = hint: gate registers its own app on each Mastodon instance: remove the key
+
+error: unknown key `redirect_prot` in `[accounts.m.oauth]`
+ --> gate.toml:9:1
+  |
+9 | redirect_prot = 8765
+  | ^^^^^^^^^^^^^
+  = hint: did you mean `redirect_port`?
+
+error: `redirect_port` must be a port from 1 to 65535
+  --> gate.toml:16:17
+   |
+16 | redirect_port = 70000
+   |                 ^^^^^
+
+error: invalid scope `two words`: a scope is one word
+  --> gate.toml:17:25
+   |
+17 | scopes = ["tweet.read", "two words"]
+   |                         ^^^^^^^^^^^
+
+error: invalid `token_url` URL `http://api.example/token`: plain `http://` is only allowed for loopback test servers
+  --> gate.toml:18:13
+   |
+18 | token_url = "http://api.example/token"
+   |             ^^^^^^^^^^^^^^^^^^^^^^^^^^
+   = hint: write the full endpoint URL, e.g. `https://x.com/i/oauth2/authorize`
+
+error: `client_metadata_url` is only for bluesky accounts
+  --> gate.toml:19:23
+   |
+19 | client_metadata_url = "https://gate.example/client.json"
+   |                       ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+
+invalid: 6 errors
+"#;
+    assert_eq!(run.stderr, expected);
+    let example = s.run(&[
+        "policy",
+        "check",
+        common::repo().join("policy.example.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(example.code, 0, "{example:?}");
 }

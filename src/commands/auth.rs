@@ -198,17 +198,17 @@ fn sign_in(ctx: &Ctx, account: &Account, args: &AuthLoginArgs) -> Result<Code, E
     )?;
     let code = match &listener {
         Some(listener) => {
-            ctx.note(&format!(
+            // Printed even with `-q`: nobody can sign in without it.
+            eprintln!(
                 "open this address in a browser to sign in to `{name}` (waiting up to {} s for the redirect to {redirect}):\n  {}",
                 args.timeout, auth.url
-            ));
+            );
             if ctx.env.stdin_is_terminal
                 && ctx.env.stderr_is_terminal
                 && ctx.env.var("GATE_NO_BROWSER").is_none()
+                && let Err(e) = webbrowser::open(&auth.url)
             {
-                if let Err(e) = webbrowser::open(&auth.url) {
-                    ctx.note(&format!("(could not open a browser: {e})"));
-                }
+                ctx.note(&format!("(could not open a browser: {e})"));
             }
             listener.wait(&auth.state, std::time::Duration::from_secs(args.timeout))?
         }
@@ -218,10 +218,10 @@ fn sign_in(ctx: &Ctx, account: &Account, args: &AuthLoginArgs) -> Result<Code, E
             } else {
                 "then paste the address the browser was sent to (the page itself will not load)"
             };
-            ctx.note(&format!(
+            eprintln!(
                 "open this address in a browser to sign in to `{name}`, {what}:\n  {}",
                 auth.url
-            ));
+            );
             let pasted = read_secret(
                 ctx,
                 true,
