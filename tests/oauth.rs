@@ -127,7 +127,7 @@ revoke_url = "{issuer}/2/oauth2/revoke"
         )
     );
     assert_eq!(
-        server.count("grant.success authorization_code"),
+        server.count("grant.success authorization_code", 1),
         1,
         "{:?}",
         server.log()
@@ -175,8 +175,8 @@ fn oidc_sign_in_stores_tokens_status_confirms_them_and_logout_revokes() {
     let row = &status.json()["accounts"][0];
     assert_eq!(row["checked_online"], true);
     assert_eq!(row["identity"], "@brand-team");
-    assert_eq!(server.count("users.me 200"), 2, "{:?}", server.log());
-    assert_eq!(server.count("grant.success refresh_token"), 0);
+    assert_eq!(server.count("users.me 200", 2), 2, "{:?}", server.log());
+    assert_eq!(server.count("grant.success refresh_token", 0), 0);
 
     let logout = s.run(&["auth", "logout", "team"]);
     assert_eq!(logout.code, 0, "{logout:?}");
@@ -187,7 +187,7 @@ fn oidc_sign_in_stores_tokens_status_confirms_them_and_logout_revokes() {
             "revoked the token for `team` at {host}\nremoved the token for `team` from the Secret Service keyring\n"
         )
     );
-    assert_eq!(server.count("grant.revoked"), 1);
+    assert_eq!(server.count("grant.revoked", 1), 1);
     let gone = bus.secret_tool(&["lookup", "service", "gate", "username", &user], "");
     assert!(!gone.status.success());
     // Revoking the refresh token ended the grant: the access token no longer works either.
@@ -220,7 +220,7 @@ fn oidc_expired_token_is_refreshed_once_even_by_16_processes_at_once() {
     let status = s.run(&["auth", "status", "team"]);
     assert_eq!(status.code, 0, "{status:?}");
     assert_eq!(
-        server.count("grant.success refresh_token"),
+        server.count("grant.success refresh_token", 1),
         1,
         "{:?}",
         server.log()
@@ -265,7 +265,7 @@ fn oidc_expired_token_is_refreshed_once_even_by_16_processes_at_once() {
         assert_eq!(doc["accounts"][0]["checked_online"], true);
     }
     assert_eq!(
-        server.count("grant.success refresh_token"),
+        server.count("grant.success refresh_token", 2),
         2,
         "{:?}",
         server.log()
@@ -275,7 +275,7 @@ fn oidc_expired_token_is_refreshed_once_even_by_16_processes_at_once() {
         "{:?}",
         server.log()
     );
-    assert_eq!(server.count("users.me 200"), 1 + 1 + 16);
+    assert_eq!(server.count("users.me 200", 1 + 1 + 16), 1 + 1 + 16);
     let third = stored(&bus, &user);
     assert_ne!(third["refresh_token"], second["refresh_token"]);
 

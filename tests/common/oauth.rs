@@ -174,14 +174,23 @@ impl OAuthServer {
         OAuthServer { child, issuer, log }
     }
 
-    /// How many log lines are exactly `line` (e.g. `grant.success refresh_token`).
-    pub fn count(&self, line: &str) -> usize {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| *l == line)
-            .count()
+    /// How many log lines are exactly `line` (e.g. `grant.success refresh_token`), once the
+    /// log has caught up: it waits up to 5 s for `expected`, then a moment more for extras.
+    pub fn count(&self, line: &str, expected: usize) -> usize {
+        let now = || {
+            self.log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| *l == line)
+                .count()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while now() < expected && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        now()
     }
 
     pub fn log(&self) -> Vec<String> {
