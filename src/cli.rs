@@ -156,11 +156,11 @@ pub struct FreezeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuthCommand {
-    /// Store a token for an account in the OS keychain
+    /// Sign in to an account (OAuth in the browser) or store a token made elsewhere
     Login(AuthLoginArgs),
     /// Show, per account, whether a token is stored, where, its expiry, scopes and identity
     Status(AuthStatusArgs),
-    /// Remove an account's token from the OS keychain
+    /// Revoke an account's token at the server and remove it from the OS keychain
     Logout(AuthLogoutArgs),
 }
 
@@ -172,6 +172,17 @@ pub struct AuthLoginArgs {
     /// Read a token made elsewhere from stdin (a hidden prompt on a terminal); never from argv
     #[arg(long)]
     pub with_token: bool,
+    /// Do not open a browser or listen for the redirect: print the sign-in URL and read the
+    /// pasted answer (Mastodon: the code; X: the address the browser was sent to)
+    #[arg(long, conflicts_with = "with_token")]
+    pub no_browser: bool,
+    /// X: the team app's client secret, read from stdin with `-` or a hidden prompt without a
+    /// value, then kept in the keychain (never from argv)
+    #[arg(long, value_name = "-", num_args = 0..=1, default_missing_value = "", conflicts_with = "with_token")]
+    pub client_secret: Option<String>,
+    /// How long to wait for the browser's redirect, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -179,7 +190,7 @@ pub struct AuthStatusArgs {
     /// Only this account (exit 8 when it has no usable token) [default: every account]
     #[arg(value_name = "ACCOUNT")]
     pub account: Option<String>,
-    /// Do not ask the servers who the tokens belong to (online checks arrive with sign-in)
+    /// Do not ask the servers who the tokens belong to, and do not refresh them
     #[arg(long)]
     pub offline: bool,
 }
@@ -189,4 +200,7 @@ pub struct AuthLogoutArgs {
     /// The account, as named in the policy
     #[arg(value_name = "ACCOUNT")]
     pub account: String,
+    /// Only remove the token from the keychain; do not revoke it at the server
+    #[arg(long)]
+    pub offline: bool,
 }

@@ -338,6 +338,7 @@ mod tests {
             reviewers_required: None,
             max_chars: None,
             banned_terms: TermLists::default(),
+            oauth: Default::default(),
         }
     }
 

@@ -17,6 +17,8 @@ pub mod keychain;
 pub mod length;
 pub mod links;
 pub mod lock;
+pub mod loopback;
+pub mod oauth;
 pub mod output;
 pub mod policy;
 pub mod post;

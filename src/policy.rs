@@ -38,6 +38,16 @@ const ACCOUNT_KEYS: &[&str] = &[
     "reviewers_required",
     "max_chars",
     "banned_terms",
+    "oauth",
+];
+const OAUTH_KEYS: &[&str] = &[
+    "client_id",
+    "redirect_port",
+    "scopes",
+    "authorize_url",
+    "token_url",
+    "revoke_url",
+    "client_metadata_url",
 ];
 const TERM_KEYS: &[&str] = &["deny", "warn", "allow", "regex"];
 const REVIEWER_KEYS: &[&str] = &["required", "keys"];
@@ -132,6 +142,23 @@ pub struct Account {
     pub reviewers_required: Option<u32>,
     pub max_chars: Option<u32>,
     pub banned_terms: TermLists,
+    /// `[accounts.NAME.oauth]`: sign-in settings; every field falls back to the platform's.
+    pub oauth: OAuthSettings,
+}
+
+/// `[accounts.NAME.oauth]`, as written; `crate::oauth` fills in the platform defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OAuthSettings {
+    /// X: the team's app (Mastodon registers its own app per instance).
+    pub client_id: Option<String>,
+    /// The loopback port of the redirect (X matches redirects exactly).
+    pub redirect_port: Option<u16>,
+    pub scopes: Option<Vec<String>>,
+    pub authorize_url: Option<String>,
+    pub token_url: Option<String>,
+    pub revoke_url: Option<String>,
+    /// Bluesky (atproto OAuth): reserved for the client metadata document; not used yet.
+    pub client_metadata_url: Option<String>,
 }
 
 /// A `[[tests]]` case, run by `gate policy test`.
@@ -586,6 +613,10 @@ fn read_accounts(
             Some((bt, _)) => read_terms(r, bt, &format!("`[accounts.{name}.banned_terms]`")),
             None => TermLists::default(),
         };
+        let oauth = match r.table(t, "oauth") {
+            Some((ot, _)) => read_oauth(r, ot, &name, platform),
+            None => OAuthSettings::default(),
+        };
         let Some(platform) = platform else { continue };
         let server = match (server, platform.default_server()) {
             (Some(at), _) => at.value.trim_end_matches('/').to_owned(),
@@ -609,10 +640,96 @@ fn read_accounts(
                 reviewers_required: reviewers_required.map(|a| a.value),
                 max_chars: max_chars.map(|a| a.value),
                 banned_terms,
+                oauth,
             },
         );
     }
     accounts
+}
+
+/// `[accounts.NAME.oauth]`: every key positioned; `client_id` only where the team brings its
+/// own app (X), `client_metadata_url` only for Bluesky.
+fn read_oauth(
+    r: &mut Reader<'_>,
+    t: &DeTable<'_>,
+    name: &str,
+    platform: Option<Platform>,
+) -> OAuthSettings {
+    let context = format!("`[accounts.{name}.oauth]`");
+    r.check_keys(t, OAUTH_KEYS, &context);
+    let client_id = r.string(t, "client_id");
+    if let Some(at) = &client_id {
+        if at.value.trim().is_empty() || at.value.contains(char::is_whitespace) {
+            r.error(at.span.clone(), "`client_id` must be one word, not empty");
+        } else if platform == Some(Platform::Mastodon) {
+            r.error(
+                at.span.clone(),
+                "`client_id` is not used for mastodon accounts",
+            )
+            .hint =
+                Some("gate registers its own app on each Mastodon instance: remove the key".into());
+        }
+    }
+    let redirect_port = r
+        .count(t, "redirect_port")
+        .and_then(|at| match u16::try_from(at.value) {
+            Ok(port) if port > 0 => Some(port),
+            _ => {
+                r.error(at.span, "`redirect_port` must be a port from 1 to 65535");
+                None
+            }
+        });
+    let scopes = r.strings(t, "scopes").map(|items| {
+        if items.is_empty()
+            && let Some((_, value)) = Reader::get(t, "scopes")
+        {
+            r.error(value.span(), "`scopes` is empty").hint =
+                Some("remove the key to use the platform's scopes".into());
+        }
+        for at in &items {
+            if at.value.is_empty() || at.value.contains(char::is_whitespace) {
+                r.error(
+                    at.span.clone(),
+                    format!("invalid scope `{}`: a scope is one word", at.value),
+                );
+            }
+        }
+        items.into_iter().map(|at| at.value).collect()
+    });
+    let mut url = |key: &str| {
+        let at = r.string(t, key)?;
+        if let Err(why) = check_url(&at.value) {
+            r.error(
+                at.span.clone(),
+                format!("invalid `{key}` URL `{}`: {why}", at.value),
+            )
+            .hint =
+                Some("write the full endpoint URL, e.g. `https://x.com/i/oauth2/authorize`".into());
+            return None;
+        }
+        Some(at)
+    };
+    let authorize_url = url("authorize_url").map(|a| a.value);
+    let token_url = url("token_url").map(|a| a.value);
+    let revoke_url = url("revoke_url").map(|a| a.value);
+    let metadata = url("client_metadata_url");
+    if let Some(at) = &metadata
+        && platform.is_some_and(|p| p != Platform::Bluesky)
+    {
+        r.error(
+            at.span.clone(),
+            "`client_metadata_url` is only for bluesky accounts",
+        );
+    }
+    OAuthSettings {
+        client_id: client_id.map(|a| a.value).filter(|v| !v.trim().is_empty()),
+        redirect_port,
+        scopes,
+        authorize_url,
+        token_url,
+        revoke_url,
+        client_metadata_url: metadata.map(|a| a.value),
+    }
 }
 
 fn valid_account_name(name: &str) -> bool {

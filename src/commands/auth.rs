@@ -1,8 +1,8 @@
 //! `gate auth login/status/logout`: account tokens in the OS keychain, and nowhere else.
 //!
-//! Tokens are read from stdin or a hidden terminal prompt, never from argv or the
-//! environment, and never printed. Sign-in with OAuth, online identity checks and revocation
-//! arrive with the OAuth work; until then `login` takes a token made elsewhere.
+//! `login` signs in with OAuth (Mastodon, X) or takes a token made elsewhere (`--with-token`,
+//! from stdin or a hidden prompt, never argv or the environment). `status` refreshes and asks
+//! the servers who the tokens belong to unless `--offline`; `logout` revokes, then deletes.
 
 use std::io::{IsTerminal as _, Read as _};
 
@@ -17,7 +17,8 @@ use crate::commands::{Ctx, print_json};
 use crate::credential::{self, Credential, MAX_SECRET};
 use crate::error::{Code, Error};
 use crate::keychain::Keychain;
-use crate::policy::{Account, Policy};
+use crate::oauth::{self, App, Endpoints, WhoAmI};
+use crate::policy::{Account, Platform, Policy};
 
 fn account<'p>(policy: &'p Policy, name: &str) -> Result<&'p Account, Error> {
     policy
@@ -29,11 +30,7 @@ pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {
     let policy = ctx.load_policy(None)?;
     let account = account(&policy, &args.account)?;
     if !args.with_token {
-        return Err(Error::usage("signing in through the browser is not built yet").with_hint(format!(
-            "store a token made elsewhere (e.g. on your instance's Development settings page) with \
-             `gate auth login {} --with-token`; it reads the token from stdin",
-            account.name
-        )));
+        return sign_in(ctx, account, args);
     }
     // Open the keychain first: no point asking for a token that cannot be kept.
     let keychain = Keychain::open(&ctx.env)?;
@@ -110,6 +107,210 @@ fn read_token(ctx: &Ctx, account: &Account) -> Result<SecretString, Error> {
     Ok(token)
 }
 
+/// The OAuth sign-in: the authorize URL (a browser opened on a terminal, the URL always
+/// printed), the redirect on a loopback listener or pasted by hand, the code exchanged for
+/// tokens, the identity checked with the server, then everything stored in the keychain.
+fn sign_in(ctx: &Ctx, account: &Account, args: &AuthLoginArgs) -> Result<Code, Error> {
+    let name = &account.name;
+    let endpoints = Endpoints::for_account(account)?;
+    if let Some(value) = &args.client_secret {
+        if account.platform != Platform::X {
+            return Err(Error::usage("`--client-secret` is only for X accounts")
+                .with_hint("gate registers its own app on a Mastodon instance"));
+        }
+        if !value.is_empty() && value != "-" {
+            return Err(Error::usage("a client secret is never taken from the command line")
+                .with_hint(format!(
+                    "pipe it in with `gate auth login {name} --client-secret - < secret.txt`, or give `--client-secret` alone on a terminal"
+                )));
+        }
+    }
+    let keychain = Keychain::open(&ctx.env)?;
+    let listener = if args.no_browser {
+        None
+    } else {
+        Some(crate::loopback::Listener::bind(endpoints.redirect_port)?)
+    };
+    let redirect = match (&listener, account.platform) {
+        (Some(l), _) => oauth::loopback_redirect(l.port),
+        (None, Platform::Mastodon) => oauth::OOB.to_owned(),
+        (None, _) => oauth::loopback_redirect(endpoints.redirect_port),
+    };
+    // The client: Mastodon's app registered on the instance, or the team's X app.
+    let (app, new_app) = match account.platform {
+        Platform::Mastodon => {
+            let wanted = if args.no_browser {
+                oauth::OOB.to_owned()
+            } else if endpoints.redirect_port == 0 {
+                "http://127.0.0.1/callback".to_owned()
+            } else {
+                redirect.clone()
+            };
+            match oauth::stored_app(&keychain, account, None)?
+                .filter(|a| a.redirect_uris.contains(&wanted) && a.scopes == endpoints.scopes)
+            {
+                Some(app) => (app, false),
+                None => (oauth::register_mastodon_app(account, &endpoints)?, true),
+            }
+        }
+        _ => {
+            let client_id = endpoints.client_id.clone().ok_or_else(|| {
+                Error::usage(format!("account `{name}` has no OAuth `client_id`"))
+                    .with_hint(format!(
+                        "add `client_id = \"...\"` (your team's app in the X developer portal) under `[accounts.{name}.oauth]` in the policy"
+                    ))
+            })?;
+            match &args.client_secret {
+                Some(value) => (
+                    App {
+                        client_id,
+                        client_secret: Some(read_secret(ctx, value == "-", "Client secret")?),
+                        redirect_uris: Vec::new(),
+                        scopes: Vec::new(),
+                    },
+                    true,
+                ),
+                None => match oauth::stored_app(&keychain, account, Some(&client_id))? {
+                    Some(app) => (app, false),
+                    None => (
+                        App {
+                            client_id,
+                            client_secret: None,
+                            redirect_uris: Vec::new(),
+                            scopes: Vec::new(),
+                        },
+                        false,
+                    ),
+                },
+            }
+        }
+    };
+    if new_app && app.client_secret.is_some() {
+        // Kept before the sign-in: a Mastodon registration must not be repeated on a retry.
+        keychain.set(&oauth::app_user(account), &app.to_secret())?;
+    }
+    let auth = oauth::authorize(
+        account,
+        &endpoints,
+        &app.client_id,
+        app.client_secret.as_ref(),
+        &redirect,
+    )?;
+    let code = match &listener {
+        Some(listener) => {
+            // Printed even with `-q`: nobody can sign in without it.
+            eprintln!(
+                "open this address in a browser to sign in to `{name}` (waiting up to {} s for the redirect to {redirect}):\n  {}",
+                args.timeout, auth.url
+            );
+            if ctx.env.stdin_is_terminal
+                && ctx.env.stderr_is_terminal
+                && ctx.env.var("GATE_NO_BROWSER").is_none()
+                && let Err(e) = webbrowser::open(&auth.url)
+            {
+                ctx.note(&format!("(could not open a browser: {e})"));
+            }
+            listener.wait(&auth.state, std::time::Duration::from_secs(args.timeout))?
+        }
+        None => {
+            let what = if account.platform == Platform::Mastodon {
+                "then paste the code the page shows"
+            } else {
+                "then paste the address the browser was sent to (the page itself will not load)"
+            };
+            eprintln!(
+                "open this address in a browser to sign in to `{name}`, {what}:\n  {}",
+                auth.url
+            );
+            let pasted = read_secret(
+                ctx,
+                true,
+                if account.platform == Platform::Mastodon {
+                    "Code"
+                } else {
+                    "Redirect address"
+                },
+            )?;
+            if account.platform == Platform::Mastodon {
+                pasted
+            } else {
+                crate::loopback::code_from(pasted.expose_secret(), &auth.state)?
+            }
+        }
+    };
+    let mut credential = auth.exchange(account, &code)?;
+    credential.identity = match oauth::whoami(account, &credential.access_token)? {
+        WhoAmI::Identity(who) => Some(who),
+        WhoAmI::Rejected => {
+            return Err(Error::credentials(format!(
+                "the server did not accept the token it just issued for `{name}`"
+            ))
+            .with_hint(
+                "check `[accounts.NAME.oauth]` and `server` in the policy, then sign in again",
+            ));
+        }
+    };
+    if account.platform == Platform::X && new_app {
+        keychain.set(&oauth::app_user(account), &app.to_secret())?;
+    }
+    let user = credential::user(account);
+    keychain.set(&user, &credential.to_secret())?;
+    let identity = credential.identity.clone().unwrap_or_default();
+    if ctx.global.json {
+        print_json(&json!({
+            "account": name,
+            "user": user,
+            "stored_in": keychain.backend().id(),
+            "identity": identity,
+            "expires_at": credential.expires_at.map(rfc3339),
+            "scopes": credential.scopes,
+            "refresh_token": credential.refresh_token.is_some(),
+        }))?;
+    } else {
+        ctx.note(&format!(
+            "signed in to `{name}` as {identity}; the token is in {} (service `gate`, user `{user}`)",
+            keychain.backend().place()
+        ));
+    }
+    Ok(Code::Ok)
+}
+
+/// A secret typed at a hidden prompt on a terminal, else one line of stdin (when `stdin`).
+fn read_secret(ctx: &Ctx, stdin: bool, prompt: &str) -> Result<SecretString, Error> {
+    if ctx.env.stdin_is_terminal && std::io::stdin().is_terminal() {
+        let typed = dialoguer::Password::new()
+            .with_prompt(prompt)
+            .interact()
+            .map_err(|e| Error::usage(format!("cannot read from the terminal: {e}")))?;
+        return Ok(SecretString::from(typed.trim()));
+    }
+    if !stdin {
+        return Err(
+            Error::usage("`--client-secret` needs a terminal to prompt on")
+                .with_hint("pipe the secret in with `--client-secret -`"),
+        );
+    }
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_SECRET + 1));
+    std::io::stdin()
+        .take(MAX_SECRET as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| {
+            Error::other(format!(
+                "cannot read stdin: {}",
+                crate::error::io_reason(&e)
+            ))
+        })?;
+    let text = std::str::from_utf8(&buf).map_err(|_| Error::usage("stdin is not UTF-8 text"))?;
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.is_empty() || buf.len() > MAX_SECRET {
+        return Err(
+            Error::usage(format!("no {} given on stdin", prompt.to_lowercase()))
+                .with_hint("pipe in one line"),
+        );
+    }
+    Ok(SecretString::from(line))
+}
+
 /// One account's line in `gate auth status`.
 struct Status<'p> {
     account: &'p Account,
@@ -118,6 +319,9 @@ struct Status<'p> {
     present: bool,
     credential: Option<Credential>,
     problem: Option<String>,
+    /// The error behind `problem`, for a named account's exit code.
+    error: Option<Error>,
+    checked_online: bool,
 }
 
 impl Status<'_> {
@@ -139,23 +343,50 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
         let user = credential::user(account);
         let secret = keychain.get(&user)?;
         let present = secret.is_some();
-        let (credential, problem) = match secret {
+        let (mut credential, mut problem) = match secret {
             None => (None, Some("no token stored".to_owned())),
             Some(secret) => match Credential::from_secret(&secret) {
-                Ok(c) if c.is_expired(now) => {
+                Ok(c) if c.is_expired(now) && (args.offline || c.refresh_token.is_none()) => {
                     let at = c.expires_at.map(rfc3339).unwrap_or_default();
-                    (Some(c), Some(format!("expired at {at}")))
+                    let p = if c.refresh_token.is_some() {
+                        format!(
+                            "expired at {at} (a refresh token is stored; not tried with `--offline`)"
+                        )
+                    } else {
+                        format!("expired at {at}")
+                    };
+                    (Some(c), Some(p))
                 }
                 Ok(c) => (Some(c), None),
                 Err(e) => (None, Some(e.to_string())),
             },
         };
+        let mut error = None;
+        let mut checked_online = false;
+        if !args.offline
+            && credential.is_some()
+            && problem.is_none()
+            && account.platform != Platform::Bluesky
+        {
+            match online(&ctx.env, &keychain, account, now) {
+                Ok(c) => {
+                    credential = Some(c);
+                    checked_online = true;
+                }
+                Err((p, e)) => {
+                    problem = Some(p);
+                    error = Some(e);
+                }
+            }
+        }
         rows.push(Status {
             account,
             user,
             present,
             credential,
             problem,
+            error,
+            checked_online,
         });
     }
     let backend = keychain.backend();
@@ -177,7 +408,7 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
                     "scopes": c.map(|c| c.scopes.clone()).unwrap_or_default(),
                     "token_type": c.and_then(|c| c.token_type.clone()),
                     "identity": c.and_then(|c| c.identity.clone()),
-                    "checked_online": false,
+                    "checked_online": r.checked_online,
                 })
             })
             .collect();
@@ -188,30 +419,87 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
             out.push_str(&human(r, backend));
         }
         print!("{out}");
-        if !args.offline && ctx.verbosity() != crate::output::Verbosity::Quiet {
-            ctx.note("note: tokens were not checked with the servers; online checks arrive with OAuth sign-in");
-        }
     }
     if args.account.is_some()
-        && let Some(r) = rows.first().filter(|r| !r.usable())
+        && let Some(r) = rows.into_iter().next().filter(|r| !r.usable())
     {
-        let error = Error::credentials(format!(
-            "`{}` has no usable token: {}",
-            r.account.name,
-            r.problem.as_deref().unwrap_or("unknown")
-        ))
-        .with_hint(format!(
-            "store one with `gate auth login {} --with-token`",
-            r.account.name
-        ));
+        let name = &r.account.name;
+        let error = match r.error {
+            Some(e) => e,
+            None => Error::credentials(format!(
+                "`{name}` has no usable token: {}",
+                r.problem.as_deref().unwrap_or("unknown")
+            ))
+            .with_hint(if r.account.platform == Platform::Bluesky {
+                format!("store one with `gate auth login {name} --with-token`")
+            } else {
+                format!("run `gate auth login {name}`")
+            }),
+        };
         if ctx.global.json {
             // stdout already holds the one JSON document; the error goes to stderr only.
             eprint!("{error}");
-            return Ok(Code::Credentials);
+            return Ok(error.code());
         }
         return Err(error);
     }
     Ok(Code::Ok)
+}
+
+/// Refreshes the token if needed and asks the server who it belongs to; the identity is
+/// recorded in the keychain when it changed. On failure: the problem for the row and the error.
+fn online(
+    env: &crate::env::Env,
+    keychain: &Keychain,
+    account: &Account,
+    now: DateTime<Utc>,
+) -> Result<Credential, (String, Error)> {
+    let name = &account.name;
+    let mut c = oauth::usable_with(env, keychain, account, now).map_err(|e| (reason(&e), e))?;
+    match oauth::whoami(account, &c.access_token).map_err(|e| (reason(&e), e))? {
+        WhoAmI::Identity(who) => {
+            if c.identity.as_deref() != Some(&who) {
+                c = record_identity(env, keychain, account, who).map_err(|e| (reason(&e), e))?;
+            }
+            Ok(c)
+        }
+        WhoAmI::Rejected => {
+            let problem = "revoked or expired (the server answered 401)".to_owned();
+            let e = Error::credentials(format!("the token for `{name}` was {problem}"))
+                .with_hint(format!("run `gate auth login {name}`"));
+            Err((problem, e))
+        }
+    }
+}
+
+/// Writes the identity into the stored credential, under the account's refresh lock and
+/// re-read, so a token another process has just refreshed is never overwritten.
+fn record_identity(
+    env: &crate::env::Env,
+    keychain: &Keychain,
+    account: &Account,
+    who: String,
+) -> Result<Credential, Error> {
+    let user = credential::user(account);
+    let _lock = crate::lock::acquire(env, &user, oauth::REFRESH_LOCK_TIMEOUT)?;
+    let secret = keychain.get(&user)?.ok_or_else(|| {
+        Error::credentials(format!(
+            "the token for `{}` was removed meanwhile",
+            account.name
+        ))
+    })?;
+    let mut c = Credential::from_secret(&secret)
+        .map_err(|e| Error::credentials(format!("`{}` has no usable token: {e}", account.name)))?;
+    c.identity = Some(who);
+    keychain.set(&user, &c.to_secret())?;
+    Ok(c)
+}
+
+/// An error's message without the `error: ` prefix and hint, for a status row.
+fn reason(e: &Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("");
+    first.strip_prefix("error: ").unwrap_or(first).to_owned()
 }
 
 fn human(r: &Status<'_>, backend: crate::keychain::Backend) -> String {
@@ -242,15 +530,16 @@ fn human(r: &Status<'_>, backend: crate::keychain::Backend) -> String {
     } else {
         c.scopes.join(" ")
     };
-    let identity = c
-        .identity
-        .clone()
-        .unwrap_or_else(|| "not recorded".to_owned());
+    let identity = match (&c.identity, r.checked_online) {
+        (Some(who), true) => format!("{who} (confirmed by the server)"),
+        (Some(who), false) => format!("{who} (not checked online)"),
+        (None, _) => "not recorded".to_owned(),
+    };
     format!("{head}: {state}\n  expires: {expires}\n  scopes: {scopes}\n  identity: {identity}\n")
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    oauth::rfc3339(t)
 }
 
 pub fn logout(ctx: &Ctx, args: &AuthLogoutArgs) -> Result<Code, Error> {
@@ -258,26 +547,54 @@ pub fn logout(ctx: &Ctx, args: &AuthLogoutArgs) -> Result<Code, Error> {
     let account = account(&policy, &args.account)?;
     let keychain = Keychain::open(&ctx.env)?;
     let user = credential::user(account);
+    let stored = keychain.get(&user)?;
+    let credential = stored
+        .as_ref()
+        .and_then(|s| Credential::from_secret(s).ok());
+    // Revoke first, delete whatever happens: a token that cannot be revoked still leaves.
+    let revoked: Option<Result<(), Error>> = match &credential {
+        Some(c) if !args.offline && account.platform != Platform::Bluesky => {
+            Some(oauth::revoke(&keychain, account, c))
+        }
+        _ => None,
+    };
     let removed = keychain.delete(&user)?;
+    let name = &account.name;
+    let revoke_error = match &revoked {
+        Some(Err(e)) => Some(reason(e)),
+        _ => None,
+    };
     if ctx.global.json {
         print_json(&json!({
-            "account": account.name,
+            "account": name,
             "user": user,
             "removed": removed,
             "keychain": keychain.backend().id(),
-            "revoked": false,
+            "revoked": matches!(revoked, Some(Ok(()))),
+            "revoke_error": revoke_error,
         }))?;
     } else if removed {
+        match &revoked {
+            Some(Ok(())) => ctx.note(&format!(
+                "revoked the token for `{name}` at {}",
+                credential::host(&account.server)
+            )),
+            Some(Err(_)) => ctx.note(&format!(
+                "could not revoke the token for `{name}` at the server: {}",
+                revoke_error.as_deref().unwrap_or("")
+            )),
+            None => {}
+        }
         ctx.note(&format!(
-            "removed the token for `{}` from {}",
-            account.name,
+            "removed the token for `{name}` from {}",
             keychain.backend().place()
         ));
-        ctx.note("  note: the token was not revoked at the server (revocation arrives with OAuth sign-in); revoke it in the account's settings");
+        if !matches!(revoked, Some(Ok(()))) {
+            ctx.note("  note: the token was not revoked at the server; revoke it in the account's settings");
+        }
     } else {
         ctx.note(&format!(
-            "no token for `{}` was stored in {}",
-            account.name,
+            "no token for `{name}` was stored in {}",
             keychain.backend().place()
         ));
     }

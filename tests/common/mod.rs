@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod fake_http;
 pub mod keychain;
+pub mod oauth;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
