@@ -17,6 +17,7 @@ pub mod keychain;
 pub mod length;
 pub mod lock;
 pub mod output;
+pub mod platforms;
 pub mod policy;
 pub mod post;
 pub mod reviewers;
