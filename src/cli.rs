@@ -172,6 +172,10 @@ pub struct AuthLoginArgs {
     /// Read a token made elsewhere from stdin (a hidden prompt on a terminal); never from argv
     #[arg(long)]
     pub with_token: bool,
+    /// Bluesky: sign in with the account's `handle` and an app password read from stdin (a
+    /// hidden prompt on a terminal); never from argv
+    #[arg(long, conflicts_with = "with_token")]
+    pub app_password: bool,
 }
 
 #[derive(Debug, Args)]

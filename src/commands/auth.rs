@@ -28,6 +28,9 @@ fn account<'p>(policy: &'p Policy, name: &str) -> Result<&'p Account, Error> {
 pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {
     let policy = ctx.load_policy(None)?;
     let account = account(&policy, &args.account)?;
+    if args.app_password {
+        return login_app_password(ctx, account);
+    }
     if !args.with_token {
         return Err(Error::usage("signing in through the browser is not built yet").with_hint(format!(
             "store a token made elsewhere (e.g. on your instance's Development settings page) with \
@@ -63,17 +66,92 @@ pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {
     Ok(Code::Ok)
 }
 
+/// `--app-password`: a Bluesky session from the account's handle and an app password.
+fn login_app_password(ctx: &Ctx, account: &Account) -> Result<Code, Error> {
+    use crate::platforms::bluesky::session;
+    if account.platform != crate::policy::Platform::Bluesky {
+        return Err(Error::usage(format!(
+            "`--app-password` is for bluesky accounts; `{}` is a {} account",
+            account.name,
+            account.platform.name()
+        ))
+        .with_hint(format!(
+            "use `gate auth login {} --with-token`",
+            account.name
+        )));
+    }
+    let keychain = Keychain::open(&ctx.env)?;
+    let interactive = ctx.env.stdin_is_terminal && std::io::stdin().is_terminal();
+    let identifier = match &account.handle {
+        Some(h) => h.clone(),
+        None if interactive => dialoguer::Input::<String>::new()
+            .with_prompt(format!("Handle for `{}`", account.name))
+            .interact_text()
+            .map_err(|e| Error::usage(format!("cannot read the handle from the terminal: {e}")))?,
+        None => {
+            return Err(Error::usage(format!(
+                "bluesky account `{}` has no `handle`",
+                account.name
+            ))
+            .with_hint(format!(
+                "add `handle = \"brand.bsky.social\"` to `[accounts.{}]` in the policy",
+                account.name
+            )));
+        }
+    };
+    let password = read_secret(ctx, "app password", "--app-password", account)?;
+    let credential = session::create_session(account, identifier.trim(), &password)?;
+    drop(password);
+    let user = credential::user(account);
+    let replaced = keychain.get(&user)?.is_some();
+    keychain.set(&user, &credential.to_secret())?;
+    let handle = credential.identity.clone().unwrap_or_default();
+    let did = session::did(&credential).unwrap_or_default().to_owned();
+    if ctx.global.json {
+        print_json(&json!({
+            "account": account.name,
+            "user": user,
+            "stored_in": keychain.backend().id(),
+            "replaced": replaced,
+            "handle": handle,
+            "did": did,
+            "expires_at": credential.expires_at.map(rfc3339),
+        }))?;
+    } else {
+        ctx.note(&format!(
+            "signed in to {} as `{handle}` ({did}); stored the session for `{}` in {} (user `{user}`); the app password was not stored",
+            credential::host(&account.server),
+            account.name,
+            keychain.backend().place()
+        ));
+    }
+    Ok(Code::Ok)
+}
+
 /// The token from a hidden prompt on a terminal, else all of stdin (trimmed).
 fn read_token(ctx: &Ctx, account: &Account) -> Result<SecretString, Error> {
+    read_secret(ctx, "token", "--with-token", account)
+}
+
+/// A secret from a hidden prompt on a terminal, else all of stdin (trimmed): one run of
+/// visible characters.
+fn read_secret(
+    ctx: &Ctx,
+    what: &str,
+    flag: &str,
+    account: &Account,
+) -> Result<SecretString, Error> {
     let token = if ctx.env.stdin_is_terminal && std::io::stdin().is_terminal() {
         let typed = dialoguer::Password::new()
             .with_prompt(format!(
-                "Token for `{}` ({})",
+                "{}{} for `{}` ({})",
+                what[..1].to_uppercase(),
+                &what[1..],
                 account.name,
                 credential::host(&account.server)
             ))
             .interact()
-            .map_err(|e| Error::usage(format!("cannot read the token from the terminal: {e}")))?;
+            .map_err(|e| Error::usage(format!("cannot read the {what} from the terminal: {e}")))?;
         SecretString::from(typed)
     } else {
         let mut buf = Zeroizing::new(Vec::with_capacity(MAX_SECRET + 1));
@@ -82,28 +160,29 @@ fn read_token(ctx: &Ctx, account: &Account) -> Result<SecretString, Error> {
             .read_to_end(&mut buf)
             .map_err(|e| {
                 Error::other(format!(
-                    "cannot read the token from stdin: {}",
+                    "cannot read the {what} from stdin: {}",
                     crate::error::io_reason(&e)
                 ))
             })?;
         if buf.len() > MAX_SECRET {
             return Err(Error::usage(format!(
-                "the token on stdin is longer than {} KiB",
+                "the {what} on stdin is longer than {} KiB",
                 MAX_SECRET / 1024
             ))
-            .with_hint("pipe in only the token"));
+            .with_hint(format!("pipe in only the {what}")));
         }
         let text = std::str::from_utf8(&buf)
-            .map_err(|_| Error::usage("the token on stdin is not UTF-8 text"))?;
+            .map_err(|_| Error::usage(format!("the {what} on stdin is not UTF-8 text")))?;
         SecretString::from(text.trim())
     };
     credential::check_token(token.expose_secret()).map_err(|e| {
-        let what = match e {
-            credential::CredentialError::Empty => "no token given".to_owned(),
-            _ => "the token holds whitespace or control characters".to_owned(),
+        let problem = match e {
+            credential::CredentialError::Empty => format!("no {what} given"),
+            _ => format!("the {what} holds whitespace or control characters"),
         };
-        Error::usage(what).with_hint(format!(
-            "pipe in only the token, e.g. `gate auth login {} --with-token < token.txt`",
+        let file = what.replace(' ', "-");
+        Error::usage(problem).with_hint(format!(
+            "pipe in only the {what}, e.g. `gate auth login {} {flag} < {file}.txt`",
             account.name
         ))
     })?;
@@ -118,6 +197,8 @@ struct Status<'p> {
     present: bool,
     credential: Option<Credential>,
     problem: Option<String>,
+    /// The server confirmed the session (Bluesky `getSession`).
+    checked_online: bool,
 }
 
 impl Status<'_> {
@@ -150,13 +231,18 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
                 Err(e) => (None, Some(e.to_string())),
             },
         };
-        rows.push(Status {
+        let mut row = Status {
             account,
             user,
             present,
             credential,
             problem,
-        });
+            checked_online: false,
+        };
+        if !args.offline {
+            check_bluesky_online(ctx, &mut row, args.account.is_some())?;
+        }
+        rows.push(row);
     }
     let backend = keychain.backend();
     if ctx.global.json {
@@ -177,7 +263,7 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
                     "scopes": c.map(|c| c.scopes.clone()).unwrap_or_default(),
                     "token_type": c.and_then(|c| c.token_type.clone()),
                     "identity": c.and_then(|c| c.identity.clone()),
-                    "checked_online": false,
+                    "checked_online": r.checked_online,
                 })
             })
             .collect();
@@ -188,7 +274,10 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
             out.push_str(&human(r, backend));
         }
         print!("{out}");
-        if !args.offline && ctx.verbosity() != crate::output::Verbosity::Quiet {
+        if !args.offline
+            && rows.iter().any(|r| !r.checked_online)
+            && ctx.verbosity() != crate::output::Verbosity::Quiet
+        {
             ctx.note("note: tokens were not checked with the servers; online checks arrive with OAuth sign-in");
         }
     }
@@ -212,6 +301,36 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
         return Err(error);
     }
     Ok(Code::Ok)
+}
+
+/// A Bluesky app-password session is checked with `getSession` (refreshed first when it is
+/// about to expire). For one named account a refusal is the command's error (exit 8).
+fn check_bluesky_online(ctx: &Ctx, row: &mut Status<'_>, only: bool) -> Result<(), Error> {
+    use crate::platforms::bluesky::session;
+    let is_session = row.credential.as_ref().and_then(session::did).is_some();
+    if row.account.platform != crate::policy::Platform::Bluesky || !is_session {
+        return Ok(());
+    }
+    match session::check_online(&ctx.env, row.account) {
+        Ok((credential, handle, _did)) => {
+            let mut credential = credential;
+            credential.identity = Some(handle);
+            row.credential = Some(credential);
+            row.problem = None;
+            row.checked_online = true;
+            Ok(())
+        }
+        Err(e) if only => Err(e),
+        Err(e) => {
+            row.problem = Some(
+                anstream::adapter::strip_str(&e.render())
+                    .to_string()
+                    .trim()
+                    .replace('\n', "; "),
+            );
+            Ok(())
+        }
+    }
 }
 
 fn human(r: &Status<'_>, backend: crate::keychain::Backend) -> String {
@@ -258,6 +377,7 @@ pub fn logout(ctx: &Ctx, args: &AuthLogoutArgs) -> Result<Code, Error> {
     let account = account(&policy, &args.account)?;
     let keychain = Keychain::open(&ctx.env)?;
     let user = credential::user(account);
+    let revoked = end_bluesky_session(ctx, &keychain, account, &user)?;
     let removed = keychain.delete(&user)?;
     if ctx.global.json {
         print_json(&json!({
@@ -265,7 +385,7 @@ pub fn logout(ctx: &Ctx, args: &AuthLogoutArgs) -> Result<Code, Error> {
             "user": user,
             "removed": removed,
             "keychain": keychain.backend().id(),
-            "revoked": false,
+            "revoked": revoked,
         }))?;
     } else if removed {
         ctx.note(&format!(
@@ -273,7 +393,11 @@ pub fn logout(ctx: &Ctx, args: &AuthLogoutArgs) -> Result<Code, Error> {
             account.name,
             keychain.backend().place()
         ));
-        ctx.note("  note: the token was not revoked at the server (revocation arrives with OAuth sign-in); revoke it in the account's settings");
+        if revoked {
+            ctx.note("  the session was also ended at the server");
+        } else {
+            ctx.note("  note: the token was not revoked at the server (revocation arrives with OAuth sign-in); revoke it in the account's settings");
+        }
     } else {
         ctx.note(&format!(
             "no token for `{}` was stored in {}",
@@ -282,4 +406,37 @@ pub fn logout(ctx: &Ctx, args: &AuthLogoutArgs) -> Result<Code, Error> {
         ));
     }
     Ok(Code::Ok)
+}
+
+/// Bluesky app-password sessions end at the server (`deleteSession`) before the keychain
+/// forgets them. A failure is reported and the local copy is removed anyway.
+fn end_bluesky_session(
+    ctx: &Ctx,
+    keychain: &Keychain,
+    account: &Account,
+    user: &str,
+) -> Result<bool, Error> {
+    use crate::platforms::bluesky::session;
+    if account.platform != crate::policy::Platform::Bluesky {
+        return Ok(false);
+    }
+    let Some(secret) = keychain.get(user)? else {
+        return Ok(false);
+    };
+    let Ok(credential) = Credential::from_secret(&secret) else {
+        return Ok(false);
+    };
+    if session::did(&credential).is_none() || credential.refresh_token.is_none() {
+        return Ok(false);
+    }
+    match session::delete_session(account, &credential) {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            ctx.note(&format!(
+                "warning: the session could not be ended at the server: {}",
+                anstream::adapter::strip_str(&e.render()).to_string().trim()
+            ));
+            Ok(false)
+        }
+    }
 }

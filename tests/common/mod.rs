@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod keychain;
+pub mod pds;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
