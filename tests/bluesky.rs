@@ -635,3 +635,35 @@ fn an_unresolvable_mention_stays_plain_text() {
         .unwrap();
     assert_eq!(got["value"].get("facets"), None, "{got}");
 }
+
+#[test]
+fn a_handle_belongs_only_to_bluesky_accounts() {
+    let s = Sandbox::new();
+    s.write(
+        "gate.toml",
+        "version = 1\ntimezone = \"UTC\"\n\n[accounts.m]\nplatform = \"mastodon\"\nserver = \"https://m.example\"\nhandle = \"m.example\"\n\n[accounts.b]\nplatform = \"bluesky\"\nhandle = \"brand.bsky.social\"\n",
+    );
+    let run = s.run(&["policy", "check", "--json"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    let d = &run.json()["diagnostics"];
+    assert_eq!(d.as_array().unwrap().len(), 1, "{run:?}");
+    assert_eq!(
+        (d[0]["line"].as_u64(), d[0]["column"].as_u64()),
+        (Some(7), Some(10))
+    );
+    assert_eq!(
+        d[0]["message"],
+        "`handle` is only for bluesky accounts; `m` is not one"
+    );
+    // `--app-password` is for bluesky accounts only.
+    s.write(
+        "gate.toml",
+        &s.read("gate.toml").replace("handle = \"m.example\"\n", ""),
+    );
+    let run = s.run(&["auth", "login", "m", "--app-password"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: `--app-password` is for bluesky accounts; `m` is a mastodon account\n  hint: use `gate auth login m --with-token`\n"
+    );
+}
