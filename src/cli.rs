@@ -183,6 +183,10 @@ pub struct AuthLoginArgs {
     /// How long to wait for the browser's redirect, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub timeout: u64,
+    /// Bluesky: sign in with the account's `handle` and an app password read from stdin (a
+    /// hidden prompt on a terminal); never from argv
+    #[arg(long, conflicts_with = "with_token")]
+    pub app_password: bool,
 }
 
 #[derive(Debug, Args)]

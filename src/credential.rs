@@ -335,6 +335,7 @@ mod tests {
             name: name.into(),
             platform: Platform::Mastodon,
             server: server.into(),
+            handle: None,
             reviewers_required: None,
             max_chars: None,
             banned_terms: TermLists::default(),

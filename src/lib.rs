@@ -20,6 +20,7 @@ pub mod lock;
 pub mod loopback;
 pub mod oauth;
 pub mod output;
+pub mod platforms;
 pub mod policy;
 pub mod post;
 pub mod reviewers;

@@ -643,6 +643,7 @@ mod tests {
             reviewers_required: None,
             max_chars: None,
             banned_terms: TermLists::default(),
+            handle: None,
             oauth,
         }
     }

@@ -35,6 +35,7 @@ const TOP_KEYS: &[&str] = &[
 const ACCOUNT_KEYS: &[&str] = &[
     "platform",
     "server",
+    "handle",
     "reviewers_required",
     "max_chars",
     "banned_terms",
@@ -139,6 +140,8 @@ pub struct Account {
     pub name: String,
     pub platform: Platform,
     pub server: String,
+    /// Bluesky: the handle (or DID, or email) to sign in with an app password.
+    pub handle: Option<String>,
     pub reviewers_required: Option<u32>,
     pub max_chars: Option<u32>,
     pub banned_terms: TermLists,
@@ -589,6 +592,16 @@ fn read_accounts(
             )
             .hint = Some("write the base URL, e.g. `https://mastodon.social`".into());
         }
+        let handle = r.string(t, "handle");
+        if let Some(at) = &handle
+            && platform.is_some_and(|p| p != Platform::Bluesky)
+        {
+            r.error(
+                at.span.clone(),
+                format!("`handle` is only for bluesky accounts; `{name}` is not one"),
+            )
+            .hint = Some("remove `handle`; other networks learn the account from the token".into());
+        }
         let reviewers_required = r.count(t, "reviewers_required");
         if let Some(at) = &reviewers_required
             && at.value as usize > key_count
@@ -637,6 +650,7 @@ fn read_accounts(
                 name,
                 platform,
                 server,
+                handle: handle.map(|a| a.value),
                 reviewers_required: reviewers_required.map(|a| a.value),
                 max_chars: max_chars.map(|a| a.value),
                 banned_terms,

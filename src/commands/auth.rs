@@ -29,6 +29,9 @@ fn account<'p>(policy: &'p Policy, name: &str) -> Result<&'p Account, Error> {
 pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {
     let policy = ctx.load_policy(None)?;
     let account = account(&policy, &args.account)?;
+    if args.app_password {
+        return login_app_password(ctx, account);
+    }
     if !args.with_token {
         return sign_in(ctx, account, args);
     }
@@ -60,17 +63,92 @@ pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {
     Ok(Code::Ok)
 }
 
+/// `--app-password`: a Bluesky session from the account's handle and an app password.
+fn login_app_password(ctx: &Ctx, account: &Account) -> Result<Code, Error> {
+    use crate::platforms::bluesky::session;
+    if account.platform != crate::policy::Platform::Bluesky {
+        return Err(Error::usage(format!(
+            "`--app-password` is for bluesky accounts; `{}` is a {} account",
+            account.name,
+            account.platform.name()
+        ))
+        .with_hint(format!(
+            "use `gate auth login {} --with-token`",
+            account.name
+        )));
+    }
+    let keychain = Keychain::open(&ctx.env)?;
+    let interactive = ctx.env.stdin_is_terminal && std::io::stdin().is_terminal();
+    let identifier = match &account.handle {
+        Some(h) => h.clone(),
+        None if interactive => dialoguer::Input::<String>::new()
+            .with_prompt(format!("Handle for `{}`", account.name))
+            .interact_text()
+            .map_err(|e| Error::usage(format!("cannot read the handle from the terminal: {e}")))?,
+        None => {
+            return Err(Error::usage(format!(
+                "bluesky account `{}` has no `handle`",
+                account.name
+            ))
+            .with_hint(format!(
+                "add `handle = \"brand.bsky.social\"` to `[accounts.{}]` in the policy",
+                account.name
+            )));
+        }
+    };
+    let password = read_secret(ctx, "app password", "--app-password", account)?;
+    let credential = session::create_session(account, identifier.trim(), &password)?;
+    drop(password);
+    let user = credential::user(account);
+    let replaced = keychain.get(&user)?.is_some();
+    keychain.set(&user, &credential.to_secret())?;
+    let handle = credential.identity.clone().unwrap_or_default();
+    let did = session::did(&credential).unwrap_or_default().to_owned();
+    if ctx.global.json {
+        print_json(&json!({
+            "account": account.name,
+            "user": user,
+            "stored_in": keychain.backend().id(),
+            "replaced": replaced,
+            "handle": handle,
+            "did": did,
+            "expires_at": credential.expires_at.map(rfc3339),
+        }))?;
+    } else {
+        ctx.note(&format!(
+            "signed in to {} as `{handle}` ({did}); stored the session for `{}` in {} (user `{user}`); the app password was not stored",
+            credential::host(&account.server),
+            account.name,
+            keychain.backend().place()
+        ));
+    }
+    Ok(Code::Ok)
+}
+
 /// The token from a hidden prompt on a terminal, else all of stdin (trimmed).
 fn read_token(ctx: &Ctx, account: &Account) -> Result<SecretString, Error> {
+    read_secret(ctx, "token", "--with-token", account)
+}
+
+/// A secret from a hidden prompt on a terminal, else all of stdin (trimmed): one run of
+/// visible characters.
+fn read_secret(
+    ctx: &Ctx,
+    what: &str,
+    flag: &str,
+    account: &Account,
+) -> Result<SecretString, Error> {
     let token = if ctx.env.stdin_is_terminal && std::io::stdin().is_terminal() {
         let typed = dialoguer::Password::new()
             .with_prompt(format!(
-                "Token for `{}` ({})",
+                "{}{} for `{}` ({})",
+                what[..1].to_uppercase(),
+                &what[1..],
                 account.name,
                 credential::host(&account.server)
             ))
             .interact()
-            .map_err(|e| Error::usage(format!("cannot read the token from the terminal: {e}")))?;
+            .map_err(|e| Error::usage(format!("cannot read the {what} from the terminal: {e}")))?;
         SecretString::from(typed)
     } else {
         let mut buf = Zeroizing::new(Vec::with_capacity(MAX_SECRET + 1));
@@ -79,28 +157,29 @@ fn read_token(ctx: &Ctx, account: &Account) -> Result<SecretString, Error> {
             .read_to_end(&mut buf)
             .map_err(|e| {
                 Error::other(format!(
-                    "cannot read the token from stdin: {}",
+                    "cannot read the {what} from stdin: {}",
                     crate::error::io_reason(&e)
                 ))
             })?;
         if buf.len() > MAX_SECRET {
             return Err(Error::usage(format!(
-                "the token on stdin is longer than {} KiB",
+                "the {what} on stdin is longer than {} KiB",
                 MAX_SECRET / 1024
             ))
-            .with_hint("pipe in only the token"));
+            .with_hint(format!("pipe in only the {what}")));
         }
         let text = std::str::from_utf8(&buf)
-            .map_err(|_| Error::usage("the token on stdin is not UTF-8 text"))?;
+            .map_err(|_| Error::usage(format!("the {what} on stdin is not UTF-8 text")))?;
         SecretString::from(text.trim())
     };
     credential::check_token(token.expose_secret()).map_err(|e| {
-        let what = match e {
-            credential::CredentialError::Empty => "no token given".to_owned(),
-            _ => "the token holds whitespace or control characters".to_owned(),
+        let problem = match e {
+            credential::CredentialError::Empty => format!("no {what} given"),
+            _ => format!("the {what} holds whitespace or control characters"),
         };
-        Error::usage(what).with_hint(format!(
-            "pipe in only the token, e.g. `gate auth login {} --with-token < token.txt`",
+        let file = what.replace(' ', "-");
+        Error::usage(problem).with_hint(format!(
+            "pipe in only the {what}, e.g. `gate auth login {} {flag} < {file}.txt`",
             account.name
         ))
     })?;
@@ -164,7 +243,7 @@ fn sign_in(ctx: &Ctx, account: &Account, args: &AuthLoginArgs) -> Result<Code, E
                 Some(value) => (
                     App {
                         client_id,
-                        client_secret: Some(read_secret(ctx, value == "-", "Client secret")?),
+                        client_secret: Some(read_pasted(ctx, value == "-", "Client secret")?),
                         redirect_uris: Vec::new(),
                         scopes: Vec::new(),
                     },
@@ -222,7 +301,7 @@ fn sign_in(ctx: &Ctx, account: &Account, args: &AuthLoginArgs) -> Result<Code, E
                 "open this address in a browser to sign in to `{name}`, {what}:\n  {}",
                 auth.url
             );
-            let pasted = read_secret(
+            let pasted = read_pasted(
                 ctx,
                 true,
                 if account.platform == Platform::Mastodon {
@@ -275,8 +354,9 @@ fn sign_in(ctx: &Ctx, account: &Account, args: &AuthLoginArgs) -> Result<Code, E
     Ok(Code::Ok)
 }
 
-/// A secret typed at a hidden prompt on a terminal, else one line of stdin (when `stdin`).
-fn read_secret(ctx: &Ctx, stdin: bool, prompt: &str) -> Result<SecretString, Error> {
+/// A secret or a pasted answer typed at a hidden prompt on a terminal, else one line of stdin
+/// (when `stdin`).
+fn read_pasted(ctx: &Ctx, stdin: bool, prompt: &str) -> Result<SecretString, Error> {
     if ctx.env.stdin_is_terminal && std::io::stdin().is_terminal() {
         let typed = dialoguer::Password::new()
             .with_prompt(prompt)
@@ -363,11 +443,11 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
         };
         let mut error = None;
         let mut checked_online = false;
-        if !args.offline
-            && credential.is_some()
-            && problem.is_none()
-            && account.platform != Platform::Bluesky
-        {
+        let checkable = credential.as_ref().is_some_and(|c| {
+            account.platform != Platform::Bluesky
+                || crate::platforms::bluesky::session::did(c).is_some()
+        });
+        if !args.offline && checkable && problem.is_none() {
             match online(&ctx.env, &keychain, account, now) {
                 Ok(c) => {
                     credential = Some(c);
@@ -431,7 +511,7 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
                 r.problem.as_deref().unwrap_or("unknown")
             ))
             .with_hint(if r.account.platform == Platform::Bluesky {
-                format!("store one with `gate auth login {name} --with-token`")
+                format!("run `gate auth login {name} --app-password`")
             } else {
                 format!("run `gate auth login {name}`")
             }),
@@ -455,6 +535,13 @@ fn online(
     now: DateTime<Utc>,
 ) -> Result<Credential, (String, Error)> {
     let name = &account.name;
+    if account.platform == Platform::Bluesky {
+        // An app-password session: refreshed if needed, then `getSession` says whose it is.
+        let (mut c, handle, _did) =
+            crate::platforms::bluesky::session::check_online(env, account).map_err(|e| (reason(&e), e))?;
+        c.identity = Some(handle);
+        return Ok(c);
+    }
     let mut c = oauth::usable_with(env, keychain, account, now).map_err(|e| (reason(&e), e))?;
     match oauth::whoami(account, &c.access_token).map_err(|e| (reason(&e), e))? {
         WhoAmI::Identity(who) => {
@@ -552,11 +639,16 @@ pub fn logout(ctx: &Ctx, args: &AuthLogoutArgs) -> Result<Code, Error> {
         .as_ref()
         .and_then(|s| Credential::from_secret(s).ok());
     // Revoke first, delete whatever happens: a token that cannot be revoked still leaves.
+    // For a Bluesky app-password session, revoking is ending the session (`deleteSession`).
     let revoked: Option<Result<(), Error>> = match &credential {
-        Some(c) if !args.offline && account.platform != Platform::Bluesky => {
-            Some(oauth::revoke(&keychain, account, c))
+        _ if args.offline => None,
+        Some(c) if account.platform == Platform::Bluesky => {
+            crate::platforms::bluesky::session::did(c)
+                .and(c.refresh_token.as_ref())
+                .map(|_| crate::platforms::bluesky::session::delete_session(account, c))
         }
-        _ => None,
+        Some(c) => Some(oauth::revoke(&keychain, account, c)),
+        None => None,
     };
     let removed = keychain.delete(&user)?;
     let name = &account.name;

@@ -7,6 +7,7 @@
 pub mod fake_http;
 pub mod keychain;
 pub mod oauth;
+pub mod pds;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

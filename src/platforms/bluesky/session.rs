@@ -1,0 +1,386 @@
+//! Bluesky sessions made with an app password: sign in (`createSession`), keep usable
+//! (`refreshSession`, one process at a time), check (`getSession`) and end (`deleteSession`).
+//!
+//! The keychain holds the access JWT, the refresh JWT as `refresh_token`, the access token's
+//! expiry (its `exp` claim), its scope, the handle as `identity` and the DID in `extra.did`.
+//! The app password itself is never stored. Refresh tokens rotate: the new session is written
+//! to the keychain before it is used, under `$GATE_HOME/locks/`.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{DateTime, TimeDelta, Utc};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::{Value, json};
+
+use crate::credential::{self, Credential};
+use crate::env::Env;
+use crate::error::Error;
+use crate::keychain::Keychain;
+use crate::policy::Account;
+
+/// Refresh when the access token has less than this left: a post with images takes a while.
+pub const REFRESH_MARGIN: TimeDelta = TimeDelta::seconds(120);
+/// How long to wait for another gate process refreshing the same account.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An XRPC reply that is not a success: the HTTP status and atproto's `error` / `message`.
+#[derive(Debug)]
+pub struct XrpcError {
+    pub status: u16,
+    pub error: String,
+    pub message: String,
+    /// `ratelimit-reset` (epoch seconds), when the server sent it.
+    pub reset: Option<i64>,
+}
+
+impl XrpcError {
+    /// "`ExpiredToken`: Token has expired" for people (server text, never a token).
+    pub fn describe(&self) -> String {
+        match (self.error.is_empty(), self.message.is_empty()) {
+            (false, false) => format!("{} ({}): {}", self.error, self.status, self.message),
+            (false, true) => format!("{} ({})", self.error, self.status),
+            (true, false) => format!("HTTP {}: {}", self.status, self.message),
+            (true, true) => format!("HTTP {}", self.status),
+        }
+    }
+}
+
+/// A request that did not get an answer, or got a refusal.
+#[derive(Debug)]
+pub enum CallError {
+    Transport(reqwest::Error),
+    Xrpc(XrpcError),
+}
+
+/// One PDS: its base URL and gate's HTTP client.
+pub struct Xrpc {
+    pub client: reqwest::blocking::Client,
+    pub base: String,
+}
+
+impl Xrpc {
+    pub fn new(server: &str) -> Result<Xrpc, Error> {
+        Ok(Xrpc {
+            client: crate::http::client()?,
+            base: server.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    fn url(&self, nsid: &str) -> String {
+        format!("{}/xrpc/{nsid}", self.base)
+    }
+
+    /// A procedure (POST) with a JSON body; `token` as the bearer.
+    pub fn procedure(
+        &self,
+        nsid: &str,
+        token: Option<&SecretString>,
+        body: Option<&Value>,
+    ) -> Result<Value, CallError> {
+        let mut req = self.client.post(self.url(nsid));
+        if let Some(token) = token {
+            req = req.bearer_auth(token.expose_secret());
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        finish(req.send())
+    }
+
+    /// A procedure whose body is raw bytes (`uploadBlob`).
+    pub fn upload(
+        &self,
+        nsid: &str,
+        token: &SecretString,
+        mime: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Value, CallError> {
+        let req = self
+            .client
+            .post(self.url(nsid))
+            .bearer_auth(token.expose_secret())
+            .header(reqwest::header::CONTENT_TYPE, mime)
+            .body(bytes);
+        finish(req.send())
+    }
+
+    /// A query (GET).
+    pub fn query(
+        &self,
+        nsid: &str,
+        token: Option<&SecretString>,
+        params: &[(&str, &str)],
+    ) -> Result<Value, CallError> {
+        let mut req = self.client.get(self.url(nsid)).query(params);
+        if let Some(token) = token {
+            req = req.bearer_auth(token.expose_secret());
+        }
+        finish(req.send())
+    }
+}
+
+fn finish(sent: Result<reqwest::blocking::Response, reqwest::Error>) -> Result<Value, CallError> {
+    let resp = sent.map_err(CallError::Transport)?;
+    let status = resp.status().as_u16();
+    let reset = resp
+        .headers()
+        .get("ratelimit-reset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let body: Value = match resp.bytes() {
+        Ok(b) if b.is_empty() => Value::Null,
+        Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
+        Err(e) => return Err(CallError::Transport(e)),
+    };
+    if (200..300).contains(&status) {
+        return Ok(body);
+    }
+    let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    Err(CallError::Xrpc(XrpcError {
+        status,
+        error: text("error"),
+        message: text("message"),
+        reset,
+    }))
+}
+
+fn login_hint(account: &Account) -> String {
+    format!(
+        "sign in again with `gate auth login {} --app-password` (make an app password under Settings → Privacy and security → App passwords)",
+        account.name
+    )
+}
+
+/// Signs in with a handle (or DID or email) and an app password.
+pub fn create_session(
+    account: &Account,
+    identifier: &str,
+    password: &SecretString,
+) -> Result<Credential, Error> {
+    let xrpc = Xrpc::new(&account.server)?;
+    let body = json!({"identifier": identifier, "password": password.expose_secret()});
+    match xrpc.procedure("com.atproto.server.createSession", None, Some(&body)) {
+        Ok(v) => session_credential(&v),
+        Err(CallError::Transport(e)) => Err(crate::http::unreachable(&e)),
+        Err(CallError::Xrpc(e)) if e.status == 401 || e.error == "AuthenticationRequired" => Err(Error::credentials(format!(
+            "{} refused the sign-in of `{identifier}`: {}",
+            credential::host(&account.server),
+            e.describe()
+        ))
+        .with_hint("check the handle and the app password (an app password looks like `xxxx-xxxx-xxxx-xxxx`), and the account's `server`")),
+        Err(CallError::Xrpc(e)) => Err(Error::credentials(format!(
+            "{} refused the sign-in of `{identifier}`: {}",
+            credential::host(&account.server),
+            e.describe()
+        ))
+        .with_hint("check the handle and the account's `server` in the policy")),
+    }
+}
+
+/// A credential from a `createSession` / `refreshSession` reply.
+fn session_credential(v: &Value) -> Result<Credential, Error> {
+    let field = |k: &str| v.get(k).and_then(Value::as_str);
+    let (Some(access), Some(refresh), Some(did)) =
+        (field("accessJwt"), field("refreshJwt"), field("did"))
+    else {
+        return Err(
+            Error::other("the PDS answered the sign-in without a session")
+                .with_hint("check that the account's `server` is a Bluesky PDS"),
+        );
+    };
+    let claims = jwt_claims(access);
+    let mut extra = serde_json::Map::new();
+    extra.insert("did".into(), Value::String(did.to_owned()));
+    extra.insert("auth".into(), Value::String("app-password".into()));
+    Ok(Credential {
+        access_token: SecretString::from(access),
+        refresh_token: Some(SecretString::from(refresh)),
+        expires_at: claims
+            .as_ref()
+            .and_then(|c| c.get("exp"))
+            .and_then(Value::as_i64)
+            .and_then(|t| DateTime::from_timestamp(t, 0)),
+        scopes: claims
+            .as_ref()
+            .and_then(|c| c.get("scope"))
+            .and_then(Value::as_str)
+            .map(|s| s.split(' ').map(str::to_owned).collect())
+            .unwrap_or_default(),
+        token_type: Some("Bearer".into()),
+        identity: field("handle").map(str::to_owned),
+        extra,
+    })
+}
+
+/// The claims of a JWT (not verified: only the server that issued it needs to trust it; gate
+/// reads `exp` and `scope` to know when to refresh).
+pub fn jwt_claims(jwt: &str) -> Option<Value> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The DID a stored session belongs to.
+pub fn did(c: &Credential) -> Option<&str> {
+    c.extra.get("did").and_then(Value::as_str)
+}
+
+fn no_session(account: &Account, problem: &str) -> Error {
+    Error::credentials(format!(
+        "`{}` has no usable Bluesky session: {problem}",
+        account.name
+    ))
+    .with_hint(login_hint(account))
+}
+
+fn read(keychain: &Keychain, account: &Account) -> Result<Credential, Error> {
+    let user = credential::user(account);
+    let secret = keychain
+        .get(&user)?
+        .ok_or_else(|| no_session(account, "nothing is stored"))?;
+    let c = Credential::from_secret(&secret).map_err(|e| no_session(account, &e.to_string()))?;
+    if c.refresh_token.is_none() || did(&c).is_none() {
+        return Err(no_session(
+            account,
+            "the stored token is not an app-password session",
+        ));
+    }
+    Ok(c)
+}
+
+/// The account's session, refreshed first when its access token expires within
+/// [`REFRESH_MARGIN`]. Errors are exit 8 with the way to sign in again.
+pub fn usable_session(env: &Env, account: &Account) -> Result<Credential, Error> {
+    let keychain = Keychain::open(env)?;
+    let c = read(&keychain, account)?;
+    if !needs_refresh(&c, Utc::now()) {
+        return Ok(c);
+    }
+    refresh(env, &keychain, account)
+}
+
+fn needs_refresh(c: &Credential, now: DateTime<Utc>) -> bool {
+    c.expires_at.is_none_or(|t| t - now < REFRESH_MARGIN)
+}
+
+/// Refreshes the session under the account's lock: another process may have refreshed it
+/// while this one waited, so the keychain is read again inside the lock. The new session is
+/// in the keychain before this returns.
+pub fn refresh(env: &Env, keychain: &Keychain, account: &Account) -> Result<Credential, Error> {
+    let user = credential::user(account);
+    let _lock = crate::lock::acquire(env, &format!("bluesky-session-{user}"), LOCK_TIMEOUT)?;
+    let c = read(keychain, account)?;
+    if !needs_refresh(&c, Utc::now()) {
+        return Ok(c);
+    }
+    let xrpc = Xrpc::new(&account.server)?;
+    let reply = match xrpc.procedure(
+        "com.atproto.server.refreshSession",
+        c.refresh_token.as_ref(),
+        None,
+    ) {
+        Ok(v) => v,
+        Err(CallError::Transport(e)) => return Err(crate::http::unreachable(&e)),
+        Err(CallError::Xrpc(e)) if e.status == 400 || e.status == 401 => {
+            return Err(Error::credentials(format!(
+                "{} refused to refresh the session of `{}`: {}",
+                credential::host(&account.server),
+                account.name,
+                e.describe()
+            ))
+            .with_hint(login_hint(account)));
+        }
+        Err(CallError::Xrpc(e)) => {
+            return Err(Error::network(format!(
+                "{} could not refresh the session of `{}`: {}",
+                credential::host(&account.server),
+                account.name,
+                e.describe()
+            ))
+            .with_hint("try again later; the stored session was kept"));
+        }
+    };
+    let fresh = session_credential(&reply)?;
+    keychain.set(&user, &fresh.to_secret())?;
+    Ok(fresh)
+}
+
+/// `getSession` with a usable session: the handle and DID the server says it belongs to.
+pub fn check_online(env: &Env, account: &Account) -> Result<(Credential, String, String), Error> {
+    let c = usable_session(env, account)?;
+    let xrpc = Xrpc::new(&account.server)?;
+    match xrpc.query("com.atproto.server.getSession", Some(&c.access_token), &[]) {
+        Ok(v) => {
+            let handle = v
+                .get("handle")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let did = v
+                .get("did")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            Ok((c, handle, did))
+        }
+        Err(CallError::Transport(e)) => Err(crate::http::unreachable(&e)),
+        Err(CallError::Xrpc(e)) => Err(Error::credentials(format!(
+            "{} refused the session of `{}`: {}",
+            credential::host(&account.server),
+            account.name,
+            e.describe()
+        ))
+        .with_hint(login_hint(account))),
+    }
+}
+
+/// Ends the session at the server (`deleteSession` takes the refresh token).
+pub fn delete_session(account: &Account, c: &Credential) -> Result<(), Error> {
+    let xrpc = Xrpc::new(&account.server)?;
+    match xrpc.procedure(
+        "com.atproto.server.deleteSession",
+        c.refresh_token.as_ref(),
+        None,
+    ) {
+        Ok(_) => Ok(()),
+        Err(CallError::Transport(e)) => Err(crate::http::unreachable(&e)),
+        Err(CallError::Xrpc(e)) => Err(Error::credentials(format!(
+            "{} refused to end the session of `{}`: {}",
+            credential::host(&account.server),
+            account.name,
+            e.describe()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_are_read_from_the_payload() {
+        // {"alg":"HS256"} . {"exp":1700000000,"scope":"com.atproto.appPass"} . sig
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3MDAwMDAwMDAsInNjb3BlIjoiY29tLmF0cHJvdG8uYXBwUGFzcyJ9.c2ln";
+        let c = jwt_claims(jwt).unwrap();
+        assert_eq!(c["exp"], 1_700_000_000);
+        assert_eq!(c["scope"], "com.atproto.appPass");
+        assert!(jwt_claims("not-a-jwt").is_none());
+        assert!(jwt_claims("a.!!!.c").is_none());
+    }
+
+    #[test]
+    fn a_session_refreshes_inside_the_margin() {
+        let now = Utc::now();
+        let mut c = Credential::from_token(SecretString::from("t"));
+        assert!(needs_refresh(&c, now), "no known expiry: refresh");
+        c.expires_at = Some(now + TimeDelta::seconds(3600));
+        assert!(!needs_refresh(&c, now));
+        c.expires_at = Some(now + TimeDelta::seconds(60));
+        assert!(needs_refresh(&c, now));
+        c.expires_at = Some(now - TimeDelta::seconds(1));
+        assert!(needs_refresh(&c, now));
+    }
+}

@@ -1,0 +1,670 @@
+//! Bluesky against a real PDS on loopback (`test-peers/pds`) and the real Secret Service on a
+//! private bus: app-password sign-in, online status, refresh, logout, and the adapter
+//! publishing posts with facets and images exactly once.
+
+mod common;
+
+use std::io::Write as _;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::keychain::{SessionBus, assert_no_file_holds};
+use common::pds::{self, Account as PdsAccount, Pds};
+use common::{Run, Sandbox};
+use gate::platforms::bluesky::{self, Bluesky};
+use gate::platforms::{Media, Outgoing, Platform, SendError};
+use serde_json::Value;
+
+/// A 1×1 PNG.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// One test's world: a keychain on a private bus, a sandbox whose policy names a bluesky
+/// account `bsky` on the shared PDS, and that account's app password.
+struct World {
+    bus: SessionBus,
+    s: Sandbox,
+    pds: &'static Pds,
+    alice: PdsAccount,
+    app_password: String,
+    /// The keychain user gate stores the session under.
+    user: String,
+}
+
+fn world() -> World {
+    let pds = pds::shared();
+    let alice = pds.create_account("alice");
+    let app_password = pds.app_password(&alice, "gate");
+    let bus = SessionBus::with_gnome_keyring();
+    let mut s = Sandbox::new();
+    bus.attach(&mut s);
+    s.write(
+        "gate.toml",
+        &format!(
+            "version = 1\ntimezone = \"Europe/London\"\n\n[accounts.bsky]\nplatform = \"bluesky\"\nserver = \"{}\"\nhandle = \"{}\"\n",
+            pds.url, alice.handle
+        ),
+    );
+    let user = format!("bsky@{}", pds.url.trim_start_matches("http://"));
+    World {
+        bus,
+        s,
+        pds,
+        alice,
+        app_password,
+        user,
+    }
+}
+
+impl World {
+    fn login(&self) -> Run {
+        self.s.run_with_stdin(
+            &["auth", "login", "bsky", "--app-password"],
+            &format!("{}\n", self.app_password),
+        )
+    }
+
+    /// What the keychain holds for the account, read by the Secret Service's own client.
+    fn stored(&self) -> Value {
+        let out = self
+            .bus
+            .secret_tool(&["lookup", "service", "gate", "username", &self.user], "");
+        assert!(
+            out.status.success(),
+            "nothing stored for {}: {out:?}",
+            self.user
+        );
+        serde_json::from_slice(&out.stdout).expect("a JSON credential")
+    }
+
+    /// Replaces what the keychain holds (as another process or a tampering user could).
+    fn store(&self, credential: &Value) {
+        let clear = self
+            .bus
+            .secret_tool(&["clear", "service", "gate", "username", &self.user], "");
+        assert!(clear.status.success(), "{clear:?}");
+        let out = self.bus.secret_tool(
+            &[
+                "store",
+                "--label",
+                "gate test",
+                "service",
+                "gate",
+                "username",
+                &self.user,
+            ],
+            &credential.to_string(),
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    fn account(&self) -> gate::policy::Account {
+        gate::policy::Account {
+            name: "bsky".into(),
+            platform: gate::policy::Platform::Bluesky,
+            server: self.pds.url.clone(),
+            handle: Some(self.alice.handle.clone()),
+            reviewers_required: None,
+            max_chars: None,
+            banned_terms: Default::default(),
+            oauth: Default::default(),
+        }
+    }
+
+    /// A session made by the library's own sign-in (`gate auth login --app-password` runs the
+    /// same code). The Secret Service store reads the bus address from the process
+    /// environment, which a test may not change, so in-process tests do not read the keychain:
+    /// `usable_session` is exercised through the binary (`gate auth status`).
+    fn session(&self) -> gate::credential::Credential {
+        bluesky::session::create_session(
+            &self.account(),
+            &self.alice.handle,
+            &secrecy::SecretString::from(self.app_password.clone()),
+        )
+        .expect("signed in")
+    }
+}
+
+fn assert_clean(run: &Run, secret: &str) {
+    assert!(
+        !run.stdout.contains(secret),
+        "stdout shows a secret: {run:?}"
+    );
+    assert!(
+        !run.stderr.contains(secret),
+        "stderr shows a secret: {run:?}"
+    );
+}
+
+fn refresh_with(pds: &Pds, refresh_jwt: &str) -> u16 {
+    reqwest::blocking::Client::new()
+        .post(format!(
+            "{}/xrpc/com.atproto.server.refreshSession",
+            pds.url
+        ))
+        .bearer_auth(refresh_jwt)
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[test]
+fn app_password_login_stores_a_session_that_status_checks_online_and_logout_ends() {
+    let w = world();
+
+    let login = w.login();
+    assert_eq!(login.code, 0, "{login:?}");
+    assert_eq!(login.stdout, "");
+    assert!(
+        login.stderr.starts_with(&format!(
+            "signed in to {} as `{}` (did:plc:",
+            w.user.trim_start_matches("bsky@"),
+            w.alice.handle
+        )),
+        "{login:?}"
+    );
+    assert!(
+        login.stderr.contains("the app password was not stored"),
+        "{login:?}"
+    );
+    assert_clean(&login, &w.app_password);
+
+    // The keychain holds the session, never the app password.
+    let stored = w.stored();
+    assert_eq!(stored["v"], 1);
+    assert_eq!(stored["identity"], w.alice.handle.as_str());
+    assert_eq!(stored["extra"]["did"], w.alice.did.as_str());
+    assert_eq!(stored["scopes"], serde_json::json!(["com.atproto.appPass"]));
+    let access = stored["access_token"].as_str().unwrap().to_owned();
+    let refresh = stored["refresh_token"].as_str().unwrap().to_owned();
+    assert!(access.starts_with("eyJ") && refresh.starts_with("eyJ"));
+    assert_ne!(access, refresh);
+    let expires: chrono::DateTime<chrono::Utc> =
+        stored["expires_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        expires > chrono::Utc::now() + chrono::TimeDelta::minutes(10),
+        "expiry from the JWT: {expires}"
+    );
+    assert!(!stored.to_string().contains(&w.app_password));
+
+    // Another process uses it: the server confirms who it is.
+    let status = w.s.run(&["--json", "auth", "status", "bsky"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    let row = &status.json()["accounts"][0];
+    assert_eq!(row["checked_online"], true, "{status:?}");
+    assert_eq!(row["usable"], true);
+    assert_eq!(row["identity"], w.alice.handle.as_str());
+    let human = w.s.run(&["auth", "status", "bsky"]);
+    assert_eq!(human.code, 0, "{human:?}");
+    assert!(
+        human
+            .stdout
+            .contains(&format!("identity: {}", w.alice.handle)),
+        "{human:?}"
+    );
+    assert!(!human.stderr.contains("not checked"), "{human:?}");
+    for run in [&status, &human] {
+        assert_clean(run, &access);
+        assert_clean(run, &refresh);
+    }
+
+    // Logout ends the session at the server, then forgets it.
+    let logout = w.s.run(&["--json", "auth", "logout", "bsky"]);
+    assert_eq!(logout.code, 0, "{logout:?}");
+    assert_eq!(logout.json()["revoked"], true, "{logout:?}");
+    assert_eq!(logout.json()["removed"], true);
+    assert_eq!(
+        refresh_with(w.pds, &refresh),
+        400,
+        "the refresh token still works after logout"
+    );
+    let gone = w
+        .bus
+        .secret_tool(&["lookup", "service", "gate", "username", &w.user], "");
+    assert!(!gone.status.success(), "{gone:?}");
+    let after = w.s.run(&["auth", "status", "bsky"]);
+    assert_eq!(after.code, 8, "{after:?}");
+    assert_no_file_holds(&w.s, &w.app_password);
+    assert_no_file_holds(&w.s, &refresh);
+}
+
+#[test]
+fn a_wrong_app_password_or_missing_handle_is_a_clear_error() {
+    let w = world();
+    let wrong = w.s.run_with_stdin(
+        &["auth", "login", "bsky", "--app-password"],
+        "aaaa-bbbb-cccc-dddd\n",
+    );
+    assert_eq!(wrong.code, 8, "{wrong:?}");
+    assert!(
+        wrong.stderr.starts_with(&format!(
+            "error: {} refused the sign-in of `{}`: AuthenticationRequired (401): Invalid identifier or password\n  hint: check the handle and the app password",
+            w.user.trim_start_matches("bsky@"),
+            w.alice.handle
+        )),
+        "{wrong:?}"
+    );
+    let empty =
+        w.s.run_with_stdin(&["auth", "login", "bsky", "--app-password"], "\n");
+    assert_eq!(empty.code, 2, "{empty:?}");
+    assert_eq!(
+        empty.stderr,
+        "error: no app password given\n  hint: pipe in only the app password, e.g. `gate auth login bsky --app-password < app-password.txt`\n"
+    );
+    w.s.write(
+        "gate.toml",
+        &w.s.read("gate.toml")
+            .replace(&format!("handle = \"{}\"\n", w.alice.handle), ""),
+    );
+    let no_handle = w.s.run_with_stdin(
+        &["auth", "login", "bsky", "--app-password"],
+        &w.app_password,
+    );
+    assert_eq!(no_handle.code, 2, "{no_handle:?}");
+    assert_eq!(
+        no_handle.stderr,
+        "error: bluesky account `bsky` has no `handle`\n  hint: add `handle = \"brand.bsky.social\"` to `[accounts.bsky]` in the policy\n"
+    );
+}
+
+#[test]
+fn the_app_password_never_shows_in_argv_environ_output_or_files() {
+    let w = world();
+    let mut child =
+        w.s.command(&["auth", "login", "bsky", "--app-password"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cmdline = loop {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if cmdline.windows(4).any(|w| w == b"auth") {
+            break cmdline;
+        }
+        assert!(Instant::now() < deadline, "gate did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(w.app_password.as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let session = w.stored();
+    let secrets = [
+        w.app_password.as_str(),
+        session["access_token"].as_str().unwrap(),
+        session["refresh_token"].as_str().unwrap(),
+    ];
+    for secret in secrets {
+        for (what, bytes) in [
+            ("cmdline", &cmdline),
+            ("environ", &environ),
+            ("stdout", &out.stdout),
+            ("stderr", &out.stderr),
+        ] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{what} holds a secret"
+            );
+        }
+    }
+    for args in [
+        &["auth", "status"][..],
+        &["--json", "auth", "status", "bsky"],
+        &["-v", "auth", "status"],
+    ] {
+        let run = w.s.run(args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        for secret in secrets {
+            assert_clean(&run, secret);
+        }
+    }
+    // A refused refresh's error holds no token either.
+    let mut expired = w.stored();
+    expired["expires_at"] = "2000-01-01T00:00:00Z".into();
+    w.store(&expired);
+    let revoke = w.pds.procedure(
+        "com.atproto.server.revokeAppPassword",
+        Some(&w.alice.access_jwt),
+        &serde_json::json!({"name": "gate"}),
+    );
+    assert_eq!(revoke, Value::Null);
+    let refused = w.s.run(&["-v", "auth", "status", "bsky"]);
+    assert_eq!(refused.code, 8, "{refused:?}");
+    for secret in secrets {
+        assert_clean(&refused, secret);
+        assert_no_file_holds(&w.s, secret);
+    }
+}
+
+#[test]
+fn an_expiring_session_is_refreshed_into_the_keychain_and_a_revoked_one_is_exit_8() {
+    let w = world();
+    let login = w.login();
+    assert_eq!(login.code, 0, "{login:?}");
+    let first = w.stored();
+
+    // Make the access token look expired: the next use refreshes it, under the lock, and the
+    // new session is in the keychain.
+    let mut expired = first.clone();
+    expired["expires_at"] = "2000-01-01T00:00:00Z".into();
+    w.store(&expired);
+    let status = w.s.run(&["--json", "auth", "status", "bsky"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    assert_eq!(status.json()["accounts"][0]["checked_online"], true);
+    let second = w.stored();
+    assert_ne!(
+        second["refresh_token"], first["refresh_token"],
+        "the refresh token rotated"
+    );
+    // (The access JWT may equal the old one: the PDS signs the same claims within one second.)
+    let expires: chrono::DateTime<chrono::Utc> =
+        second["expires_at"].as_str().unwrap().parse().unwrap();
+    assert!(expires > chrono::Utc::now() + chrono::TimeDelta::minutes(10));
+    assert_eq!(second["extra"]["did"], w.alice.did.as_str());
+    assert!(
+        w.s.path()
+            .join("state/locks")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_some(),
+        "the refresh took a lock"
+    );
+
+    // A fresh session is used as it is: no refresh.
+    let again = w.s.run(&["--json", "auth", "status", "bsky"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(w.stored()["refresh_token"], second["refresh_token"]);
+
+    // The PDS keeps a used app-password refresh token valid for a grace period (2 hours), so
+    // a replay within it is not refused: gate's lock is what keeps refreshes one at a time.
+    // A revoked app password ends every session made with it: the refresh is refused, exit 8.
+    let revoke = w.pds.procedure(
+        "com.atproto.server.revokeAppPassword",
+        Some(&w.alice.access_jwt),
+        &serde_json::json!({"name": "gate"}),
+    );
+    assert_eq!(revoke, Value::Null);
+    let mut expired = second.clone();
+    expired["expires_at"] = "2000-01-01T00:00:00Z".into();
+    w.store(&expired);
+    let refused = w.s.run(&["auth", "status", "bsky"]);
+    assert_eq!(refused.code, 8, "{refused:?}");
+    assert_eq!(
+        refused.stderr,
+        format!(
+            "error: {} refused to refresh the session of `bsky`: ExpiredToken (400): Token has been revoked\n  \
+             hint: sign in again with `gate auth login bsky --app-password` (make an app password under Settings → Privacy and security → App passwords)\n",
+            w.user.trim_start_matches("bsky@")
+        )
+    );
+    // The refused session is left as it was, for the user to replace.
+    assert_eq!(w.stored()["refresh_token"], second["refresh_token"]);
+}
+
+#[test]
+fn a_post_with_a_link_a_mention_a_tag_and_an_image_is_published_exactly_once() {
+    let w = world();
+    let bob = w.pds.create_account("bob");
+
+    let session = w.session();
+    let adapter = Bluesky::new(&w.account(), &session).unwrap();
+    assert_eq!(adapter.whoami().unwrap(), w.alice.handle);
+
+    let text = format!(
+        "Ünïcödé 🎉 launch: https://example.com/news?id=1 with @{} #GateLaunch!",
+        bob.handle
+    );
+    let media = [Media {
+        name: "dot.png".into(),
+        bytes: PNG.to_vec(),
+        mime: "image/png".into(),
+        alt: Some("A single blue dot".into()),
+    }];
+    let key = adapter.new_key();
+    let post = Outgoing {
+        text: &text,
+        media: &media,
+        reply_to: None,
+        language: Some("en"),
+        key: &key,
+    };
+    let published = adapter.publish(&post).expect("published");
+    assert_eq!(
+        published.id,
+        format!("at://{}/app.bsky.feed.post/{key}", w.alice.did)
+    );
+    assert_eq!(
+        published.url,
+        format!("https://bsky.app/profile/{}/post/{key}", w.alice.handle)
+    );
+
+    // Read it back from the PDS.
+    let got = w
+        .pds
+        .query(
+            "com.atproto.repo.getRecord",
+            &[
+                ("repo", &w.alice.did),
+                ("collection", "app.bsky.feed.post"),
+                ("rkey", &key),
+            ],
+        )
+        .expect("the record exists");
+    let record = &got["value"];
+    assert_eq!(record["text"], text.as_str());
+    assert_eq!(record["langs"], serde_json::json!(["en"]));
+    // Byte offsets, found here independently of gate's detector.
+    let at = |needle: &str| {
+        let start = text.find(needle).unwrap();
+        serde_json::json!({"byteStart": start, "byteEnd": start + needle.len()})
+    };
+    let mention = format!("@{}", bob.handle);
+    assert_eq!(
+        record["facets"],
+        serde_json::json!([
+            {"index": at("https://example.com/news?id=1"), "features": [{"$type": "app.bsky.richtext.facet#link", "uri": "https://example.com/news?id=1"}]},
+            {"index": at(&mention), "features": [{"$type": "app.bsky.richtext.facet#mention", "did": bob.did}]},
+            {"index": at("#GateLaunch"), "features": [{"$type": "app.bsky.richtext.facet#tag", "tag": "GateLaunch"}]},
+        ])
+    );
+    assert_eq!(
+        at("https://example.com/news?id=1")["byteStart"],
+        25,
+        "the accents and emoji count in bytes"
+    );
+    let images = &record["embed"]["images"];
+    assert_eq!(record["embed"]["$type"], "app.bsky.embed.images");
+    assert_eq!(images.as_array().unwrap().len(), 1);
+    assert_eq!(images[0]["alt"], "A single blue dot");
+    assert_eq!(images[0]["image"]["mimeType"], "image/png");
+    assert_eq!(images[0]["image"]["size"], PNG.len());
+
+    // The identical retry (say, after a timeout) is a no-op: one record, the same answer.
+    let again = adapter.publish(&post).expect("the retry succeeds");
+    assert_eq!(again, published);
+    assert_eq!(adapter.find(&post).unwrap(), Some(published.clone()));
+    let list = w
+        .pds
+        .query(
+            "com.atproto.repo.listRecords",
+            &[("repo", &w.alice.did), ("collection", "app.bsky.feed.post")],
+        )
+        .unwrap();
+    assert_eq!(list["records"].as_array().unwrap().len(), 1, "{list}");
+
+    // Another text under a used key never overwrites the post.
+    let other = Outgoing {
+        text: "something else",
+        media: &[],
+        reply_to: None,
+        language: None,
+        key: &key,
+    };
+    match adapter.publish(&other) {
+        Err(SendError::Refused {
+            status: 409,
+            message,
+        }) => {
+            assert_eq!(
+                message,
+                format!("another post already has the record key `{key}`")
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        w.pds
+            .query(
+                "com.atproto.repo.getRecord",
+                &[
+                    ("repo", &w.alice.did),
+                    ("collection", "app.bsky.feed.post"),
+                    ("rkey", &key)
+                ]
+            )
+            .unwrap()["value"]["text"],
+        text.as_str()
+    );
+
+    // A reply names its parent and the thread's root.
+    let reply_key = adapter.new_key();
+    let reply = Outgoing {
+        text: "a reply",
+        media: &[],
+        reply_to: Some(&published.id),
+        language: None,
+        key: &reply_key,
+    };
+    adapter.publish(&reply).expect("the reply is published");
+    let got = w
+        .pds
+        .query(
+            "com.atproto.repo.getRecord",
+            &[
+                ("repo", &w.alice.did),
+                ("collection", "app.bsky.feed.post"),
+                ("rkey", &reply_key),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        got["value"]["reply"]["parent"]["uri"],
+        published.id.as_str()
+    );
+    assert_eq!(got["value"]["reply"]["root"]["uri"], published.id.as_str());
+
+    // Too many or too large images are refused before anything is uploaded.
+    let big = [Media {
+        name: "big.png".into(),
+        bytes: vec![0; 1_000_001],
+        mime: "image/png".into(),
+        alt: None,
+    }];
+    let too_big = Outgoing {
+        text: "big",
+        media: &big,
+        reply_to: None,
+        language: None,
+        key: &adapter.new_key(),
+    };
+    match adapter.publish(&too_big) {
+        Err(SendError::Refused { status: 0, message }) => {
+            assert_eq!(
+                message,
+                "`big.png` is 1000001 bytes; Bluesky takes images of at most 1000000 bytes"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    // Delete removes it; find then finds nothing.
+    adapter.delete(&published.id).unwrap();
+    assert_eq!(adapter.find(&post).unwrap(), None);
+    let (status, body) = w
+        .pds
+        .query(
+            "com.atproto.repo.getRecord",
+            &[
+                ("repo", &w.alice.did),
+                ("collection", "app.bsky.feed.post"),
+                ("rkey", &key),
+            ],
+        )
+        .unwrap_err();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("RecordNotFound"))
+    );
+}
+
+#[test]
+fn an_unresolvable_mention_stays_plain_text() {
+    let w = world();
+    let session = w.session();
+    let adapter = Bluesky::new(&w.account(), &session).unwrap();
+    let key = adapter.new_key();
+    let post = Outgoing {
+        text: "hi @nobody-here.test",
+        media: &[],
+        reply_to: None,
+        language: None,
+        key: &key,
+    };
+    adapter.publish(&post).unwrap();
+    let got = w
+        .pds
+        .query(
+            "com.atproto.repo.getRecord",
+            &[
+                ("repo", &w.alice.did),
+                ("collection", "app.bsky.feed.post"),
+                ("rkey", &key),
+            ],
+        )
+        .unwrap();
+    assert_eq!(got["value"].get("facets"), None, "{got}");
+}
+
+#[test]
+fn a_handle_belongs_only_to_bluesky_accounts() {
+    let s = Sandbox::new();
+    s.write(
+        "gate.toml",
+        "version = 1\ntimezone = \"UTC\"\n\n[accounts.m]\nplatform = \"mastodon\"\nserver = \"https://m.example\"\nhandle = \"m.example\"\n\n[accounts.b]\nplatform = \"bluesky\"\nhandle = \"brand.bsky.social\"\n",
+    );
+    let run = s.run(&["policy", "check", "--json"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    let d = &run.json()["diagnostics"];
+    assert_eq!(d.as_array().unwrap().len(), 1, "{run:?}");
+    assert_eq!(
+        (d[0]["line"].as_u64(), d[0]["column"].as_u64()),
+        (Some(7), Some(10))
+    );
+    assert_eq!(
+        d[0]["message"],
+        "`handle` is only for bluesky accounts; `m` is not one"
+    );
+    // `--app-password` is for bluesky accounts only.
+    s.write(
+        "gate.toml",
+        &s.read("gate.toml").replace("handle = \"m.example\"\n", ""),
+    );
+    let run = s.run(&["auth", "login", "m", "--app-password"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: `--app-password` is for bluesky accounts; `m` is a mastodon account\n  hint: use `gate auth login m --with-token`\n"
+    );
+}

