@@ -13,10 +13,12 @@ pub mod error;
 pub mod evaluate;
 pub mod hours;
 pub mod http;
+pub mod journal;
 pub mod keychain;
 pub mod length;
 pub mod lock;
 pub mod output;
+pub mod platforms;
 pub mod policy;
 pub mod post;
 pub mod reviewers;
@@ -67,6 +69,7 @@ pub fn run() -> ExitCode {
 
 fn execute(ctx: &Ctx, command: Command) -> Result<Code, Error> {
     match command {
+        Command::Post(args) => commands::post::run(ctx, &args),
         Command::Check(args) => commands::check::run(ctx, &args),
         Command::Digest(args) => commands::digest::run(ctx, &args),
         Command::Approve(args) => commands::approve::run(ctx, &args),
