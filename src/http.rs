@@ -46,6 +46,5 @@ pub fn describe(e: &reqwest::Error) -> String {
 
 /// The network error for a request that did not complete (exit 9).
 pub fn unreachable(e: &reqwest::Error) -> Error {
-    Error::network(describe(e))
-        .with_hint("check the network and the account's `server` in the policy; nothing was sent")
+    Error::network(describe(e)).with_hint("check the network and the account's `server` in the policy; nothing was sent")
 }

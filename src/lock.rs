@@ -19,22 +19,11 @@ pub struct Lock {
 /// another process to release it.
 pub fn acquire(env: &Env, name: &str, timeout: Duration) -> Result<Lock, Error> {
     let dir = crate::state::dir(env)?.join("locks");
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        Error::other(format!(
-            "cannot create `{}`: {}",
-            dir.display(),
-            io_reason(&e)
-        ))
-    })?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::other(format!("cannot create `{}`: {}", dir.display(), io_reason(&e))))?;
     let safe: String = name
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@') {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@') { c } else { '_' })
         .collect();
     let path = dir.join(format!("{safe}.lock"));
     let file = OpenOptions::new()
@@ -42,13 +31,7 @@ pub fn acquire(env: &Env, name: &str, timeout: Duration) -> Result<Lock, Error> 
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| {
-            Error::other(format!(
-                "cannot open `{}`: {}",
-                path.display(),
-                io_reason(&e)
-            ))
-        })?;
+        .map_err(|e| Error::other(format!("cannot open `{}`: {}", path.display(), io_reason(&e))))?;
     let start = Instant::now();
     let mut pause = Duration::from_millis(5);
     loop {
@@ -67,11 +50,7 @@ pub fn acquire(env: &Env, name: &str, timeout: Duration) -> Result<Lock, Error> 
                 .with_hint("wait for it to finish, or check for a hung `gate` process"));
             }
             Err(TryLockError::Error(e)) => {
-                return Err(Error::other(format!(
-                    "cannot lock `{}`: {}",
-                    path.display(),
-                    io_reason(&e)
-                )));
+                return Err(Error::other(format!("cannot lock `{}`: {}", path.display(), io_reason(&e))));
             }
         }
     }
@@ -88,10 +67,7 @@ mod tests {
         let first = acquire(&env, "brand@mastodon.example", Duration::from_secs(1)).unwrap();
         assert!(first.path.ends_with("locks/brand@mastodon.example.lock"));
         let err = acquire(&env, "brand@mastodon.example", Duration::from_millis(50)).unwrap_err();
-        assert!(
-            err.to_string().contains("another gate process has held"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("another gate process has held"), "{err}");
         drop(first);
         acquire(&env, "brand@mastodon.example", Duration::from_millis(50)).unwrap();
     }

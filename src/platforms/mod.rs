@@ -2,28 +2,14 @@
 use std::time::Duration;
 
 /// An attachment as it will be uploaded.
-pub struct Media {
-    pub name: String,
-    pub bytes: Vec<u8>,
-    pub mime: String,
-    pub alt: Option<String>,
-}
+pub struct Media { pub name: String, pub bytes: Vec<u8>, pub mime: String, pub alt: Option<String> }
 
 /// What is sent: the exact text, media, and the idempotency key chosen when the delivery
 /// was journaled, before any network call.
-pub struct Outgoing<'a> {
-    pub text: &'a str,
-    pub media: &'a [Media],
-    pub reply_to: Option<&'a str>,
-    pub language: Option<&'a str>,
-    pub key: &'a str,
-}
+pub struct Outgoing<'a> { pub text: &'a str, pub media: &'a [Media], pub reply_to: Option<&'a str>, pub language: Option<&'a str>, pub key: &'a str }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Published {
-    pub id: String,
-    pub url: String,
-}
+pub struct Published { pub id: String, pub url: String }
 
 #[derive(Debug)]
 pub enum SendError {
@@ -32,10 +18,7 @@ pub enum SendError {
     /// May or may not have been sent (timeout after the request went out, connection dropped): resolve with `find` before sending again.
     Unknown { message: String },
     /// Not sent: too many requests; retry after this long if known.
-    RateLimited {
-        retry_after: Option<Duration>,
-        message: String,
-    },
+    RateLimited { retry_after: Option<Duration>, message: String },
     /// The credential was rejected (401): exit 8.
     Credentials { message: String },
 }
