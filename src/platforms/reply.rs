@@ -176,7 +176,8 @@ mod tests {
     #[test]
     fn rate_limit_headers_in_every_form() {
         let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-        let cases: &[(&[(&str, &str)], Option<u64>)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<u64>);
+        let cases: &[Case<'_>] = &[
             (&[("Retry-After", "7")], Some(7)),
             (
                 &[("Retry-After", "Fri, 15 Jan 2027 08:00:10 GMT")],
