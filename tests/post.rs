@@ -684,3 +684,52 @@ fn a_refusal_is_exit_9_and_a_rejected_token_exit_8() {
         assert_eq!(doc["sent"], serde_json::json!([]));
     }
 }
+
+#[test]
+fn wait_sleeps_through_a_blackout_then_sends() {
+    let s = setup(Kind::Mastodon, true);
+    let now = chrono::Utc::now();
+    // Whole seconds, as the policy writes it.
+    let end = chrono::DateTime::from_timestamp(now.timestamp() + 3, 0).unwrap();
+    let fmt =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let held = s.sandbox.write(
+        "blackout.toml",
+        &format!(
+            "{}\n[[blackouts]]\nfrom = \"{}\"\nto = \"{}\"\nreason = \"Launch embargo\"\n",
+            policy(Kind::Mastodon, &s.server.url),
+            fmt(now - chrono::Duration::seconds(60)),
+            fmt(end)
+        ),
+    );
+    let policy_flag = held.to_str().unwrap();
+    let run = s.run(&[
+        "--policy",
+        policy_flag,
+        "post",
+        "--yes",
+        "--json",
+        "After the embargo",
+    ]);
+    assert_eq!(run.code, 5, "{run:?}");
+    assert_eq!(
+        run.json()["posts"][0]["findings"][0]["until"],
+        fmt(end).as_str()
+    );
+    assert!(s.server.requests().is_empty());
+
+    let run = s.run(&[
+        "--policy",
+        policy_flag,
+        "post",
+        "--yes",
+        "--wait",
+        "--max-wait",
+        "1m",
+        "After the embargo",
+    ]);
+    sent_url(&run);
+    assert!(run.stderr.contains("held until"), "{run:?}");
+    assert!(chrono::Utc::now() >= end);
+    assert_eq!(s.server.posts().len(), 1);
+}
