@@ -733,3 +733,48 @@ fn wait_sleeps_through_a_blackout_then_sends() {
     assert!(chrono::Utc::now() >= end);
     assert_eq!(s.server.posts().len(), 1);
 }
+
+/// On a terminal (a pseudo-terminal from `script`), gate shows the exact post and asks; "no"
+/// sends nothing, "yes" sends it.
+#[test]
+fn a_terminal_is_asked_and_no_sends_nothing() {
+    common::require_tool("script");
+    let s = setup(Kind::Mastodon, true);
+    let ask = |answer: &str| {
+        let mut cmd = s.sandbox.program("sh");
+        // `script -e` gives gate a terminal and returns its exit code; the answer is typed
+        // after the prompt is up.
+        cmd.args([
+            "-c",
+            &format!(
+                "(sleep 1; printf '{answer}') | script -qec \"\\\"$GATE\\\" post 'Asked on a terminal'\" /dev/null"
+            ),
+        ]);
+        let out = cmd.output().unwrap();
+        let run = Run {
+            code: out.status.code().unwrap(),
+            stdout: String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+            stderr: String::from_utf8_lossy(&out.stderr).replace('\r', ""),
+        };
+        s.no_token(&run);
+        run
+    };
+    let run = ask("n");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("Asked on a terminal\n---\nto: `brand` (mastodon at "),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("Send this post to `brand`?"), "{run:?}");
+    assert!(run.stdout.contains("not sent"), "{run:?}");
+    assert!(s.server.requests().is_empty());
+    let run = ask("y");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(s.server.posts().len(), 1);
+    assert!(
+        run.stdout
+            .contains(&s.server.post_url(&s.server.posts()[0].id)),
+        "{run:?}"
+    );
+}
