@@ -778,3 +778,62 @@ fn a_terminal_is_asked_and_no_sends_nothing() {
         "{run:?}"
     );
 }
+
+/// One post file for two accounts on two networks: each is reported; a failure on one does
+/// not stop the other, and the exit code is the failure's.
+#[test]
+fn several_accounts_are_reported_each() {
+    let (mastodon_token, x_token) = (canary(), format!("{}-x", canary()));
+    let mastodon = Server::start(Kind::Mastodon, &mastodon_token);
+    let x = Server::start(Kind::X, &x_token);
+    let mut sandbox = Sandbox::new();
+    sandbox.write(
+        "gate.toml",
+        &format!(
+            "version = 1\n[accounts.brand]\nplatform = \"mastodon\"\nserver = \"{}\"\n[accounts.brand-x]\nplatform = \"x\"\nserver = \"{}\"\n",
+            mastodon.url, x.url
+        ),
+    );
+    let bus = SessionBus::with_gnome_keyring();
+    bus.attach(&mut sandbox);
+    for (account, token) in [("brand", &mastodon_token), ("brand-x", &x_token)] {
+        let run = sandbox.run_with_stdin(&["auth", "login", account, "--with-token"], token);
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    let file = sandbox.write(
+        "both.post.toml",
+        "accounts = [\"brand\", \"brand-x\"]\ntext = \"On both networks\"\n",
+    );
+    x.fault(Fault::Status(
+        503,
+        vec![],
+        "{\"title\":\"Service Unavailable\"}".into(),
+    ));
+    x.fault(Fault::Status(
+        401,
+        vec![],
+        "{\"title\":\"Unauthorized\"}".into(),
+    ));
+    let file = file.to_str().unwrap();
+    let run = sandbox.run(&["post", "--yes", "--json", "--file", file]);
+    assert_eq!(run.code, 8, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["posts"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["sent"][0]["account"], "brand");
+    assert_eq!(
+        doc["sent"][0]["url"],
+        mastodon.post_url(&mastodon.posts()[0].id).as_str()
+    );
+    assert_eq!(doc["failed"][0]["account"], "brand-x");
+    assert_eq!(doc["failed"][0]["code"], 8);
+    assert!(x.posts().is_empty());
+    // Again: Mastodon's delivery is journaled, X's is sent now; each exactly once.
+    let run = sandbox.run(&["post", "--yes", "--file", file]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout.lines().count(), 2, "{run:?}");
+    assert_eq!((mastodon.posts().len(), x.posts().len()), (1, 1));
+    assert_eq!(mastodon.creates().len(), 1);
+    for run_output in [&run.stdout, &run.stderr] {
+        assert!(!run_output.contains(&mastodon_token) && !run_output.contains(&x_token));
+    }
+}
