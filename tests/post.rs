@@ -837,3 +837,69 @@ fn several_accounts_are_reported_each() {
         assert!(!run_output.contains(&mastodon_token) && !run_output.contains(&x_token));
     }
 }
+
+/// The adapters through the trait, without the command: who am I, publish, find, delete.
+#[test]
+fn adapters_publish_find_and_delete_through_the_trait() {
+    use gate::platforms::{Outgoing, SendError};
+    use secrecy::SecretString;
+    for kind in [Kind::Mastodon, Kind::X] {
+        let token = canary();
+        let server = Server::start(kind, &token);
+        let (policy, diagnostics) = gate::policy::parse(&gate::diagnostic::Source::new(
+            "gate.toml",
+            policy(kind, &server.url),
+        ));
+        let policy = policy.unwrap_or_else(|| panic!("{diagnostics:?}"));
+        let account = policy.account("brand").unwrap();
+        let connect = |token: &str| {
+            let credential = gate::credential::Credential::from_token(SecretString::from(token));
+            gate::platforms::connect(account, credential, gate::http::client().unwrap())
+        };
+        let platform = connect(&token);
+        assert_eq!(platform.whoami().unwrap(), "brand", "{kind:?}");
+        let key = platform.new_key();
+        assert_ne!(key, platform.new_key());
+        let text = "Through the trait <&> \"quoted\"";
+        let out = Outgoing {
+            text,
+            media: &[],
+            reply_to: None,
+            language: Some("en"),
+            key: &key,
+        };
+        assert_eq!(platform.find(&out).unwrap(), None, "{kind:?}");
+        let published = platform.publish(&out).unwrap();
+        assert_eq!(published.url, server.post_url(&published.id));
+        assert_eq!(
+            platform.find(&out).unwrap(),
+            Some(published.clone()),
+            "{kind:?}"
+        );
+        match kind {
+            // The same key again: the server's original status, not a new one.
+            Kind::Mastodon => {
+                assert_eq!(platform.publish(&out).unwrap(), published);
+                assert_eq!(
+                    server.creates()[0].form_values("language"),
+                    vec!["en".to_owned()]
+                );
+            }
+            // A duplicate text: an unknown outcome for the caller to resolve, never a retry.
+            Kind::X => {
+                let e = platform.publish(&out).unwrap_err();
+                assert!(
+                    matches!(&e, SendError::Unknown { message } if message.contains("duplicate content")),
+                    "{e:?}"
+                );
+                assert_eq!(server.creates().len(), 2);
+            }
+        }
+        assert_eq!(server.posts().len(), 1);
+        platform.delete(&published.id).unwrap();
+        assert!(server.posts().is_empty());
+        assert_eq!(platform.find(&out).unwrap(), None);
+        let e = connect("wrong-token").whoami().unwrap_err();
+        assert!(matches!(e, SendError::Credentials { .. }), "{e:?}");
+    }
+}
