@@ -325,6 +325,15 @@ fn mastodon_status_request_is_as_documented_and_a_second_run_sends_nothing() {
         "the second run used the network"
     );
     assert_eq!(s.server.posts().len(), 1);
+    // A journaled delivery needs neither the network nor the keychain (here: no bus at all).
+    let out = s
+        .sandbox
+        .command(&["post", "--yes", text])
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{url}\n"));
 }
 
 #[test]

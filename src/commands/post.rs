@@ -157,11 +157,7 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     let mut sent = Vec::new();
     let mut failed: Vec<(String, Error)> = Vec::new();
     for account in &accounts {
-        let result = credential_for(&ctx.env, account).and_then(|credential| {
-            deliver(
-                ctx, &journal, &client, account, credential, &digest, &post.text, &media,
-            )
-        });
+        let result = deliver(ctx, &journal, &client, account, &digest, &post.text, &media);
         match result {
             Ok((published, earlier)) => {
                 if !ctx.global.json {
@@ -224,13 +220,11 @@ fn credential_for(env: &Env, account: &Account) -> Result<Credential, Error> {
 }
 
 /// Sends one delivery at most once; returns the post and whether an earlier run made it.
-#[allow(clippy::too_many_arguments)]
 fn deliver(
     ctx: &Ctx,
     journal: &Journal,
     client: &OnceCell<reqwest::blocking::Client>,
     account: &Account,
-    credential: Credential,
     digest: &str,
     text: &str,
     media: &[Media],
@@ -251,6 +245,8 @@ fn deliver(
         };
         return Ok((published, true));
     }
+    // The keychain is read only for a delivery that may need the network.
+    let credential = credential_for(&ctx.env, account)?;
     if client.get().is_none() {
         let _ = client.set(crate::http::client()?);
     }
