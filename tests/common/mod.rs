@@ -115,7 +115,6 @@ impl Sandbox {
     }
 
     pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
-        use std::io::Write;
         let mut child = self
             .command(args)
             .stdin(Stdio::piped())
@@ -123,32 +122,30 @@ impl Sandbox {
             .stderr(Stdio::piped())
             .spawn()
             .expect("gate runs");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+        write_stdin(&mut child, stdin);
         finish(child.wait_with_output().unwrap())
     }
 }
 
 /// Runs any command with `stdin` written to it and closed; stdout and stderr captured.
 pub fn run_command(mut cmd: Command, stdin: &str) -> Run {
-    use std::io::Write;
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    write_stdin(&mut child, stdin);
     finish(child.wait_with_output().unwrap())
+}
+
+/// Writes `stdin` to the child and closes it. A child that exits without reading it (gate
+/// refusing before it reads a token) makes this a broken pipe, which is not the test's failure.
+fn write_stdin(child: &mut std::process::Child, stdin: &str) {
+    use std::io::Write;
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "cannot write to stdin: {e}");
+    }
 }
 
 fn finish(output: Output) -> Run {
