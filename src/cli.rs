@@ -46,6 +46,8 @@ pub enum ColorWhen {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Judge a post, confirm, send it to its accounts once and journal it
+    Post(PostArgs),
     /// Judge posts against the policy; never touches the network or the keychain
     Check(CheckArgs),
     /// Print the exact bytes a reviewer signs for a post file
@@ -89,6 +91,31 @@ pub struct CheckArgs {
     /// Judge as if it were this time (RFC 3339, e.g. 2026-11-23T10:00:00Z)
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PostArgs {
+    /// The post's text; `-` reads it from stdin
+    #[arg(value_name = "TEXT", conflicts_with = "file")]
+    pub text: Option<String>,
+    /// A post file (it names its own accounts, media and approvals)
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The account to send inline text to (may repeat) [default: the policy's only account]
+    #[arg(long, value_name = "NAME")]
+    pub account: Vec<String>,
+    /// Send without asking (required when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Do everything but send: judge, read the credentials and the journal, print what would go
+    #[arg(long)]
+    pub dry_run: bool,
+    /// When the post is held (quiet hours, blackout), sleep until it may go, then judge again
+    #[arg(long)]
+    pub wait: bool,
+    /// The longest `--wait` sleeps, e.g. `90s`, `30m`, `2h` [default: 12h]
+    #[arg(long, value_name = "DURATION", requires = "wait")]
+    pub max_wait: Option<String>,
 }
 
 #[derive(Debug, Args)]

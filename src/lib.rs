@@ -13,6 +13,7 @@ pub mod error;
 pub mod evaluate;
 pub mod hours;
 pub mod http;
+pub mod journal;
 pub mod keychain;
 pub mod length;
 pub mod links;
@@ -71,6 +72,7 @@ pub fn run() -> ExitCode {
 
 fn execute(ctx: &Ctx, command: Command) -> Result<Code, Error> {
     match command {
+        Command::Post(args) => commands::post::run(ctx, &args),
         Command::Check(args) => commands::check::run(ctx, &args),
         Command::Digest(args) => commands::digest::run(ctx, &args),
         Command::Approve(args) => commands::approve::run(ctx, &args),

@@ -20,7 +20,7 @@ use crate::credential::{self, Credential};
 use crate::env::Env;
 use crate::error::Error;
 use crate::keychain::Keychain;
-use crate::policy::{Account, Platform, Policy};
+use crate::policy::{Account, Platform};
 
 /// A token with less than this left is refreshed before use.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -360,15 +360,7 @@ pub fn needs_refresh(credential: &Credential, now: DateTime<Utc>) -> bool {
 /// keychain before it is returned. Errors: no token, no refresh token, or a refresh the server
 /// rejects (`invalid_grant`) are exit 8 with `hint: run gate auth login ACCOUNT`; a server
 /// that cannot be reached is exit 9.
-pub fn usable_credential(
-    env: &Env,
-    policy: &Policy,
-    account: &Account,
-) -> Result<Credential, Error> {
-    debug_assert!(
-        policy.account(&account.name).is_some(),
-        "the account is the policy's"
-    );
+pub fn usable_credential(env: &Env, account: &Account) -> Result<Credential, Error> {
     let keychain = Keychain::open(env)?;
     usable_with(env, &keychain, account, Utc::now())
 }

@@ -668,3 +668,45 @@ fn a_handle_belongs_only_to_bluesky_accounts() {
         "error: `--app-password` is for bluesky accounts; `m` is a mastodon account\n  hint: use `gate auth login m --with-token`\n"
     );
 }
+
+/// `gate post` end to end on Bluesky: the session from `gate auth login --app-password`, the
+/// record created through the adapter, and a second run printing the same URL without a
+/// second record.
+#[test]
+fn gate_post_publishes_to_bluesky_once() {
+    let w = world();
+    assert_eq!(w.login().code, 0);
+    let text = "Version 2.0 is out: https://example.com/releases #launch";
+    let first = w.s.run(&["post", "--yes", "--account", "bsky", text]);
+    assert_eq!(first.code, 0, "{first:?}");
+    let url = first.stdout.trim().to_owned();
+    assert!(
+        url.starts_with(&format!(
+            "https://bsky.app/profile/{}/post/",
+            w.alice.handle
+        )),
+        "{first:?}"
+    );
+    let again = w.s.run(&["post", "--yes", "--account", "bsky", text]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(again.stdout.trim(), url);
+
+    let records = w
+        .pds
+        .query(
+            "com.atproto.repo.listRecords",
+            &[
+                ("repo", w.alice.did.as_str()),
+                ("collection", "app.bsky.feed.post"),
+            ],
+        )
+        .expect("listRecords");
+    let records = records["records"].as_array().expect("records");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["value"]["text"], text);
+    let rkey = url.rsplit('/').next().unwrap();
+    assert!(
+        records[0]["uri"].as_str().unwrap().ends_with(rkey),
+        "{records:?}"
+    );
+}

@@ -537,8 +537,8 @@ fn online(
     let name = &account.name;
     if account.platform == Platform::Bluesky {
         // An app-password session: refreshed if needed, then `getSession` says whose it is.
-        let (mut c, handle, _did) =
-            crate::platforms::bluesky::session::check_online(env, account).map_err(|e| (reason(&e), e))?;
+        let (mut c, handle, _did) = crate::platforms::bluesky::session::check_online(env, account)
+            .map_err(|e| (reason(&e), e))?;
         c.identity = Some(handle);
         return Ok(c);
     }

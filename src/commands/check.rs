@@ -147,7 +147,10 @@ fn parse_now(text: &str) -> Result<DateTime<Utc>, Error> {
 
 /// The accounts inline text is judged for: those named with `--account`, else the policy's
 /// only account, else none (global rules only).
-fn inline_accounts<'p>(policy: &'p Policy, names: &[String]) -> Result<Vec<&'p Account>, Error> {
+pub(crate) fn inline_accounts<'p>(
+    policy: &'p Policy,
+    names: &[String],
+) -> Result<Vec<&'p Account>, Error> {
     if names.is_empty() {
         return Ok(if policy.accounts.len() == 1 {
             policy.accounts.values().collect()
@@ -190,7 +193,11 @@ pub fn unknown_account_error(policy: &Policy, name: &str, flag: &str) -> Error {
     Error::usage(message).with_hint(hint)
 }
 
-fn targets<'p>(policy: &'p Policy, post: &Post, inline: &[&'p Account]) -> Vec<&'p Account> {
+pub(crate) fn targets<'p>(
+    policy: &'p Policy,
+    post: &Post,
+    inline: &[&'p Account],
+) -> Vec<&'p Account> {
     if post.accounts.is_empty() {
         inline.to_vec()
     } else {
@@ -201,7 +208,7 @@ fn targets<'p>(policy: &'p Policy, post: &Post, inline: &[&'p Account]) -> Vec<&
     }
 }
 
-fn read_stdin() -> Result<String, Error> {
+pub(crate) fn read_stdin() -> Result<String, Error> {
     let mut text = String::new();
     std::io::stdin().read_to_string(&mut text).map_err(|e| {
         Error::other(format!(

@@ -7,6 +7,7 @@ pub mod check;
 pub mod digest;
 pub mod freeze;
 pub mod policy;
+pub mod post;
 
 use std::io::Write as _;
 use std::path::Path;

@@ -126,18 +126,27 @@ impl Sandbox {
 /// A command may exit without reading its input (gate refuses early on many errors): the
 /// broken pipe that leaves is not a failure of the test.
 pub fn run_command(mut cmd: Command, stdin: &str) -> Run {
-    use std::io::Write;
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let written = child.stdin.take().expect("piped stdin").write_all(stdin.as_bytes());
-    if let Err(e) = written {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "cannot write to {cmd:?}: {e}");
-    }
+    write_stdin(&mut child, stdin);
     finish(child.wait_with_output().unwrap())
+}
+
+/// Writes `stdin` to the child and closes it. A child that exits without reading it (gate
+/// refusing before it reads a token) makes this a broken pipe, which is not the test's failure.
+fn write_stdin(child: &mut std::process::Child, stdin: &str) {
+    use std::io::Write;
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "cannot write to stdin: {e}"
+        );
+    }
 }
 
 fn finish(output: Output) -> Run {

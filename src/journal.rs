@@ -1,0 +1,332 @@
+//! The delivery journal: one SQLite row per (post, account) at `$GATE_HOME/journal.sqlite3`,
+//! written before and after every send, so that a post goes out once however often
+//! `gate post` is run, killed or raced.
+//!
+//! A row is `pending` from the moment its idempotency key is chosen (committed before any
+//! network call), `sent` once the network's id and URL are known, `failed` when the network
+//! definitely refused it. A `pending` row that a new process finds (under the delivery lock)
+//! belongs to an attempt that crashed or ended with an unknown outcome: it is resolved with
+//! the platform's `find` before anything is sent again, and resent with the same key.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+use crate::env::Env;
+use crate::error::Error;
+
+pub const FILE: &str = "journal.sqlite3";
+const VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+    digest          TEXT NOT NULL,
+    account         TEXT NOT NULL,
+    platform        TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+    remote_id       TEXT,
+    url             TEXT,
+    error           TEXT,
+    pid             INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 1,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    sent_at         TEXT,
+    PRIMARY KEY (digest, account)
+);
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    Sent,
+    Failed,
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Sent => "sent",
+            State::Failed => "failed",
+        }
+    }
+}
+
+/// One delivery of one post to one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub digest: String,
+    pub account: String,
+    pub platform: String,
+    pub key: String,
+    pub state: State,
+    pub remote_id: Option<String>,
+    pub url: Option<String>,
+    pub error: Option<String>,
+    pub pid: u32,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+pub struct Journal {
+    conn: Connection,
+    pub path: PathBuf,
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn db_error(path: &Path, e: &rusqlite::Error) -> Error {
+    Error::other(format!("cannot use the journal `{}`: {e}", path.display()))
+        .with_hint("check that the state folder is writable; `GATE_HOME` moves it")
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal under the state folder.
+    pub fn open(env: &Env) -> Result<Journal, Error> {
+        let dir = crate::state::dir(env)?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            Error::other(format!(
+                "cannot create `{}`: {}",
+                dir.display(),
+                crate::error::io_reason(&e)
+            ))
+        })?;
+        Journal::open_at(&dir.join(FILE))
+    }
+
+    /// The journal when it exists, for readers that must not create one (`--dry-run`).
+    pub fn open_existing(env: &Env) -> Result<Option<Journal>, Error> {
+        let path = crate::state::dir(env)?.join(FILE);
+        if path.exists() {
+            Journal::open_at(&path).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub fn open_at(path: &Path) -> Result<Journal, Error> {
+        let err = |e: rusqlite::Error| db_error(path, &e);
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        let journal = Journal {
+            conn,
+            path: path.to_path_buf(),
+        };
+        journal.migrate()?;
+        Ok(journal)
+    }
+
+    fn migrate(&self) -> Result<(), Error> {
+        let err = |e: rusqlite::Error| db_error(&self.path, &e);
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+        let result = (|| {
+            self.conn.execute_batch(SCHEMA)?;
+            let version: Option<i64> =
+                self.conn
+                    .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?;
+            match version {
+                None => {
+                    self.conn.execute(
+                        "INSERT INTO schema_version (version) VALUES (?1)",
+                        [VERSION],
+                    )?;
+                    Ok(None)
+                }
+                Some(v) => Ok(Some(v)),
+            }
+        })();
+        match result {
+            Ok(found) => {
+                self.conn.execute_batch("COMMIT").map_err(err)?;
+                if let Some(v) = found
+                    && v > VERSION
+                {
+                    return Err(Error::other(format!(
+                        "the journal `{}` has schema version {v}, newer than this gate understands ({VERSION})",
+                        self.path.display()
+                    ))
+                    .with_hint("use the newer gate that wrote it"));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(err(e))
+            }
+        }
+    }
+
+    pub fn get(&self, digest: &str, account: &str) -> Result<Option<Delivery>, Error> {
+        self.conn
+            .query_row(
+                "SELECT digest, account, platform, idempotency_key, state, remote_id, url, error, pid, attempts, created_at
+                 FROM deliveries WHERE digest = ?1 AND account = ?2",
+                params![digest, account],
+                |r| {
+                    let state: String = r.get(4)?;
+                    let created: String = r.get(10)?;
+                    Ok(Delivery {
+                        digest: r.get(0)?,
+                        account: r.get(1)?,
+                        platform: r.get(2)?,
+                        key: r.get(3)?,
+                        state: match state.as_str() {
+                            "sent" => State::Sent,
+                            "failed" => State::Failed,
+                            _ => State::Pending,
+                        },
+                        remote_id: r.get(5)?,
+                        url: r.get(6)?,
+                        error: r.get(7)?,
+                        pid: r.get(8)?,
+                        attempts: r.get(9)?,
+                        created_at: DateTime::parse_from_rfc3339(&created).map_or(DateTime::UNIX_EPOCH, |t| t.to_utc()),
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| db_error(&self.path, &e))
+    }
+
+    /// Records (committed, before any network call) that this process is about to send
+    /// `digest` to `account` with `key`: a new `pending` row, or an existing row made
+    /// `pending` again with one more attempt. The key of an existing row never changes.
+    pub fn begin(
+        &self,
+        digest: &str,
+        account: &str,
+        platform: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let now = stamp(now);
+        self.conn
+            .execute(
+                "INSERT INTO deliveries (digest, account, platform, idempotency_key, state, pid, attempts, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, 1, ?6, ?6)
+                 ON CONFLICT (digest, account) DO UPDATE SET
+                   state = 'pending', pid = excluded.pid, attempts = attempts + 1, error = NULL, updated_at = excluded.updated_at",
+                params![digest, account, platform, key, std::process::id(), now],
+            )
+            .map(|_| ())
+            .map_err(|e| db_error(&self.path, &e))
+    }
+
+    pub fn mark_sent(
+        &self,
+        digest: &str,
+        account: &str,
+        id: &str,
+        url: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let now = stamp(now);
+        self.conn
+            .execute(
+                "UPDATE deliveries SET state = 'sent', remote_id = ?3, url = ?4, error = NULL, sent_at = ?5, updated_at = ?5
+                 WHERE digest = ?1 AND account = ?2",
+                params![digest, account, id, url, now],
+            )
+            .map(|_| ())
+            .map_err(|e| db_error(&self.path, &e))
+    }
+
+    /// Records an attempt that ended without a post: `failed` when the network refused it,
+    /// or still `pending` (with the reason) when the outcome is unknown.
+    pub fn mark(
+        &self,
+        digest: &str,
+        account: &str,
+        state: State,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.conn
+            .execute(
+                "UPDATE deliveries SET state = ?3, error = ?4, updated_at = ?5 WHERE digest = ?1 AND account = ?2",
+                params![digest, account, state.name(), error, stamp(now)],
+            )
+            .map(|_| ())
+            .map_err(|e| db_error(&self.path, &e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_goes_pending_then_sent_and_keeps_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&Env::for_tests(dir.path())).unwrap();
+        let now = Utc::now();
+        assert_eq!(j.get("d", "brand").unwrap(), None);
+        j.begin("d", "brand", "mastodon", "k1", now).unwrap();
+        let row = j.get("d", "brand").unwrap().unwrap();
+        assert_eq!(
+            (row.state, row.key.as_str(), row.attempts, row.pid),
+            (State::Pending, "k1", 1, std::process::id())
+        );
+        j.mark("d", "brand", State::Failed, "refused", now).unwrap();
+        assert_eq!(
+            j.get("d", "brand").unwrap().unwrap().error.as_deref(),
+            Some("refused")
+        );
+        // A second attempt keeps the first key.
+        j.begin("d", "brand", "mastodon", "k2", now).unwrap();
+        let row = j.get("d", "brand").unwrap().unwrap();
+        assert_eq!(
+            (row.state, row.key.as_str(), row.attempts, row.error),
+            (State::Pending, "k1", 2, None)
+        );
+        j.mark_sent("d", "brand", "109", "https://m.example/@brand/109", now)
+            .unwrap();
+        let row = j.get("d", "brand").unwrap().unwrap();
+        assert_eq!(
+            (row.state, row.remote_id.as_deref(), row.url.as_deref()),
+            (
+                State::Sent,
+                Some("109"),
+                Some("https://m.example/@brand/109")
+            )
+        );
+        // Reopening sees the same row, in WAL mode, at the current schema version.
+        drop(j);
+        let j = Journal::open(&Env::for_tests(dir.path())).unwrap();
+        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Sent);
+        let mode: String = j
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let v: i64 = j
+            .conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, VERSION);
+    }
+
+    #[test]
+    fn a_newer_journal_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        drop(Journal::open_at(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE schema_version SET version = 99", [])
+            .unwrap();
+        let err = Journal::open_at(&path).err().unwrap();
+        assert!(err.to_string().contains("schema version 99"), "{err}");
+    }
+}

@@ -1,0 +1,915 @@
+//! `gate post` end to end: the built binary, a real keychain (gnome-keyring on a private
+//! session bus, token stored with `gate auth login --with-token`), and hand-controlled fake
+//! Mastodon and X servers on 127.0.0.1 that assert each documented request and inject faults.
+
+mod common;
+mod fake;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::keychain::{SessionBus, canary};
+use common::{Run, Sandbox};
+use fake::{Fault, Kind, Server};
+
+struct Setup {
+    sandbox: Sandbox,
+    server: Server,
+    _bus: Option<SessionBus>,
+}
+
+fn policy(kind: Kind, url: &str) -> String {
+    format!(
+        r#"version = 1
+timezone = "UTC"
+
+[accounts.brand]
+platform = "{}"
+server = "{url}"
+
+[banned_terms]
+deny = ["layoffs"]
+"#,
+        kind.name()
+    )
+}
+
+/// A sandbox whose policy points `brand` at a fresh fake server; with `keychain`, a private
+/// gnome-keyring holding the server's token, stored through `gate auth login --with-token`.
+fn setup(kind: Kind, keychain: bool) -> Setup {
+    let token = canary();
+    let server = Server::start(kind, &token);
+    let mut sandbox = Sandbox::new();
+    sandbox.write("gate.toml", &policy(kind, &server.url));
+    let bus = keychain.then(|| {
+        let bus = SessionBus::with_gnome_keyring();
+        bus.attach(&mut sandbox);
+        let run = sandbox.run_with_stdin(&["auth", "login", "brand", "--with-token"], &token);
+        assert_eq!(run.code, 0, "{run:?}");
+        bus
+    });
+    Setup {
+        sandbox,
+        server,
+        _bus: bus,
+    }
+}
+
+impl Setup {
+    /// Runs gate and checks that the token shows nowhere in what it printed.
+    fn run(&self, args: &[&str]) -> Run {
+        let run = self.sandbox.run(args);
+        self.no_token(&run);
+        run
+    }
+
+    fn no_token(&self, run: &Run) {
+        let token = self.server.token();
+        assert!(
+            !run.stdout.contains(token) && !run.stderr.contains(token),
+            "the token leaked: {run:?}"
+        );
+    }
+
+    fn post(&self, text: &str) -> Run {
+        self.run(&["post", "--yes", text])
+    }
+
+    fn spawn(&self, args: &[&str], fault: Option<&str>) -> Child {
+        let mut cmd = self.sandbox.command(args);
+        if let Some(point) = fault {
+            cmd.env("GATE_TEST_FAULT", point);
+        }
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Starts `gate post --yes TEXT` with a fault point, waits until it reaches it, and
+    /// SIGKILLs it there.
+    fn kill_at(&self, text: &str, point: &str) {
+        let mut child = self.spawn(&["post", "--yes", text], Some(point));
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        let mut line = String::new();
+        while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+            seen.push_str(&line);
+            if line.contains(&format!("gate-test-fault: {point}")) {
+                break;
+            }
+            line.clear();
+        }
+        assert!(
+            seen.contains(&format!("gate-test-fault: {point}")),
+            "gate never reached `{point}`: {seen}"
+        );
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        assert!(status.code().is_none(), "gate was not killed: {status:?}");
+    }
+
+    fn journal_exists(&self) -> bool {
+        self.sandbox.path().join("state/journal.sqlite3").exists()
+    }
+}
+
+fn sent_url(run: &Run) -> String {
+    assert_eq!(run.code, 0, "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one URL on stdout: {run:?}");
+    lines[0].to_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nothing is sent unless it may be.
+
+#[test]
+fn unattended_without_yes_refuses_before_the_keychain_and_the_network() {
+    for kind in [Kind::Mastodon, Kind::X] {
+        // No session bus at all: reading the keychain would fail with exit 8, so exit 2 proves
+        // gate refused before touching it.
+        let s = setup(kind, false);
+        let run = s.run(&["post", "Our release is out"]);
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(
+            run.stderr
+                .contains("refusing to send without confirmation: stdin is not a terminal"),
+            "{run:?}"
+        );
+        assert!(run.stderr.contains("hint: pass `--yes`"), "{run:?}");
+        assert!(s.server.requests().is_empty());
+        assert!(!s.journal_exists());
+        // Text from stdin is unattended too.
+        let run = s
+            .sandbox
+            .run_with_stdin(&["post", "-"], "Our release is out");
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(s.server.requests().is_empty());
+    }
+}
+
+#[test]
+fn dry_run_reads_the_credential_and_sends_nothing() {
+    let s = setup(Kind::Mastodon, true);
+    let run = s.run(&["post", "--dry-run", "Our release is out"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("dry run: would send to `brand`"),
+        "{run:?}"
+    );
+    assert_eq!(run.stdout, "");
+    let run = s.run(&["post", "--dry-run", "--json", "Our release is out"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["verdict"], "allow");
+    assert_eq!(doc["sent"], serde_json::json!([]));
+    assert_eq!(doc["dry_run"][0]["action"], "would send");
+    assert!(s.server.requests().is_empty(), "{:?}", s.server.requests());
+    assert!(!s.journal_exists(), "a dry run wrote the journal");
+
+    // After a real send, a dry run reports it from the journal, still without the network.
+    let url = sent_url(&s.post("Our release is out"));
+    let before = s.server.requests().len();
+    let run = s.run(&["post", "--dry-run", "Our release is out"]);
+    assert!(
+        run.stderr
+            .contains(&format!("dry run: already sent to `brand`: {url}")),
+        "{run:?}"
+    );
+    assert_eq!(s.server.requests().len(), before);
+}
+
+#[test]
+fn a_missing_credential_is_exit_8_and_sends_nothing() {
+    let token = canary();
+    let server = Server::start(Kind::Mastodon, &token);
+    let mut sandbox = Sandbox::new();
+    sandbox.write("gate.toml", &policy(Kind::Mastodon, &server.url));
+    let bus = SessionBus::with_gnome_keyring();
+    bus.attach(&mut sandbox);
+    let run = sandbox.run(&["post", "--yes", "Our release is out"]);
+    assert_eq!(run.code, 8, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("`brand` has no token stored (user `brand@127.0.0.1:"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains("hint: run `gate auth login brand`"),
+        "{run:?}"
+    );
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn denied_held_review_and_frozen_posts_send_nothing() {
+    let s = setup(Kind::Mastodon, true);
+    let run = s.post("Layoffs start today");
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        run.stderr.contains("not sent: the post is `deny`"),
+        "{run:?}"
+    );
+    let run = s.run(&["post", "--yes", "--json", "Layoffs start today"]);
+    assert_eq!(run.code, 4);
+    assert_eq!(run.json()["posts"][0]["findings"][0]["rule"], "banned_term");
+
+    // Quiet all day: held, with `until`.
+    let held = s.sandbox.write(
+        "held.toml",
+        &format!(
+            "{}\n[[quiet_hours]]\nreason = \"Always\"\n",
+            policy(Kind::Mastodon, &s.server.url)
+        ),
+    );
+    let run = s.run(&[
+        "--policy",
+        held.to_str().unwrap(),
+        "post",
+        "--yes",
+        "Our release is out",
+    ]);
+    assert_eq!(run.code, 5, "{run:?}");
+    // `--wait` with a short `--max-wait` does not sleep past it.
+    let started = Instant::now();
+    let run = s.run(&[
+        "--policy",
+        held.to_str().unwrap(),
+        "post",
+        "--yes",
+        "--wait",
+        "--max-wait",
+        "1s",
+        "Our release is out",
+    ]);
+    assert_eq!(run.code, 5, "{run:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // Needs a reviewer's signature that inline text cannot carry.
+    let (_, public) = common::keygen(s.sandbox.path(), "carol", "");
+    let review = s.sandbox.write(
+        "review.toml",
+        &format!(
+            "{}\n[reviewers]\nrequired = 1\n[reviewers.keys]\ncarol = \"{public}\"\n",
+            policy(Kind::Mastodon, &s.server.url)
+        ),
+    );
+    let run = s.run(&[
+        "--policy",
+        review.to_str().unwrap(),
+        "post",
+        "--yes",
+        "Our release is out",
+    ]);
+    assert_eq!(run.code, 6, "{run:?}");
+
+    let run = s.run(&["freeze", "--reason", "incident"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = s.post("Our release is out");
+    assert_eq!(run.code, 7, "{run:?}");
+    assert!(s.server.requests().is_empty(), "{:?}", s.server.requests());
+    assert!(!s.journal_exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// What goes over the wire.
+
+#[test]
+fn mastodon_status_request_is_as_documented_and_a_second_run_sends_nothing() {
+    let s = setup(Kind::Mastodon, true);
+    let text = "Our release is out & it's \"great\" <3\nSecond line";
+    let run = s.run(&["post", "--yes", "--json", text]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    let posts = s.server.posts();
+    assert_eq!(posts.len(), 1);
+    let url = s.server.post_url(&posts[0].id);
+    assert_eq!(doc["verdict"], "allow");
+    assert_eq!(doc["sent"][0]["account"], "brand");
+    assert_eq!(doc["sent"][0]["id"], posts[0].id.as_str());
+    assert_eq!(doc["sent"][0]["url"], url.as_str());
+
+    let creates = s.server.creates();
+    assert_eq!(creates.len(), 1);
+    let r = &creates[0];
+    assert_eq!(
+        r.header("authorization"),
+        Some(format!("Bearer {}", s.server.token()).as_str())
+    );
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    let key = r
+        .header("idempotency-key")
+        .expect("an Idempotency-Key")
+        .to_owned();
+    assert_eq!(key.len(), 32);
+    assert!(key.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(r.form_values("status"), vec![text.to_owned()]);
+    assert_eq!(r.form_values("visibility"), vec!["public".to_owned()]);
+    assert_eq!(posts[0].key.as_deref(), Some(key.as_str()));
+
+    // Again: the journal answers, nothing goes out, same URL, exit 0 (safe for cron).
+    let before = s.server.requests().len();
+    let again = s.post(text);
+    assert_eq!(sent_url(&again), url);
+    assert!(
+        again.stderr.contains("already sent to `brand`"),
+        "{again:?}"
+    );
+    assert_eq!(
+        s.server.requests().len(),
+        before,
+        "the second run used the network"
+    );
+    assert_eq!(s.server.posts().len(), 1);
+    // A journaled delivery needs neither the network nor the keychain (here: no bus at all).
+    let out = s
+        .sandbox
+        .command(&["post", "--yes", text])
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{url}\n"));
+}
+
+#[test]
+fn x_tweet_request_is_as_documented_and_a_second_run_sends_nothing() {
+    let s = setup(Kind::X, true);
+    let text = "Our release is out: https://example.com/notes";
+    let url = sent_url(&s.post(text));
+    let posts = s.server.posts();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(url, format!("https://x.com/i/web/status/{}", posts[0].id));
+    let creates = s.server.creates();
+    assert_eq!(creates.len(), 1);
+    let r = &creates[0];
+    assert_eq!(
+        r.header("authorization"),
+        Some(format!("Bearer {}", s.server.token()).as_str())
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.json(), serde_json::json!({"text": text}));
+    assert_eq!(r.header("idempotency-key"), None);
+
+    let before = s.server.requests().len();
+    assert_eq!(sent_url(&s.post(text)), url);
+    assert_eq!(s.server.requests().len(), before);
+}
+
+/// A post file with an image and alt text: uploaded, described, attached.
+#[test]
+fn media_is_uploaded_with_alt_text() {
+    for kind in [Kind::Mastodon, Kind::X] {
+        let s = setup(kind, true);
+        let png: &[u8] = b"\x89PNG\r\n\x1a\nnot really a picture";
+        std::fs::write(s.sandbox.path().join("release.png"), png).unwrap();
+        let file = s.sandbox.write(
+            "launch.post.toml",
+            "account = \"brand\"\ntext = \"Release notes attached\"\n[[media]]\npath = \"release.png\"\nalt = \"Screenshot of the release notes\"\n",
+        );
+        let run = s.run(&["post", "--yes", "--file", file.to_str().unwrap()]);
+        sent_url(&run);
+        let posts = s.server.posts();
+        assert_eq!(posts.len(), 1, "{kind:?}");
+        assert_eq!(posts[0].media_ids.len(), 1, "{kind:?}");
+        let media_id = &posts[0].media_ids[0];
+        assert_eq!(
+            s.server.media_alt(media_id).as_deref(),
+            Some("Screenshot of the release notes"),
+            "{kind:?}"
+        );
+        let requests = s.server.requests();
+        let paths: Vec<String> = requests
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        match kind {
+            Kind::Mastodon => {
+                let upload = requests.iter().find(|r| r.path == "/api/v2/media").unwrap();
+                assert!(
+                    upload
+                        .header("content-type")
+                        .unwrap()
+                        .starts_with("multipart/form-data")
+                );
+                assert!(upload.body.windows(png.len()).any(|w| w == png));
+                // 202, then polled while 206, then attached.
+                assert_eq!(
+                    paths,
+                    vec![
+                        "POST /api/v2/media".to_owned(),
+                        format!("GET /api/v1/media/{media_id}"),
+                        format!("GET /api/v1/media/{media_id}"),
+                        "POST /api/v1/statuses".to_owned(),
+                    ]
+                );
+                assert_eq!(
+                    s.server.creates()[0].form_values("media_ids[]"),
+                    vec![media_id.clone()]
+                );
+            }
+            Kind::X => {
+                let upload = requests
+                    .iter()
+                    .find(|r| r.path == "/2/media/upload")
+                    .unwrap();
+                assert_eq!(
+                    upload.multipart_field("media_category").as_deref(),
+                    Some("tweet_image")
+                );
+                assert_eq!(
+                    paths,
+                    vec![
+                        "POST /2/media/upload",
+                        "POST /2/media/metadata",
+                        "POST /2/tweets"
+                    ]
+                );
+                assert_eq!(
+                    s.server.creates()[0].json(),
+                    serde_json::json!({"text": "Release notes attached", "media": {"media_ids": [media_id]}})
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exactly once, under faults.
+
+#[derive(Debug, Clone, Copy)]
+enum Injected {
+    DropBeforeCreate,
+    DropAfterCreate,
+    KillAfterJournal,
+    KillAfterPublish,
+}
+
+const RUNS: usize = 52;
+
+/// Each run posts a new text under one injected fault, then (when the first process did not
+/// finish) runs the same `gate post` again, then a third time; the server must hold exactly one
+/// post with that text and every finishing run must print its URL.
+fn faults(kind: Kind) {
+    let s = setup(kind, true);
+    let modes = [
+        Injected::DropBeforeCreate,
+        Injected::DropAfterCreate,
+        Injected::KillAfterJournal,
+        Injected::KillAfterPublish,
+    ];
+    let (mut duplicates, mut lost, mut wrong_url) = (0, 0, 0);
+    let mut per_mode = [0usize; 4];
+    for i in 0..RUNS {
+        let mode = modes[i % modes.len()];
+        per_mode[i % modes.len()] += 1;
+        let text = format!("Release note {i} for {} ({mode:?})", kind.name());
+        let mut urls = Vec::new();
+        match mode {
+            Injected::DropBeforeCreate | Injected::DropAfterCreate => {
+                s.server
+                    .fault(if matches!(mode, Injected::DropBeforeCreate) {
+                        Fault::DropBeforeCreate
+                    } else {
+                        Fault::DropAfterCreate
+                    });
+                let run = s.post(&text);
+                assert_eq!(run.code, 0, "run {i}: {run:?}");
+                urls.push(sent_url(&run));
+            }
+            Injected::KillAfterJournal => s.kill_at(&text, "after-journal"),
+            Injected::KillAfterPublish => s.kill_at(&text, "after-publish"),
+        }
+        let run = s.post(&text);
+        urls.push(sent_url(&run));
+        let posts = s.server.posts_with(&text);
+        match posts.len() {
+            0 => lost += 1,
+            1 => {
+                let want = s.server.post_url(&posts[0].id);
+                wrong_url += urls.iter().filter(|u| **u != want).count();
+            }
+            _ => duplicates += 1,
+        }
+    }
+    println!(
+        "{}: {RUNS} faulted runs (drop before create {}, drop after create {}, SIGKILL after journal {}, SIGKILL after publish {}): {duplicates} duplicates, {lost} lost, {wrong_url} wrong URLs",
+        kind.name(),
+        per_mode[0],
+        per_mode[1],
+        per_mode[2],
+        per_mode[3]
+    );
+    assert_eq!((duplicates, lost, wrong_url), (0, 0, 0));
+    assert_eq!(s.server.posts().len(), RUNS);
+}
+
+#[test]
+fn mastodon_faults_never_duplicate_or_lose_a_post() {
+    faults(Kind::Mastodon);
+}
+
+#[test]
+fn x_faults_never_duplicate_or_lose_a_post() {
+    faults(Kind::X);
+}
+
+fn concurrent(kind: Kind) {
+    let s = setup(kind, true);
+    let text = "Twenty processes, one post";
+    let children: Vec<Child> = (0..20)
+        .map(|_| s.spawn(&["post", "--yes", text], None))
+        .collect();
+    let mut urls = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let run = Run {
+            code: out.status.code().unwrap(),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        };
+        s.no_token(&run);
+        urls.push(sent_url(&run));
+    }
+    let posts = s.server.posts();
+    assert_eq!(posts.len(), 1, "{kind:?}: {posts:?}");
+    assert_eq!(s.server.creates().len(), 1, "{kind:?}");
+    let want = s.server.post_url(&posts[0].id);
+    assert!(urls.iter().all(|u| *u == want), "{urls:?}");
+}
+
+#[test]
+fn twenty_concurrent_mastodon_posts_make_one() {
+    concurrent(Kind::Mastodon);
+}
+
+#[test]
+fn twenty_concurrent_x_posts_make_one() {
+    concurrent(Kind::X);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rate limits, server errors, refusals.
+
+#[test]
+fn rate_limited_with_retry_after_then_sent() {
+    for kind in [Kind::Mastodon, Kind::X] {
+        let s = setup(kind, true);
+        s.server.fault(Fault::Status(
+            429,
+            vec![("Retry-After".into(), "1".into())],
+            r#"{"error":"Too many requests"}"#.into(),
+        ));
+        let url = sent_url(&s.post("After the rate limit"));
+        let creates = s.server.creates();
+        assert_eq!(creates.len(), 2, "{kind:?}");
+        assert!(
+            creates[1].at - creates[0].at >= Duration::from_millis(950),
+            "{kind:?}: did not wait"
+        );
+        assert_eq!(s.server.posts().len(), 1);
+        assert_eq!(url, s.server.post_url(&s.server.posts()[0].id));
+        if kind == Kind::Mastodon {
+            assert_eq!(
+                creates[0].header("idempotency-key"),
+                creates[1].header("idempotency-key")
+            );
+        }
+    }
+}
+
+#[test]
+fn x_rate_limit_reset_header_is_honoured() {
+    let s = setup(Kind::X, true);
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 2;
+    s.server.fault(Fault::Status(
+        429,
+        vec![
+            ("x-rate-limit-reset".into(), reset.to_string()),
+            ("x-rate-limit-remaining".into(), "0".into()),
+        ],
+        r#"{"title":"Too Many Requests"}"#.into(),
+    ));
+    sent_url(&s.post("After the reset"));
+    let creates = s.server.creates();
+    assert_eq!(creates.len(), 2);
+    assert!(creates[1].at - creates[0].at >= Duration::from_millis(900));
+}
+
+#[test]
+fn mastodon_5xx_is_retried_with_the_same_idempotency_key() {
+    let s = setup(Kind::Mastodon, true);
+    s.server.fault(Fault::Status(
+        503,
+        vec![],
+        "<html>Service Unavailable</html>".into(),
+    ));
+    s.server.fault(Fault::Status(502, vec![], "".into()));
+    sent_url(&s.post("Through two server errors"));
+    let creates = s.server.creates();
+    assert_eq!(creates.len(), 3);
+    let keys: Vec<_> = creates
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap().to_owned())
+        .collect();
+    assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+    assert_eq!(s.server.posts().len(), 1);
+}
+
+#[test]
+fn x_duplicate_403_is_resolved_by_looking_not_by_retrying() {
+    let s = setup(Kind::X, true);
+    let text = "Posted, then the journal was lost";
+    let url = sent_url(&s.post(text));
+    // Lose the journal: gate no longer knows it sent this.
+    for f in [
+        "journal.sqlite3",
+        "journal.sqlite3-wal",
+        "journal.sqlite3-shm",
+    ] {
+        let _ = std::fs::remove_file(s.sandbox.path().join("state").join(f));
+    }
+    let run = s.post(text);
+    assert_eq!(sent_url(&run), url, "{run:?}");
+    let creates = s.server.creates();
+    assert_eq!(creates.len(), 2, "one refused duplicate, no blind retry");
+    assert_eq!(s.server.posts().len(), 1);
+    assert!(
+        s.server
+            .requests()
+            .iter()
+            .any(|r| r.path == "/2/users/42/tweets")
+    );
+}
+
+#[test]
+fn a_refusal_is_exit_9_and_a_rejected_token_exit_8() {
+    for kind in [Kind::Mastodon, Kind::X] {
+        let s = setup(kind, true);
+        s.server.fault(Fault::Status(
+            422,
+            vec![],
+            r#"{"error":"Validation failed: Text character limit of 500 exceeded"}"#.into(),
+        ));
+        let run = s.post("Refused once");
+        assert_eq!(run.code, 9, "{run:?}");
+        assert!(
+            run.stderr
+                .contains("answered 422: Validation failed: Text character limit of 500 exceeded"),
+            "{run:?}"
+        );
+        assert!(
+            run.stderr
+                .contains("hint: the network refused the post; nothing was sent"),
+            "{run:?}"
+        );
+        assert_eq!(s.server.creates().len(), 1, "a refusal is not retried");
+        // The same command later sends it (once).
+        sent_url(&s.post("Refused once"));
+        assert_eq!(s.server.posts().len(), 1);
+
+        s.server.fault(Fault::Status(
+            401,
+            vec![],
+            r#"{"error":"The access token was revoked"}"#.into(),
+        ));
+        let run = s.run(&["post", "--yes", "--json", "Token revoked"]);
+        assert_eq!(run.code, 8, "{run:?}");
+        assert!(
+            run.stderr.contains("run `gate auth login brand`"),
+            "{run:?}"
+        );
+        let doc = run.json();
+        assert_eq!(doc["failed"][0]["account"], "brand");
+        assert_eq!(doc["failed"][0]["code"], 8);
+        assert_eq!(doc["sent"], serde_json::json!([]));
+    }
+}
+
+#[test]
+fn wait_sleeps_through_a_blackout_then_sends() {
+    let s = setup(Kind::Mastodon, true);
+    let now = chrono::Utc::now();
+    // Whole seconds, as the policy writes it.
+    let end = chrono::DateTime::from_timestamp(now.timestamp() + 3, 0).unwrap();
+    let fmt =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let held = s.sandbox.write(
+        "blackout.toml",
+        &format!(
+            "{}\n[[blackouts]]\nfrom = \"{}\"\nto = \"{}\"\nreason = \"Launch embargo\"\n",
+            policy(Kind::Mastodon, &s.server.url),
+            fmt(now - chrono::Duration::seconds(60)),
+            fmt(end)
+        ),
+    );
+    let policy_flag = held.to_str().unwrap();
+    let run = s.run(&[
+        "--policy",
+        policy_flag,
+        "post",
+        "--yes",
+        "--json",
+        "After the embargo",
+    ]);
+    assert_eq!(run.code, 5, "{run:?}");
+    assert_eq!(
+        run.json()["posts"][0]["findings"][0]["until"],
+        fmt(end).as_str()
+    );
+    assert!(s.server.requests().is_empty());
+
+    let run = s.run(&[
+        "--policy",
+        policy_flag,
+        "post",
+        "--yes",
+        "--wait",
+        "--max-wait",
+        "1m",
+        "After the embargo",
+    ]);
+    sent_url(&run);
+    assert!(run.stderr.contains("held until"), "{run:?}");
+    assert!(chrono::Utc::now() >= end);
+    assert_eq!(s.server.posts().len(), 1);
+}
+
+/// On a terminal (a pseudo-terminal from `script`), gate shows the exact post and asks; "no"
+/// sends nothing, "yes" sends it.
+#[test]
+fn a_terminal_is_asked_and_no_sends_nothing() {
+    common::require_tool("script");
+    let s = setup(Kind::Mastodon, true);
+    let ask = |answer: &str| {
+        let mut cmd = s.sandbox.program("sh");
+        // `script -e` gives gate a terminal and returns its exit code; the answer is typed
+        // after the prompt is up.
+        cmd.args([
+            "-c",
+            &format!(
+                "(sleep 1; printf '{answer}') | script -qec \"\\\"$GATE\\\" post 'Asked on a terminal'\" /dev/null"
+            ),
+        ]);
+        let out = cmd.output().unwrap();
+        let run = Run {
+            code: out.status.code().unwrap(),
+            stdout: String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+            stderr: String::from_utf8_lossy(&out.stderr).replace('\r', ""),
+        };
+        s.no_token(&run);
+        run
+    };
+    let run = ask("n");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("Asked on a terminal\n---\nto: `brand` (mastodon at "),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("Send this post to `brand`?"), "{run:?}");
+    assert!(run.stdout.contains("not sent"), "{run:?}");
+    assert!(s.server.requests().is_empty());
+    let run = ask("y");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(s.server.posts().len(), 1);
+    assert!(
+        run.stdout
+            .contains(&s.server.post_url(&s.server.posts()[0].id)),
+        "{run:?}"
+    );
+}
+
+/// One post file for two accounts on two networks: each is reported; a failure on one does
+/// not stop the other, and the exit code is the failure's.
+#[test]
+fn several_accounts_are_reported_each() {
+    let (mastodon_token, x_token) = (canary(), format!("{}-x", canary()));
+    let mastodon = Server::start(Kind::Mastodon, &mastodon_token);
+    let x = Server::start(Kind::X, &x_token);
+    let mut sandbox = Sandbox::new();
+    sandbox.write(
+        "gate.toml",
+        &format!(
+            "version = 1\n[accounts.brand]\nplatform = \"mastodon\"\nserver = \"{}\"\n[accounts.brand-x]\nplatform = \"x\"\nserver = \"{}\"\n",
+            mastodon.url, x.url
+        ),
+    );
+    let bus = SessionBus::with_gnome_keyring();
+    bus.attach(&mut sandbox);
+    for (account, token) in [("brand", &mastodon_token), ("brand-x", &x_token)] {
+        let run = sandbox.run_with_stdin(&["auth", "login", account, "--with-token"], token);
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    let file = sandbox.write(
+        "both.post.toml",
+        "accounts = [\"brand\", \"brand-x\"]\ntext = \"On both networks\"\n",
+    );
+    x.fault(Fault::Status(
+        503,
+        vec![],
+        "{\"title\":\"Service Unavailable\"}".into(),
+    ));
+    x.fault(Fault::Status(
+        401,
+        vec![],
+        "{\"title\":\"Unauthorized\"}".into(),
+    ));
+    let file = file.to_str().unwrap();
+    let run = sandbox.run(&["post", "--yes", "--json", "--file", file]);
+    assert_eq!(run.code, 8, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["posts"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["sent"][0]["account"], "brand");
+    assert_eq!(
+        doc["sent"][0]["url"],
+        mastodon.post_url(&mastodon.posts()[0].id).as_str()
+    );
+    assert_eq!(doc["failed"][0]["account"], "brand-x");
+    assert_eq!(doc["failed"][0]["code"], 8);
+    assert!(x.posts().is_empty());
+    // Again: Mastodon's delivery is journaled, X's is sent now; each exactly once.
+    let run = sandbox.run(&["post", "--yes", "--file", file]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout.lines().count(), 2, "{run:?}");
+    assert_eq!((mastodon.posts().len(), x.posts().len()), (1, 1));
+    assert_eq!(mastodon.creates().len(), 1);
+    for run_output in [&run.stdout, &run.stderr] {
+        assert!(!run_output.contains(&mastodon_token) && !run_output.contains(&x_token));
+    }
+}
+
+/// The adapters through the trait, without the command: who am I, publish, find, delete.
+#[test]
+fn adapters_publish_find_and_delete_through_the_trait() {
+    use gate::platforms::{Outgoing, SendError};
+    use secrecy::SecretString;
+    for kind in [Kind::Mastodon, Kind::X] {
+        let token = canary();
+        let server = Server::start(kind, &token);
+        let (policy, diagnostics) = gate::policy::parse(&gate::diagnostic::Source::new(
+            "gate.toml",
+            policy(kind, &server.url),
+        ));
+        let policy = policy.unwrap_or_else(|| panic!("{diagnostics:?}"));
+        let account = policy.account("brand").unwrap();
+        let connect = |token: &str| {
+            let credential = gate::credential::Credential::from_token(SecretString::from(token));
+            gate::platforms::connect(account, credential, gate::http::client().unwrap()).unwrap()
+        };
+        let platform = connect(&token);
+        assert_eq!(platform.whoami().unwrap(), "brand", "{kind:?}");
+        let key = platform.new_key();
+        assert_ne!(key, platform.new_key());
+        let text = "Through the trait <&> \"quoted\"";
+        let out = Outgoing {
+            text,
+            media: &[],
+            reply_to: None,
+            language: Some("en"),
+            key: &key,
+        };
+        assert_eq!(platform.find(&out).unwrap(), None, "{kind:?}");
+        let published = platform.publish(&out).unwrap();
+        assert_eq!(published.url, server.post_url(&published.id));
+        assert_eq!(
+            platform.find(&out).unwrap(),
+            Some(published.clone()),
+            "{kind:?}"
+        );
+        match kind {
+            // The same key again: the server's original status, not a new one.
+            Kind::Mastodon => {
+                assert_eq!(platform.publish(&out).unwrap(), published);
+                assert_eq!(
+                    server.creates()[0].form_values("language"),
+                    vec!["en".to_owned()]
+                );
+            }
+            // A duplicate text: an unknown outcome for the caller to resolve, never a retry.
+            Kind::X => {
+                let e = platform.publish(&out).unwrap_err();
+                assert!(
+                    matches!(&e, SendError::Unknown { message } if message.contains("duplicate content")),
+                    "{e:?}"
+                );
+                assert_eq!(server.creates().len(), 2);
+            }
+        }
+        assert_eq!(server.posts().len(), 1);
+        platform.delete(&published.id).unwrap();
+        assert!(server.posts().is_empty());
+        assert_eq!(platform.find(&out).unwrap(), None);
+        let e = connect("wrong-token").whoami().unwrap_err();
+        assert!(matches!(e, SendError::Credentials { .. }), "{e:?}");
+    }
+}
