@@ -57,6 +57,8 @@ pub enum Command {
     /// Validate or test the policy file
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Delete a post that gate sent, after confirmation, and journal it
+    Retract(RetractArgs),
     /// Stop every `gate post` on this machine until `gate unfreeze`
     Freeze(FreezeArgs),
     /// Lift a freeze made with `gate freeze`
@@ -72,6 +74,25 @@ pub enum Command {
     /// Print the man page (roff)
     #[command(hide = true)]
     Man,
+}
+
+#[derive(Debug, Args)]
+pub struct RetractArgs {
+    /// The account the post went to
+    pub account: String,
+    /// The post's id or URL, as `gate post` printed it
+    #[arg(
+        value_name = "ID|URL",
+        required_unless_present = "last",
+        conflicts_with = "last"
+    )]
+    pub post: Option<String>,
+    /// The account's most recent post sent by gate
+    #[arg(long)]
+    pub last: bool,
+    /// Delete without asking (needed when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! Judging one post for one account: policy + post + context → verdict and findings.
-//! No I/O and no clock: the caller passes `now` and the local freeze state.
+//! No I/O and no clock: the caller passes `now`, the local freeze state and the journal's
+//! recent sends (for rate limits).
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
@@ -8,6 +9,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
+use sha2::Digest as _;
 
 use crate::hours::Cover;
 use crate::length;
@@ -215,6 +217,8 @@ pub struct LocalFreeze {
 pub struct Context {
     pub now: DateTime<Utc>,
     pub local_freeze: Option<LocalFreeze>,
+    /// The journal's sends of the last hour (`limits::load`); empty without a journal.
+    pub sends: crate::limits::Sends,
 }
 
 /// The policy, with its term automata compiled lazily: once for the global lists and once for
@@ -263,7 +267,9 @@ impl<'p> Engine<'p> {
     /// none and the policy has no single account to assume).
     pub fn evaluate(&self, post: &Post, accounts: &[&Account], ctx: &Context) -> Vec<Evaluation> {
         let content = self.content_findings(post, None);
-        let shared = self.shared_findings(post, accounts, ctx);
+        let mut shared = self.shared_findings(post, accounts, ctx);
+        let sends = self.counted_sends(post, accounts, ctx);
+        shared.extend(self.global_limit(&sends, ctx.now));
         if accounts.is_empty() {
             let mut findings = content;
             findings.extend(
@@ -282,6 +288,7 @@ impl<'p> Engine<'p> {
                     content.clone()
                 };
                 findings.extend(account_findings(post, account));
+                findings.extend(self.account_limit(account, &sends, ctx.now));
                 let required = account
                     .reviewers_required
                     .unwrap_or(self.policy.reviewers_required);
@@ -343,6 +350,62 @@ impl<'p> Engine<'p> {
                 f
             })
             .collect()
+    }
+
+    /// The sends that count against this post: every recent one but its own deliveries (a
+    /// post already sent is not held by itself; `gate post` then just prints its URL).
+    fn counted_sends<'c>(
+        &self,
+        post: &Post,
+        accounts: &[&Account],
+        ctx: &'c Context,
+    ) -> Vec<&'c crate::journal::Send> {
+        if ctx.sends.0.is_empty() || self.policy.limits.is_empty() {
+            return Vec::new();
+        }
+        let names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
+        let digest = crate::policy::hex(&sha2::Sha256::digest(
+            post.digest_message(&names).as_bytes(),
+        ));
+        ctx.sends.0.iter().filter(|s| s.digest != digest).collect()
+    }
+
+    /// `[limits] max_posts_per_hour`: every account's sends together.
+    fn global_limit(&self, sends: &[&crate::journal::Send], now: DateTime<Utc>) -> Option<Finding> {
+        let limit = self.policy.limits.per_hour?;
+        let held = crate::limits::held(limit, sends.iter().map(|s| s.at), now)?;
+        Some(rate_finding(
+            format!(
+                "{} sent in the last hour, the policy's limit (`[limits] max_posts_per_hour = {limit}`)",
+                posts(held.count)
+            ),
+            limit,
+            held,
+        ))
+    }
+
+    /// `[accounts.NAME] max_posts_per_hour`: this account's sends.
+    fn account_limit(
+        &self,
+        account: &Account,
+        sends: &[&crate::journal::Send],
+        now: DateTime<Utc>,
+    ) -> Option<Finding> {
+        let limit = *self.policy.limits.per_account_hour.get(&account.name)?;
+        let mine = sends
+            .iter()
+            .filter(|s| s.account == account.name)
+            .map(|s| s.at);
+        let held = crate::limits::held(limit, mine, now)?;
+        Some(rate_finding(
+            format!(
+                "{} sent to `{}` in the last hour, its limit (`max_posts_per_hour = {limit}`)",
+                posts(held.count),
+                account.name
+            ),
+            limit,
+            held,
+        ))
     }
 
     /// Findings that do not depend on the account: freeze, schedule, reviewers.
@@ -436,6 +499,22 @@ impl<'p> Engine<'p> {
         }
         findings
     }
+}
+
+fn posts(n: usize) -> String {
+    format!("{n} post{}", if n == 1 { "" } else { "s" })
+}
+
+fn rate_finding(what: String, limit: u32, held: crate::limits::Held) -> Finding {
+    let until = held.until.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let mut f = Finding::new(
+        Rule::RateLimit,
+        Severity::Hold,
+        format!("rate limit: {what}: held until {until}"),
+    );
+    f.until = Some(held.until);
+    f.limit = Some(limit as usize);
+    f
 }
 
 /// Fits the shared `reviewers` finding to one account's requirement: it blocks only while

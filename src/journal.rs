@@ -7,6 +7,8 @@
 //! definitely refused it. A `pending` row that a new process finds (under the delivery lock)
 //! belongs to an attempt that crashed or ended with an unknown outcome: it is resolved with
 //! the platform's `find` before anything is sent again, and resent with the same key.
+//! `gate retract` turns a `sent` row `retracted` (schema version 2) once the network has
+//! deleted the post; the row keeps its `sent_at`, so the post still counts in rate limits.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,7 +20,7 @@ use crate::env::Env;
 use crate::error::Error;
 
 pub const FILE: &str = "journal.sqlite3";
-const VERSION: i64 = 1;
+const VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -27,7 +29,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     account         TEXT NOT NULL,
     platform        TEXT NOT NULL,
     idempotency_key TEXT NOT NULL,
-    state           TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed', 'retracted')),
     remote_id       TEXT,
     url             TEXT,
     error           TEXT,
@@ -36,15 +38,51 @@ CREATE TABLE IF NOT EXISTS deliveries (
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL,
     sent_at         TEXT,
+    retracted_at    TEXT,
     PRIMARY KEY (digest, account)
 );
 ";
+
+/// Version 1 → 2: `retracted` joins the states and `retracted_at` the columns. SQLite cannot
+/// change a CHECK constraint in place, so the table is rebuilt (inside the migration's
+/// transaction). A version-1 gate refuses the result, so it never mistakes a retracted post
+/// for an unfinished one and sends it again.
+const TO_V2: &str = "
+CREATE TABLE deliveries_v2 (
+    digest          TEXT NOT NULL,
+    account         TEXT NOT NULL,
+    platform        TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed', 'retracted')),
+    remote_id       TEXT,
+    url             TEXT,
+    error           TEXT,
+    pid             INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 1,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    sent_at         TEXT,
+    retracted_at    TEXT,
+    PRIMARY KEY (digest, account)
+);
+INSERT INTO deliveries_v2 (digest, account, platform, idempotency_key, state, remote_id, url,
+                           error, pid, attempts, created_at, updated_at, sent_at)
+    SELECT digest, account, platform, idempotency_key, state, remote_id, url,
+           error, pid, attempts, created_at, updated_at, sent_at FROM deliveries;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_v2 RENAME TO deliveries;
+UPDATE schema_version SET version = 2;
+";
+
+const COLUMNS: &str = "digest, account, platform, idempotency_key, state, remote_id, url, error, pid, attempts, created_at, sent_at, retracted_at";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Pending,
     Sent,
     Failed,
+    /// Sent, then deleted from the network by `gate retract`.
+    Retracted,
 }
 
 impl State {
@@ -53,6 +91,7 @@ impl State {
             State::Pending => "pending",
             State::Sent => "sent",
             State::Failed => "failed",
+            State::Retracted => "retracted",
         }
     }
 }
@@ -71,6 +110,47 @@ pub struct Delivery {
     pub pid: u32,
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub retracted_at: Option<DateTime<Utc>>,
+}
+
+/// A delivery that went out (`sent` or since `retracted`), for rate limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Send {
+    pub digest: String,
+    pub account: String,
+    pub at: DateTime<Utc>,
+}
+
+fn instant(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text).ok().map(|t| t.to_utc())
+}
+
+fn delivery(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
+    let state: String = r.get(4)?;
+    let created: String = r.get(10)?;
+    let sent: Option<String> = r.get(11)?;
+    let retracted: Option<String> = r.get(12)?;
+    Ok(Delivery {
+        digest: r.get(0)?,
+        account: r.get(1)?,
+        platform: r.get(2)?,
+        key: r.get(3)?,
+        state: match state.as_str() {
+            "sent" => State::Sent,
+            "failed" => State::Failed,
+            "retracted" => State::Retracted,
+            _ => State::Pending,
+        },
+        remote_id: r.get(5)?,
+        url: r.get(6)?,
+        error: r.get(7)?,
+        pid: r.get(8)?,
+        attempts: r.get(9)?,
+        created_at: instant(&created).unwrap_or(DateTime::UNIX_EPOCH),
+        sent_at: sent.as_deref().and_then(instant),
+        retracted_at: retracted.as_deref().and_then(instant),
+    })
 }
 
 pub struct Journal {
@@ -143,6 +223,10 @@ impl Journal {
                     )?;
                     Ok(None)
                 }
+                Some(1) => {
+                    self.conn.execute_batch(TO_V2)?;
+                    Ok(Some(VERSION))
+                }
                 Some(v) => Ok(Some(v)),
             }
         })();
@@ -170,30 +254,9 @@ impl Journal {
     pub fn get(&self, digest: &str, account: &str) -> Result<Option<Delivery>, Error> {
         self.conn
             .query_row(
-                "SELECT digest, account, platform, idempotency_key, state, remote_id, url, error, pid, attempts, created_at
-                 FROM deliveries WHERE digest = ?1 AND account = ?2",
+                &format!("SELECT {COLUMNS} FROM deliveries WHERE digest = ?1 AND account = ?2"),
                 params![digest, account],
-                |r| {
-                    let state: String = r.get(4)?;
-                    let created: String = r.get(10)?;
-                    Ok(Delivery {
-                        digest: r.get(0)?,
-                        account: r.get(1)?,
-                        platform: r.get(2)?,
-                        key: r.get(3)?,
-                        state: match state.as_str() {
-                            "sent" => State::Sent,
-                            "failed" => State::Failed,
-                            _ => State::Pending,
-                        },
-                        remote_id: r.get(5)?,
-                        url: r.get(6)?,
-                        error: r.get(7)?,
-                        pid: r.get(8)?,
-                        attempts: r.get(9)?,
-                        created_at: DateTime::parse_from_rfc3339(&created).map_or(DateTime::UNIX_EPOCH, |t| t.to_utc()),
-                    })
-                },
+                delivery,
             )
             .optional()
             .map_err(|e| db_error(&self.path, &e))
@@ -256,6 +319,99 @@ impl Journal {
             .execute(
                 "UPDATE deliveries SET state = ?3, error = ?4, updated_at = ?5 WHERE digest = ?1 AND account = ?2",
                 params![digest, account, state.name(), error, stamp(now)],
+            )
+            .map(|_| ())
+            .map_err(|e| db_error(&self.path, &e))
+    }
+}
+
+impl Journal {
+    /// The journal opened read-only when it exists, for `gate check`: it never creates or
+    /// migrates one. Its queries must work on every schema version up to this gate's.
+    pub fn open_read_only(env: &Env) -> Result<Option<Journal>, Error> {
+        use rusqlite::OpenFlags;
+        let path = crate::state::dir(env)?.join(FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let err = |e: rusqlite::Error| db_error(&path, &e);
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        Ok(Some(Journal { conn, path }))
+    }
+
+    /// Every delivery that went out after `since` (`sent` or since `retracted`: it went out),
+    /// oldest first.
+    pub fn sends_since(&self, since: DateTime<Utc>) -> Result<Vec<Send>, Error> {
+        let err = |e: rusqlite::Error| db_error(&self.path, &e);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT digest, account, sent_at FROM deliveries
+                 WHERE sent_at IS NOT NULL AND sent_at > ?1 ORDER BY sent_at",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([stamp(since)], |r| {
+                let at: String = r.get(2)?;
+                Ok(Send {
+                    digest: r.get(0)?,
+                    account: r.get(1)?,
+                    at: instant(&at).unwrap_or(DateTime::UNIX_EPOCH),
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(err)
+    }
+
+    /// The account's delivery whose remote id or URL is `id_or_url`, if gate sent it.
+    pub fn find_sent(&self, account: &str, id_or_url: &str) -> Result<Option<Delivery>, Error> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM deliveries
+                     WHERE account = ?1 AND sent_at IS NOT NULL AND (remote_id = ?2 OR url = ?2)
+                     ORDER BY sent_at DESC LIMIT 1"
+                ),
+                params![account, id_or_url],
+                delivery,
+            )
+            .optional()
+            .map_err(|e| db_error(&self.path, &e))
+    }
+
+    /// The account's most recently sent delivery, retracted or not.
+    pub fn last_sent(&self, account: &str) -> Result<Option<Delivery>, Error> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM deliveries
+                     WHERE account = ?1 AND sent_at IS NOT NULL ORDER BY sent_at DESC LIMIT 1"
+                ),
+                params![account],
+                delivery,
+            )
+            .optional()
+            .map_err(|e| db_error(&self.path, &e))
+    }
+
+    /// Records that the network deleted a sent post.
+    pub fn mark_retracted(
+        &self,
+        digest: &str,
+        account: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let now = stamp(now);
+        self.conn
+            .execute(
+                "UPDATE deliveries SET state = 'retracted', retracted_at = ?3, updated_at = ?3
+                 WHERE digest = ?1 AND account = ?2 AND state = 'sent'",
+                params![digest, account, now],
             )
             .map(|_| ())
             .map_err(|e| db_error(&self.path, &e))
@@ -328,5 +484,108 @@ mod tests {
             .unwrap();
         let err = Journal::open_at(&path).err().unwrap();
         assert!(err.to_string().contains("schema version 99"), "{err}");
+    }
+
+    #[test]
+    fn a_version_1_journal_is_migrated_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL);
+             INSERT INTO schema_version VALUES (1);
+             CREATE TABLE deliveries (
+                digest TEXT NOT NULL, account TEXT NOT NULL, platform TEXT NOT NULL,
+                idempotency_key TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+                remote_id TEXT, url TEXT, error TEXT, pid INTEGER NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL, sent_at TEXT, PRIMARY KEY (digest, account));
+             INSERT INTO deliveries VALUES ('d', 'brand', 'x', 'k', 'sent', '5', 'https://x/5',
+                NULL, 1, 1, '2026-11-23T10:00:00.000Z', '2026-11-23T10:00:01.000Z',
+                '2026-11-23T10:00:01.000Z');",
+        )
+        .unwrap();
+        drop(conn);
+        let j = Journal::open_at(&path).unwrap();
+        let row = j.find_sent("brand", "https://x/5").unwrap().unwrap();
+        assert_eq!(
+            (
+                row.state,
+                row.key.as_str(),
+                row.sent_at.map(|t| t.to_rfc3339())
+            ),
+            (
+                State::Sent,
+                "k",
+                Some("2026-11-23T10:00:01+00:00".to_owned())
+            )
+        );
+        j.mark_retracted("d", "brand", Utc::now()).unwrap();
+        let row = j.get("d", "brand").unwrap().unwrap();
+        assert_eq!(row.state, State::Retracted);
+        assert!(row.retracted_at.is_some());
+        let v: i64 = j
+            .conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 2);
+    }
+
+    #[test]
+    fn sends_count_retracted_posts_and_lookups_find_by_id_url_or_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::for_tests(dir.path());
+        assert!(Journal::open_read_only(&env).unwrap().is_none());
+        assert!(
+            !dir.path().join(FILE).exists(),
+            "a reader must not create the journal"
+        );
+        let j = Journal::open(&env).unwrap();
+        let t0 = "2026-11-23T10:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let minutes = |m| t0 + chrono::Duration::minutes(m);
+        for (d, account, m) in [("a", "brand", 0), ("b", "brand", 20), ("c", "other", 30)] {
+            j.begin(d, account, "x", d, minutes(m)).unwrap();
+            j.mark_sent(
+                d,
+                account,
+                &format!("id-{d}"),
+                &format!("https://x/{d}"),
+                minutes(m),
+            )
+            .unwrap();
+        }
+        j.begin("p", "brand", "x", "p", minutes(40)).unwrap(); // pending: never went out
+        j.mark_retracted("b", "brand", minutes(50)).unwrap();
+        let r = Journal::open_read_only(&env).unwrap().unwrap();
+        let sends = r.sends_since(minutes(-1)).unwrap();
+        assert_eq!(
+            sends
+                .iter()
+                .map(|s| (s.digest.as_str(), s.account.as_str(), s.at))
+                .collect::<Vec<_>>(),
+            vec![
+                ("a", "brand", minutes(0)),
+                ("b", "brand", minutes(20)),
+                ("c", "other", minutes(30))
+            ]
+        );
+        assert_eq!(
+            r.sends_since(minutes(0)).unwrap().len(),
+            2,
+            "strictly after `since`"
+        );
+        assert_eq!(r.last_sent("brand").unwrap().unwrap().digest, "b");
+        assert_eq!(r.find_sent("brand", "id-a").unwrap().unwrap().digest, "a");
+        assert_eq!(
+            r.find_sent("brand", "https://x/a").unwrap().unwrap().digest,
+            "a"
+        );
+        assert_eq!(
+            r.find_sent("brand", "id-c").unwrap(),
+            None,
+            "another account's post"
+        );
+        assert_eq!(r.find_sent("brand", "p").unwrap(), None);
     }
 }

@@ -16,6 +16,7 @@ pub mod http;
 pub mod journal;
 pub mod keychain;
 pub mod length;
+pub mod limits;
 pub mod links;
 pub mod lock;
 pub mod loopback;
@@ -78,6 +79,7 @@ fn execute(ctx: &Ctx, command: Command) -> Result<Code, Error> {
         Command::Approve(args) => commands::approve::run(ctx, &args),
         Command::Policy(PolicyCommand::Check(args)) => commands::policy::check(ctx, &args),
         Command::Policy(PolicyCommand::Test(args)) => commands::policy::test(ctx, &args),
+        Command::Retract(args) => commands::retract::run(ctx, &args),
         Command::Freeze(args) => commands::freeze::freeze(ctx, &args),
         Command::Unfreeze => commands::freeze::unfreeze(ctx),
         Command::Auth(AuthCommand::Login(args)) => commands::auth::login(ctx, &args),

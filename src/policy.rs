@@ -30,6 +30,7 @@ const TOP_KEYS: &[&str] = &[
     "freeze",
     "links",
     "media",
+    "limits",
     "tests",
 ];
 const ACCOUNT_KEYS: &[&str] = &[
@@ -38,6 +39,7 @@ const ACCOUNT_KEYS: &[&str] = &[
     "handle",
     "reviewers_required",
     "max_chars",
+    "max_posts_per_hour",
     "banned_terms",
     "oauth",
 ];
@@ -57,6 +59,7 @@ const BLACKOUT_KEYS: &[&str] = &["from", "to", "reason"];
 const FREEZE_KEYS: &[&str] = &["reason", "since"];
 const LINK_KEYS: &[&str] = &["allow", "deny", "shorteners"];
 const MEDIA_RULE_KEYS: &[&str] = &["require_alt_text"];
+const LIMIT_KEYS: &[&str] = &["max_posts_per_hour"];
 const TEST_KEYS: &[&str] = &["name", "text", "account", "now", "expect"];
 
 /// The networks gate can post to.
@@ -199,7 +202,24 @@ pub struct Policy {
     pub links: LinkRules,
     /// `[media] require_alt_text`: every image needs a description for people who cannot see it.
     pub require_alt_text: bool,
+    /// `[limits]` and each account's `max_posts_per_hour`.
+    pub limits: Limits,
     pub tests: Vec<TestCase>,
+}
+
+/// How many posts may go out in an hour: all accounts together, and per account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// `[limits] max_posts_per_hour`.
+    pub per_hour: Option<u32>,
+    /// `[accounts.NAME] max_posts_per_hour`, by account name.
+    pub per_account_hour: BTreeMap<String, u32>,
+}
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        self.per_hour.is_none() && self.per_account_hour.is_empty()
+    }
 }
 
 impl Policy {
@@ -378,6 +398,7 @@ fn read_policy(r: &mut Reader<'_>, root: &DeTable<'_>) -> Option<Policy> {
         }
         None => false,
     };
+    let limits = read_limits(r, root);
     let tests = read_tests(r, root, &accounts);
 
     let sha256 = hex(&Sha256::digest(r.source.text.as_bytes()));
@@ -393,8 +414,48 @@ fn read_policy(r: &mut Reader<'_>, root: &DeTable<'_>) -> Option<Policy> {
         freeze,
         links,
         require_alt_text,
+        limits,
         tests,
     })
+}
+
+/// `[limits] max_posts_per_hour` and every `[accounts.NAME] max_posts_per_hour` (the
+/// accounts' other keys are read by `read_accounts`).
+fn read_limits(r: &mut Reader<'_>, root: &DeTable<'_>) -> Limits {
+    let mut limits = Limits::default();
+    if let Some((t, _)) = r.table(root, "limits") {
+        r.check_keys(t, LIMIT_KEYS, "`[limits]`");
+        limits.per_hour = per_hour(r, t);
+    }
+    if let Some((_, accounts)) = Reader::get(root, "accounts")
+        && let DeValue::Table(accounts) = accounts.get_ref()
+    {
+        for (name, value) in accounts {
+            if let DeValue::Table(t) = value.get_ref()
+                && let Some(n) = per_hour(r, t)
+            {
+                limits
+                    .per_account_hour
+                    .insert(name.get_ref().to_string(), n);
+            }
+        }
+    }
+    limits
+}
+
+fn per_hour(r: &mut Reader<'_>, t: &DeTable<'_>) -> Option<u32> {
+    let at = r.integer(t, "max_posts_per_hour")?;
+    match u32::try_from(at.value) {
+        Ok(n) if n >= 1 => Some(n),
+        _ => {
+            r.error(
+                at.span,
+                "`max_posts_per_hour` must be a whole number from 1 up",
+            )
+            .hint = Some("to stop every post, use `gate freeze` or `[freeze]`".into());
+            None
+        }
+    }
 }
 
 fn zone(r: &mut Reader<'_>, at: &At<String>) -> Option<Tz> {

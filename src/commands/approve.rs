@@ -50,6 +50,7 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
     let context = Context {
         now: Utc::now(),
         local_freeze: state::read_freeze(&ctx.env)?,
+        sends: crate::limits::Sends::default(),
     };
     let evaluations = engine.evaluate(&post, &accounts, &context);
     let message = post.digest_message(&post.accounts);

@@ -16,6 +16,18 @@ use crate::policy::{Account, Policy, Written, parse_datetime};
 use crate::post::{self, Origin, Post};
 use crate::state;
 
+/// The journal's sends of the hour before `now`, read-only, when the policy has rate limits.
+fn recent_sends(
+    ctx: &Ctx,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<crate::limits::Sends, Error> {
+    if policy.limits.is_empty() {
+        return Ok(crate::limits::Sends::default());
+    }
+    crate::limits::load(&ctx.env, now)
+}
+
 pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
     let now = match &args.now {
         Some(text) => parse_now(text)?,
@@ -36,6 +48,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
     let context = Context {
         now,
         local_freeze: state::read_freeze(&ctx.env)?,
+        sends: recent_sends(ctx, &policy, now)?,
     };
     let engine = Engine::new(&policy);
 
@@ -284,6 +297,10 @@ fn check_jsonl(
         let line_context = Context {
             now: now.unwrap_or(context.now),
             local_freeze: context.local_freeze.clone(),
+            sends: match now {
+                Some(at) if at != context.now => recent_sends(ctx, policy, at)?,
+                _ => context.sends.clone(),
+            },
         };
         let evaluations = engine.evaluate(&post, &accounts, &line_context);
         let verdict = overall(&evaluations);

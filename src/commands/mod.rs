@@ -8,6 +8,7 @@ pub mod digest;
 pub mod freeze;
 pub mod policy;
 pub mod post;
+pub mod retract;
 
 use std::io::Write as _;
 use std::path::Path;

@@ -120,6 +120,7 @@ pub fn test(ctx: &Ctx, args: &PolicyTestArgs) -> Result<Code, Error> {
             let context = Context {
                 now: case.now.unwrap_or(now),
                 local_freeze: None,
+                sends: crate::limits::Sends::default(),
             };
             let evaluations = engine.evaluate(&post, &accounts, &context);
             let findings = evaluations

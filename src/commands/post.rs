@@ -81,6 +81,11 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
         let context = Context {
             now,
             local_freeze: state::read_freeze(&ctx.env)?,
+            sends: if policy.limits.is_empty() {
+                crate::limits::Sends::default()
+            } else {
+                crate::limits::load(&ctx.env, now)?
+            },
         };
         let evaluations = engine.evaluate(&post, &accounts, &context);
         if args.wait && overall(&evaluations) == Verdict::Hold {
@@ -184,7 +189,7 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
 
 /// The account's credential from the keychain, refreshed first when it is about to expire
 /// (under the account's lock); missing, expired beyond refresh or refused is exit 8.
-fn credential_for(env: &Env, account: &Account) -> Result<Credential, Error> {
+pub(crate) fn credential_for(env: &Env, account: &Account) -> Result<Credential, Error> {
     match account.platform {
         Network::Bluesky => crate::platforms::bluesky::session::usable_session(env, account),
         Network::Mastodon | Network::X => crate::oauth::usable_credential(env, account),
@@ -216,6 +221,14 @@ fn deliver(
             url: row.url.clone().unwrap_or_default(),
         };
         return Ok((published, true));
+    }
+    if let Some(row) = &row
+        && row.state == State::Retracted
+    {
+        return Err(Error::other(format!(
+            "this post to `{name}` was retracted with `gate retract`; gate sends a post once"
+        ))
+        .with_hint("to post it again, change its text; nothing was sent"));
     }
     // The keychain is read only for a delivery that may need the network.
     let credential = credential_for(&ctx.env, account)?;
@@ -372,6 +385,9 @@ fn dry_run(
         };
         let (what, url) = match row {
             Some(r) if r.state == State::Sent => ("already sent", r.url),
+            Some(r) if r.state == State::Retracted => {
+                ("retracted earlier; would refuse to send", r.url)
+            }
             Some(r) if r.state == State::Pending => {
                 ("would check an unfinished attempt, then send", None)
             }
