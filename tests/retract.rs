@@ -1,0 +1,310 @@
+//! `gate retract` and rate limits end to end: the built binary, a private gnome-keyring holding
+//! the token, and the fake Mastodon and X servers of `tests/fake/` (which serve the documented
+//! `DELETE /api/v1/statuses/:id` and `DELETE /2/tweets/:id`).
+
+mod common;
+mod fake;
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+
+use common::keychain::{SessionBus, canary};
+use common::{Run, Sandbox};
+use fake::{Kind, Server};
+
+struct Setup {
+    sandbox: Sandbox,
+    server: Server,
+    _bus: Option<SessionBus>,
+}
+
+fn setup_with(kind: Kind, keychain: bool, extra: &str) -> Setup {
+    let token = canary();
+    let server = Server::start(kind, &token);
+    let mut sandbox = Sandbox::new();
+    sandbox.write(
+        "gate.toml",
+        &format!(
+            "version = 1\n\n[accounts.brand]\nplatform = \"{}\"\nserver = \"{}\"\n{extra}",
+            kind.name(),
+            server.url
+        ),
+    );
+    let bus = keychain.then(|| {
+        let bus = SessionBus::with_gnome_keyring();
+        bus.attach(&mut sandbox);
+        let run = sandbox.run_with_stdin(&["auth", "login", "brand", "--with-token"], &token);
+        assert_eq!(run.code, 0, "{run:?}");
+        bus
+    });
+    Setup {
+        sandbox,
+        server,
+        _bus: bus,
+    }
+}
+
+fn setup(kind: Kind, keychain: bool) -> Setup {
+    setup_with(kind, keychain, "")
+}
+
+impl Setup {
+    fn run(&self, args: &[&str]) -> Run {
+        let run = self.sandbox.run(args);
+        let token = self.server.token();
+        assert!(
+            !run.stdout.contains(token) && !run.stderr.contains(token),
+            "the token leaked: {run:?}"
+        );
+        run
+    }
+
+    /// Posts `text` and returns the post's id and URL.
+    fn post(&self, text: &str) -> (String, String) {
+        let run = self.run(&["post", "--yes", "--json", text]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let doc = run.json();
+        let sent = &doc["sent"][0];
+        (
+            sent["id"].as_str().unwrap().to_owned(),
+            sent["url"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    fn deletes(&self) -> Vec<fake::Request> {
+        self.server
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "DELETE")
+            .collect()
+    }
+
+    fn delete_path(&self, id: &str) -> String {
+        match self.server.kind {
+            Kind::Mastodon => format!("/api/v1/statuses/{id}"),
+            Kind::X => format!("/2/tweets/{id}"),
+        }
+    }
+
+    fn journal(&self) -> gate::journal::Journal {
+        gate::journal::Journal::open_at(&self.sandbox.path().join("state/journal.sqlite3")).unwrap()
+    }
+}
+
+fn secs(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[test]
+fn retract_deletes_as_documented_and_journals_it_once() {
+    for kind in [Kind::Mastodon, Kind::X] {
+        let s = setup(kind, true);
+        let (first_id, first_url) = s.post("The first post");
+        let (id, url) = s.post("A post that must go");
+
+        let run = s.run(&["retract", "brand", "--last", "--yes", "--json"]);
+        assert_eq!(run.code, 0, "{kind:?} {run:?}");
+        let doc = run.json()["retracted"].clone();
+        assert_eq!(doc["account"], "brand");
+        assert_eq!(doc["id"], id.as_str());
+        assert_eq!(doc["url"], url.as_str());
+        assert_eq!(doc["earlier"], false);
+        // One documented DELETE with the bearer token; the post is gone, the other stays.
+        let deletes = s.deletes();
+        assert_eq!(deletes.len(), 1, "{kind:?}");
+        assert_eq!(deletes[0].path, s.delete_path(&id));
+        assert_eq!(
+            deletes[0].header("authorization"),
+            Some(format!("Bearer {}", s.server.token()).as_str())
+        );
+        let left: Vec<String> = s.server.posts().into_iter().map(|p| p.id).collect();
+        assert_eq!(left, vec![first_id.clone()], "{kind:?}");
+
+        // The journal says so, with the time.
+        let row = s.journal().find_sent("brand", &id).unwrap().unwrap();
+        assert_eq!(row.state, gate::journal::State::Retracted);
+        assert_eq!(
+            doc["retracted_at"].as_str(),
+            row.retracted_at.map(secs).as_deref()
+        );
+
+        // Again, by URL: already retracted, exit 0, no request at all.
+        let before = s.server.requests().len();
+        let again = s.run(&["retract", "brand", &url, "--yes"]);
+        assert_eq!(again.code, 0, "{again:?}");
+        assert_eq!(again.stdout, format!("{url}\n"));
+        assert_eq!(
+            again.stderr,
+            format!(
+                "already retracted from `brand` at {}: {url}\n",
+                doc["retracted_at"].as_str().unwrap()
+            )
+        );
+        // `--last` still means the retracted post: a repeated script never deletes an older one.
+        let last = s.run(&["retract", "brand", "--last", "--yes"]);
+        assert_eq!(last.code, 0, "{last:?}");
+        assert!(last.stderr.starts_with("already retracted"), "{last:?}");
+        assert_eq!(s.server.requests().len(), before, "{kind:?}");
+
+        // Sending the retracted post again is refused; nothing goes out.
+        let repost = s.run(&["post", "--yes", "A post that must go"]);
+        assert_eq!(repost.code, 1, "{repost:?}");
+        assert!(
+            repost.stderr.contains(
+                "error: this post to `brand` was retracted with `gate retract`; gate sends a post once\n  hint: to post it again, change its text; nothing was sent"
+            ),
+            "{repost:?}"
+        );
+        assert_eq!(s.server.requests().len(), before, "{kind:?}");
+
+        // By id, plain output: the URL on stdout.
+        let run = s.run(&["retract", "brand", &first_id, "--yes"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!(run.stdout, format!("{first_url}\n"));
+        assert_eq!(run.stderr, format!("retracted from `brand`: {first_url}\n"));
+        assert_eq!(s.deletes().last().unwrap().path, s.delete_path(&first_id));
+        assert!(s.server.posts().is_empty());
+    }
+}
+
+#[test]
+fn a_post_gate_did_not_send_is_refused() {
+    let s = setup(Kind::Mastodon, true);
+    // No journal yet.
+    let run = s.run(&["retract", "brand", "--last", "--yes"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: gate has sent no post to `brand`: gate only retracts posts it sent\n  hint: give the id or URL that `gate post` printed; delete a post made elsewhere on the network itself\n"
+    );
+    assert!(
+        !s.sandbox.path().join("state/journal.sqlite3").exists(),
+        "retract created a journal"
+    );
+    s.post("Something gate did send");
+    let elsewhere = format!("{}/@brand/1", s.server.url);
+    let run = s.run(&["retract", "brand", &elsewhere, "--yes"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: gate did not send `{elsewhere}` to `brand`: gate only retracts posts it sent\n  hint: give the id or URL that `gate post` printed; delete a post made elsewhere on the network itself\n"
+        )
+    );
+    let run = s.run(&["retract", "nobody", "--last", "--yes"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: unknown account `nobody`\n  hint: the policy defines `brand`\n"
+    );
+    assert!(s.deletes().is_empty());
+    assert_eq!(s.server.posts().len(), 1);
+}
+
+#[test]
+fn unattended_without_yes_refuses_before_the_keychain_and_the_network() {
+    let s = setup(Kind::X, true);
+    let (_, url) = s.post("Stays up");
+    let before = s.server.requests().len();
+    // No session bus at all: a keychain read would be exit 8, so exit 2 shows it came first.
+    let out = s
+        .sandbox
+        .command(&["retract", "brand", "--last"])
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "error: refusing to retract without confirmation: stdin is not a terminal\n  hint: pass `--yes` to retract from a script\n"
+    );
+    assert!(out.stdout.is_empty());
+    assert_eq!(s.server.requests().len(), before, "a request was made");
+    assert_eq!(s.server.posts().len(), 1);
+    let row = s.journal().find_sent("brand", &url).unwrap().unwrap();
+    assert_eq!(row.state, gate::journal::State::Sent);
+}
+
+#[test]
+fn a_rejected_token_is_exit_8_and_an_unreachable_server_exit_9() {
+    let s = setup(Kind::Mastodon, true);
+    let (id, _) = s.post("Rejected, then unreachable");
+    // A token the server does not know: 401.
+    let run = s
+        .sandbox
+        .run_with_stdin(&["auth", "login", "brand", "--with-token"], "not-the-token");
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = s.run(&["retract", "brand", &id, "--yes"]);
+    assert_eq!(run.code, 8, "{run:?}");
+    assert!(
+        run.stderr.ends_with(
+            "hint: the token was rejected; run `gate auth login brand`; nothing was retracted\n"
+        ),
+        "{run:?}"
+    );
+    assert_eq!(s.server.posts().len(), 1);
+
+    // The server gone: exit 9, still `sent` in the journal.
+    let Setup {
+        sandbox,
+        server,
+        _bus,
+    } = s;
+    drop(server);
+    let run = sandbox.run(&["retract", "brand", &id, "--yes"]);
+    assert_eq!(run.code, 9, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "hint: the network did not delete the post; run the same `gate retract` again later"
+        ) || run
+            .stderr
+            .contains("hint: the post may or may not be deleted"),
+        "{run:?}"
+    );
+    let journal =
+        gate::journal::Journal::open_at(&sandbox.path().join("state/journal.sqlite3")).unwrap();
+    let row = journal.find_sent("brand", &id).unwrap().unwrap();
+    assert_eq!(row.state, gate::journal::State::Sent);
+}
+
+#[test]
+fn a_third_post_within_the_hour_is_held_and_check_sees_the_same() {
+    let s = setup_with(Kind::Mastodon, true, "\n[limits]\nmax_posts_per_hour = 2\n");
+    let (first, _) = s.post("One");
+    s.post("Two");
+    // A retracted post still counts: it went out.
+    let run = s.run(&["retract", "brand", &first, "--yes"]);
+    assert_eq!(run.code, 0, "{run:?}");
+
+    let run = s.run(&["post", "--yes", "--json", "Three"]);
+    assert_eq!(run.code, 5, "{run:?}");
+    let sends = s
+        .journal()
+        .sends_since(Utc::now() - Duration::hours(2))
+        .unwrap();
+    assert_eq!(sends.len(), 2);
+    let until = secs(sends[0].at + Duration::hours(1));
+    let expected = serde_json::json!({
+        "rule": "rate_limit",
+        "severity": "hold",
+        "until": until,
+        "limit": 2,
+        "message": format!("rate limit: 2 posts sent in the last hour, the policy's limit (`[limits] max_posts_per_hour = 2`): held until {until}"),
+    });
+    let doc = run.json();
+    assert_eq!(doc["verdict"], "hold");
+    assert_eq!(doc["posts"][0]["findings"], serde_json::json!([expected]));
+    assert_eq!(s.server.posts_with("Three").len(), 0);
+
+    // `gate check` reads the same journal and says the same.
+    let check = s.run(&["check", "--json", "Three"]);
+    assert_eq!(check.code, 5, "{check:?}");
+    assert_eq!(
+        check.json()["posts"][0]["findings"],
+        serde_json::json!([expected])
+    );
+
+    // A post that already went out is not held by its own send: a re-run prints its URL.
+    let again = s.run(&["post", "--yes", "Two"]);
+    assert_eq!(again.code, 0, "{again:?}");
+}
