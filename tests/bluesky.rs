@@ -710,3 +710,49 @@ fn gate_post_publishes_to_bluesky_once() {
         "{records:?}"
     );
 }
+
+#[test]
+fn gate_retract_deletes_the_record_gate_posted() {
+    let w = world();
+    assert_eq!(w.login().code, 0);
+    let list = || {
+        let records = w
+            .pds
+            .query(
+                "com.atproto.repo.listRecords",
+                &[
+                    ("repo", w.alice.did.as_str()),
+                    ("collection", "app.bsky.feed.post"),
+                ],
+            )
+            .expect("listRecords");
+        records["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .map(|r| r["value"]["text"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let keep =
+        w.s.run(&["post", "--yes", "--account", "bsky", "This one stays"]);
+    assert_eq!(keep.code, 0, "{keep:?}");
+    let gone =
+        w.s.run(&["post", "--yes", "--account", "bsky", "This one goes"]);
+    assert_eq!(gone.code, 0, "{gone:?}");
+    let url = gone.stdout.trim().to_owned();
+    assert_eq!(list().len(), 2);
+
+    let run = w.s.run(&["retract", "bsky", "--last", "--yes"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout.trim(), url);
+    assert_eq!(list(), vec!["This one stays".to_owned()]);
+
+    // Again: the journal answers; the PDS is not asked to delete anything.
+    let again = w.s.run(&["retract", "bsky", &url, "--yes"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(
+        again.stderr.starts_with("already retracted from `bsky`"),
+        "{again:?}"
+    );
+    assert_eq!(list(), vec!["This one stays".to_owned()]);
+}

@@ -308,3 +308,37 @@ fn a_third_post_within_the_hour_is_held_and_check_sees_the_same() {
     let again = s.run(&["post", "--yes", "Two"]);
     assert_eq!(again.code, 0, "{again:?}");
 }
+
+#[test]
+fn limit_keys_are_validated_with_their_position() {
+    let s = Sandbox::new();
+    s.write(
+        "gate.toml",
+        "version = 1\n\n[accounts.brand]\nplatform = \"x\"\nmax_posts_per_hour = \"two\"\n\n[limits]\nmax_posts_per_hour = 0\nmax_post_per_hour = 3\n",
+    );
+    let run = s.run(&["policy", "check", "--json"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    let messages: Vec<String> = run.json()["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            format!(
+                "{}:{} {}",
+                d["line"],
+                d["column"],
+                d["message"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let mut messages = messages;
+    messages.sort();
+    assert_eq!(
+        messages,
+        [
+            "5:22 `max_posts_per_hour` must be an integer, found a string",
+            "8:22 `max_posts_per_hour` must be a whole number from 1 up",
+            "9:1 unknown key `max_post_per_hour` in `[limits]`",
+        ]
+    );
+}
