@@ -72,7 +72,9 @@ mod tests {
 
     #[test]
     fn a_limit_holds_until_the_oldest_counted_send_leaves_the_hour() {
-        let cases: &[(u32, &[i64], i64, Option<(usize, i64)>)] = &[
+        /// limit, minutes of the sends, minute of `now`, expected (count, minute of `until`)
+        type Case = (u32, &'static [i64], i64, Option<(usize, i64)>);
+        let cases: &[Case] = &[
             (2, &[], 30, None),
             (2, &[0], 30, None),
             (2, &[0, 10], 30, Some((2, 60))),
