@@ -739,7 +739,7 @@ struct Proxy {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-const PROXY_LIFETIME: Duration = Duration::from_secs(300);
+const PROXY_LIFETIME: Duration = Duration::from_secs(600);
 const PROXY_IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Proxy {
@@ -1057,11 +1057,6 @@ fn gate_post_to_bluesky_never_duplicates_or_loses_a_post_under_faults() {
         urls.push(url);
         texts.push((text, urls));
     }
-    assert!(
-        proxy.broken.lock().unwrap().is_empty(),
-        "the proxy could not relay: {:?}",
-        proxy.broken.lock().unwrap()
-    );
 
     let records = all_posts(w.pds, &w.alice.did);
     let (mut duplicates, mut lost, mut wrong_url) = (0, 0, 0);
@@ -1093,4 +1088,9 @@ fn gate_post_to_bluesky_never_duplicates_or_loses_a_post_under_faults() {
     assert_eq!((duplicates, lost, wrong_url), (0, 0, 0));
     assert_eq!(records.len(), FAULT_RUNS, "no stray records");
     assert!(unexpected.is_empty(), "{unexpected:#?}");
+    assert!(
+        proxy.broken.lock().unwrap().is_empty(),
+        "the proxy could not relay: {:?}",
+        proxy.broken.lock().unwrap()
+    );
 }
