@@ -756,3 +756,387 @@ fn gate_retract_deletes_the_record_gate_posted() {
     );
     assert_eq!(list(), vec!["This one stays".to_owned()]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Exactly once, under faults, against the real PDS.
+
+/// What the proxy does to the next `com.atproto.repo.putRecord` once armed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// The request is read in full, then the connection is closed without forwarding it:
+    /// no post is made, and gate cannot tell.
+    BeforeForward,
+    /// The request goes to the PDS, its whole answer is read, then the client's connection is
+    /// closed without a reply: the post is made, and gate cannot tell.
+    AfterResponse,
+}
+
+/// A TCP proxy on 127.0.0.1 in front of the PDS, one HTTP request per connection (it asks the
+/// PDS for `Connection: close` and relays that). Everything passes through untouched except an
+/// armed `putRecord`. It stops when dropped or after [`PROXY_LIFETIME`], whichever is first.
+struct Proxy {
+    url: String,
+    armed: std::sync::Arc<std::sync::Mutex<Option<Cut>>>,
+    /// Every `putRecord` seen, in order: the cut applied to it, and the PDS's status (none when
+    /// it never reached the PDS).
+    puts: std::sync::Arc<std::sync::Mutex<Vec<Put>>>,
+    /// Requests the proxy could not relay (malformed, chunked, PDS unreachable).
+    broken: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+const PROXY_LIFETIME: Duration = Duration::from_secs(600);
+const PROXY_IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Proxy {
+    fn start(upstream: &str) -> Proxy {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let upstream = upstream
+            .strip_prefix("http://")
+            .expect("the PDS is plain http on loopback")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let proxy = Proxy {
+            url,
+            armed: Arc::new(Mutex::new(None)),
+            puts: Arc::new(Mutex::new(Vec::new())),
+            broken: Arc::new(Mutex::new(Vec::new())),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let (armed, puts, broken, stop) = (
+            proxy.armed.clone(),
+            proxy.puts.clone(),
+            proxy.broken.clone(),
+            proxy.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + PROXY_LIFETIME;
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let (upstream, armed, puts, broken) = (
+                            upstream.clone(),
+                            armed.clone(),
+                            puts.clone(),
+                            broken.clone(),
+                        );
+                        std::thread::spawn(move || {
+                            if let Err(e) = relay(client, &upstream, &armed, &puts) {
+                                broken.lock().unwrap().push(e.to_string());
+                            }
+                        });
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(e) => broken.lock().unwrap().push(format!("accept: {e}")),
+                }
+            }
+        });
+        proxy
+    }
+
+    fn arm(&self, cut: Cut) {
+        *self.armed.lock().unwrap() = Some(cut);
+    }
+
+    fn puts(&self) -> Vec<Put> {
+        self.puts.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Relays one request: reads it whole, applies an armed cut to a `putRecord`, else forwards it
+/// with `Connection: close` and copies the PDS's answer back byte for byte.
+fn relay(
+    client: std::net::TcpStream,
+    upstream: &str,
+    armed: &std::sync::Mutex<Option<Cut>>,
+    puts: &std::sync::Mutex<Vec<Put>>,
+) -> std::io::Result<()> {
+    use std::io::{BufRead as _, Read as _};
+    let broken = |what: String| std::io::Error::other(what);
+    client.set_nonblocking(false)?;
+    client.set_read_timeout(Some(PROXY_IO_TIMEOUT))?;
+    client.set_write_timeout(Some(PROXY_IO_TIMEOUT))?;
+    let mut reader = std::io::BufReader::new(client.try_clone()?);
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            // Closed before a whole request (e.g. an idle connection): nothing to relay.
+            return Ok(());
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push(line);
+    }
+    let mut length = 0;
+    for line in &head[1..] {
+        let (name, value) = line.split_once(':').ok_or_else(|| broken(line.clone()))?;
+        if name.eq_ignore_ascii_case("content-length") {
+            length = value.trim().parse().map_err(|_| broken(line.clone()))?;
+        }
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(broken(format!("unsupported request: {line}")));
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let put = head[0].starts_with("POST /xrpc/com.atproto.repo.putRecord ");
+    let cut = if put {
+        armed.lock().unwrap().take()
+    } else {
+        None
+    };
+    if cut == Some(Cut::BeforeForward) {
+        puts.lock().unwrap().push((cut, None));
+        client.shutdown(std::net::Shutdown::Both)?;
+        return Ok(());
+    }
+    let mut pds = std::net::TcpStream::connect(upstream)?;
+    pds.set_read_timeout(Some(PROXY_IO_TIMEOUT))?;
+    let mut request = head[0].clone().into_bytes();
+    for line in &head[1..] {
+        let name = line.split_once(':').map_or("", |(n, _)| n);
+        if !name.eq_ignore_ascii_case("connection") {
+            request.extend_from_slice(line.as_bytes());
+        }
+    }
+    request.extend_from_slice(b"Connection: close\r\n\r\n");
+    request.extend_from_slice(&body);
+    pds.write_all(&request)?;
+    let mut answer = Vec::new();
+    pds.read_to_end(&mut answer)?;
+    let status = answer
+        .strip_prefix(b"HTTP/1.1 ")
+        .and_then(|rest| {
+            std::str::from_utf8(rest.get(..3)?)
+                .ok()?
+                .parse::<u16>()
+                .ok()
+        })
+        .ok_or_else(|| broken(format!("no HTTP answer to {}", head[0].trim())))?;
+    if put {
+        puts.lock().unwrap().push((cut, Some(status)));
+    }
+    if cut == Some(Cut::AfterResponse) {
+        client.shutdown(std::net::Shutdown::Both)?;
+        return Ok(());
+    }
+    (&client).write_all(&answer)?;
+    client.shutdown(std::net::Shutdown::Write)?;
+    Ok(())
+}
+
+/// A `putRecord` the proxy saw: the cut applied, the PDS's status if it got there.
+type Put = (Option<Cut>, Option<u16>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Injected {
+    DropBeforeCreate,
+    DropAfterCreate,
+    KillAfterJournal,
+    KillAfterPublish,
+}
+
+const FAULT_RUNS: usize = 52;
+
+/// Starts `gate post` with a fault point, waits until it reaches it, and SIGKILLs it there.
+fn kill_at(s: &Sandbox, text: &str, point: &str) {
+    use std::io::BufRead as _;
+    let mut child = s
+        .command(&["post", "--yes", "--account", "bsky", text])
+        .env("GATE_TEST_FAULT", point)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+        seen.push_str(&line);
+        if line.contains(&format!("gate-test-fault: {point}")) {
+            break;
+        }
+        line.clear();
+    }
+    assert!(
+        seen.contains(&format!("gate-test-fault: {point}")),
+        "gate never reached `{point}`: {seen}"
+    );
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(status.code().is_none(), "gate was not killed: {status:?}");
+}
+
+/// Every post record of `did`, page by page.
+fn all_posts(pds: &Pds, did: &str) -> Vec<Value> {
+    let mut records = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let mut params = vec![
+            ("repo", did),
+            ("collection", bluesky::POST),
+            ("limit", "100"),
+        ];
+        if !cursor.is_empty() {
+            params.push(("cursor", cursor.as_str()));
+        }
+        let page = pds
+            .query("com.atproto.repo.listRecords", &params)
+            .expect("listRecords");
+        let batch = page["records"].as_array().expect("records").clone();
+        if batch.is_empty() {
+            break;
+        }
+        records.extend(batch);
+        match page["cursor"].as_str() {
+            Some(next) if next != cursor => cursor = next.to_owned(),
+            _ => break,
+        }
+    }
+    records
+}
+
+/// 52 `gate post` runs through a proxy in front of the real PDS, 13 under each fault: the
+/// `putRecord` connection dropped before the PDS sees it, or after the PDS made the post but
+/// before gate hears; SIGKILL between the journal and the publish, or between the publish and
+/// the journal. Each post has its own text; after the faulted run `gate post` runs again. The
+/// PDS must then hold each text exactly once, and every run that finished must have printed
+/// that record's URL.
+#[test]
+fn gate_post_to_bluesky_never_duplicates_or_loses_a_post_under_faults() {
+    let started = Instant::now();
+    let mut w = world();
+    let proxy = Proxy::start(&w.pds.url);
+    w.s.write(
+        "gate.toml",
+        &w.s.read("gate.toml").replace(&w.pds.url, &proxy.url),
+    );
+    w.user = format!("bsky@{}", proxy.url.trim_start_matches("http://"));
+    let login = w.login();
+    assert_eq!(login.code, 0, "{login:?}");
+    let session = w.stored();
+    let secrets = [
+        w.app_password.clone(),
+        session["access_token"].as_str().unwrap().to_owned(),
+        session["refresh_token"].as_str().unwrap().to_owned(),
+    ];
+    let post = |text: &str| {
+        let run = w.s.run(&["post", "--yes", "--account", "bsky", text]);
+        for secret in &secrets {
+            assert_clean(&run, secret);
+        }
+        assert_eq!(run.code, 0, "{text}: {run:?}");
+        let lines: Vec<&str> = run.stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "one URL on stdout: {run:?}");
+        (lines[0].to_owned(), run)
+    };
+
+    let modes = [
+        Injected::DropBeforeCreate,
+        Injected::DropAfterCreate,
+        Injected::KillAfterJournal,
+        Injected::KillAfterPublish,
+    ];
+    let mut per_mode = [0usize; 4];
+    let mut texts = Vec::new();
+    let mut unexpected = Vec::new();
+    for i in 0..FAULT_RUNS {
+        let mode = modes[i % modes.len()];
+        per_mode[i % modes.len()] += 1;
+        let text = format!("Release note {i} for Bluesky ({mode:?})");
+        let mut urls = Vec::new();
+        let before = proxy.puts().len();
+        match mode {
+            Injected::DropBeforeCreate | Injected::DropAfterCreate => {
+                let cut = if mode == Injected::DropBeforeCreate {
+                    Cut::BeforeForward
+                } else {
+                    Cut::AfterResponse
+                };
+                proxy.arm(cut);
+                let (url, run) = post(&text);
+                assert!(
+                    run.stderr.contains(&format!("sent to `bsky`: {url}")),
+                    "run {i}: {run:?}"
+                );
+                urls.push(url);
+            }
+            Injected::KillAfterJournal => kill_at(&w.s, &text, "after-journal"),
+            Injected::KillAfterPublish => kill_at(&w.s, &text, "after-publish"),
+        }
+        // Run again: what the first run left is resolved, never sent twice.
+        let (url, run) = post(&text);
+        let how = if mode == Injected::KillAfterJournal || mode == Injected::KillAfterPublish {
+            "an earlier attempt to send to `bsky` did not finish"
+        } else {
+            "already sent to `bsky`"
+        };
+        assert!(run.stderr.contains(how), "run {i}: {run:?}");
+        // The fault happened as described, and nothing wrote the post twice: a dropped request
+        // is sent again once; a post made but unanswered, or killed before its journal entry,
+        // is found by `getRecord`, not written again.
+        let want: &[Put] = match mode {
+            Injected::DropBeforeCreate => &[(Some(Cut::BeforeForward), None), (None, Some(200))],
+            Injected::DropAfterCreate => &[(Some(Cut::AfterResponse), Some(200))],
+            Injected::KillAfterJournal | Injected::KillAfterPublish => &[(None, Some(200))],
+        };
+        let got = proxy.puts()[before..].to_vec();
+        if got != want {
+            unexpected.push(format!(
+                "run {i} ({mode:?}): putRecord {got:?}, want {want:?}"
+            ));
+        }
+        urls.push(url);
+        texts.push((text, urls));
+    }
+
+    let records = all_posts(w.pds, &w.alice.did);
+    let (mut duplicates, mut lost, mut wrong_url) = (0, 0, 0);
+    for (text, urls) in &texts {
+        let matching: Vec<&Value> = records
+            .iter()
+            .filter(|r| r["value"]["text"] == text.as_str())
+            .collect();
+        match matching.len() {
+            0 => lost += 1,
+            1 => {
+                let uri = matching[0]["uri"].as_str().unwrap();
+                let rkey = uri.rsplit('/').next().unwrap();
+                let want = format!("https://bsky.app/profile/{}/post/{rkey}", w.alice.handle);
+                wrong_url += urls.iter().filter(|u| **u != want).count();
+            }
+            _ => duplicates += 1,
+        }
+    }
+    eprintln!(
+        "bluesky (real PDS): {FAULT_RUNS} faulted runs (drop before create {}, drop after create {}, SIGKILL after journal {}, SIGKILL after publish {}): {duplicates} duplicates, {lost} lost, {wrong_url} wrong URLs; {} records on the PDS; {:.1} s",
+        per_mode[0],
+        per_mode[1],
+        per_mode[2],
+        per_mode[3],
+        records.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!((duplicates, lost, wrong_url), (0, 0, 0));
+    assert_eq!(records.len(), FAULT_RUNS, "no stray records");
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
+    assert!(
+        proxy.broken.lock().unwrap().is_empty(),
+        "the proxy could not relay: {:?}",
+        proxy.broken.lock().unwrap()
+    );
+}
