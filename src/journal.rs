@@ -18,7 +18,8 @@ use crate::env::Env;
 use crate::error::Error;
 
 pub const FILE: &str = "journal.sqlite3";
-const VERSION: i64 = 1;
+/// 2: the `audit` table (src/audit.rs) was added; a version 1 journal gains it on open.
+const VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -132,6 +133,7 @@ impl Journal {
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
         let result = (|| {
             self.conn.execute_batch(SCHEMA)?;
+            self.conn.execute_batch(crate::audit::SCHEMA)?;
             let version: Option<i64> =
                 self.conn
                     .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?;
@@ -142,6 +144,11 @@ impl Journal {
                         [VERSION],
                     )?;
                     Ok(None)
+                }
+                Some(v) if v < VERSION => {
+                    self.conn
+                        .execute("UPDATE schema_version SET version = ?1", [VERSION])?;
+                    Ok(Some(VERSION))
                 }
                 Some(v) => Ok(Some(v)),
             }
@@ -165,6 +172,11 @@ impl Journal {
                 Err(err(e))
             }
         }
+    }
+
+    /// The database connection, for the audit trail that shares the file.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
     }
 
     pub fn get(&self, digest: &str, account: &str) -> Result<Option<Delivery>, Error> {
@@ -328,5 +340,27 @@ mod tests {
             .unwrap();
         let err = Journal::open_at(&path).err().unwrap();
         assert!(err.to_string().contains("schema version 99"), "{err}");
+    }
+
+    #[test]
+    fn a_version_1_journal_gains_the_audit_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)", [])
+            .unwrap();
+        drop(conn);
+        let j = Journal::open_at(&path).unwrap();
+        let v: i64 = j
+            .conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 2);
+        let n: i64 = j
+            .conn
+            .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
     }
 }
