@@ -626,4 +626,30 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn a_relinked_entry_with_a_recomputed_hash_does_not_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, env) = journal(dir.path());
+        for r in ["a", "b", "c"] {
+            freeze(&j, &env, r);
+        }
+        // Entry 3 rewritten to point at a made-up predecessor, its own hash recomputed.
+        let mut third = entries(&j).unwrap().pop().unwrap();
+        third.prev = "f".repeat(64);
+        third.hash = hash(&third);
+        j.connection()
+            .execute(
+                "UPDATE audit SET prev = ?1, hash = ?2 WHERE seq = 3",
+                params![third.prev, third.hash],
+            )
+            .unwrap();
+        assert_eq!(
+            verify(&j).unwrap(),
+            Verdict::Broken {
+                seq: 3,
+                problem: "entry 3 does not follow entry 2".into()
+            }
+        );
+    }
 }

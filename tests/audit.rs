@@ -363,3 +363,51 @@ fn concurrent_writers_chain_one_after_another() {
         assert_eq!(mine, want);
     }
 }
+
+#[test]
+fn a_post_confirmed_after_a_crash_is_recorded_once_by_the_run_that_confirms_it() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::Stdio;
+
+    let token = canary();
+    let server = Server::start(Kind::Mastodon, &token);
+    let mut s = Sandbox::new();
+    s.write(
+        "gate.toml",
+        &format!(
+            "version = 1\n\n[accounts.brand]\nplatform = \"mastodon\"\nserver = \"{}\"\n",
+            server.url
+        ),
+    );
+    let bus = SessionBus::with_gnome_keyring();
+    bus.attach(&mut s);
+    let run = s.run_with_stdin(&["auth", "login", "brand", "--with-token"], &token);
+    assert_eq!(run.code, 0, "{run:?}");
+
+    // Killed after the network took the post, before the journal (and the audit) knew.
+    let mut child = s
+        .command(&["post", "--yes", "crash test"])
+        .env("GATE_TEST_FAULT", "after-publish")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("gate-test-fault") {
+        line.clear();
+    }
+    assert!(line.contains("gate-test-fault: after-publish"), "{line}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(events(&log(&s, &[])), ["login"]);
+
+    let run = s.run(&["post", "--yes", "crash test"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let url = run.stdout.trim().to_owned();
+    assert_eq!(server.posts_with("crash test").len(), 1);
+    assert_eq!(s.run(&["post", "--yes", "crash test"]).code, 0);
+    let entries = log(&s, &[]);
+    assert_eq!(events(&entries), ["login", "post"]);
+    assert_eq!(entries[1]["url"], url.as_str());
+}

@@ -519,7 +519,10 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
             "freeze": freeze.json(),
         }))?;
     } else {
-        ctx.note(&freeze.line());
+        // Only a freeze in force is worth a line here; `gate log` also says "not frozen".
+        if freeze.frozen() {
+            ctx.note(&freeze.line());
+        }
         let mut out = String::new();
         for r in &rows {
             out.push_str(&human(r, backend));

@@ -137,7 +137,8 @@ pub fn entry_json(e: &Stored) -> Value {
 /// `seq time event account verdict URL-or-text`, with `-` for what an entry lacks.
 fn human(e: &Stored) -> String {
     let detail = match (&e.url, &e.text) {
-        (Some(url), _) => url.clone(),
+        // Control characters from a server's answer never reach the terminal as such.
+        (Some(url), _) => url.escape_debug().to_string(),
         (None, Some(text)) => excerpt(text),
         (None, None) => String::new(),
     };
