@@ -63,6 +63,8 @@ pub enum Command {
     Freeze(FreezeArgs),
     /// Lift a freeze made with `gate freeze`
     Unfreeze,
+    /// Show the audit trail (`--json`: JSON Lines) or verify its hash chain
+    Log(LogArgs),
     /// Store, show and remove account tokens in the OS keychain
     #[command(subcommand)]
     Auth(AuthCommand),
@@ -200,6 +202,19 @@ pub struct FreezeArgs {
     /// Why posting stops, shown to everyone who tries
     #[arg(long, value_name = "TEXT")]
     pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only entries for this account
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+    /// Only entries at or after this time (RFC 3339, or a date like 2026-11-23)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Recompute the hash chain; exit 1 naming the first entry edited, removed or reordered
+    #[arg(long, conflicts_with_all = ["account", "since"])]
+    pub verify: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -20,7 +20,9 @@ use crate::env::Env;
 use crate::error::Error;
 
 pub const FILE: &str = "journal.sqlite3";
-const VERSION: i64 = 2;
+/// 2: `retracted` deliveries (`gate retract`); 3: the `audit` table (src/audit.rs), which
+/// every open creates if it is missing.
+const VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -212,6 +214,7 @@ impl Journal {
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
         let result = (|| {
             self.conn.execute_batch(SCHEMA)?;
+            self.conn.execute_batch(crate::audit::SCHEMA)?;
             let version: Option<i64> =
                 self.conn
                     .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?;
@@ -223,8 +226,12 @@ impl Journal {
                     )?;
                     Ok(None)
                 }
-                Some(1) => {
-                    self.conn.execute_batch(TO_V2)?;
+                Some(v) if v < VERSION => {
+                    if v < 2 {
+                        self.conn.execute_batch(TO_V2)?;
+                    }
+                    self.conn
+                        .execute("UPDATE schema_version SET version = ?1", [VERSION])?;
                     Ok(Some(VERSION))
                 }
                 Some(v) => Ok(Some(v)),
@@ -249,6 +256,11 @@ impl Journal {
                 Err(err(e))
             }
         }
+    }
+
+    /// The database connection, for the audit trail that shares the file.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
     }
 
     pub fn get(&self, digest: &str, account: &str) -> Result<Option<Delivery>, Error> {
@@ -529,7 +541,29 @@ mod tests {
             .conn
             .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 2);
+        assert_eq!(v, VERSION);
+    }
+
+    #[test]
+    fn a_version_1_journal_gains_the_audit_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)", [])
+            .unwrap();
+        drop(conn);
+        let j = Journal::open_at(&path).unwrap();
+        let v: i64 = j
+            .conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, VERSION);
+        let n: i64 = j
+            .conn
+            .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
     }
 
     #[test]

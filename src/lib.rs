@@ -4,6 +4,7 @@
 //! no I/O beyond reading the files it is pointed at and never reads the clock; the shell
 //! (`cli`, `commands`, `output`, `state`, `keychain`) does the printing, the clock and the exit codes.
 
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod credential;
@@ -82,6 +83,7 @@ fn execute(ctx: &Ctx, command: Command) -> Result<Code, Error> {
         Command::Retract(args) => commands::retract::run(ctx, &args),
         Command::Freeze(args) => commands::freeze::freeze(ctx, &args),
         Command::Unfreeze => commands::freeze::unfreeze(ctx),
+        Command::Log(args) => commands::log::run(ctx, &args),
         Command::Auth(AuthCommand::Login(args)) => commands::auth::login(ctx, &args),
         Command::Auth(AuthCommand::Status(args)) => commands::auth::status(ctx, &args),
         Command::Auth(AuthCommand::Logout(args)) => commands::auth::logout(ctx, &args),

@@ -110,8 +110,18 @@ impl Setup {
         assert!(status.code().is_none(), "gate was not killed: {status:?}");
     }
 
-    fn journal_exists(&self) -> bool {
-        self.sandbox.path().join("state/journal.sqlite3").exists()
+    /// Whether the journal holds any delivery (the audit trail shares its file, so the file
+    /// alone proves nothing).
+    fn journaled(&self) -> bool {
+        let path = self.sandbox.path().join("state/journal.sqlite3");
+        path.exists()
+            && rusqlite::Connection::open(path)
+                .unwrap()
+                .query_row("SELECT count(*) FROM deliveries", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .unwrap()
+                > 0
     }
 }
 
@@ -140,7 +150,7 @@ fn unattended_without_yes_refuses_before_the_keychain_and_the_network() {
         );
         assert!(run.stderr.contains("hint: pass `--yes`"), "{run:?}");
         assert!(s.server.requests().is_empty());
-        assert!(!s.journal_exists());
+        assert!(!s.journaled());
         // Text from stdin is unattended too.
         let run = s
             .sandbox
@@ -167,7 +177,7 @@ fn dry_run_reads_the_credential_and_sends_nothing() {
     assert_eq!(doc["sent"], serde_json::json!([]));
     assert_eq!(doc["dry_run"][0]["action"], "would send");
     assert!(s.server.requests().is_empty(), "{:?}", s.server.requests());
-    assert!(!s.journal_exists(), "a dry run wrote the journal");
+    assert!(!s.journaled(), "a dry run wrote the journal");
 
     // After a real send, a dry run reports it from the journal, still without the network.
     let url = sent_url(&s.post("Our release is out"));
@@ -270,7 +280,7 @@ fn denied_held_review_and_frozen_posts_send_nothing() {
     let run = s.post("Our release is out");
     assert_eq!(run.code, 7, "{run:?}");
     assert!(s.server.requests().is_empty(), "{:?}", s.server.requests());
-    assert!(!s.journal_exists());
+    assert!(!s.journaled());
 }
 
 // ---------------------------------------------------------------------------------------------

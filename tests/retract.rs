@@ -163,13 +163,50 @@ fn retract_deletes_as_documented_and_journals_it_once() {
         assert_eq!(run.stderr, format!("retracted from `brand`: {first_url}\n"));
         assert_eq!(s.deletes().last().unwrap().path, s.delete_path(&first_id));
         assert!(s.server.posts().is_empty());
+
+        // Each retraction is in the audit trail, after the posts, and the chain holds.
+        let log = s.run(&["log", "--json"]);
+        assert_eq!(log.code, 0, "{log:?}");
+        let events: Vec<(String, Option<String>)> = log
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|e| {
+                (
+                    e["event"].as_str().unwrap().to_owned(),
+                    e["url"].as_str().map(str::to_owned),
+                )
+            })
+            .filter(|(event, _)| event == "post" || event == "retract")
+            .collect();
+        let retracts: Vec<&Option<String>> = events
+            .iter()
+            .filter(|(e, _)| e == "retract")
+            .map(|(_, u)| u)
+            .collect();
+        assert_eq!(retracts.len(), 2, "{kind:?} {events:?}");
+        assert_eq!(
+            retracts.last().unwrap().as_deref(),
+            Some(first_url.as_str()),
+            "{kind:?}"
+        );
+        assert_eq!(events.last().unwrap().0, "retract", "{kind:?}");
+        let verify = s.run(&["log", "--verify"]);
+        assert_eq!(verify.code, 0, "{verify:?}");
     }
 }
 
 #[test]
 fn a_post_gate_did_not_send_is_refused() {
     let s = setup(Kind::Mastodon, true);
-    // No journal yet.
+    // No journal yet: signing in wrote one (its audit entry), so take it away first.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(
+            s.sandbox
+                .path()
+                .join(format!("state/journal.sqlite3{suffix}")),
+        );
+    }
     let run = s.run(&["retract", "brand", "--last", "--yes"]);
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
+use crate::audit;
 use crate::cli::ApproveArgs;
 use crate::commands::Ctx;
 use crate::error::{Code, Error, io_reason};
@@ -163,6 +164,18 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
         return Err(Error::other(
             "the appended approval does not verify; the post file was changed meanwhile?",
         ));
+    }
+    let digest = crate::policy::hex(&<sha2::Sha256 as sha2::Digest>::digest(message.as_bytes()));
+    for account in &post.accounts {
+        let entry = audit::Entry {
+            account: Some(account.clone()),
+            digest: Some(digest.clone()),
+            text: Some(post.text.clone()),
+            reviewers: vec![reviewer.clone()],
+            policy_sha256: Some(policy.sha256.clone()),
+            ..audit::Entry::new(audit::Event::Approve)
+        };
+        audit::record(&ctx.env, &entry)?;
     }
     if ctx.global.json {
         super::print_json(

@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use crate::audit::{self, Entry, Event};
 use crate::cli::{AuthLoginArgs, AuthLogoutArgs, AuthStatusArgs};
 use crate::commands::check::unknown_account_error;
 use crate::commands::{Ctx, print_json};
@@ -26,14 +27,24 @@ fn account<'p>(policy: &'p Policy, name: &str) -> Result<&'p Account, Error> {
         .ok_or_else(|| unknown_account_error(policy, name, ""))
 }
 
+/// Appends a `login` or `logout` entry for `account` to the audit trail.
+fn audited(ctx: &Ctx, event: Event, policy: &Policy, account: &Account) -> Result<(), Error> {
+    let entry = Entry {
+        account: Some(account.name.clone()),
+        policy_sha256: Some(policy.sha256.clone()),
+        ..Entry::new(event)
+    };
+    audit::record(&ctx.env, &entry)
+}
+
 pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {
     let policy = ctx.load_policy(None)?;
     let account = account(&policy, &args.account)?;
     if args.app_password {
-        return login_app_password(ctx, account);
+        return login_app_password(ctx, &policy, account);
     }
     if !args.with_token {
-        return sign_in(ctx, account, args);
+        return sign_in(ctx, &policy, account, args);
     }
     // Open the keychain first: no point asking for a token that cannot be kept.
     let keychain = Keychain::open(&ctx.env)?;
@@ -41,6 +52,7 @@ pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {
     let user = credential::user(account);
     let replaced = keychain.get(&user)?.is_some();
     keychain.set(&user, &Credential::from_token(token).to_secret())?;
+    audited(ctx, Event::Login, &policy, account)?;
     if ctx.global.json {
         print_json(&json!({
             "account": account.name,
@@ -64,7 +76,7 @@ pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {
 }
 
 /// `--app-password`: a Bluesky session from the account's handle and an app password.
-fn login_app_password(ctx: &Ctx, account: &Account) -> Result<Code, Error> {
+fn login_app_password(ctx: &Ctx, policy: &Policy, account: &Account) -> Result<Code, Error> {
     use crate::platforms::bluesky::session;
     if account.platform != crate::policy::Platform::Bluesky {
         return Err(Error::usage(format!(
@@ -102,6 +114,7 @@ fn login_app_password(ctx: &Ctx, account: &Account) -> Result<Code, Error> {
     let user = credential::user(account);
     let replaced = keychain.get(&user)?.is_some();
     keychain.set(&user, &credential.to_secret())?;
+    audited(ctx, Event::Login, policy, account)?;
     let handle = credential.identity.clone().unwrap_or_default();
     let did = session::did(&credential).unwrap_or_default().to_owned();
     if ctx.global.json {
@@ -189,7 +202,12 @@ fn read_secret(
 /// The OAuth sign-in: the authorize URL (a browser opened on a terminal, the URL always
 /// printed), the redirect on a loopback listener or pasted by hand, the code exchanged for
 /// tokens, the identity checked with the server, then everything stored in the keychain.
-fn sign_in(ctx: &Ctx, account: &Account, args: &AuthLoginArgs) -> Result<Code, Error> {
+fn sign_in(
+    ctx: &Ctx,
+    policy: &Policy,
+    account: &Account,
+    args: &AuthLoginArgs,
+) -> Result<Code, Error> {
     let name = &account.name;
     let endpoints = Endpoints::for_account(account)?;
     if let Some(value) = &args.client_secret {
@@ -334,6 +352,7 @@ fn sign_in(ctx: &Ctx, account: &Account, args: &AuthLoginArgs) -> Result<Code, E
     }
     let user = credential::user(account);
     keychain.set(&user, &credential.to_secret())?;
+    audited(ctx, Event::Login, policy, account)?;
     let identity = credential.identity.clone().unwrap_or_default();
     if ctx.global.json {
         print_json(&json!({
@@ -470,6 +489,7 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
         });
     }
     let backend = keychain.backend();
+    let freeze = super::log::FreezeState::read(ctx, Some(&policy))?;
     if ctx.global.json {
         let accounts: Vec<_> = rows
             .iter()
@@ -492,8 +512,17 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
                 })
             })
             .collect();
-        print_json(&json!({"keychain": backend.id(), "accounts": accounts}))?;
+        print_json(&json!({
+            "keychain": backend.id(),
+            "accounts": accounts,
+            "frozen": freeze.frozen(),
+            "freeze": freeze.json(),
+        }))?;
     } else {
+        // Only a freeze in force is worth a line here; `gate log` also says "not frozen".
+        if freeze.frozen() {
+            ctx.note(&freeze.line());
+        }
         let mut out = String::new();
         for r in &rows {
             out.push_str(&human(r, backend));
@@ -651,6 +680,7 @@ pub fn logout(ctx: &Ctx, args: &AuthLogoutArgs) -> Result<Code, Error> {
         None => None,
     };
     let removed = keychain.delete(&user)?;
+    audited(ctx, Event::Logout, &policy, account)?;
     let name = &account.name;
     let revoke_error = match &revoked {
         Some(Err(e)) => Some(reason(e)),

@@ -2,6 +2,7 @@
 
 use chrono::Utc;
 
+use crate::audit::{self, Entry, Event};
 use crate::cli::FreezeArgs;
 use crate::commands::{Ctx, print_json};
 use crate::error::{Code, Error};
@@ -12,7 +13,11 @@ pub fn freeze(ctx: &Ctx, args: &FreezeArgs) -> Result<Code, Error> {
         return Err(Error::usage("`--reason` is empty")
             .with_hint("say why posting stops, e.g. `--reason \"account compromised\"`"));
     }
+    // The freeze takes effect first: a failing audit write must not keep posting open.
     let path = state::write_freeze(&ctx.env, args.reason.trim(), Utc::now())?;
+    let mut entry = Entry::new(Event::Freeze);
+    entry.text = Some(args.reason.trim().to_owned());
+    audit::record(&ctx.env, &entry)?;
     if ctx.global.json {
         print_json(&serde_json::json!({"frozen": true, "reason": args.reason.trim()}))?;
     } else {
@@ -26,6 +31,12 @@ pub fn freeze(ctx: &Ctx, args: &FreezeArgs) -> Result<Code, Error> {
 }
 
 pub fn unfreeze(ctx: &Ctx) -> Result<Code, Error> {
+    // Lifting a freeze is recorded first: no unaudited unfreeze.
+    if let Some(freeze) = state::read_freeze(&ctx.env)? {
+        let mut entry = Entry::new(Event::Unfreeze);
+        entry.text = Some(freeze.reason);
+        audit::record(&ctx.env, &entry)?;
+    }
     let was = state::remove_freeze(&ctx.env)?;
     if ctx.global.json {
         print_json(&serde_json::json!({"frozen": false, "was_frozen": was}))?;

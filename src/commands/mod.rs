@@ -6,6 +6,7 @@ pub mod auth;
 pub mod check;
 pub mod digest;
 pub mod freeze;
+pub mod log;
 pub mod policy;
 pub mod post;
 pub mod retract;

@@ -14,6 +14,7 @@ use chrono::Utc;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
+use crate::audit::{self, Event};
 use crate::cli::PostArgs;
 use crate::commands::check::{inline_accounts, read_stdin, targets};
 use crate::commands::{Ctx, print_json};
@@ -110,7 +111,15 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
         break evaluations;
     };
     let verdict = overall(&evaluations);
+    let names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
+    let digest = hex(&Sha256::digest(post.digest_message(&names).as_bytes()));
     if verdict != Verdict::Allow {
+        for e in &evaluations {
+            audit::record(
+                &ctx.env,
+                &audit::for_post(Event::Refused, &policy, &post, &digest, e),
+            )?;
+        }
         report_verdict(ctx, &post, &evaluations, verdict)?;
         return Ok(verdict.code());
     }
@@ -124,8 +133,6 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
                 ),
         );
     }
-    let names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
-    let digest = hex(&Sha256::digest(post.digest_message(&names).as_bytes()));
     let media = read_media(&post)?;
 
     if !args.yes && !args.dry_run {
@@ -153,7 +160,20 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     let mut sent = Vec::new();
     let mut failed: Vec<(String, Error)> = Vec::new();
     for account in &accounts {
-        let result = deliver(ctx, &journal, &client, account, &digest, &post.text, &media);
+        let audited = |p: &Published| {
+            audit::record_sent(
+                &ctx.env,
+                &policy,
+                &post,
+                &digest,
+                &account.name,
+                &evaluations,
+                &p.url,
+            )
+        };
+        let result = deliver(
+            ctx, &journal, &client, account, &digest, &post.text, &media, &audited,
+        );
         match result {
             Ok((published, earlier)) => {
                 if !ctx.global.json {
@@ -197,6 +217,8 @@ pub(crate) fn credential_for(env: &Env, account: &Account) -> Result<Credential,
 }
 
 /// Sends one delivery at most once; returns the post and whether an earlier run made it.
+/// `audited` appends the audit entry for a delivery this run confirmed, under the lock.
+#[allow(clippy::too_many_arguments)]
 fn deliver(
     ctx: &Ctx,
     journal: &Journal,
@@ -205,6 +227,7 @@ fn deliver(
     digest: &str,
     text: &str,
     media: &[Media],
+    audited: &dyn Fn(&Published) -> Result<(), Error>,
 ) -> Result<(Published, bool), Error> {
     let name = account.name.as_str();
     let _lock = crate::lock::acquire(
@@ -262,6 +285,7 @@ fn deliver(
         match platform.find(&outgoing) {
             Ok(Some(published)) => {
                 journal.mark_sent(digest, name, &published.id, &published.url, Utc::now())?;
+                audited(&published)?;
                 return Ok((published, true));
             }
             Ok(None) => {}
@@ -278,11 +302,13 @@ fn deliver(
             Ok(published) => {
                 fault_point(&ctx.env, "after-publish");
                 journal.mark_sent(digest, name, &published.id, &published.url, Utc::now())?;
+                audited(&published)?;
                 return Ok((published, false));
             }
             Err(SendError::Unknown { message }) => match platform.find(&outgoing) {
                 Ok(Some(published)) => {
                     journal.mark_sent(digest, name, &published.id, &published.url, Utc::now())?;
+                    audited(&published)?;
                     return Ok((published, false));
                 }
                 // Not there: send again, with the same key.
