@@ -225,25 +225,22 @@ fn split_urls(text: &str) -> Vec<Piece<'_>> {
     pieces
 }
 
-/// The first `http://` or `https://`, in any case, without copying the text.
+/// The first `http://` or `https://`, in any case, without copying the text: `memmem` finds
+/// each `://` and the scheme before it is compared.
 fn find_scheme(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
-    let mut from = 0;
-    while let Some(offset) = bytes[from..]
-        .iter()
-        .position(|b| b.eq_ignore_ascii_case(&b'h'))
-    {
-        let i = from + offset;
-        let rest = &bytes[i..];
-        let starts = |prefix: &[u8]| {
-            rest.len() >= prefix.len() && rest[..prefix.len()].eq_ignore_ascii_case(prefix)
+    memchr::memmem::find_iter(bytes, b"://").find_map(|colon| {
+        let ends = |scheme: &[u8]| {
+            colon >= scheme.len() && bytes[colon - scheme.len()..colon].eq_ignore_ascii_case(scheme)
         };
-        if starts(b"http://") || starts(b"https://") {
-            return Some(i);
+        if ends(b"https") {
+            Some(colon - 5)
+        } else if ends(b"http") {
+            Some(colon - 4)
+        } else {
+            None
         }
-        from = i + 1;
-    }
-    None
+    })
 }
 
 #[cfg(test)]

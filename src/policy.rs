@@ -1134,19 +1134,25 @@ fn read_tests(
 
 /// Reports a reference to an account the policy does not define.
 pub fn unknown_account(r: &mut Reader<'_>, at: &At<String>, accounts: &BTreeMap<String, Account>) {
-    let hint = match crate::diagnostic::did_you_mean(&at.value, accounts.keys().map(String::as_str))
-    {
+    r.error(at.span.clone(), format!("unknown account `{}`", at.value))
+        .hint = Some(account_hint(accounts, &at.value));
+}
+
+/// The hint for an unknown account name: the close one if there is one, else the accounts
+/// the policy defines (or how to define one).
+pub fn account_hint(accounts: &BTreeMap<String, Account>, name: &str) -> String {
+    match crate::diagnostic::did_you_mean(name, accounts.keys().map(String::as_str)) {
         Some(close) => format!("did you mean `{close}`?"),
         None if accounts.is_empty() => {
             "the policy defines no accounts: add an `[accounts.NAME]` table".into()
         }
-        None => format!(
-            "the policy defines {}",
-            list(&accounts.keys().map(String::as_str).collect::<Vec<_>>())
-        ),
-    };
-    r.error(at.span.clone(), format!("unknown account `{}`", at.value))
-        .hint = Some(hint);
+        None => format!("the policy defines {}", account_list(accounts)),
+    }
+}
+
+/// The accounts' names as a readable list: `` `brand`, `brand-x` ``.
+pub fn account_list(accounts: &BTreeMap<String, Account>) -> String {
+    list(&accounts.keys().map(String::as_str).collect::<Vec<_>>())
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -13,7 +13,6 @@ use zeroize::Zeroizing;
 
 use crate::audit::{self, Entry, Event};
 use crate::cli::{AuthLoginArgs, AuthLogoutArgs, AuthStatusArgs};
-use crate::commands::check::unknown_account_error;
 use crate::commands::{Ctx, print_json};
 use crate::credential::{self, Credential, MAX_SECRET};
 use crate::error::{Code, Error};
@@ -22,9 +21,7 @@ use crate::oauth::{self, App, Endpoints, WhoAmI};
 use crate::policy::{Account, Platform, Policy};
 
 fn account<'p>(policy: &'p Policy, name: &str) -> Result<&'p Account, Error> {
-    policy
-        .account(name)
-        .ok_or_else(|| unknown_account_error(policy, name, ""))
+    super::named_account(policy, name, "")
 }
 
 /// Appends a `login` or `logout` entry for `account` to the audit trail.

@@ -173,37 +173,12 @@ pub(crate) fn inline_accounts<'p>(
     }
     let mut out: Vec<&Account> = Vec::new();
     for name in names {
-        match policy.account(name) {
-            Some(a) if !out.iter().any(|o| o.name == a.name) => out.push(a),
-            Some(_) => {}
-            None => return Err(unknown_account_error(policy, name, "--account")),
+        let a = super::named_account(policy, name, "--account")?;
+        if !out.iter().any(|o| o.name == a.name) {
+            out.push(a);
         }
     }
     Ok(out)
-}
-
-pub fn unknown_account_error(policy: &Policy, name: &str, flag: &str) -> Error {
-    let hint =
-        match crate::diagnostic::did_you_mean(name, policy.accounts.keys().map(String::as_str)) {
-            Some(close) => format!("did you mean `{close}`?"),
-            None if policy.accounts.is_empty() => "the policy defines no accounts".to_owned(),
-            None => format!(
-                "the policy defines {}",
-                crate::schema::list(
-                    &policy
-                        .accounts
-                        .keys()
-                        .map(String::as_str)
-                        .collect::<Vec<_>>()
-                )
-            ),
-        };
-    let message = if flag.is_empty() {
-        format!("unknown account `{name}`")
-    } else {
-        format!("unknown account `{name}` in `{flag}`")
-    };
-    Error::usage(message).with_hint(hint)
 }
 
 pub(crate) fn targets<'p>(

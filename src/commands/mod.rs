@@ -82,6 +82,23 @@ pub fn no_policy() -> Diagnostic {
     )
 }
 
+/// The policy's account `name`, or a usage error with a "did you mean" or the accounts the
+/// policy defines; `flag` names where the name came from (empty for a positional argument).
+pub fn named_account<'p>(
+    policy: &'p crate::policy::Policy,
+    name: &str,
+    flag: &str,
+) -> Result<&'p crate::policy::Account, Error> {
+    policy.account(name).ok_or_else(|| {
+        let message = if flag.is_empty() {
+            format!("unknown account `{name}`")
+        } else {
+            format!("unknown account `{name}` in `{flag}`")
+        };
+        Error::usage(message).with_hint(policy_file::account_hint(&policy.accounts, name))
+    })
+}
+
 /// Prints a JSON document on stdout, followed by a newline.
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();

@@ -64,13 +64,7 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     if accounts.is_empty() {
         return Err(Error::usage("no account to send to").with_hint(format!(
             "name one with `--account NAME`; the policy defines {}",
-            crate::schema::list(
-                &policy
-                    .accounts
-                    .keys()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-            )
+            crate::policy::account_list(&policy.accounts)
         )));
     }
 

@@ -22,20 +22,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(300);
 
 pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
     let policy = ctx.load_policy(None)?;
-    let Some(account) = policy.account(&args.account) else {
-        return Err(
-            Error::usage(format!("unknown account `{}`", args.account)).with_hint(format!(
-                "the policy defines {}",
-                crate::schema::list(
-                    &policy
-                        .accounts
-                        .keys()
-                        .map(String::as_str)
-                        .collect::<Vec<_>>()
-                )
-            )),
-        );
-    };
+    let account = super::named_account(&policy, &args.account, "")?;
     let name = account.name.as_str();
     let wanted = args.post.as_deref().map(|p| p.trim().trim_end_matches('/'));
     let unknown = || {
