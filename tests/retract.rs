@@ -379,3 +379,76 @@ fn limit_keys_are_validated_with_their_position() {
         ]
     );
 }
+
+/// The README's crisis playbook, step by step, against the fake Mastodon server: a rogue post
+/// is out; freeze, take it down, cut off and rotate the token, check, unfreeze, post again.
+/// The audit trail records every step and its chain holds.
+#[test]
+fn the_crisis_playbook_works_end_to_end() {
+    let s = setup(Kind::Mastodon, true);
+    let (rogue_id, rogue_url) = s.post("A post that should never have gone out");
+
+    // 1. Stop everything: nothing more goes out, and the network sees no request.
+    let run = s.run(&["freeze", "--reason", "account compromised"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let before = s.server.requests().len();
+    let run = s.run(&["post", "--yes", "Another post"]);
+    assert_eq!(run.code, 7, "{run:?}");
+    assert_eq!(
+        s.server.requests().len(),
+        before,
+        "a frozen post reached the network"
+    );
+
+    // 2. Take the rogue post down (retracting works while frozen).
+    let run = s.run(&["retract", "brand", "--last", "--yes"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout.trim(), rogue_url);
+    assert_eq!(s.deletes().last().unwrap().path, s.delete_path(&rogue_id));
+    assert!(s.server.posts().is_empty());
+
+    // 3. Cut off the token: it leaves the keychain whatever the revocation says.
+    let run = s.run(&["auth", "logout", "brand"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = s.run(&["auth", "status", "brand", "--offline"]);
+    assert_eq!(run.code, 8, "{run:?}");
+
+    // 4. Rotate: a credential goes back into the keychain (the fake knows one token).
+    let run = s.sandbox.run_with_stdin(
+        &["auth", "login", "brand", "--with-token"],
+        s.server.token(),
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+
+    // 5. Resume: the server confirms the token, the freeze is lifted, posting works again.
+    let run = s.run(&["auth", "status", "brand"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = s.run(&["unfreeze"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (_, url) = s.post("Back to normal service");
+    assert_eq!(s.server.posts().len(), 1);
+
+    // Every step is in the audit trail, in order, and the chain holds.
+    let log = s.run(&["log", "--json"]);
+    assert_eq!(log.code, 0, "{log:?}");
+    let events: Vec<String> = log
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "login", "post", "freeze", "refused", "retract", "logout", "login", "unfreeze", "post"
+        ],
+        "{log:?}"
+    );
+    assert!(log.stdout.lines().last().unwrap().contains(&url), "{log:?}");
+    let verify = s.run(&["log", "--verify"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+}
