@@ -173,13 +173,7 @@ impl Journal {
     /// Opens (creating if needed) the journal under the state folder.
     pub fn open(env: &Env) -> Result<Journal, Error> {
         let dir = crate::state::dir(env)?;
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            Error::other(format!(
-                "cannot create `{}`: {}",
-                dir.display(),
-                crate::error::io_reason(&e)
-            ))
-        })?;
+        crate::state::create_dir(&dir)?;
         Journal::open_at(&dir.join(FILE))
     }
 

@@ -19,13 +19,7 @@ pub struct Lock {
 /// another process to release it.
 pub fn acquire(env: &Env, name: &str, timeout: Duration) -> Result<Lock, Error> {
     let dir = crate::state::dir(env)?.join("locks");
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        Error::other(format!(
-            "cannot create `{}`: {}",
-            dir.display(),
-            io_reason(&e)
-        ))
-    })?;
+    crate::state::create_dir(&dir)?;
     let safe: String = name
         .chars()
         .map(|c| {

@@ -64,16 +64,21 @@ pub fn read_freeze(env: &Env) -> Result<Option<LocalFreeze>, Error> {
     }))
 }
 
+/// `path` as a folder, created with its parents if missing.
+pub fn create_dir(path: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(path).map_err(|e| {
+        Error::other(format!(
+            "cannot create `{}`: {}",
+            path.display(),
+            io_reason(&e)
+        ))
+    })
+}
+
 /// Writes the freeze atomically (a temporary file renamed into place).
 pub fn write_freeze(env: &Env, reason: &str, now: DateTime<Utc>) -> Result<PathBuf, Error> {
     let dir = dir(env)?;
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        Error::other(format!(
-            "cannot create `{}`: {}",
-            dir.display(),
-            io_reason(&e)
-        ))
-    })?;
+    create_dir(&dir)?;
     let record = FreezeRecord {
         reason: reason.to_owned(),
         since: now,
