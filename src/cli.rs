@@ -236,7 +236,7 @@ pub struct AuthLoginArgs {
     #[arg(long)]
     pub with_token: bool,
     /// Do not open a browser or listen for the redirect: print the sign-in URL and read the
-    /// pasted answer (Mastodon: the code; X: the address the browser was sent to)
+    /// pasted answer (Mastodon: the code; X and Bluesky: the address the browser was sent to)
     #[arg(long, conflicts_with = "with_token")]
     pub no_browser: bool,
     /// X: the team app's client secret, read from stdin with `-` or a hidden prompt without a
@@ -247,8 +247,8 @@ pub struct AuthLoginArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub timeout: u64,
     /// Bluesky: sign in with the account's `handle` and an app password read from stdin (a
-    /// hidden prompt on a terminal); never from argv
-    #[arg(long, conflicts_with = "with_token")]
+    /// hidden prompt on a terminal); never from argv. Without it, Bluesky signs in with OAuth
+    #[arg(long, conflicts_with_all = ["with_token", "no_browser", "client_secret"])]
     pub app_password: bool,
 }
 

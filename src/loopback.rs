@@ -11,6 +11,13 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, io_reason};
 
+/// What the redirect brought: the code, and the issuer that sent it (RFC 9207) if named.
+#[derive(Debug)]
+pub struct Callback {
+    pub code: SecretString,
+    pub iss: Option<String>,
+}
+
 pub struct Listener {
     listener: TcpListener,
     pub port: u16,
@@ -45,7 +52,7 @@ impl Listener {
     }
 
     /// Waits up to `timeout` for the redirect and returns its code.
-    pub fn wait(&self, state: &SecretString, timeout: Duration) -> Result<SecretString, Error> {
+    pub fn wait(&self, state: &SecretString, timeout: Duration) -> Result<Callback, Error> {
         let deadline = Instant::now() + timeout;
         loop {
             match self.listener.accept() {
@@ -80,7 +87,7 @@ const PAGE_FAILED: &str =
     "<!doctype html><title>gate</title><p>Sign-in failed. The terminal says why.</p>\n";
 
 /// One request: `None` when it was not the redirect (e.g. `/favicon.ico`), so keep waiting.
-fn handle(mut stream: TcpStream, state: &SecretString) -> Option<Result<SecretString, Error>> {
+fn handle(mut stream: TcpStream, state: &SecretString) -> Option<Result<Callback, Error>> {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut head = Zeroizing::new(vec![0u8; 8192]);
@@ -138,7 +145,7 @@ fn respond(stream: &mut TcpStream, status: &str, body: &str) {
 
 /// The code from a redirect URL (the listener's, or one pasted by a person), after checking
 /// `state` and reporting an `error` the server sent instead.
-pub fn code_from(redirect: &str, state: &SecretString) -> Result<SecretString, Error> {
+pub fn code_from(redirect: &str, state: &SecretString) -> Result<Callback, Error> {
     let url = url::Url::parse(redirect.trim()).map_err(|_| {
         Error::usage("the pasted text is not a URL").with_hint(
             "paste the whole address the browser was sent to (it starts with `http://127.0.0.1`)",
@@ -147,8 +154,10 @@ pub fn code_from(redirect: &str, state: &SecretString) -> Result<SecretString, E
     let mut code = None;
     let mut got_state = None;
     let mut error = None;
+    let mut iss = None;
     for (k, v) in url.query_pairs() {
         match k.as_ref() {
+            "iss" => iss = Some(v.into_owned()),
             "code" => code = Some(SecretString::from(v.as_ref())),
             "state" => got_state = Some(Zeroizing::new(v.into_owned())),
             "error" => error = Some(v.into_owned()),
@@ -172,11 +181,13 @@ pub fn code_from(redirect: &str, state: &SecretString) -> Result<SecretString, E
         )
         .with_hint("run the command again, and open only the newest sign-in link"));
     }
-    code.filter(|c| !c.expose_secret().is_empty())
+    let code = code
+        .filter(|c| !c.expose_secret().is_empty())
         .ok_or_else(|| {
             Error::credentials("the sign-in redirect carried no `code`")
                 .with_hint("paste the whole address the browser was sent to")
-        })
+        })?;
+    Ok(Callback { code, iss })
 }
 
 #[cfg(test)]
@@ -186,8 +197,16 @@ mod tests {
     #[test]
     fn code_needs_the_right_state() {
         let state = SecretString::from("s1");
-        let code = code_from("http://127.0.0.1:8765/callback?code=c1&state=s1", &state).unwrap();
-        assert_eq!(code.expose_secret(), "c1");
+        let got = code_from("http://127.0.0.1:8765/callback?code=c1&state=s1", &state).unwrap();
+        assert_eq!(got.code.expose_secret(), "c1");
+        assert_eq!(got.iss, None);
+        let got = code_from(
+            "http://127.0.0.1/callback?state=s1&iss=https%3A%2F%2Fpds.example&code=c2",
+            &state,
+        )
+        .unwrap();
+        assert_eq!(got.code.expose_secret(), "c2");
+        assert_eq!(got.iss.as_deref(), Some("https://pds.example"));
         let err = code_from("http://127.0.0.1:8765/callback?code=c1&state=s2", &state).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -227,7 +246,7 @@ mod tests {
         let code = l
             .wait(&SecretString::from("st"), Duration::from_secs(10))
             .unwrap();
-        assert_eq!(code.expose_secret(), "abc");
+        assert_eq!(code.code.expose_secret(), "abc");
         browser.join().unwrap();
         let err = l
             .wait(&SecretString::from("st"), Duration::from_millis(50))

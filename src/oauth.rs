@@ -73,12 +73,13 @@ impl Endpoints {
                 X_REDIRECT_PORT,
             ),
             Platform::Bluesky => {
+                // atproto OAuth finds its endpoints from the PDS (platforms::bluesky::oauth).
                 return Err(Error::usage(format!(
-                    "OAuth sign-in for bluesky account `{}` is not built yet",
+                    "bluesky account `{}` does not use these OAuth endpoints",
                     account.name
                 ))
                 .with_hint(format!(
-                    "store an app password with `gate auth login {} --with-token`",
+                    "sign in with `gate auth login {}` (atproto OAuth) or `--app-password`",
                     account.name
                 )));
             }

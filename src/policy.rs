@@ -163,7 +163,8 @@ pub struct OAuthSettings {
     pub authorize_url: Option<String>,
     pub token_url: Option<String>,
     pub revoke_url: Option<String>,
-    /// Bluesky (atproto OAuth): reserved for the client metadata document; not used yet.
+    /// Bluesky (atproto OAuth): the team's client metadata document, which is its client id
+    /// (default: atproto's loopback development client).
     pub client_metadata_url: Option<String>,
 }
 
@@ -784,10 +785,32 @@ fn read_oauth(
         }
         Some(at)
     };
-    let authorize_url = url("authorize_url").map(|a| a.value);
-    let token_url = url("token_url").map(|a| a.value);
-    let revoke_url = url("revoke_url").map(|a| a.value);
+    let authorize_url = url("authorize_url");
+    let token_url = url("token_url");
+    let revoke_url = url("revoke_url");
     let metadata = url("client_metadata_url");
+    if platform == Some(Platform::Bluesky) {
+        // atproto OAuth finds the endpoints from the PDS; the client is its metadata URL.
+        let unused = [
+            (
+                "authorize_url",
+                authorize_url.as_ref().map(|a| a.span.clone()),
+            ),
+            ("token_url", token_url.as_ref().map(|a| a.span.clone())),
+            ("revoke_url", revoke_url.as_ref().map(|a| a.span.clone())),
+            ("client_id", client_id.as_ref().map(|a| a.span.clone())),
+        ];
+        for (key, span) in unused {
+            if let Some(span) = span {
+                r.error(span, format!("`{key}` is not used for bluesky accounts"))
+                    .hint = Some(if key == "client_id" {
+                    "a Bluesky client is named by its metadata document: set `client_metadata_url`, or remove the key to use gate's loopback client".into()
+                } else {
+                    "gate finds the OAuth endpoints from the PDS (`server`): remove the key".into()
+                });
+            }
+        }
+    }
     if let Some(at) = &metadata
         && platform.is_some_and(|p| p != Platform::Bluesky)
     {
@@ -800,9 +823,9 @@ fn read_oauth(
         client_id: client_id.map(|a| a.value).filter(|v| !v.trim().is_empty()),
         redirect_port,
         scopes,
-        authorize_url,
-        token_url,
-        revoke_url,
+        authorize_url: authorize_url.map(|a| a.value),
+        token_url: token_url.map(|a| a.value),
+        revoke_url: revoke_url.map(|a| a.value),
         client_metadata_url: metadata.map(|a| a.value),
     }
 }

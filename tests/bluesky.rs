@@ -234,6 +234,303 @@ fn app_password_login_stores_a_session_that_status_checks_online_and_logout_ends
     assert_no_file_holds(&w.s, &refresh);
 }
 
+/// `gate auth login` for a Bluesky account without `--app-password`: atproto OAuth through
+/// gate's loopback listener, the test acting as the browser on the PDS's sign-in page.
+fn oauth_login(w: &World, browser: &mut pds::Browser) -> Run {
+    let login = common::oauth::Login::start(&w.s, &["--json", "auth", "login", "bsky"], None);
+    let authorize = login.authorize_url();
+    // PAR: the authorize URL carries only the client and the pushed request's handle.
+    let q = common::oauth::query(&authorize);
+    assert_eq!(
+        q.keys().collect::<Vec<_>>(),
+        ["client_id", "request_uri"],
+        "{authorize}"
+    );
+    assert_eq!(
+        q["client_id"],
+        "http://localhost?redirect_uri=http%3A%2F%2F127.0.0.1%2Fcallback&scope=atproto+transition%3Ageneric"
+    );
+    assert!(
+        q["request_uri"].starts_with("urn:ietf:params:oauth:request_uri:"),
+        "{q:?}"
+    );
+    let back = browser.authorize(&authorize, &w.alice);
+    assert_eq!(back.host_str(), Some("127.0.0.1"), "{back}");
+    assert_eq!(back.path(), "/callback");
+    let iss = common::oauth::query(&back).get("iss").cloned();
+    assert_eq!(iss.as_deref(), Some(w.pds.url.as_str()), "{back}");
+    let page = reqwest::blocking::get(back.as_str()).expect("gate's listener answers");
+    assert_eq!(page.status(), 200);
+    login.finish()
+}
+
+#[test]
+fn atproto_oauth_sign_in_posts_refreshes_once_and_logout_revokes() {
+    let w = world();
+    let mut browser = pds::Browser::new(w.pds);
+    let login = oauth_login(&w, &mut browser);
+    assert_eq!(login.code, 0, "{login:?}");
+    let out = login.json();
+    assert_eq!(out["handle"], w.alice.handle.as_str(), "{login:?}");
+    assert_eq!(out["did"], w.alice.did.as_str());
+    assert_eq!(out["issuer"], w.pds.url.as_str());
+    assert_eq!(out["refresh_token"], true);
+
+    // The keychain holds DPoP-bound tokens and the key they are bound to.
+    let stored = w.stored();
+    assert_eq!(stored["token_type"], "DPoP", "{stored}");
+    assert_eq!(stored["extra"]["auth"], "oauth");
+    assert_eq!(stored["extra"]["did"], w.alice.did.as_str());
+    assert_eq!(stored["extra"]["dpop_key"]["crv"], "P-256");
+    assert!(stored["extra"]["dpop_key"]["d"].is_string());
+    assert_eq!(
+        stored["scopes"],
+        serde_json::json!(["atproto", "transition:generic"])
+    );
+    let access = stored["access_token"].as_str().unwrap().to_owned();
+    let refresh = stored["refresh_token"].as_str().unwrap().to_owned();
+    let key = stored["extra"]["dpop_key"]["d"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_clean(&login, &access);
+    assert_clean(&login, &refresh);
+    // A token bound to a key is useless without it: the PDS refuses it as a bearer token.
+    let bearer = reqwest::blocking::Client::new()
+        .get(format!("{}/xrpc/com.atproto.server.getSession", w.pds.url))
+        .bearer_auth(&access)
+        .send()
+        .unwrap();
+    assert!(
+        bearer.status().is_client_error(),
+        "a DPoP-bound token worked as a bearer token: {}",
+        bearer.status()
+    );
+
+    // Authenticated calls from another process: the identity, then a post read back.
+    let status = w.s.run(&["--json", "auth", "status", "bsky"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    let row = &status.json()["accounts"][0];
+    assert_eq!(row["checked_online"], true, "{status:?}");
+    assert_eq!(row["identity"], w.alice.handle.as_str());
+    let text = "Signed in with atproto OAuth #gate";
+    let sent = w.s.run(&["post", "--yes", "--account", "bsky", text]);
+    assert_eq!(sent.code, 0, "{sent:?}");
+    let posts = all_posts(w.pds, &w.alice.did);
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0]["value"]["text"], text);
+
+    // An expired access token is refreshed once by 8 processes at once (refresh tokens are
+    // single-use here: a second refresh with the same one would fail and end the session).
+    let mut expired = w.stored();
+    expired["expires_at"] = "2000-01-01T00:00:00Z".into();
+    w.store(&expired);
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            w.s.command(&["--json", "auth", "status", "bsky"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in racers {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a racing status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let fresh = w.stored();
+    let new_refresh = fresh["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(new_refresh, refresh, "the refresh token was not rotated");
+    assert_eq!(
+        fresh["extra"]["dpop_key"]["d"],
+        key.as_str(),
+        "the DPoP key changed"
+    );
+    let expires: chrono::DateTime<chrono::Utc> =
+        fresh["expires_at"].as_str().unwrap().parse().unwrap();
+    assert!(expires > chrono::Utc::now(), "{fresh}");
+
+    // Replaying the used refresh token (an old copy of the keychain) is refused: exit 8.
+    let mut replay = expired.clone();
+    replay["refresh_token"] = refresh.clone().into();
+    w.store(&replay);
+    let refused = w.s.run(&["auth", "status", "bsky"]);
+    assert_eq!(refused.code, 8, "{refused:?}");
+    assert!(
+        refused.stderr.contains("gate auth login bsky"),
+        "{refused:?}"
+    );
+    assert_clean(&refused, &refresh);
+
+    // Log in again, then logout revokes the grant: the PDS lists no session for gate.
+    let again = oauth_login(&w, &mut browser);
+    assert_eq!(again.code, 0, "{again:?}");
+    let clients = browser.oauth_sessions(&w.alice.did);
+    assert!(
+        clients.iter().any(|c| c.starts_with("http://localhost?")),
+        "the PDS lists no session for gate: {clients:?}"
+    );
+    let logout = w.s.run(&["--json", "auth", "logout", "bsky"]);
+    assert_eq!(logout.code, 0, "{logout:?}");
+    assert_eq!(logout.json()["revoked"], true, "{logout:?}");
+    let clients = browser.oauth_sessions(&w.alice.did);
+    assert!(
+        !clients.iter().any(|c| c.starts_with("http://localhost?")),
+        "gate's session outlived the logout: {clients:?}"
+    );
+    for secret in [&access, &refresh, &new_refresh, &key] {
+        assert_no_file_holds(&w.s, secret);
+    }
+}
+
+/// `gate auth login bsky --no-browser`: the sign-in in the browser, then the address it was
+/// sent to pasted on stdin after `edit` has had its way with it.
+fn paste_login(w: &World, browser: &mut pds::Browser, edit: impl Fn(String) -> String) -> Run {
+    let mut login =
+        common::oauth::Login::start(&w.s, &["auth", "login", "bsky", "--no-browser"], None);
+    let authorize = login.authorize_url();
+    let back = browser.authorize(&authorize, &w.alice);
+    // Nothing listens: the redirect is the registered one, without a port.
+    assert_eq!(back.port(), None, "{back}");
+    let mut stdin = login.stdin.take().unwrap();
+    writeln!(stdin, "{}", edit(back.to_string())).unwrap();
+    drop(stdin);
+    login.finish()
+}
+
+#[test]
+fn atproto_oauth_without_a_browser_takes_the_pasted_address_and_checks_issuer_and_handle() {
+    let w = world();
+    let mut browser = pds::Browser::new(w.pds);
+    let user = w.user.clone();
+    let nothing_stored = || {
+        let out = w
+            .bus
+            .secret_tool(&["lookup", "service", "gate", "username", &user], "");
+        assert!(!out.status.success(), "a session was stored: {out:?}");
+    };
+
+    // A code that claims another issuer is refused before it is exchanged.
+    let issuer = url::form_urlencoded::byte_serialize(w.pds.url.as_bytes()).collect::<String>();
+    let forged = paste_login(&w, &mut browser, |back| {
+        back.replace(&issuer, "https%3A%2F%2Fevil.example")
+    });
+    assert_eq!(forged.code, 8, "{forged:?}");
+    assert!(
+        forged
+            .stderr
+            .contains("the sign-in redirect came from `https://evil.example`"),
+        "{forged:?}"
+    );
+    nothing_stored();
+
+    // Signed in as someone other than the policy's handle: refused, nothing stored.
+    let bob = w.pds.create_account("bob");
+    w.s.write(
+        "gate.toml",
+        &format!(
+            "version = 1\ntimezone = \"Europe/London\"\n\n[accounts.bsky]\nplatform = \"bluesky\"\nserver = \"{}\"\nhandle = \"{}\"\n",
+            w.pds.url, bob.handle
+        ),
+    );
+    let wrong = paste_login(&w, &mut browser, |back| back);
+    assert_eq!(wrong.code, 8, "{wrong:?}");
+    assert!(
+        wrong.stderr.contains(&format!(
+            "signed in as `{}` ({}), but the policy says `bsky` is `{}`; nothing was stored",
+            w.alice.handle, w.alice.did, bob.handle
+        )),
+        "{wrong:?}"
+    );
+    nothing_stored();
+
+    // The right account: signed in from the pasted address.
+    w.s.write(
+        "gate.toml",
+        &format!(
+            "version = 1\ntimezone = \"Europe/London\"\n\n[accounts.bsky]\nplatform = \"bluesky\"\nserver = \"{}\"\nhandle = \"{}\"\n",
+            w.pds.url, w.alice.handle
+        ),
+    );
+    let ok = paste_login(&w, &mut browser, |back| back);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    assert!(
+        ok.stderr.contains(&format!(
+            "as `{}` ({}) with OAuth",
+            w.alice.handle, w.alice.did
+        )),
+        "{ok:?}"
+    );
+    assert_eq!(w.stored()["extra"]["auth"], "oauth");
+}
+
+/// The payload of a compact JWT.
+fn jwt_payload(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let part = jwt.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn dpop_calls_send_the_nonce_a_server_asks_for_once() {
+    use common::fake_http::{FakeServer, json};
+    use gate::platforms::bluesky::{dpop::Dpop, xrpc::Xrpc};
+    // A resource server that wants a nonce: 401 `use_dpop_nonce` until the proof carries it.
+    let server = FakeServer::start(|req| {
+        let proof = jwt_payload(req.header("dpop").unwrap_or("a.e30.c"));
+        if proof["nonce"] == "n-1" {
+            json(
+                200,
+                serde_json::json!({"did": "did:plc:x", "handle": "x.test"}),
+            )
+            .header("DPoP-Nonce", "n-2")
+        } else {
+            json(401, serde_json::json!({"error": "use_dpop_nonce"}))
+                .header("WWW-Authenticate", "DPoP error=\"use_dpop_nonce\"")
+                .header("DPoP-Nonce", "n-1")
+        }
+    });
+    let xrpc = Xrpc::with_dpop(&server.url, Some(Dpop::generate().unwrap())).unwrap();
+    let token = secrecy::SecretString::from("at-canary");
+    let v = xrpc
+        .query("com.atproto.server.getSession", Some(&token), &[("a", "b")])
+        .expect("the second try succeeds");
+    assert_eq!(v["handle"], "x.test");
+    let seen = server.requests();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for (req, nonce) in seen.iter().zip([Value::Null, "n-1".into()]) {
+        assert_eq!(req.header("authorization"), Some("DPoP at-canary"));
+        let proof = jwt_payload(req.header("dpop").unwrap());
+        assert_eq!(proof["htm"], "GET");
+        assert_eq!(
+            proof["htu"],
+            format!("{}/xrpc/com.atproto.server.getSession", server.url)
+        );
+        assert_eq!(proof["nonce"], nonce);
+        assert!(proof["ath"].is_string());
+    }
+    // The newest nonce is kept for the next call; a server that keeps asking is an error.
+    assert_eq!(xrpc.dpop.as_ref().unwrap().nonce().as_deref(), Some("n-2"));
+    let stubborn = FakeServer::start(|_| {
+        json(401, serde_json::json!({"error": "use_dpop_nonce"}))
+            .header("WWW-Authenticate", "DPoP error=\"use_dpop_nonce\"")
+            .header("DPoP-Nonce", "again")
+    });
+    let xrpc = Xrpc::with_dpop(&stubborn.url, Some(Dpop::generate().unwrap())).unwrap();
+    assert!(xrpc.query("x.y.z", Some(&token), &[]).is_err());
+    assert_eq!(stubborn.requests().len(), 2, "asked at most twice");
+}
+
 #[test]
 fn a_wrong_app_password_or_missing_handle_is_a_clear_error() {
     let w = world();
@@ -405,7 +702,7 @@ fn an_expiring_session_is_refreshed_into_the_keychain_and_a_revoked_one_is_exit_
         refused.stderr,
         format!(
             "error: {} refused to refresh the session of `bsky`: ExpiredToken (400): Token has been revoked\n  \
-             hint: sign in again with `gate auth login bsky --app-password` (make an app password under Settings → Privacy and security → App passwords)\n",
+             hint: sign in again with `gate auth login bsky` (or with `--app-password`, made under Settings → Privacy and security → App passwords)\n",
             w.user.trim_start_matches("bsky@")
         )
     );

@@ -516,11 +516,11 @@ fn auth_names_only_policy_accounts_and_refuses_tokens_it_cannot_use() {
         run.stderr,
         "error: unknown account `brnad`\n  hint: did you mean `brand`?\n"
     );
-    let run = s.run(&["auth", "login", "bsky"]);
+    let run = s.run(&["auth", "login", "bsky", "--client-secret", "-"]);
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(
         run.stderr,
-        "error: OAuth sign-in for bluesky account `bsky` is not built yet\n  hint: store an app password with `gate auth login bsky --with-token`\n"
+        "error: `--client-secret` is only for X accounts\n  hint: Bluesky's OAuth clients are public: gate binds its tokens to a DPoP key instead\n"
     );
     let mut s = s;
     s.set_var("GATE_KEYCHAIN", "plaintext");

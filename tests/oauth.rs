@@ -1028,6 +1028,16 @@ redirect_port = 70000
 scopes = ["tweet.read", "two words"]
 token_url = "http://api.example/token"
 client_metadata_url = "https://gate.example/client.json"
+
+[accounts.b]
+platform = "bluesky"
+handle = "brand.example"
+
+[accounts.b.oauth]
+client_id = "mine"
+authorize_url = "https://bsky.social/oauth/authorize"
+client_metadata_url = "https://gate.example/client.json"
+redirect_port = 8766
 "#,
     );
     let run = s.run(&["policy", "check"]);
@@ -1071,7 +1081,21 @@ error: `client_metadata_url` is only for bluesky accounts
 19 | client_metadata_url = "https://gate.example/client.json"
    |                       ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
 
-invalid: 6 errors
+error: `client_id` is not used for bluesky accounts
+  --> gate.toml:26:13
+   |
+26 | client_id = "mine"
+   |             ^^^^^^
+   = hint: a Bluesky client is named by its metadata document: set `client_metadata_url`, or remove the key to use gate's loopback client
+
+error: `authorize_url` is not used for bluesky accounts
+  --> gate.toml:27:17
+   |
+27 | authorize_url = "https://bsky.social/oauth/authorize"
+   |                 ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+   = hint: gate finds the OAuth endpoints from the PDS (`server`): remove the key
+
+invalid: 8 errors
 "#;
     assert_eq!(run.stderr, expected);
     let example = s.run(&[

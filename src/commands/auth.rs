@@ -41,6 +41,9 @@ pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {
         return login_app_password(ctx, &policy, account);
     }
     if !args.with_token {
+        if account.platform == Platform::Bluesky {
+            return sign_in_bluesky(ctx, &policy, account, args);
+        }
         return sign_in(ctx, &policy, account, args);
     }
     // Open the keychain first: no point asking for a token that cannot be kept.
@@ -290,48 +293,21 @@ fn sign_in(
         app.client_secret.as_ref(),
         &redirect,
     )?;
-    let code = match &listener {
-        Some(listener) => {
-            // Printed even with `-q`: nobody can sign in without it.
-            eprintln!(
-                "open this address in a browser to sign in to `{name}` (waiting up to {} s for the redirect to {redirect}):\n  {}",
-                args.timeout, auth.url
-            );
-            if ctx.env.stdin_is_terminal
-                && ctx.env.stderr_is_terminal
-                && ctx.env.var("GATE_NO_BROWSER").is_none()
-                && let Err(e) = webbrowser::open(&auth.url)
-            {
-                ctx.note(&format!("(could not open a browser: {e})"));
-            }
-            listener.wait(&auth.state, std::time::Duration::from_secs(args.timeout))?
-        }
-        None => {
-            let what = if account.platform == Platform::Mastodon {
-                "then paste the code the page shows"
-            } else {
-                "then paste the address the browser was sent to (the page itself will not load)"
-            };
-            eprintln!(
-                "open this address in a browser to sign in to `{name}`, {what}:\n  {}",
-                auth.url
-            );
-            let pasted = read_pasted(
-                ctx,
-                true,
-                if account.platform == Platform::Mastodon {
-                    "Code"
-                } else {
-                    "Redirect address"
-                },
-            )?;
-            if account.platform == Platform::Mastodon {
-                pasted
-            } else {
-                crate::loopback::code_from(pasted.expose_secret(), &auth.state)?
-            }
-        }
+    let paste = if account.platform == Platform::Mastodon {
+        Paste::Code
+    } else {
+        Paste::RedirectAddress
     };
+    let code = receive(
+        ctx,
+        name,
+        &auth.url,
+        &auth.state,
+        listener.as_ref().map(|l| (l, redirect.as_str())),
+        args.timeout,
+        paste,
+    )?
+    .code;
     let mut credential = auth.exchange(account, &code)?;
     credential.identity = match oauth::whoami(account, &credential.access_token)? {
         WhoAmI::Identity(who) => Some(who),
@@ -368,6 +344,167 @@ fn sign_in(
         ));
     }
     Ok(Code::Ok)
+}
+
+/// atproto OAuth for a Bluesky account: PAR, PKCE and DPoP against the authorization server
+/// the PDS names; the redirect on a loopback listener (or pasted with `--no-browser`); the
+/// session checked with an authenticated `getSession` and against the policy's `handle`,
+/// then stored with its DPoP key.
+fn sign_in_bluesky(
+    ctx: &Ctx,
+    policy: &Policy,
+    account: &Account,
+    args: &AuthLoginArgs,
+) -> Result<Code, Error> {
+    use crate::platforms::bluesky::{oauth as atproto, session};
+    let name = &account.name;
+    if args.client_secret.is_some() {
+        return Err(
+            Error::usage("`--client-secret` is only for X accounts").with_hint(
+                "Bluesky's OAuth clients are public: gate binds its tokens to a DPoP key instead",
+            ),
+        );
+    }
+    let keychain = Keychain::open(&ctx.env)?;
+    let http = crate::http::client()?;
+    let client = atproto::ClientChoice::for_account(&http, account)?;
+    let listener = if args.no_browser {
+        None
+    } else {
+        Some(crate::loopback::Listener::bind(client.port)?)
+    };
+    let redirect = client.redirect_uri(listener.as_ref().map(|l| l.port));
+    let login = atproto::start(http, account, &client, &redirect)?;
+    let callback = receive(
+        ctx,
+        name,
+        &login.url,
+        &login.state,
+        listener.as_ref().map(|l| (l, redirect.as_str())),
+        args.timeout,
+        Paste::RedirectAddress,
+    )?;
+    let issuer = login.server.issuer.clone();
+    let mut credential = login.finish(account, &callback.code, callback.iss.as_deref())?;
+    // An authenticated call with the new tokens: who the PDS says they belong to.
+    let did = session::did(&credential).unwrap_or_default().to_owned();
+    let xrpc = session::xrpc_for(account, &credential)?;
+    let who = xrpc
+        .query(
+            "com.atproto.server.getSession",
+            Some(&credential.access_token),
+            &[],
+        )
+        .map_err(|e| match e {
+            crate::platforms::bluesky::xrpc::CallError::Transport(e) => {
+                crate::http::unreachable(&e)
+            }
+            crate::platforms::bluesky::xrpc::CallError::Xrpc(e) => Error::credentials(format!(
+                "{} did not accept the tokens it just issued for `{name}`: {}",
+                credential::host(&account.server),
+                e.describe()
+            ))
+            .with_hint("check the account's `server` in the policy, then sign in again"),
+        })?;
+    let field = |k: &str| who.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
+    let handle = field("handle").to_owned();
+    if field("did") != did {
+        return Err(Error::credentials(format!(
+            "{} says the new session of `{name}` belongs to {}, but the sign-in was for {did}",
+            credential::host(&account.server),
+            field("did")
+        ))
+        .with_hint("nothing was stored; sign in again"));
+    }
+    if let Some(expected) = account.handle.as_deref().filter(|h| !h.contains('@'))
+        && !expected.eq_ignore_ascii_case(&handle)
+        && expected != did
+    {
+        return Err(Error::credentials(format!(
+            "signed in as `{handle}` ({did}), but the policy says `{name}` is `{expected}`; nothing was stored"
+        ))
+        .with_hint(format!(
+            "sign out of `{handle}` in the browser and run `gate auth login {name}` again, or fix `handle` under `[accounts.{name}]`"
+        )));
+    }
+    credential.identity = Some(handle.clone());
+    let user = credential::user(account);
+    let replaced = keychain.get(&user)?.is_some();
+    keychain.set(&user, &credential.to_secret())?;
+    audited(ctx, Event::Login, policy, account)?;
+    if ctx.global.json {
+        print_json(&json!({
+            "account": name,
+            "user": user,
+            "stored_in": keychain.backend().id(),
+            "replaced": replaced,
+            "handle": handle,
+            "did": did,
+            "issuer": issuer,
+            "expires_at": credential.expires_at.map(rfc3339),
+            "scopes": credential.scopes,
+            "refresh_token": credential.refresh_token.is_some(),
+        }))?;
+    } else {
+        ctx.note(&format!(
+            "signed in to {} as `{handle}` ({did}) with OAuth; the session and its DPoP key are in {} (service `gate`, user `{user}`)",
+            credential::host(&account.server),
+            keychain.backend().place()
+        ));
+    }
+    Ok(Code::Ok)
+}
+
+/// What a person pastes after signing in with `--no-browser`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Paste {
+    /// The code the page shows (Mastodon's out-of-band redirect).
+    Code,
+    /// The address the browser was sent to (the page itself does not load).
+    RedirectAddress,
+}
+
+/// Shows the sign-in address (and opens a browser on a terminal), then takes the redirect:
+/// from the loopback listener, or pasted by hand without one (`--no-browser`).
+fn receive(
+    ctx: &Ctx,
+    name: &str,
+    url: &str,
+    state: &SecretString,
+    listener: Option<(&crate::loopback::Listener, &str)>,
+    timeout: u64,
+    paste: Paste,
+) -> Result<crate::loopback::Callback, Error> {
+    if let Some((listener, redirect)) = listener {
+        // Printed even with `-q`: nobody can sign in without it.
+        eprintln!(
+            "open this address in a browser to sign in to `{name}` (waiting up to {timeout} s for the redirect to {redirect}):\n  {url}"
+        );
+        if ctx.env.stdin_is_terminal
+            && ctx.env.stderr_is_terminal
+            && ctx.env.var("GATE_NO_BROWSER").is_none()
+            && let Err(e) = webbrowser::open(url)
+        {
+            ctx.note(&format!("(could not open a browser: {e})"));
+        }
+        return listener.wait(state, std::time::Duration::from_secs(timeout));
+    }
+    let (what, prompt) = match paste {
+        Paste::Code => ("then paste the code the page shows", "Code"),
+        Paste::RedirectAddress => (
+            "then paste the address the browser was sent to (the page itself will not load)",
+            "Redirect address",
+        ),
+    };
+    eprintln!("open this address in a browser to sign in to `{name}`, {what}:\n  {url}");
+    let pasted = read_pasted(ctx, true, prompt)?;
+    match paste {
+        Paste::Code => Ok(crate::loopback::Callback {
+            code: pasted,
+            iss: None,
+        }),
+        Paste::RedirectAddress => crate::loopback::code_from(pasted.expose_secret(), state),
+    }
 }
 
 /// A secret or a pasted answer typed at a hidden prompt on a terminal, else one line of stdin
@@ -562,7 +699,7 @@ fn online(
 ) -> Result<Credential, (String, Error)> {
     let name = &account.name;
     if account.platform == Platform::Bluesky {
-        // An app-password session: refreshed if needed, then `getSession` says whose it is.
+        // A session (app password or OAuth): refreshed if needed, then `getSession` says whose.
         let (mut c, handle, _did) = crate::platforms::bluesky::session::check_online(env, account)
             .map_err(|e| (reason(&e), e))?;
         c.identity = Some(handle);
@@ -665,7 +802,7 @@ pub fn logout(ctx: &Ctx, args: &AuthLogoutArgs) -> Result<Code, Error> {
         .as_ref()
         .and_then(|s| Credential::from_secret(s).ok());
     // Revoke first, delete whatever happens: a token that cannot be revoked still leaves.
-    // For a Bluesky app-password session, revoking is ending the session (`deleteSession`).
+    // For a Bluesky session, revoking is ending it (`deleteSession`, or OAuth revocation).
     let revoked: Option<Result<(), Error>> = match &credential {
         _ if args.offline => None,
         Some(c) if account.platform == Platform::Bluesky => {

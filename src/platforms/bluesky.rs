@@ -6,8 +6,11 @@
 //! as a no-op, never a second post. Links, mentions and hashtags become facets on UTF-8 byte
 //! offsets ([`facets`]); images are uploaded as blobs with their alt text.
 
+pub mod dpop;
 pub mod facets;
+pub mod oauth;
 pub mod session;
+pub mod xrpc;
 
 use std::time::Duration;
 
@@ -16,7 +19,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use self::facets::Feature;
-use self::session::{CallError, Xrpc, XrpcError};
+use self::xrpc::{CallError, Xrpc, XrpcError};
 use super::{Outgoing, Platform, Published, SendError};
 use crate::credential::Credential;
 use crate::error::Error;
@@ -47,12 +50,12 @@ impl Bluesky {
                 account.name
             ))
             .with_hint(format!(
-                "sign in with `gate auth login {} --app-password`",
+                "sign in with `gate auth login {}` (or `--app-password`)",
                 account.name
             ))
         })?;
         Ok(Bluesky {
-            xrpc: Xrpc::new(&account.server)?,
+            xrpc: session::xrpc_for(account, session)?,
             access: session.access_token.clone(),
             did: did.to_owned(),
             handle: session.identity.clone(),
@@ -130,7 +133,7 @@ impl Bluesky {
                     "com.atproto.repo.uploadBlob",
                     &self.access,
                     &m.mime,
-                    m.bytes.clone(),
+                    &m.bytes,
                 )
                 .map_err(before_send)?;
             let Some(blob) = blob.get("blob").cloned() else {

@@ -39,12 +39,22 @@ impl Request {
 pub struct Reply {
     pub status: u16,
     pub body: String,
+    /// Extra response headers.
+    pub headers: Vec<(String, String)>,
 }
 
 pub fn json(status: u16, body: serde_json::Value) -> Reply {
     Reply {
         status,
         body: body.to_string(),
+        headers: Vec::new(),
+    }
+}
+
+impl Reply {
+    pub fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
     }
 }
 
@@ -118,9 +128,14 @@ impl FakeServer {
                 let reply = handler(&request);
                 seen.lock().unwrap().push(request);
                 let mut stream = stream;
+                let extra: String = reply
+                    .headers
+                    .iter()
+                    .map(|(n, v)| format!("{n}: {v}\r\n"))
+                    .collect();
                 let _ = write!(
                     stream,
-                    "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+                    "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n{}",
                     reply.status,
                     reply.body.len(),
                     reply.body

@@ -175,3 +175,162 @@ impl Drop for Pds {
         }
     }
 }
+
+/// A minimal browser for the PDS's own sign-in pages (atproto OAuth): it keeps cookies and
+/// sends the fetch-metadata, origin, referer and CSRF headers its JSON API checks, as the
+/// real page's script would.
+pub struct Browser {
+    origin: String,
+    cookies: std::collections::BTreeMap<String, String>,
+    http: reqwest::blocking::Client,
+}
+
+/// The prefix of the sign-in page's JSON API.
+const API: &str = "/@atproto/oauth-provider/~api";
+
+impl Browser {
+    pub fn new(pds: &Pds) -> Browser {
+        Browser {
+            origin: pds.url.trim_end_matches('/').to_owned(),
+            cookies: Default::default(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn keep_cookies(&mut self, resp: &reqwest::blocking::Response) {
+        for v in resp.headers().get_all(reqwest::header::SET_COOKIE) {
+            let v = v.to_str().unwrap();
+            let pair = v.split(';').next().unwrap();
+            if let Some((k, v)) = pair.split_once('=') {
+                self.cookies
+                    .insert(k.trim().to_owned(), v.trim().to_owned());
+            }
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// A call to the sign-in page's API, made from the page at `referer`.
+    fn api(&mut self, method: &str, endpoint: &str, referer: &str, body: Option<&Value>) -> Value {
+        // The page's script echoes the CSRF cookie in a header; make one if none was set.
+        let csrf = self
+            .cookies
+            .entry("csrf-token".into())
+            .or_insert_with(|| {
+                let mut bytes = [0u8; 12];
+                getrandom::fill(&mut bytes).unwrap();
+                bytes.iter().map(|b| format!("{b:02x}")).collect()
+            })
+            .clone();
+        let url = format!("{}{API}{endpoint}", self.origin);
+        let mut req = match method {
+            "GET" => self.http.get(&url),
+            _ => self.http.post(&url),
+        }
+        .header("origin", &self.origin)
+        .header("referer", referer)
+        .header("sec-fetch-mode", "same-origin")
+        .header("sec-fetch-site", "same-origin")
+        .header("sec-fetch-dest", "empty")
+        .header("x-csrf-token", csrf)
+        .header("cookie", self.cookie_header());
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().unwrap_or_else(|e| panic!("{endpoint}: {e}"));
+        self.keep_cookies(&resp);
+        let status = resp.status();
+        let v: Value = resp.json().unwrap_or(Value::Null);
+        assert!(status.is_success(), "{endpoint}: {status} {v}");
+        v
+    }
+
+    /// Opens gate's authorize URL, signs in as `account` and allows the request: the address
+    /// the PDS sends the browser back to (gate's redirect, with `code`, `state` and `iss`).
+    pub fn authorize(&mut self, authorize: &url::Url, account: &Account) -> url::Url {
+        let resp = self
+            .http
+            .get(authorize.as_str())
+            .header("sec-fetch-mode", "navigate")
+            .header("sec-fetch-dest", "document")
+            .header("sec-fetch-site", "cross-site")
+            .header("cookie", self.cookie_header())
+            .send()
+            .expect("the authorize page");
+        self.keep_cookies(&resp);
+        let status = resp.status();
+        assert!(
+            status.is_success(),
+            "authorize page: {status} {:?}",
+            resp.text()
+        );
+        let referer = authorize.as_str().to_owned();
+        let signed_in = self.api(
+            "POST",
+            "/sign-in",
+            &referer,
+            Some(&json!({
+                "locale": "en",
+                "username": account.handle,
+                "password": account.password,
+                "remember": true,
+            })),
+        );
+        assert_eq!(
+            signed_in["account"]["did"],
+            account.did.as_str(),
+            "{signed_in}"
+        );
+        let consent = self.api(
+            "POST",
+            "/consent",
+            &referer,
+            Some(&json!({"did": account.did})),
+        );
+        let url = url::Url::parse(consent["url"].as_str().expect("a redirect URL")).unwrap();
+        // `/oauth/authorize/redirect?redirect_uri=…&code=…&state=…&iss=…` sends the browser
+        // to the client's redirect with the other parameters.
+        let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let redirect_uri = params
+            .iter()
+            .find(|(k, _)| k == "redirect_uri")
+            .map(|(_, v)| v.clone())
+            .expect("a redirect_uri");
+        let mut back = url::Url::parse(&redirect_uri).unwrap();
+        for (k, v) in &params {
+            if k != "redirect_uri" && k != "redirect_mode" {
+                back.query_pairs_mut().append_pair(k, v);
+            }
+        }
+        back
+    }
+
+    /// The OAuth sessions the PDS lists for `did` on its account page (client ids).
+    pub fn oauth_sessions(&mut self, did: &str) -> Vec<String> {
+        let referer = format!("{}/account", self.origin);
+        let v = self.api(
+            "GET",
+            &format!(
+                "/oauth-sessions?did={}",
+                url::form_urlencoded::byte_serialize(did.as_bytes()).collect::<String>()
+            ),
+            &referer,
+            None,
+        );
+        v.as_array()
+            .expect("a list of sessions")
+            .iter()
+            .map(|s| s["clientId"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+}

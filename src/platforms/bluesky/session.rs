@@ -1,5 +1,6 @@
-//! Bluesky sessions made with an app password: sign in (`createSession`), keep usable
-//! (`refreshSession`, one process at a time), check (`getSession`) and end (`deleteSession`).
+//! Bluesky sessions: made with an app password (`createSession`) or by atproto OAuth
+//! ([`super::oauth`]); kept usable by refreshing one process at a time, checked
+//! (`getSession`) and ended (`deleteSession`, or revocation for OAuth).
 //!
 //! The keychain holds the access JWT, the refresh JWT as `refresh_token`, the access token's
 //! expiry (its `exp` claim), its scope, the handle as `identity` and the DID in `extra.did`.
@@ -19,137 +20,28 @@ use crate::error::Error;
 use crate::keychain::Keychain;
 use crate::policy::Account;
 
+use super::xrpc::{CallError, Xrpc};
+
 /// Refresh when the access token has less than this left: a post with images takes a while.
 pub const REFRESH_MARGIN: TimeDelta = TimeDelta::seconds(120);
 /// How long to wait for another gate process refreshing the same account.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// An XRPC reply that is not a success: the HTTP status and atproto's `error` / `message`.
-#[derive(Debug)]
-pub struct XrpcError {
-    pub status: u16,
-    pub error: String,
-    pub message: String,
-    /// `ratelimit-reset` (epoch seconds), when the server sent it.
-    pub reset: Option<i64>,
-}
-
-impl XrpcError {
-    /// "`ExpiredToken`: Token has expired" for people (server text, never a token).
-    pub fn describe(&self) -> String {
-        match (self.error.is_empty(), self.message.is_empty()) {
-            (false, false) => format!("{} ({}): {}", self.error, self.status, self.message),
-            (false, true) => format!("{} ({})", self.error, self.status),
-            (true, false) => format!("HTTP {}: {}", self.status, self.message),
-            (true, true) => format!("HTTP {}", self.status),
-        }
-    }
-}
-
-/// A request that did not get an answer, or got a refusal.
-#[derive(Debug)]
-pub enum CallError {
-    Transport(reqwest::Error),
-    Xrpc(XrpcError),
-}
-
-/// One PDS: its base URL and gate's HTTP client.
-pub struct Xrpc {
-    pub client: reqwest::blocking::Client,
-    pub base: String,
-}
-
-impl Xrpc {
-    pub fn new(server: &str) -> Result<Xrpc, Error> {
-        Ok(Xrpc {
-            client: crate::http::client()?,
-            base: server.trim_end_matches('/').to_owned(),
-        })
-    }
-
-    fn url(&self, nsid: &str) -> String {
-        format!("{}/xrpc/{nsid}", self.base)
-    }
-
-    /// A procedure (POST) with a JSON body; `token` as the bearer.
-    pub fn procedure(
-        &self,
-        nsid: &str,
-        token: Option<&SecretString>,
-        body: Option<&Value>,
-    ) -> Result<Value, CallError> {
-        let mut req = self.client.post(self.url(nsid));
-        if let Some(token) = token {
-            req = req.bearer_auth(token.expose_secret());
-        }
-        if let Some(body) = body {
-            req = req.json(body);
-        }
-        finish(req.send())
-    }
-
-    /// A procedure whose body is raw bytes (`uploadBlob`).
-    pub fn upload(
-        &self,
-        nsid: &str,
-        token: &SecretString,
-        mime: &str,
-        bytes: Vec<u8>,
-    ) -> Result<Value, CallError> {
-        let req = self
-            .client
-            .post(self.url(nsid))
-            .bearer_auth(token.expose_secret())
-            .header(reqwest::header::CONTENT_TYPE, mime)
-            .body(bytes);
-        finish(req.send())
-    }
-
-    /// A query (GET).
-    pub fn query(
-        &self,
-        nsid: &str,
-        token: Option<&SecretString>,
-        params: &[(&str, &str)],
-    ) -> Result<Value, CallError> {
-        let mut req = self.client.get(self.url(nsid)).query(params);
-        if let Some(token) = token {
-            req = req.bearer_auth(token.expose_secret());
-        }
-        finish(req.send())
-    }
-}
-
-fn finish(sent: Result<reqwest::blocking::Response, reqwest::Error>) -> Result<Value, CallError> {
-    let resp = sent.map_err(CallError::Transport)?;
-    let status = resp.status().as_u16();
-    let reset = resp
-        .headers()
-        .get("ratelimit-reset")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let body: Value = match resp.bytes() {
-        Ok(b) if b.is_empty() => Value::Null,
-        Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
-        Err(e) => return Err(CallError::Transport(e)),
-    };
-    if (200..300).contains(&status) {
-        return Ok(body);
-    }
-    let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    Err(CallError::Xrpc(XrpcError {
-        status,
-        error: text("error"),
-        message: text("message"),
-        reset,
-    }))
-}
-
 fn login_hint(account: &Account) -> String {
     format!(
-        "sign in again with `gate auth login {} --app-password` (make an app password under Settings → Privacy and security → App passwords)",
+        "sign in again with `gate auth login {}` (or with `--app-password`, made under Settings → Privacy and security → App passwords)",
         account.name
     )
+}
+
+/// XRPC calls authorised by session `c`: DPoP-bound for an OAuth session, bearer otherwise.
+pub fn xrpc_for(account: &Account, c: &Credential) -> Result<Xrpc, Error> {
+    if !super::oauth::is_oauth(c) {
+        return Xrpc::new(&account.server);
+    }
+    let dpop = super::oauth::dpop_of(c)
+        .ok_or_else(|| no_session(account, "the stored OAuth session has no usable DPoP key"))?;
+    Xrpc::with_dpop(&account.server, Some(dpop))
 }
 
 /// Signs in with a handle (or DID or email) and an app password.
@@ -245,7 +137,7 @@ fn read(keychain: &Keychain, account: &Account) -> Result<Credential, Error> {
     if c.refresh_token.is_none() || did(&c).is_none() {
         return Err(no_session(
             account,
-            "the stored token is not an app-password session",
+            "the stored token is not a Bluesky session (made with `gate auth login` or `--app-password`)",
         ));
     }
     Ok(c)
@@ -275,6 +167,11 @@ pub fn refresh(env: &Env, keychain: &Keychain, account: &Account) -> Result<Cred
     let c = read(keychain, account)?;
     if !needs_refresh(&c, Utc::now()) {
         return Ok(c);
+    }
+    if super::oauth::is_oauth(&c) {
+        let fresh = super::oauth::refresh(account, &c)?;
+        keychain.set(&user, &fresh.to_secret())?;
+        return Ok(fresh);
     }
     let xrpc = Xrpc::new(&account.server)?;
     let reply = match xrpc.procedure(
@@ -311,7 +208,7 @@ pub fn refresh(env: &Env, keychain: &Keychain, account: &Account) -> Result<Cred
 /// `getSession` with a usable session: the handle and DID the server says it belongs to.
 pub fn check_online(env: &Env, account: &Account) -> Result<(Credential, String, String), Error> {
     let c = usable_session(env, account)?;
-    let xrpc = Xrpc::new(&account.server)?;
+    let xrpc = xrpc_for(account, &c)?;
     match xrpc.query("com.atproto.server.getSession", Some(&c.access_token), &[]) {
         Ok(v) => {
             let handle = v
@@ -337,8 +234,12 @@ pub fn check_online(env: &Env, account: &Account) -> Result<(Credential, String,
     }
 }
 
-/// Ends the session at the server (`deleteSession` takes the refresh token).
+/// Ends the session at the server: an OAuth session's grant is revoked, an app-password
+/// session ended with `deleteSession` (which takes the refresh token).
 pub fn delete_session(account: &Account, c: &Credential) -> Result<(), Error> {
+    if super::oauth::is_oauth(c) {
+        return super::oauth::revoke(account, c).map(drop);
+    }
     let xrpc = Xrpc::new(&account.server)?;
     match xrpc.procedure(
         "com.atproto.server.deleteSession",
