@@ -469,16 +469,166 @@ fn atproto_oauth_without_a_browser_takes_the_pasted_address_and_checks_issuer_an
     assert_eq!(w.stored()["extra"]["auth"], "oauth");
 }
 
-/// The payload of a compact JWT.
-fn jwt_payload(jwt: &str) -> Value {
+/// A stand-in for a PDS and its authorization server, for the parts of the contract the real
+/// PDS cannot show here: a team's client metadata document (the real one is only fetched over
+/// https) and every request's exact form.
+fn fake_authorization_server(callback_port: u16) -> common::fake_http::FakeServer {
+    use common::fake_http::{FakeServer, json};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let pars = AtomicUsize::new(0);
+    FakeServer::start(move |req| {
+        let me = format!("http://{}", req.header("host").unwrap());
+        match req.path.as_str() {
+            "/client.json" => json(
+                200,
+                serde_json::json!({
+                    "client_id": format!("{me}/client.json"),
+                    "application_type": "native",
+                    "token_endpoint_auth_method": "none",
+                    "dpop_bound_access_tokens": true,
+                    "grant_types": ["authorization_code", "refresh_token"],
+                    "redirect_uris": [format!("http://127.0.0.1:{callback_port}/callback")],
+                    "scope": "atproto transition:generic",
+                }),
+            ),
+            "/.well-known/oauth-protected-resource" => json(
+                200,
+                serde_json::json!({"resource": me, "authorization_servers": [me]}),
+            ),
+            "/.well-known/oauth-authorization-server" => json(
+                200,
+                serde_json::json!({
+                    "issuer": me,
+                    "pushed_authorization_request_endpoint": format!("{me}/oauth/par"),
+                    "authorization_endpoint": format!("{me}/oauth/authorize"),
+                    "token_endpoint": format!("{me}/oauth/token"),
+                    "revocation_endpoint": format!("{me}/oauth/revoke"),
+                    "dpop_signing_alg_values_supported": ["ES256"],
+                    "code_challenge_methods_supported": ["S256"],
+                }),
+            ),
+            // The first PAR is refused for want of a nonce, as atproto servers do.
+            "/oauth/par" if pars.fetch_add(1, Ordering::SeqCst) == 0 => {
+                json(400, serde_json::json!({"error": "use_dpop_nonce"}))
+                    .header("DPoP-Nonce", "as-1")
+            }
+            "/oauth/par" => json(
+                201,
+                serde_json::json!({"request_uri": "urn:ietf:params:oauth:request_uri:req-1", "expires_in": 60}),
+            ),
+            "/oauth/token" => json(
+                200,
+                serde_json::json!({
+                    "access_token": "at-fake", "token_type": "DPoP", "refresh_token": "rt-fake",
+                    "expires_in": 3600, "scope": "atproto transition:generic", "sub": "did:plc:fake",
+                }),
+            ),
+            "/xrpc/com.atproto.server.getSession" => json(
+                200,
+                serde_json::json!({"did": "did:plc:fake", "handle": "brand.test"}),
+            ),
+            _ => json(404, serde_json::json!({"error": "NotFound"})),
+        }
+    })
+}
+
+#[test]
+fn atproto_oauth_with_a_team_client_sends_each_documented_request() {
+    let port = common::oauth::free_port();
+    let server = fake_authorization_server(port);
+    let bus = SessionBus::with_gnome_keyring();
+    let mut s = Sandbox::new();
+    bus.attach(&mut s);
+    let metadata_url = format!("{}/client.json", server.url);
+    s.write(
+        "gate.toml",
+        &format!(
+            "version = 1\n\n[accounts.bsky]\nplatform = \"bluesky\"\nserver = \"{}\"\nhandle = \"brand.test\"\n\n[accounts.bsky.oauth]\nclient_metadata_url = \"{metadata_url}\"\n",
+            server.url
+        ),
+    );
+    let login = common::oauth::Login::start(&s, &["--json", "auth", "login", "bsky"], None);
+    let authorize = login.authorize_url();
+    assert_eq!(authorize.path(), "/oauth/authorize");
+    let q = common::oauth::query(&authorize);
+    assert_eq!(q["client_id"], metadata_url);
+    assert_eq!(q["request_uri"], "urn:ietf:params:oauth:request_uri:req-1");
+
+    let pars = server.to("/oauth/par");
+    assert_eq!(
+        pars.len(),
+        2,
+        "one PAR refused for a nonce, then sent again"
+    );
+    let par = pars[1].form();
+    assert_eq!(par["client_id"], metadata_url);
+    assert_eq!(par["response_type"], "code");
+    assert_eq!(
+        par["redirect_uri"],
+        format!("http://127.0.0.1:{port}/callback")
+    );
+    assert_eq!(par["scope"], "atproto transition:generic");
+    assert_eq!(par["code_challenge_method"], "S256");
+    assert_eq!(par["login_hint"], "brand.test");
+    assert_eq!(pars[0].form(), par, "the retry is the same request");
+    let first = jwt_payload(pars[0].header("dpop").unwrap());
+    let second = jwt_payload(pars[1].header("dpop").unwrap());
+    assert_eq!(first["nonce"], Value::Null);
+    assert_eq!(second["nonce"], "as-1");
+    assert_eq!(second["htu"], format!("{}/oauth/par", server.url));
+    assert_ne!(first["jti"], second["jti"], "a proof is never reused");
+
+    // The browser comes back to the port the team registered.
+    let back = format!(
+        "http://127.0.0.1:{port}/callback?state={}&iss={}&code=code-1",
+        par["state"],
+        url::form_urlencoded::byte_serialize(server.url.as_bytes()).collect::<String>()
+    );
+    assert_eq!(reqwest::blocking::get(&back).unwrap().status(), 200);
+    let run = login.finish();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["did"], "did:plc:fake");
+    assert_clean(&run, "at-fake");
+    assert_clean(&run, "rt-fake");
+
+    let token = server.to("/oauth/token");
+    assert_eq!(token.len(), 1);
+    let form = token[0].form();
+    assert_eq!(form["grant_type"], "authorization_code");
+    assert_eq!(form["code"], "code-1");
+    assert_eq!(form["client_id"], metadata_url);
+    assert_eq!(form["redirect_uri"], par["redirect_uri"]);
+    assert_eq!(
+        common::oauth::s256(&form["code_verifier"]),
+        par["code_challenge"]
+    );
+    let proof = jwt_payload(token[0].header("dpop").unwrap());
+    assert_eq!(proof["nonce"], "as-1", "the nonce is kept between requests");
+    assert_eq!(
+        jwt_part(token[0].header("dpop").unwrap(), 0)["jwk"],
+        jwt_part(pars[1].header("dpop").unwrap(), 0)["jwk"],
+        "the code is redeemed with the key the request was pushed with"
+    );
+    let session = server.to("/xrpc/com.atproto.server.getSession");
+    assert_eq!(session.len(), 1);
+    assert_eq!(session[0].header("authorization"), Some("DPoP at-fake"));
+    assert!(jwt_payload(session[0].header("dpop").unwrap())["ath"].is_string());
+}
+
+/// Part `i` of a compact JWT (0: header, 1: payload), as JSON.
+fn jwt_part(jwt: &str, i: usize) -> Value {
     use base64::Engine as _;
-    let part = jwt.split('.').nth(1).expect("a JWT");
+    let part = jwt.split('.').nth(i).expect("a JWT");
     serde_json::from_slice(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(part)
             .unwrap(),
     )
     .unwrap()
+}
+
+fn jwt_payload(jwt: &str) -> Value {
+    jwt_part(jwt, 1)
 }
 
 #[test]
