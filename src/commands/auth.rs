@@ -152,37 +152,25 @@ fn read_secret(
     account: &Account,
 ) -> Result<SecretString, Error> {
     let token = if ctx.env.stdin_is_terminal && std::io::stdin().is_terminal() {
-        let typed = dialoguer::Password::new()
-            .with_prompt(format!(
+        hidden_prompt(
+            &format!(
                 "{}{} for `{}` ({})",
                 what[..1].to_uppercase(),
                 &what[1..],
                 account.name,
                 credential::host(&account.server)
-            ))
-            .interact()
-            .map_err(|e| Error::usage(format!("cannot read the {what} from the terminal: {e}")))?;
-        SecretString::from(typed)
+            ),
+            what,
+        )?
     } else {
-        let mut buf = Zeroizing::new(Vec::with_capacity(MAX_SECRET + 1));
-        std::io::stdin()
-            .take(MAX_SECRET as u64 + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| {
-                Error::other(format!(
-                    "cannot read the {what} from stdin: {}",
-                    crate::error::io_reason(&e)
-                ))
-            })?;
-        if buf.len() > MAX_SECRET {
+        let text = stdin_secret(what)?;
+        if text.len() > MAX_SECRET {
             return Err(Error::usage(format!(
                 "the {what} on stdin is longer than {} KiB",
                 MAX_SECRET / 1024
             ))
             .with_hint(format!("pipe in only the {what}")));
         }
-        let text = std::str::from_utf8(&buf)
-            .map_err(|_| Error::usage(format!("the {what} on stdin is not UTF-8 text")))?;
         SecretString::from(text.trim())
     };
     credential::check_token(token.expose_secret()).map_err(|e| {
@@ -511,11 +499,8 @@ fn receive(
 /// (when `stdin`).
 fn read_pasted(ctx: &Ctx, stdin: bool, prompt: &str) -> Result<SecretString, Error> {
     if ctx.env.stdin_is_terminal && std::io::stdin().is_terminal() {
-        let typed = dialoguer::Password::new()
-            .with_prompt(prompt)
-            .interact()
-            .map_err(|e| Error::usage(format!("cannot read from the terminal: {e}")))?;
-        return Ok(SecretString::from(typed.trim()));
+        let typed = hidden_prompt(prompt, &prompt.to_lowercase())?;
+        return Ok(SecretString::from(typed.expose_secret().trim()));
     }
     if !stdin {
         return Err(
@@ -523,25 +508,45 @@ fn read_pasted(ctx: &Ctx, stdin: bool, prompt: &str) -> Result<SecretString, Err
                 .with_hint("pipe the secret in with `--client-secret -`"),
         );
     }
-    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_SECRET + 1));
-    std::io::stdin()
-        .take(MAX_SECRET as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| {
-            Error::other(format!(
-                "cannot read stdin: {}",
-                crate::error::io_reason(&e)
-            ))
-        })?;
-    let text = std::str::from_utf8(&buf).map_err(|_| Error::usage("stdin is not UTF-8 text"))?;
+    let text = stdin_secret(&prompt.to_lowercase())?;
     let line = text.lines().next().unwrap_or("").trim();
-    if line.is_empty() || buf.len() > MAX_SECRET {
+    if line.is_empty() || text.len() > MAX_SECRET {
         return Err(
             Error::usage(format!("no {} given on stdin", prompt.to_lowercase()))
                 .with_hint("pipe in one line"),
         );
     }
     Ok(SecretString::from(line))
+}
+
+/// A secret typed at a hidden prompt on the terminal.
+fn hidden_prompt(prompt: &str, what: &str) -> Result<SecretString, Error> {
+    dialoguer::Password::new()
+        .with_prompt(prompt)
+        .interact()
+        .map(SecretString::from)
+        .map_err(|e| Error::usage(format!("cannot read the {what} from the terminal: {e}")))
+}
+
+/// Stdin as UTF-8 in a buffer wiped on drop; one byte more than [`MAX_SECRET`] at most, so
+/// the caller can tell a secret that is too long.
+fn stdin_secret(what: &str) -> Result<Zeroizing<String>, Error> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_SECRET + 1));
+    std::io::stdin()
+        .take(MAX_SECRET as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| {
+            Error::other(format!(
+                "cannot read the {what} from stdin: {}",
+                crate::error::io_reason(&e)
+            ))
+        })?;
+    let bytes = std::mem::take(&mut *buf);
+    String::from_utf8(bytes).map(Zeroizing::new).map_err(|e| {
+        // Wipe the bytes the error hands back.
+        drop(Zeroizing::new(e.into_bytes()));
+        Error::usage(format!("the {what} on stdin is not UTF-8 text"))
+    })
 }
 
 /// One account's line in `gate auth status`.
