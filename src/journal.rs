@@ -48,7 +48,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
 /// Version 1 → 2: `retracted` joins the states and `retracted_at` the columns. SQLite cannot
 /// change a CHECK constraint in place, so the table is rebuilt (inside the migration's
 /// transaction). A version-1 gate refuses the result, so it never mistakes a retracted post
-/// for an unfinished one and sends it again.
+/// for an unfinished one and sends it again. The table is restated here on purpose rather
+/// than shared with [`SCHEMA`]: a migration is a frozen snapshot of version 2, and must not
+/// change when a later version changes the table.
 const TO_V2: &str = "
 CREATE TABLE deliveries_v2 (
     digest          TEXT NOT NULL,
