@@ -439,6 +439,8 @@ fn a_post_with_a_link_a_mention_a_tag_and_an_image_is_published_exactly_once() {
         reply_to: None,
         language: Some("en"),
         key: &key,
+        visibility: None,
+        progress: &gate::platforms::Progress::HIDDEN,
     };
     let published = adapter.publish(&post).expect("published");
     assert_eq!(
@@ -511,6 +513,8 @@ fn a_post_with_a_link_a_mention_a_tag_and_an_image_is_published_exactly_once() {
         reply_to: None,
         language: None,
         key: &key,
+        visibility: None,
+        progress: &gate::platforms::Progress::HIDDEN,
     };
     match adapter.publish(&other) {
         Err(SendError::Refused {
@@ -546,6 +550,8 @@ fn a_post_with_a_link_a_mention_a_tag_and_an_image_is_published_exactly_once() {
         reply_to: Some(&published.id),
         language: None,
         key: &reply_key,
+        visibility: None,
+        progress: &gate::platforms::Progress::HIDDEN,
     };
     adapter.publish(&reply).expect("the reply is published");
     let got = w
@@ -578,6 +584,8 @@ fn a_post_with_a_link_a_mention_a_tag_and_an_image_is_published_exactly_once() {
         reply_to: None,
         language: None,
         key: &adapter.new_key(),
+        visibility: None,
+        progress: &gate::platforms::Progress::HIDDEN,
     };
     match adapter.publish(&too_big) {
         Err(SendError::Refused { status: 0, message }) => {
@@ -621,6 +629,8 @@ fn an_unresolvable_mention_stays_plain_text() {
         reply_to: None,
         language: None,
         key: &key,
+        visibility: None,
+        progress: &gate::platforms::Progress::HIDDEN,
     };
     adapter.publish(&post).unwrap();
     let got = w

@@ -887,6 +887,8 @@ fn adapters_publish_find_and_delete_through_the_trait() {
             reply_to: None,
             language: Some("en"),
             key: &key,
+            visibility: None,
+            progress: &gate::platforms::Progress::HIDDEN,
         };
         assert_eq!(platform.find(&out).unwrap(), None, "{kind:?}");
         let published = platform.publish(&out).unwrap();
