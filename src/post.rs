@@ -207,8 +207,10 @@ pub fn misfits(options: &Options, accounts: &[&Account]) -> Vec<Misfit> {
             out.push(Misfit {
                 key: OptionKey::Visibility,
                 message: format!(
-                    "visibility `{v}` is for Mastodon only; `{}` is a {} account, which has no such thing",
-                    a.name, a.platform
+                    "visibility `{v}` is for Mastodon only; `{}` is {} {} account, which has no such thing",
+                    a.name,
+                    if a.platform == Platform::X { "an" } else { "a" },
+                    network_name(a.platform)
                 ),
                 hint: format!(
                     "{} posts are public: remove the visibility, or post to Mastodon accounts only",

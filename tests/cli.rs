@@ -916,7 +916,7 @@ fn post_options_that_the_accounts_cannot_take_are_positioned() {
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(
         run.stderr,
-        "error: visibility `private` is for Mastodon only; `bsky` is a bluesky account, which has no such thing\n --> p.post.toml:3:14\n  |\n3 | visibility = \"private\"\n  |              ^^^^^^^^^\n  = hint: Bluesky posts are public: remove the visibility, or post to Mastodon accounts only\n\n\
+        "error: visibility `private` is for Mastodon only; `bsky` is a Bluesky account, which has no such thing\n --> p.post.toml:3:14\n  |\n3 | visibility = \"private\"\n  |              ^^^^^^^^^\n  = hint: Bluesky posts are public: remove the visibility, or post to Mastodon accounts only\n\n\
          error: a reply goes to one account; this post goes to `brand`, `bsky`\n --> p.post.toml:4:12\n  |\n4 | reply_to = \"110\"\n  |            ^^^^^\n  = hint: a post's id belongs to one network: write one reply per account\n"
     );
     // One account, but a target its network cannot take.

@@ -1082,7 +1082,7 @@ fn a_visibility_bluesky_and_x_cannot_honour_is_refused_before_anything() {
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(
         run.stderr,
-        "error: visibility `unlisted` is for Mastodon only; `brand` is a x account, which has no such thing\n  hint: X posts are public: remove the visibility, or post to Mastodon accounts only\n"
+        "error: visibility `unlisted` is for Mastodon only; `brand` is an X account, which has no such thing\n  hint: X posts are public: remove the visibility, or post to Mastodon accounts only\n"
     );
     // `public` is what X does anyway.
     sent_url(&s.run(&["post", "--yes", "--visibility", "public", "For everyone"]));
@@ -1109,7 +1109,7 @@ fn a_visibility_bluesky_and_x_cannot_honour_is_refused_before_anything() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(
         run.stderr.starts_with(
-            "error: visibility `private` is for Mastodon only; `brand-bsky` is a bluesky account, which has no such thing\n --> both.post.toml:3:14\n"
+            "error: visibility `private` is for Mastodon only; `brand-bsky` is a Bluesky account, which has no such thing\n --> both.post.toml:3:14\n"
         ),
         "{run:?}"
     );
@@ -1130,7 +1130,7 @@ fn a_visibility_bluesky_and_x_cannot_honour_is_refused_before_anything() {
     ]);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(
-        run.stderr.contains("`brand-bsky` is a bluesky account"),
+        run.stderr.contains("`brand-bsky` is a Bluesky account"),
         "{run:?}"
     );
     assert!(pds.requests().is_empty(), "{:?}", pds.requests());
