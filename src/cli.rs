@@ -139,6 +139,17 @@ pub struct PostArgs {
     /// The longest `--wait` sleeps, e.g. `90s`, `30m`, `2h` [default: 12h]
     #[arg(long, value_name = "DURATION", requires = "wait")]
     pub max_wait: Option<String>,
+    /// The post's language, a BCP 47 tag such as `en`, `en-GB`, `pt-BR` (overrides the post
+    /// file's `language`; X takes none)
+    #[arg(long, value_name = "TAG")]
+    pub language: Option<String>,
+    /// Who may see it on Mastodon [default: public]; Bluesky and X refuse anything else
+    #[arg(long, value_enum, value_name = "WHO")]
+    pub visibility: Option<crate::post::Visibility>,
+    /// Reply to this post: its id or address on the one account's network (overrides the post
+    /// file's `reply_to`)
+    #[arg(long, value_name = "ID|URL")]
+    pub reply_to: Option<String>,
 }
 
 #[derive(Debug, Args)]

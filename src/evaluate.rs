@@ -202,6 +202,9 @@ pub struct Evaluation {
     pub account: Option<String>,
     pub verdict: Verdict,
     pub findings: Vec<Finding>,
+    /// `language`, `visibility`, `reply_to` when the post sets them (not judged: shown).
+    #[serde(flatten)]
+    pub options: crate::post::Options,
 }
 
 /// A freeze in force on this machine (`gate freeze`), passed in by the shell.
@@ -219,6 +222,9 @@ pub struct Context {
     pub local_freeze: Option<LocalFreeze>,
     /// The journal's sends of the last hour (`limits::load`); empty without a journal.
     pub sends: crate::limits::Sends,
+    /// What Mastodon accounts' instances said about length, by account name (`gate post`
+    /// asks them before sending; `gate check` never does, so it is empty there).
+    pub instances: BTreeMap<String, length::Instance>,
 }
 
 /// The policy, with its term automata compiled lazily: once for the global lists and once for
@@ -287,7 +293,11 @@ impl<'p> Engine<'p> {
                 } else {
                     content.clone()
                 };
-                findings.extend(account_findings(post, account));
+                findings.extend(account_findings(
+                    post,
+                    account,
+                    ctx.instances.get(&account.name),
+                ));
                 findings.extend(self.account_limit(account, &sends, ctx.now));
                 let required = account
                     .reviewers_required
@@ -596,23 +606,51 @@ fn reviewers_message(required: u32, valid: u32) -> String {
     format!("needs {required} reviewer {noun}, has {valid} valid")
 }
 
-/// Rules that depend on the account's network: length and media limits.
-fn account_findings(post: &Post, account: &Account) -> Vec<Finding> {
+/// Rules that depend on the account's network: length and media limits. `instance` is what
+/// a Mastodon account's instance said; it stands in for the network's default limit, and the
+/// stricter of it and the policy's `max_chars` wins.
+fn account_findings(
+    post: &Post,
+    account: &Account,
+    instance: Option<&length::Instance>,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let limit = account
-        .max_chars
-        .map_or_else(|| length::default_limit(account.platform), |n| n as usize);
-    if let Err(count) = length::fits(account.platform, &post.text, limit) {
+    let policy_limit = account.max_chars.map(|n| n as usize);
+    let over = match instance {
+        Some(i) if account.platform == Platform::Mastodon => {
+            let count = length::mastodon_with(&post.text, i.characters_reserved_per_url);
+            let (limit, by_instance) = match policy_limit {
+                Some(p) if p <= i.max_characters => (p, false),
+                _ => (i.max_characters, true),
+            };
+            (count > limit).then_some((count, limit, by_instance))
+        }
+        _ => {
+            let limit = policy_limit.unwrap_or_else(|| length::default_limit(account.platform));
+            length::fits(account.platform, &post.text, limit)
+                .err()
+                .map(|count| (count, limit, false))
+        }
+    };
+    if let Some((count, limit, by_instance)) = over {
         let unit = match account.platform {
             Platform::X => "weighted characters",
             Platform::Bluesky => "graphemes",
             Platform::Mastodon => "characters",
         };
+        let whose = if by_instance {
+            format!(
+                "the instance's limit of {limit} (`max_characters` at {})",
+                account.server
+            )
+        } else {
+            format!("the limit of {limit}")
+        };
         let mut f = Finding::new(
             Rule::Length,
             Severity::Deny,
             format!(
-                "{count} {unit}, over the limit of {limit} for {} account `{}`",
+                "{count} {unit}, over {whose} for {} account `{}`",
                 account.platform, account.name
             ),
         );
@@ -658,6 +696,7 @@ fn finish(post: &Post, account: Option<String>, mut findings: Vec<Finding>) -> E
         account,
         verdict,
         findings,
+        options: post.options.clone(),
     }
 }
 
@@ -668,4 +707,66 @@ pub fn overall<'a>(evaluations: impl IntoIterator<Item = &'a Evaluation>) -> Ver
         .map(|e| e.verdict)
         .max()
         .unwrap_or(Verdict::Allow)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(max_chars: Option<u32>) -> Policy {
+        let extra = max_chars
+            .map(|n| format!("max_chars = {n}\n"))
+            .unwrap_or_default();
+        let text = format!(
+            "version = 1\n[accounts.brand]\nplatform = \"mastodon\"\nserver = \"https://m.example\"\n{extra}"
+        );
+        let (policy, diagnostics) =
+            crate::policy::parse(&crate::diagnostic::Source::new("gate.toml", text));
+        policy.unwrap_or_else(|| panic!("{diagnostics:?}"))
+    }
+
+    fn length_finding(
+        policy: &Policy,
+        text: &str,
+        instance: Option<length::Instance>,
+    ) -> Option<Finding> {
+        let account = policy.account("brand").unwrap();
+        let post = Post::inline(crate::post::Origin::Argument, text.to_owned());
+        account_findings(&post, account, instance.as_ref())
+            .into_iter()
+            .find(|f| f.rule == Rule::Length)
+    }
+
+    /// The instance's limit replaces the network's default; the stricter of it and the
+    /// policy's `max_chars` wins; links count what the instance says.
+    #[test]
+    fn the_instance_limit_and_the_policy_limit_the_stricter_wins() {
+        let instance = |max, per_url| length::Instance {
+            max_characters: max,
+            characters_reserved_per_url: per_url,
+        };
+        let sixty = "a".repeat(60);
+        let none = policy(None);
+        assert_eq!(length_finding(&none, &sixty, None), None);
+        let f = length_finding(&none, &sixty, Some(instance(50, 23))).unwrap();
+        assert_eq!((f.length, f.limit), (Some(60), Some(50)));
+        assert_eq!(
+            f.message,
+            "60 characters, over the instance's limit of 50 (`max_characters` at https://m.example) for mastodon account `brand`"
+        );
+        // A bigger instance lets a longer post through when the policy sets nothing.
+        assert_eq!(
+            length_finding(&none, &"a".repeat(600), Some(instance(1000, 23))),
+            None
+        );
+        // The policy's own limit is stricter: it is the one named.
+        let strict = policy(Some(40));
+        let f = length_finding(&strict, &sixty, Some(instance(50, 23))).unwrap();
+        assert_eq!(f.limit, Some(40));
+        assert!(f.message.contains("over the limit of 40"), "{}", f.message);
+        // A link counts the instance's reserve, not 23.
+        let linked = format!("{} https://example.com/a/long/path", "a".repeat(40));
+        assert_eq!(length_finding(&none, &linked, Some(instance(50, 5))), None);
+        assert!(length_finding(&none, &linked, Some(instance(50, 23))).is_some());
+    }
 }

@@ -9,6 +9,14 @@ use crate::policy::Platform;
 /// Every link counts this much on X and Mastodon, whatever its real length.
 pub const URL_LENGTH: usize = 23;
 
+/// What a Mastodon instance says about its statuses (`GET /api/v2/instance`,
+/// `configuration.statuses`): its length limit and what each link counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instance {
+    pub max_characters: usize,
+    pub characters_reserved_per_url: usize,
+}
+
 /// The limit of a network when the account does not set its own.
 pub fn default_limit(platform: Platform) -> usize {
     match platform {
@@ -147,10 +155,15 @@ fn is_emoji_sequence(g: &str) -> bool {
 
 /// Mastodon: grapheme clusters, a link counts 23, `@user@domain` counts as `@user`.
 fn mastodon(text: &str) -> usize {
+    mastodon_with(text, URL_LENGTH)
+}
+
+/// Mastodon's count with an instance's own `characters_reserved_per_url`.
+pub fn mastodon_with(text: &str, url_length: usize) -> usize {
     let mut total = 0;
     for piece in split_urls(text) {
         match piece {
-            Piece::Url => total += URL_LENGTH,
+            Piece::Url => total += url_length,
             Piece::Text(t) => total += graphemes(&strip_mention_domains(t)),
         }
     }
@@ -270,6 +283,13 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(count(Platform::X, text), *want, "{text:?}");
         }
+    }
+
+    #[test]
+    fn mastodon_counts_links_as_the_instance_says() {
+        let text = "read https://example.com/x/y/z/long";
+        assert_eq!(mastodon_with(text, 23), count(Platform::Mastodon, text));
+        assert_eq!(mastodon_with(text, 10), 5 + 10);
     }
 
     #[test]

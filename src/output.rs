@@ -71,6 +71,15 @@ pub fn evaluation(text: &str, eval: &Evaluation, verbosity: Verbosity) -> String
     if verbosity == Verbosity::Quiet {
         return out;
     }
+    if !eval.options.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {}sent with:{:#} {}",
+            STYLES.dim,
+            STYLES.dim,
+            eval.options.describe()
+        );
+    }
     if verbosity == Verbosity::Verbose {
         // What the banned terms were matched against, to explain a match or a miss.
         let normalized = crate::terms::normalize(text);

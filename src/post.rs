@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::diagnostic::{Diagnostic, Level, Source};
-use crate::policy::{Policy, hex, unknown_account};
+use crate::policy::{Account, Platform, Policy, hex, unknown_account};
 use crate::reviewers::{Approval, MediaDigest, digest_message};
 use crate::schema::{At, Reader};
 
@@ -18,6 +18,9 @@ const POST_KEYS: &[&str] = &[
     "text",
     "media",
     "approvals",
+    "language",
+    "visibility",
+    "reply_to",
 ];
 const MEDIA_KEYS: &[&str] = &["path", "alt"];
 const APPROVAL_KEYS: &[&str] = &["reviewer", "signature"];
@@ -63,6 +66,190 @@ pub struct Post {
     pub text: String,
     pub media: Vec<Media>,
     pub approvals: Vec<Approval>,
+    /// How the post is sent, not what it says: none of these is in the digest (SPEC §4).
+    pub options: Options,
+}
+
+/// `language`, `visibility` and `reply_to`: from the post file, or `gate post`'s flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Options {
+    /// A BCP 47 tag in its usual case (`en`, `en-GB`, `pt-BR`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<Visibility>,
+    /// As written: a post's id or address on the one account's network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+impl Options {
+    pub fn is_empty(&self) -> bool {
+        *self == Options::default()
+    }
+
+    /// `language pt-BR, visibility unlisted, in reply to 123`, for people.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(l) = &self.language {
+            parts.push(format!("language {l}"));
+        }
+        if let Some(v) = self.visibility {
+            parts.push(format!("visibility {v}"));
+        }
+        if let Some(r) = &self.reply_to {
+            parts.push(format!("in reply to {r}"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// Who may see a Mastodon status. Bluesky and X have only `public`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    #[default]
+    Public,
+    Unlisted,
+    Private,
+    Direct,
+}
+
+impl Visibility {
+    pub const NAMES: &'static [&'static str] = &["public", "unlisted", "private", "direct"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Unlisted => "unlisted",
+            Visibility::Private => "private",
+            Visibility::Direct => "direct",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Visibility> {
+        match text {
+            "public" => Some(Visibility::Public),
+            "unlisted" => Some(Visibility::Unlisted),
+            "private" => Some(Visibility::Private),
+            "direct" => Some(Visibility::Direct),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Visibility {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The hint for a bad language tag, in the post file and for `--language`.
+pub const LANGUAGE_HINT: &str = "write a BCP 47 language tag: a 2- or 3-letter language, then subtags joined with `-`, e.g. `en`, `en-GB`, `pt-BR`";
+
+/// A BCP 47 language tag in its conventional case (`EN-gb` → `en-GB`), or why it is not one.
+/// Checked: a 2–3 letter language, then subtags of 1–8 letters or digits joined by `-`; a
+/// script subtag (4 letters) is title-cased, a region (2 letters) upper-cased.
+pub fn language_tag(text: &str) -> Result<String, String> {
+    if text.contains('_') {
+        return Err(format!(
+            "`{text}` is not a language tag: subtags are joined with `-`, not `_`"
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, sub) in text.split('-').enumerate() {
+        let ok = if i == 0 {
+            (2..=3).contains(&sub.len()) && sub.bytes().all(|b| b.is_ascii_alphabetic())
+        } else {
+            (1..=8).contains(&sub.len()) && sub.bytes().all(|b| b.is_ascii_alphanumeric())
+        };
+        if !ok {
+            return Err(format!("`{text}` is not a language tag"));
+        }
+        out.push(if i == 0 {
+            sub.to_ascii_lowercase()
+        } else if sub.len() == 2 && sub.bytes().all(|b| b.is_ascii_alphabetic()) {
+            sub.to_ascii_uppercase()
+        } else if sub.len() == 4 && sub.bytes().all(|b| b.is_ascii_alphabetic()) {
+            let lower = sub.to_ascii_lowercase();
+            lower[..1].to_ascii_uppercase() + &lower[1..]
+        } else {
+            sub.to_ascii_lowercase()
+        });
+    }
+    Ok(out.join("-"))
+}
+
+/// Which option a problem is about, so the post file can point at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionKey {
+    Visibility,
+    ReplyTo,
+}
+
+/// An option that does not fit the accounts the post goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Misfit {
+    pub key: OptionKey,
+    pub message: String,
+    pub hint: String,
+}
+
+/// What the options cannot do for these accounts: a visibility other than `public` outside
+/// Mastodon, a reply to more than one account, a reply target the network cannot take.
+/// Without accounts (text judged against global rules only) nothing is said.
+pub fn misfits(options: &Options, accounts: &[&Account]) -> Vec<Misfit> {
+    let mut out = Vec::new();
+    if let Some(v) = options.visibility
+        && v != Visibility::Public
+    {
+        for a in accounts.iter().filter(|a| a.platform != Platform::Mastodon) {
+            out.push(Misfit {
+                key: OptionKey::Visibility,
+                message: format!(
+                    "visibility `{v}` is for Mastodon only; `{}` is {} {} account, which has no such thing",
+                    a.name,
+                    if a.platform == Platform::X { "an" } else { "a" },
+                    network_name(a.platform)
+                ),
+                hint: format!(
+                    "{} posts are public: remove the visibility, or post to Mastodon accounts only",
+                    network_name(a.platform)
+                ),
+            });
+        }
+    }
+    if let Some(target) = &options.reply_to {
+        if accounts.len() > 1 {
+            out.push(Misfit {
+                key: OptionKey::ReplyTo,
+                message: format!(
+                    "a reply goes to one account; this post goes to {}",
+                    crate::schema::list(
+                        &accounts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>()
+                    )
+                ),
+                hint: "a post's id belongs to one network: write one reply per account".into(),
+            });
+        } else if let [account] = accounts
+            && let Err(why) = crate::platforms::target::reply_target(account, target)
+        {
+            out.push(Misfit {
+                key: OptionKey::ReplyTo,
+                message: why,
+                hint: crate::platforms::target::hint(account.platform).to_owned(),
+            });
+        }
+    }
+    out
+}
+
+fn network_name(platform: Platform) -> &'static str {
+    match platform {
+        Platform::Mastodon => "Mastodon",
+        Platform::Bluesky => "Bluesky",
+        Platform::X => "X",
+    }
 }
 
 impl Post {
@@ -74,6 +261,7 @@ impl Post {
             text,
             media: Vec::new(),
             approvals: Vec::new(),
+            options: Options::default(),
         }
     }
 
@@ -235,6 +423,8 @@ pub fn parse(source: &Source, path: &Path, policy: &Policy) -> Result<Post, Vec<
         }
     }
 
+    let options = read_options(&mut r, root, &names, policy);
+
     if r.has_errors() {
         return Err(r.diagnostics);
     }
@@ -245,7 +435,68 @@ pub fn parse(source: &Source, path: &Path, policy: &Policy) -> Result<Post, Vec<
         text,
         media,
         approvals,
+        options,
     })
+}
+
+/// `language`, `visibility` and `reply_to`, each checked where it is written.
+fn read_options(
+    r: &mut Reader<'_>,
+    root: &toml::de::DeTable<'_>,
+    names: &[String],
+    policy: &Policy,
+) -> Options {
+    let mut options = Options::default();
+    let mut spans = (0..0, 0..0);
+    if let Some(at) = r.string(root, "language") {
+        match language_tag(&at.value) {
+            Ok(tag) => options.language = Some(tag),
+            Err(why) => {
+                r.error(at.span, format!("invalid `language`: {why}")).hint =
+                    Some(LANGUAGE_HINT.into())
+            }
+        }
+    }
+    if let Some(at) = r.string(root, "visibility") {
+        match Visibility::parse(&at.value) {
+            Some(v) => {
+                options.visibility = Some(v);
+                spans.0 = at.span;
+            }
+            None => {
+                let hint = match crate::diagnostic::did_you_mean(
+                    &at.value,
+                    Visibility::NAMES.iter().copied(),
+                ) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None => format!(
+                        "`visibility` takes {} (Mastodon only)",
+                        crate::schema::list(Visibility::NAMES)
+                    ),
+                };
+                r.error(at.span, format!("invalid `visibility` `{}`", at.value))
+                    .hint = Some(hint);
+            }
+        }
+    }
+    if let Some(at) = r.string(root, "reply_to") {
+        if at.value.trim().is_empty() {
+            r.error(at.span, "`reply_to` is empty").hint =
+                Some("give the id or the address of the post this one answers".into());
+        } else {
+            options.reply_to = Some(at.value.trim().to_owned());
+            spans.1 = at.span;
+        }
+    }
+    let accounts: Vec<&Account> = names.iter().filter_map(|n| policy.account(n)).collect();
+    for m in misfits(&options, &accounts) {
+        let span = match m.key {
+            OptionKey::Visibility => spans.0.clone(),
+            OptionKey::ReplyTo => spans.1.clone(),
+        };
+        r.error(span, m.message).hint = Some(m.hint);
+    }
+    options
 }
 
 /// Every `*.post.toml` below `dir`, sorted so reports are stable.
@@ -260,4 +511,52 @@ pub fn find_post_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
         }
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_tags() {
+        let good: &[(&str, &str)] = &[
+            ("en", "en"),
+            ("EN-gb", "en-GB"),
+            ("pt-BR", "pt-BR"),
+            ("zh-hant-tw", "zh-Hant-TW"),
+            ("es-419", "es-419"),
+            ("gsw", "gsw"),
+        ];
+        for (text, want) in good {
+            assert_eq!(language_tag(text).as_deref(), Ok(*want), "{text}");
+        }
+        for bad in [
+            "",
+            "e",
+            "english",
+            "en-",
+            "-en",
+            "en--GB",
+            "en GB",
+            "é",
+            "en-toolongsubtag",
+            "1a",
+        ] {
+            assert_eq!(
+                language_tag(bad),
+                Err(format!("`{bad}` is not a language tag")),
+                "{bad}"
+            );
+        }
+        assert!(language_tag("en_GB").unwrap_err().contains("not `_`"));
+    }
+
+    #[test]
+    fn visibility_names_round_trip() {
+        for name in Visibility::NAMES {
+            assert_eq!(Visibility::parse(name).map(Visibility::name), Some(*name));
+        }
+        assert_eq!(Visibility::parse("Public"), None);
+        assert_eq!(Visibility::default(), Visibility::Public);
+    }
 }

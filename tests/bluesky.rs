@@ -886,6 +886,8 @@ fn a_post_with_a_link_a_mention_a_tag_and_an_image_is_published_exactly_once() {
         reply_to: None,
         language: Some("en"),
         key: &key,
+        visibility: None,
+        progress: &gate::platforms::Progress::HIDDEN,
     };
     let published = adapter.publish(&post).expect("published");
     assert_eq!(
@@ -958,6 +960,8 @@ fn a_post_with_a_link_a_mention_a_tag_and_an_image_is_published_exactly_once() {
         reply_to: None,
         language: None,
         key: &key,
+        visibility: None,
+        progress: &gate::platforms::Progress::HIDDEN,
     };
     match adapter.publish(&other) {
         Err(SendError::Refused {
@@ -993,6 +997,8 @@ fn a_post_with_a_link_a_mention_a_tag_and_an_image_is_published_exactly_once() {
         reply_to: Some(&published.id),
         language: None,
         key: &reply_key,
+        visibility: None,
+        progress: &gate::platforms::Progress::HIDDEN,
     };
     adapter.publish(&reply).expect("the reply is published");
     let got = w
@@ -1025,6 +1031,8 @@ fn a_post_with_a_link_a_mention_a_tag_and_an_image_is_published_exactly_once() {
         reply_to: None,
         language: None,
         key: &adapter.new_key(),
+        visibility: None,
+        progress: &gate::platforms::Progress::HIDDEN,
     };
     match adapter.publish(&too_big) {
         Err(SendError::Refused { status: 0, message }) => {
@@ -1068,6 +1076,8 @@ fn an_unresolvable_mention_stays_plain_text() {
         reply_to: None,
         language: None,
         key: &key,
+        visibility: None,
+        progress: &gate::platforms::Progress::HIDDEN,
     };
     adapter.publish(&post).unwrap();
     let got = w
@@ -1586,4 +1596,103 @@ fn gate_post_to_bluesky_never_duplicates_or_loses_a_post_under_faults() {
         "the proxy could not relay: {:?}",
         proxy.broken.lock().unwrap()
     );
+}
+
+/// `gate post` with `language` and `reply_to`, read back from the PDS: `langs`, and a reply's
+/// `parent` and thread `root` as strong references (DID-form URI and CID), whether the parent
+/// is named by its bsky.app address (a handle) or its at:// URI.
+#[test]
+fn gate_post_sends_language_and_replies_to_bluesky() {
+    let w = world();
+    assert_eq!(w.login().code, 0);
+    let record = |url: &str| {
+        let rkey = url.rsplit('/').next().unwrap().to_owned();
+        w.pds
+            .query(
+                "com.atproto.repo.getRecord",
+                &[
+                    ("repo", w.alice.did.as_str()),
+                    ("collection", "app.bsky.feed.post"),
+                    ("rkey", &rkey),
+                ],
+            )
+            .expect("getRecord")
+    };
+    w.s.write(
+        "root.post.toml",
+        "account = \"bsky\"\ntext = \"Olá, mundo\"\nlanguage = \"pt-BR\"\n",
+    );
+    let run = w.s.run(&["post", "--yes", "--file", "root.post.toml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let root_url = run.stdout.trim().to_owned();
+    let root = record(&root_url);
+    assert_eq!(root["value"]["langs"], serde_json::json!(["pt-BR"]));
+    assert!(root["value"].get("reply").is_none(), "{root}");
+    let root_ref = serde_json::json!({"uri": root["uri"], "cid": root["cid"]});
+    assert!(
+        root["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("at://{}/", w.alice.did))
+    );
+
+    // A reply by the address gate printed (it names the handle, not the DID).
+    assert!(root_url.contains(&w.alice.handle), "{root_url}");
+    w.s.write(
+        "reply.post.toml",
+        &format!("account = \"bsky\"\ntext = \"A reply\"\nreply_to = \"{root_url}\"\n"),
+    );
+    let run = w.s.run(&["post", "--yes", "--file", "reply.post.toml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let reply_url = run.stdout.trim().to_owned();
+    let reply = record(&reply_url);
+    assert_eq!(reply["value"]["reply"]["parent"], root_ref);
+    assert_eq!(reply["value"]["reply"]["root"], root_ref);
+    assert!(reply["value"].get("langs").is_none(), "{reply}");
+
+    // A reply to the reply, by its at:// URI and the flags: the root stays the thread's first
+    // post, the parent is the reply.
+    let reply_uri = reply["uri"].as_str().unwrap().to_owned();
+    let run = w.s.run(&[
+        "post",
+        "--yes",
+        "--account",
+        "bsky",
+        "--reply-to",
+        &reply_uri,
+        "--language",
+        "en",
+        "Deeper",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let deeper = record(run.stdout.trim());
+    assert_eq!(
+        deeper["value"]["reply"]["parent"],
+        serde_json::json!({"uri": reply_uri, "cid": reply["cid"]})
+    );
+    assert_eq!(deeper["value"]["reply"]["root"], root_ref);
+    assert_eq!(deeper["value"]["langs"], serde_json::json!(["en"]));
+
+    // A parent that does not exist: refused by the PDS before anything is written (exit 9).
+    let run = w.s.run(&[
+        "post",
+        "--yes",
+        "--account",
+        "bsky",
+        "--reply-to",
+        &format!("at://{}/app.bsky.feed.post/3zzzzzzzzzzzz", w.alice.did),
+        "To nothing",
+    ]);
+    assert_eq!(run.code, 9, "{run:?}");
+    let listed = w
+        .pds
+        .query(
+            "com.atproto.repo.listRecords",
+            &[
+                ("repo", w.alice.did.as_str()),
+                ("collection", "app.bsky.feed.post"),
+            ],
+        )
+        .expect("listRecords");
+    assert_eq!(listed["records"].as_array().unwrap().len(), 3);
 }

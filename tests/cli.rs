@@ -875,3 +875,106 @@ fn alt_text_can_be_required() {
     let run = s.run(&["check", "--file", "p.post.toml", "--json", "--now", WEEKDAY]);
     assert_eq!(run.code, 0, "{run:?}");
 }
+
+// ---------------------------------------------------------------- post options
+
+#[test]
+fn post_options_are_checked_where_they_are_written() {
+    let s = sandbox();
+    s.write(
+        "p.post.toml",
+        "account = \"brand\"\ntext = \"hi\"\nlanguage = \"en_GB\"\nvisibility = \"unlistd\"\n",
+    );
+    let run = s.run(&["check", "--file", "p.post.toml", "--now", WEEKDAY]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: invalid `language`: `en_GB` is not a language tag: subtags are joined with `-`, not `_`\n --> p.post.toml:3:12\n  |\n3 | language = \"en_GB\"\n  |            ^^^^^^^\n  = hint: write a BCP 47 language tag: a 2- or 3-letter language, then subtags joined with `-`, e.g. `en`, `en-GB`, `pt-BR`\n\n\
+         error: invalid `visibility` `unlistd`\n --> p.post.toml:4:14\n  |\n4 | visibility = \"unlistd\"\n  |              ^^^^^^^^^\n  = hint: did you mean `unlisted`?\n"
+    );
+    s.write(
+        "p.post.toml",
+        "account = \"brand\"\ntext = \"hi\"\nlanguage = \"english\"\nvisibility = 3\n",
+    );
+    let run = s.run(&["check", "--file", "p.post.toml", "--now", WEEKDAY]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: invalid `language`: `english` is not a language tag\n --> p.post.toml:3:12\n  |\n3 | language = \"english\"\n  |            ^^^^^^^^^\n  = hint: write a BCP 47 language tag: a 2- or 3-letter language, then subtags joined with `-`, e.g. `en`, `en-GB`, `pt-BR`\n\n\
+         error: `visibility` must be a string, found an integer\n --> p.post.toml:4:14\n  |\n4 | visibility = 3\n  |              ^\n"
+    );
+}
+
+#[test]
+fn post_options_that_the_accounts_cannot_take_are_positioned() {
+    let s = sandbox();
+    s.write(
+        "p.post.toml",
+        "accounts = [\"brand\", \"bsky\"]\ntext = \"hi\"\nvisibility = \"private\"\nreply_to = \"110\"\n",
+    );
+    let run = s.run(&["check", "--file", "p.post.toml", "--now", WEEKDAY]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: visibility `private` is for Mastodon only; `bsky` is a Bluesky account, which has no such thing\n --> p.post.toml:3:14\n  |\n3 | visibility = \"private\"\n  |              ^^^^^^^^^\n  = hint: Bluesky posts are public: remove the visibility, or post to Mastodon accounts only\n\n\
+         error: a reply goes to one account; this post goes to `brand`, `bsky`\n --> p.post.toml:4:12\n  |\n4 | reply_to = \"110\"\n  |            ^^^^^\n  = hint: a post's id belongs to one network: write one reply per account\n"
+    );
+    // One account, but a target its network cannot take.
+    s.write(
+        "p.post.toml",
+        "account = \"x\"\ntext = \"hi\"\nreply_to = \"https://mastodon.example/@brand/110\"\n",
+    );
+    let run = s.run(&["check", "--file", "p.post.toml", "--now", WEEKDAY]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.starts_with(
+            "error: `https://mastodon.example/@brand/110` is not an address on x.com\n --> p.post.toml:3:12\n"
+        ),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains("= hint: on X, reply to a post id"),
+        "{run:?}"
+    );
+}
+
+/// Valid options are accepted by `gate check`, shown, and leave the digest alone.
+#[test]
+fn post_options_are_shown_and_outside_the_digest() {
+    let s = sandbox();
+    s.write("plain.post.toml", "account = \"brand\"\ntext = \"hi\"\n");
+    s.write(
+        "p.post.toml",
+        "account = \"brand\"\ntext = \"hi\"\nlanguage = \"pt-br\"\nvisibility = \"unlisted\"\nreply_to = \"https://mastodon.example/@brand/110\"\n",
+    );
+    let run = s.run(&["check", "--file", "p.post.toml", "--json", "--now", WEEKDAY]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let post = &run.json()["posts"][0];
+    assert_eq!(post["language"], "pt-BR");
+    assert_eq!(post["visibility"], "unlisted");
+    assert_eq!(post["reply_to"], "https://mastodon.example/@brand/110");
+    let run = s.run(&["check", "--file", "p.post.toml", "--now", WEEKDAY]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains(
+            "  sent with: language pt-BR, visibility unlisted, in reply to https://mastodon.example/@brand/110\n"
+        ),
+        "{run:?}"
+    );
+    // Plain posts show no such line and no such keys.
+    let run = s.run(&[
+        "check",
+        "--file",
+        "plain.post.toml",
+        "--json",
+        "--now",
+        WEEKDAY,
+    ]);
+    let post = &run.json()["posts"][0];
+    assert!(
+        post.get("language").is_none() && post.get("visibility").is_none(),
+        "{post}"
+    );
+    let digest = |f: &str| s.run(&["digest", "--file", f]).stdout;
+    assert_eq!(digest("p.post.toml"), digest("plain.post.toml"));
+}

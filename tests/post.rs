@@ -176,7 +176,12 @@ fn dry_run_reads_the_credential_and_sends_nothing() {
     assert_eq!(doc["verdict"], "allow");
     assert_eq!(doc["sent"], serde_json::json!([]));
     assert_eq!(doc["dry_run"][0]["action"], "would send");
-    assert!(s.server.requests().is_empty(), "{:?}", s.server.requests());
+    // Only the instance's public length limit was asked (a dry run judges as a send would).
+    assert!(
+        s.server.account_requests().is_empty(),
+        "{:?}",
+        s.server.requests()
+    );
     assert!(!s.journaled(), "a dry run wrote the journal");
 
     // After a real send, a dry run reports it from the journal, still without the network.
@@ -210,7 +215,7 @@ fn a_missing_credential_is_exit_8_and_sends_nothing() {
         run.stderr.contains("hint: run `gate auth login brand`"),
         "{run:?}"
     );
-    assert!(server.requests().is_empty());
+    assert!(server.account_requests().is_empty());
 }
 
 #[test]
@@ -412,6 +417,7 @@ fn media_is_uploaded_with_alt_text() {
                 assert_eq!(
                     paths,
                     vec![
+                        "GET /api/v2/instance".to_owned(),
                         "POST /api/v2/media".to_owned(),
                         format!("GET /api/v1/media/{media_id}"),
                         format!("GET /api/v1/media/{media_id}"),
@@ -788,7 +794,7 @@ fn a_terminal_is_asked_and_no_sends_nothing() {
     );
     assert!(run.stdout.contains("Send this post to `brand`?"), "{run:?}");
     assert!(run.stdout.contains("not sent"), "{run:?}");
-    assert!(s.server.requests().is_empty());
+    assert!(s.server.account_requests().is_empty());
     let run = ask("y");
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(s.server.posts().len(), 1);
@@ -887,6 +893,8 @@ fn adapters_publish_find_and_delete_through_the_trait() {
             reply_to: None,
             language: Some("en"),
             key: &key,
+            visibility: None,
+            progress: &gate::platforms::Progress::HIDDEN,
         };
         assert_eq!(platform.find(&out).unwrap(), None, "{kind:?}");
         let published = platform.publish(&out).unwrap();
@@ -922,4 +930,420 @@ fn adapters_publish_find_and_delete_through_the_trait() {
         let e = connect("wrong-token").whoami().unwrap_err();
         assert!(matches!(e, SendError::Credentials { .. }), "{e:?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Language, visibility, replies.
+
+/// A post file's `language`, `visibility` and `reply_to` reach Mastodon's form exactly; the
+/// flags do the same for inline text and override a post file's keys.
+#[test]
+fn mastodon_gets_language_visibility_and_in_reply_to_id() {
+    let s = setup(Kind::Mastodon, true);
+    let file = s.sandbox.write(
+        "reply.post.toml",
+        "account = \"brand\"\ntext = \"Obrigado!\"\nlanguage = \"pt-BR\"\nvisibility = \"unlisted\"\nreply_to = \"110123456789012345\"\n",
+    );
+    let file = file.to_str().unwrap();
+    let run = s.run(&["post", "--yes", "--json", "--file", file]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["posts"][0]["language"], "pt-BR");
+    assert_eq!(doc["posts"][0]["visibility"], "unlisted");
+    assert_eq!(doc["posts"][0]["reply_to"], "110123456789012345");
+    let r = &s.server.creates()[0];
+    assert_eq!(r.form_values("status"), vec!["Obrigado!".to_owned()]);
+    assert_eq!(r.form_values("language"), vec!["pt-BR".to_owned()]);
+    assert_eq!(r.form_values("visibility"), vec!["unlisted".to_owned()]);
+    assert_eq!(
+        r.form_values("in_reply_to_id"),
+        vec!["110123456789012345".to_owned()]
+    );
+
+    // Flags: the address of a status on the account's own instance names its id.
+    let parent = format!("{}/@brand/777", s.server.url);
+    let run = s.run(&[
+        "post",
+        "--yes",
+        "--language",
+        "en-gb",
+        "--visibility",
+        "private",
+        "--reply-to",
+        &parent,
+        "Thanks for asking",
+    ]);
+    sent_url(&run);
+    let r = &s.server.creates()[1];
+    assert_eq!(r.form_values("language"), vec!["en-GB".to_owned()]);
+    assert_eq!(r.form_values("visibility"), vec!["private".to_owned()]);
+    assert_eq!(r.form_values("in_reply_to_id"), vec!["777".to_owned()]);
+
+    // The flag overrides the file (a new text: the same post is sent once).
+    s.sandbox.write(
+        "other.post.toml",
+        "account = \"brand\"\ntext = \"Gracias\"\nlanguage = \"pt-BR\"\nvisibility = \"unlisted\"\n",
+    );
+    let run = s.run(&[
+        "post",
+        "--yes",
+        "--language",
+        "es",
+        "--visibility",
+        "direct",
+        "--file",
+        "other.post.toml",
+    ]);
+    sent_url(&run);
+    let r = &s.server.creates()[2];
+    assert_eq!(r.form_values("language"), vec!["es".to_owned()]);
+    assert_eq!(r.form_values("visibility"), vec!["direct".to_owned()]);
+    assert_eq!(r.form_values("in_reply_to_id"), Vec::<String>::new());
+
+    // A post without options is public, with no language and no parent.
+    sent_url(&s.post("Plain"));
+    let r = &s.server.creates()[3];
+    assert_eq!(r.form_values("visibility"), vec!["public".to_owned()]);
+    assert!(r.form_values("language").is_empty() && r.form_values("in_reply_to_id").is_empty());
+
+    // The dry run says what it would send with.
+    let run = s.run(&[
+        "post",
+        "--dry-run",
+        "--language",
+        "de",
+        "--reply-to",
+        "9",
+        "Noch nicht",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("dry run: would send to `brand` (language de, in reply to 9)"),
+        "{run:?}"
+    );
+
+    // A bad flag is a usage error, before anything.
+    let before = s.server.requests().len();
+    let run = s.run(&["post", "--yes", "--language", "en_GB", "Bad tag"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: invalid value for `--language`: `en_GB` is not a language tag: subtags are joined with `-`, not `_`\n  hint: write a BCP 47 language tag: a 2- or 3-letter language, then subtags joined with `-`, e.g. `en`, `en-GB`, `pt-BR`\n"
+    );
+    let run = s.run(&[
+        "post",
+        "--yes",
+        "--reply-to",
+        "https://elsewhere.example/@a/1",
+        "Bad parent",
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("is not on the account's instance"),
+        "{run:?}"
+    );
+    assert_eq!(s.server.requests().len(), before);
+}
+
+/// X: the parent goes in `reply.in_reply_to_tweet_id`; X has no language field, so none is
+/// sent (and gate says so).
+#[test]
+fn x_gets_reply_in_reply_to_tweet_id_and_no_language() {
+    let s = setup(Kind::X, true);
+    let run = s.run(&[
+        "post",
+        "--yes",
+        "--language",
+        "pt-BR",
+        "--reply-to",
+        "https://x.com/someone/status/1790000000000000000",
+        "Obrigado!",
+    ]);
+    sent_url(&run);
+    assert!(
+        run.stderr.contains(
+            "note: X posts carry no language; `brand` gets the post without `pt-BR` (X detects it)"
+        ),
+        "{run:?}"
+    );
+    assert_eq!(
+        s.server.creates()[0].json(),
+        serde_json::json!({"text": "Obrigado!", "reply": {"in_reply_to_tweet_id": "1790000000000000000"}})
+    );
+}
+
+/// Bluesky and X have no visibility: anything but `public` is refused before the keychain, the
+/// journal or the network; the servers see no request at all.
+#[test]
+fn a_visibility_bluesky_and_x_cannot_honour_is_refused_before_anything() {
+    let s = setup(Kind::X, true);
+    let run = s.run(&["post", "--yes", "--visibility", "unlisted", "Only for some"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: visibility `unlisted` is for Mastodon only; `brand` is an X account, which has no such thing\n  hint: X posts are public: remove the visibility, or post to Mastodon accounts only\n"
+    );
+    // `public` is what X does anyway.
+    sent_url(&s.run(&["post", "--yes", "--visibility", "public", "For everyone"]));
+    assert_eq!(s.server.creates().len(), 1);
+
+    // Bluesky, as a post file naming a Mastodon account too: nothing goes to either.
+    let pds = common::fake_http::FakeServer::start(|_| {
+        common::fake_http::json(500, serde_json::json!({}))
+    });
+    let mastodon = Server::start(Kind::Mastodon, &canary());
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "gate.toml",
+        &format!(
+            "version = 1\n[accounts.brand]\nplatform = \"mastodon\"\nserver = \"{}\"\n[accounts.brand-bsky]\nplatform = \"bluesky\"\nserver = \"{}\"\nhandle = \"brand.test\"\n",
+            mastodon.url, pds.url
+        ),
+    );
+    sandbox.write(
+        "both.post.toml",
+        "accounts = [\"brand\", \"brand-bsky\"]\ntext = \"Followers only\"\nvisibility = \"private\"\n",
+    );
+    let run = sandbox.run(&["post", "--yes", "--file", "both.post.toml"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.starts_with(
+            "error: visibility `private` is for Mastodon only; `brand-bsky` is a Bluesky account, which has no such thing\n --> both.post.toml:3:14\n"
+        ),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr
+            .contains("= hint: Bluesky posts are public: remove the visibility, or post to Mastodon accounts only"),
+        "{run:?}"
+    );
+    // The flag on inline text to the Bluesky account.
+    let run = sandbox.run(&[
+        "post",
+        "--yes",
+        "--account",
+        "brand-bsky",
+        "--visibility",
+        "direct",
+        "Hi",
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("`brand-bsky` is a Bluesky account"),
+        "{run:?}"
+    );
+    assert!(pds.requests().is_empty(), "{:?}", pds.requests());
+    assert!(mastodon.requests().is_empty(), "{:?}", mastodon.requests());
+    assert!(!sandbox.path().join("state/journal.sqlite3").exists());
+}
+
+/// A post id belongs to one network: a reply to several accounts is refused, nothing sent.
+#[test]
+fn a_reply_to_several_accounts_is_refused() {
+    let (mastodon, x) = (
+        Server::start(Kind::Mastodon, &canary()),
+        Server::start(Kind::X, &canary()),
+    );
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "gate.toml",
+        &format!(
+            "version = 1\n[accounts.brand]\nplatform = \"mastodon\"\nserver = \"{}\"\n[accounts.brand-x]\nplatform = \"x\"\nserver = \"{}\"\n",
+            mastodon.url, x.url
+        ),
+    );
+    let run = sandbox.run(&[
+        "post",
+        "--yes",
+        "--account",
+        "brand",
+        "--account",
+        "brand-x",
+        "--reply-to",
+        "123",
+        "Agreed",
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: a reply goes to one account; this post goes to `brand`, `brand-x`\n  hint: a post's id belongs to one network: write one reply per account\n"
+    );
+    sandbox.write(
+        "reply.post.toml",
+        "accounts = [\"brand\", \"brand-x\"]\ntext = \"Agreed\"\nreply_to = \"123\"\n",
+    );
+    let run = sandbox.run(&["post", "--yes", "--file", "reply.post.toml"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.starts_with(
+            "error: a reply goes to one account; this post goes to `brand`, `brand-x`\n --> reply.post.toml:3:12\n"
+        ),
+        "{run:?}"
+    );
+    assert!(mastodon.requests().is_empty() && x.requests().is_empty());
+    assert!(!sandbox.path().join("state/journal.sqlite3").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Mastodon instance's own length limit.
+
+/// `max_characters: 50` at the instance: a 60-character post with an image is denied (exit 4,
+/// a `length` finding naming the instance's limit) before the journal and any upload.
+#[test]
+fn the_instance_limit_denies_before_the_journal_and_any_upload() {
+    let s = setup(Kind::Mastodon, true);
+    s.server.instance(
+        200,
+        r#"{"domain":"fake.example","configuration":{"statuses":{"max_characters":50,"max_media_attachments":4,"characters_reserved_per_url":23}}}"#,
+    );
+    std::fs::write(s.sandbox.path().join("a.png"), b"\x89PNG not really").unwrap();
+    let text = "a".repeat(60);
+    s.sandbox.write(
+        "long.post.toml",
+        &format!(
+            "account = \"brand\"\ntext = \"{text}\"\n[[media]]\npath = \"a.png\"\nalt = \"A\"\n"
+        ),
+    );
+    let run = s.run(&["post", "--yes", "--json", "--file", "long.post.toml"]);
+    assert_eq!(run.code, 4, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["verdict"], "deny");
+    let f = &doc["posts"][0]["findings"][0];
+    assert_eq!(f["rule"], "length");
+    assert_eq!(f["severity"], "deny");
+    assert_eq!(f["limit"], 50);
+    assert_eq!(f["length"], 60);
+    assert_eq!(
+        f["message"],
+        format!(
+            "60 characters, over the instance's limit of 50 (`max_characters` at {}) for mastodon account `brand`",
+            s.server.url
+        )
+        .as_str()
+    );
+    let paths: Vec<String> = s
+        .server
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(paths, vec!["GET /api/v2/instance"]);
+    // Public: no token goes with it.
+    assert_eq!(s.server.requests()[0].header("authorization"), None);
+    assert!(!s.journaled());
+    // Human output names it too, and the refusal is audited.
+    let run = s.run(&["post", "--yes", "--file", "long.post.toml"]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        run.stderr.contains("over the instance's limit of 50"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains("not sent: the post is `deny`"),
+        "{run:?}"
+    );
+    // 50 fits; links count what the instance reserves.
+    sent_url(&s.post(&"b".repeat(50)));
+    assert_eq!(s.server.creates().len(), 1);
+}
+
+/// An instance that cannot say (404, 500, not JSON, no limit) leaves the policy's limits in
+/// force, silently unless `-v`; the post goes out.
+#[test]
+fn an_instance_that_cannot_say_falls_back_to_the_policy() {
+    let s = setup(Kind::Mastodon, true);
+    let text = |n: usize| format!("{n:03} {}", "c".repeat(56));
+    // No answer configured: 404.
+    let run = s.run(&["post", "--yes", &text(1)]);
+    sent_url(&run);
+    assert!(!run.stderr.contains("instance"), "{run:?}");
+    for (i, (status, body)) in [
+        (500, r#"{"error":"boom"}"#),
+        (200, "<html>not json</html>"),
+        (200, r#"{"configuration":{}}"#),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.server.instance(status, body);
+        let run = s.run(&["-v", "post", "--yes", &text(i + 2)]);
+        sent_url(&run);
+        assert!(
+            run.stderr.contains(&format!(
+                "{}: cannot read the instance's length limit (",
+                s.server.url
+            )) && run.stderr.contains("); using the policy's"),
+            "{run:?}"
+        );
+    }
+    assert_eq!(s.server.creates().len(), 4);
+    // The policy's own limit still holds when the instance is silent.
+    let run = s.post(&"d".repeat(501));
+    assert_eq!(run.code, 4, "{run:?}");
+    assert_eq!(s.server.creates().len(), 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upload progress.
+
+/// A spinner per upload on a terminal (a pseudo-terminal from `script`); nothing of it when
+/// stderr is not a terminal, or with `--json`.
+#[test]
+fn upload_progress_shows_on_a_terminal_only() {
+    common::require_tool("script");
+    let s = setup(Kind::Mastodon, true);
+    std::fs::write(s.sandbox.path().join("a.png"), b"\x89PNG not really").unwrap();
+    let file = |name: &str, text: &str| {
+        s.sandbox.write(
+            name,
+            &format!(
+                "account = \"brand\"\ntext = \"{text}\"\n[[media]]\npath = \"a.png\"\nalt = \"A\"\n"
+            ),
+        );
+    };
+    file("piped.post.toml", "Piped");
+    let run = s.run(&["post", "--yes", "--file", "piped.post.toml"]);
+    sent_url(&run);
+    assert!(!run.stderr.contains("upload"), "{run:?}");
+
+    let on_terminal = |args: &str| {
+        let mut cmd = s.sandbox.program("sh");
+        // indicatif draws nothing when `TERM` is unset or `dumb`; the sandbox clears it.
+        cmd.env("TERM", "xterm");
+        cmd.args([
+            "-c",
+            &format!("script -qec \"\\\"$GATE\\\" {args}\" /dev/null"),
+        ]);
+        let out = cmd.output().unwrap();
+        let run = Run {
+            code: out.status.code().unwrap(),
+            stdout: String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+            stderr: String::from_utf8_lossy(&out.stderr).replace('\r', ""),
+        };
+        s.no_token(&run);
+        run
+    };
+    file("tty.post.toml", "On a terminal");
+    let run = on_terminal("post --yes --file tty.post.toml");
+    assert_eq!(run.code, 0, "{run:?}");
+    // The spinner while Mastodon processes the file (the fake makes it wait one poll), then
+    // the line it leaves.
+    assert!(
+        run.stdout.contains("`brand`: uploading a.png (15 B) [1/1]"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains("`brand`: uploaded a.png (15 B)"),
+        "{run:?}"
+    );
+    file("quiet.post.toml", "Quietly");
+    let run = on_terminal("-q post --yes --file quiet.post.toml");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!run.stdout.contains("upload"), "{run:?}");
+    file("json.post.toml", "As JSON");
+    let run = on_terminal("post --yes --json --file json.post.toml");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!run.stdout.contains("upload"), "{run:?}");
+    assert_eq!(s.server.posts().len(), 4);
 }

@@ -52,6 +52,7 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
         now: Utc::now(),
         local_freeze: state::read_freeze(&ctx.env)?,
         sends: crate::limits::Sends::default(),
+        instances: std::collections::BTreeMap::new(),
     };
     let evaluations = engine.evaluate(&post, &accounts, &context);
     let message = post.digest_message(&post.accounts);

@@ -49,6 +49,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
         now,
         local_freeze: state::read_freeze(&ctx.env)?,
         sends: recent_sends(ctx, &policy, now)?,
+        instances: std::collections::BTreeMap::new(),
     };
     let engine = Engine::new(&policy);
 
@@ -276,6 +277,7 @@ fn check_jsonl(
                 Some(at) if at != context.now => recent_sends(ctx, policy, at)?,
                 _ => context.sends.clone(),
             },
+            instances: std::collections::BTreeMap::new(),
         };
         let evaluations = engine.evaluate(&post, &accounts, &line_context);
         let verdict = overall(&evaluations);

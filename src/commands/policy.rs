@@ -121,6 +121,7 @@ pub fn test(ctx: &Ctx, args: &PolicyTestArgs) -> Result<Code, Error> {
                 now: case.now.unwrap_or(now),
                 local_freeze: None,
                 sends: crate::limits::Sends::default(),
+                instances: std::collections::BTreeMap::new(),
             };
             let evaluations = engine.evaluate(&post, &accounts, &context);
             let findings = evaluations

@@ -7,6 +7,7 @@
 //! publish → commit `sent` with the network's id and URL → print the URL.
 
 use std::cell::OnceCell;
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,8 @@ use crate::env::Env;
 use crate::error::{Code, Error, io_reason};
 use crate::evaluate::{Context, Engine, Evaluation, Verdict, overall};
 use crate::journal::{Journal, State};
-use crate::platforms::{self, Media, Outgoing, Published, SendError};
+use crate::output::Verbosity;
+use crate::platforms::{self, Media, Outgoing, Progress, Published, SendError};
 use crate::policy::{Account, Platform as Network, hex};
 use crate::post::{self, Origin, Post};
 use crate::state;
@@ -51,7 +53,7 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
         None => DEFAULT_MAX_WAIT,
     };
     let policy = ctx.load_policy(None)?;
-    let post = match (&args.text, &args.file) {
+    let mut post = match (&args.text, &args.file) {
         (Some(text), _) if text == "-" => Post::inline(Origin::Stdin, read_stdin()?),
         (Some(text), _) => Post::inline(Origin::Argument, text.clone()),
         (None, Some(path)) => {
@@ -59,6 +61,7 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
         }
         (None, None) => unreachable!("checked above"),
     };
+    apply_flags(&mut post, args)?;
     let inline = inline_accounts(&policy, &args.account)?;
     let accounts = targets(&policy, &post, &inline);
     if accounts.is_empty() {
@@ -67,11 +70,24 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
             crate::policy::account_list(&policy.accounts)
         )));
     }
+    // A visibility Bluesky or X cannot honour, a reply to several accounts, a reply target
+    // the network cannot take: refused before anything is judged or sent.
+    if let Some(m) = post::misfits(&post.options, &accounts).into_iter().next() {
+        return Err(Error::usage(m.message).with_hint(m.hint));
+    }
+    if let Some(language) = &post.options.language {
+        for a in accounts.iter().filter(|a| a.platform == Network::X) {
+            ctx.note(&format!(
+                "note: X posts carry no language; `{}` gets the post without `{language}` (X detects it)",
+                a.name
+            ));
+        }
+    }
 
     // Judge with the real clock; with `--wait`, sleep through a hold and judge again.
     let engine = Engine::new(&policy);
     let started = Instant::now();
-    let evaluations = loop {
+    let (evaluations, mut context) = loop {
         let now = Utc::now();
         let context = Context {
             now,
@@ -81,6 +97,7 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
             } else {
                 crate::limits::load(&ctx.env, now)?
             },
+            instances: BTreeMap::new(),
         };
         let evaluations = engine.evaluate(&post, &accounts, &context);
         if args.wait && overall(&evaluations) == Verdict::Hold {
@@ -102,20 +119,23 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
                 continue;
             }
         }
-        break evaluations;
+        break (evaluations, context);
     };
-    let verdict = overall(&evaluations);
+    let mut verdict = overall(&evaluations);
     let names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
     let digest = hex(&Sha256::digest(post.digest_message(&names).as_bytes()));
-    if verdict != Verdict::Allow {
-        for e in &evaluations {
+    let refuse = |evaluations: &[Evaluation], verdict: Verdict| -> Result<Code, Error> {
+        for e in evaluations {
             audit::record(
                 &ctx.env,
                 &audit::for_post(Event::Refused, &policy, &post, &digest, e),
             )?;
         }
-        report_verdict(ctx, &post, &evaluations, verdict)?;
-        return Ok(verdict.code());
+        report_verdict(ctx, &post, evaluations, verdict)?;
+        Ok(verdict.code())
+    };
+    if verdict != Verdict::Allow {
+        return refuse(&evaluations, verdict);
     }
 
     // Unattended without `--yes`: refuse before the keychain or the network is touched.
@@ -127,6 +147,22 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
                 ),
         );
     }
+
+    // Mastodon instances say how long a status may be: asked (without a token) for each
+    // delivery that may still need the network, then the post is judged again with it. This
+    // comes before the question, the journal and any upload.
+    let client: OnceCell<reqwest::blocking::Client> = OnceCell::new();
+    context.instances = instance_limits(ctx, &accounts, &digest, &client)?;
+    let evaluations = if context.instances.is_empty() {
+        evaluations
+    } else {
+        let again = engine.evaluate(&post, &accounts, &context);
+        verdict = overall(&again);
+        if verdict != Verdict::Allow {
+            return refuse(&again, verdict);
+        }
+        again
+    };
     let media = read_media(&post)?;
 
     if !args.yes && !args.dry_run {
@@ -146,11 +182,12 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     }
 
     if args.dry_run {
-        return dry_run(ctx, &accounts, &digest, &evaluations);
+        return dry_run(ctx, &post, &accounts, &digest, &evaluations);
     }
 
     let journal = Journal::open(&ctx.env)?;
-    let client: OnceCell<reqwest::blocking::Client> = OnceCell::new();
+    let show_progress =
+        ctx.env.stderr_is_terminal && !ctx.global.json && ctx.verbosity() != Verbosity::Quiet;
     let mut sent = Vec::new();
     let mut failed: Vec<(String, Error)> = Vec::new();
     for account in &accounts {
@@ -165,8 +202,24 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
                 &p.url,
             )
         };
+        let progress = Progress::new(show_progress, &account.name);
+        let reply_to = match &post.options.reply_to {
+            Some(written) => Some(platforms::target::reply_target(account, written).map_err(
+                |why| Error::usage(why).with_hint(platforms::target::hint(account.platform)),
+            )?),
+            None => None,
+        };
+        let outgoing = Outgoing {
+            text: &post.text,
+            media: &media,
+            reply_to: reply_to.as_deref(),
+            language: post.options.language.as_deref(),
+            visibility: post.options.visibility,
+            key: "",
+            progress: &progress,
+        };
         let result = deliver(
-            ctx, &journal, &client, account, &digest, &post.text, &media, &audited,
+            ctx, &journal, &client, account, &digest, &outgoing, &audited,
         );
         match result {
             Ok((published, earlier)) => {
@@ -211,16 +264,15 @@ pub(crate) fn credential_for(env: &Env, account: &Account) -> Result<Credential,
 }
 
 /// Sends one delivery at most once; returns the post and whether an earlier run made it.
-/// `audited` appends the audit entry for a delivery this run confirmed, under the lock.
-#[allow(clippy::too_many_arguments)]
+/// `message` is what goes out (its `key` is chosen here). `audited` appends the audit entry
+/// for a delivery this run confirmed, under the lock.
 fn deliver(
     ctx: &Ctx,
     journal: &Journal,
     client: &OnceCell<reqwest::blocking::Client>,
     account: &Account,
     digest: &str,
-    text: &str,
-    media: &[Media],
+    message: &Outgoing<'_>,
     audited: &dyn Fn(&Published) -> Result<(), Error>,
 ) -> Result<(Published, bool), Error> {
     let name = account.name.as_str();
@@ -259,11 +311,8 @@ fn deliver(
         None => platform.new_key(),
     };
     let outgoing = Outgoing {
-        text,
-        media,
-        reply_to: None,
-        language: None,
         key: &key,
+        ..*message
     };
     let failed = |state: State, e: &Error| {
         let _ = journal.mark(digest, name, state, &plain(e), Utc::now());
@@ -389,8 +438,73 @@ fn fault_point(env: &Env, point: &str) {
 #[cfg(not(debug_assertions))]
 fn fault_point(_: &Env, _: &str) {}
 
+/// The length limits of the Mastodon instances of `accounts` whose delivery of this post
+/// is not journaled yet (a sent post needs no network). An instance that cannot be asked, or
+/// answers something else, is left out: the policy's limits apply (said with `-v`).
+fn instance_limits(
+    ctx: &Ctx,
+    accounts: &[&Account],
+    digest: &str,
+    client: &OnceCell<reqwest::blocking::Client>,
+) -> Result<BTreeMap<String, crate::length::Instance>, Error> {
+    let mastodon: Vec<&&Account> = accounts
+        .iter()
+        .filter(|a| a.platform == Network::Mastodon)
+        .collect();
+    let mut limits = BTreeMap::new();
+    if mastodon.is_empty() {
+        return Ok(limits);
+    }
+    let journal = Journal::open_existing(&ctx.env)?;
+    let mut asked: BTreeMap<&str, Option<crate::length::Instance>> = BTreeMap::new();
+    for account in mastodon {
+        if let Some(j) = &journal
+            && j.get(digest, &account.name)?
+                .is_some_and(|row| matches!(row.state, State::Sent | State::Retracted))
+        {
+            continue;
+        }
+        let server = account.server.as_str();
+        let found = match asked.get(server) {
+            Some(found) => *found,
+            None => {
+                if client.get().is_none() {
+                    let _ = client.set(crate::http::client()?);
+                }
+                let found = match platforms::mastodon::instance(client.get().expect("set"), server)
+                {
+                    Ok(instance) => {
+                        if ctx.verbosity() == Verbosity::Verbose {
+                            ctx.note(&format!(
+                                "{server}: statuses of up to {} characters, links count {}",
+                                instance.max_characters, instance.characters_reserved_per_url
+                            ));
+                        }
+                        Some(instance)
+                    }
+                    Err(why) => {
+                        if ctx.verbosity() == Verbosity::Verbose {
+                            ctx.note(&format!(
+                                "{server}: cannot read the instance's length limit ({why}); using the policy's"
+                            ));
+                        }
+                        None
+                    }
+                };
+                asked.insert(server, found);
+                found
+            }
+        };
+        if let Some(instance) = found {
+            limits.insert(account.name.clone(), instance);
+        }
+    }
+    Ok(limits)
+}
+
 fn dry_run(
     ctx: &Ctx,
+    post: &Post,
     accounts: &[&Account],
     digest: &str,
     evaluations: &[Evaluation],
@@ -413,8 +527,13 @@ fn dry_run(
             }
             _ => ("would send", None),
         };
+        let options = if post.options.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", post.options.describe())
+        };
         ctx.note(&format!(
-            "dry run: {what} to `{}`{}",
+            "dry run: {what} to `{}`{options}{}",
             account.name,
             url.as_ref().map(|u| format!(": {u}")).unwrap_or_default()
         ));
@@ -446,9 +565,35 @@ fn show(post: &Post, accounts: &[&Account]) {
                 .unwrap_or_default()
         );
     }
+    if !post.options.is_empty() {
+        let _ = writeln!(err, "sent with: {}", post.options.describe());
+    }
     for a in accounts {
         let _ = writeln!(err, "to: `{}` ({} at {})", a.name, a.platform, a.server);
     }
+}
+
+/// `--language`, `--visibility` and `--reply-to`: they apply to inline text and override a
+/// post file's keys.
+fn apply_flags(post: &mut Post, args: &PostArgs) -> Result<(), Error> {
+    if let Some(text) = &args.language {
+        let tag = post::language_tag(text).map_err(|why| {
+            Error::usage(format!("invalid value for `--language`: {why}"))
+                .with_hint(post::LANGUAGE_HINT)
+        })?;
+        post.options.language = Some(tag);
+    }
+    if let Some(v) = args.visibility {
+        post.options.visibility = Some(v);
+    }
+    if let Some(target) = &args.reply_to {
+        if target.trim().is_empty() {
+            return Err(Error::usage("`--reply-to` is empty")
+                .with_hint("give the id or the address of the post this one answers"));
+        }
+        post.options.reply_to = Some(target.trim().to_owned());
+    }
+    Ok(())
 }
 
 /// The post's attachments as they will be uploaded; a file changed since it was judged is an error.

@@ -125,8 +125,7 @@ impl Bluesky {
         if post.media.is_empty() {
             return Ok(None);
         }
-        let mut images = Vec::new();
-        for m in post.media {
+        let images = super::upload_each(post, |m| {
             let blob = self
                 .xrpc
                 .upload(
@@ -145,14 +144,15 @@ impl Bluesky {
                     ),
                 });
             };
-            images.push(json!({"alt": m.alt.clone().unwrap_or_default(), "image": blob}));
-        }
+            Ok(json!({"alt": m.alt.clone().unwrap_or_default(), "image": blob}))
+        })?;
         Ok(Some(
             json!({"$type": "app.bsky.embed.images", "images": images}),
         ))
     }
 
-    /// `reply` for a reply to `parent` (an at:// URI): the parent and its thread's root.
+    /// `reply` for a reply to `parent` (an at:// URI, by DID or handle): the parent and its
+    /// thread's root.
     fn reply(&self, parent: &str) -> Result<Value, SendError> {
         let parts: Vec<&str> = parent
             .strip_prefix("at://")
@@ -172,8 +172,17 @@ impl Bluesky {
                 &[("repo", repo), ("collection", collection), ("rkey", rkey)],
             )
             .map_err(before_send)?;
-        let cid = v.get("cid").cloned().unwrap_or(Value::Null);
-        let parent_ref = json!({"uri": parent, "cid": cid});
+        // The PDS names the record by its DID even when `parent` names a handle (an address
+        // copied from bsky.app); a strong reference needs the DID form and the CID.
+        let (Some(uri), Some(cid)) = (
+            v.get("uri").and_then(Value::as_str),
+            v.get("cid").and_then(Value::as_str),
+        ) else {
+            return Err(refused_locally(format!(
+                "the PDS did not return the uri and cid of `{parent}`; nothing was posted"
+            )));
+        };
+        let parent_ref = json!({"uri": uri, "cid": cid});
         let root = v
             .pointer("/value/reply/root")
             .cloned()
@@ -269,6 +278,7 @@ impl Platform for Bluesky {
                 post.key
             )));
         };
+        super::public_only("bluesky", post)?;
         check_media(post.media).map_err(refused_locally)?;
         let mut record = json!({
             "$type": POST,

@@ -155,6 +155,49 @@ impl Mastodon {
     }
 }
 
+/// How long gate waits for an instance to say its limits before judging without them.
+const INSTANCE_WAIT: Duration = Duration::from_secs(10);
+
+/// `GET /api/v2/instance` (public: no token is sent): the instance's
+/// `configuration.statuses.max_characters` and `characters_reserved_per_url` (23 when absent),
+/// or why they cannot be read.
+pub fn instance(client: &Client, server: &str) -> Result<crate::length::Instance, String> {
+    let url = format!("{}/api/v2/instance", server.trim_end_matches('/'));
+    let response = client
+        .get(&url)
+        .timeout(INSTANCE_WAIT)
+        .send()
+        .map_err(|e| crate::http::describe(&e))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("`/api/v2/instance` answered {}", status.as_u16()));
+    }
+    let v: serde_json::Value = response
+        .json()
+        .map_err(|_| "`/api/v2/instance` did not answer JSON".to_owned())?;
+    let statuses = v.pointer("/configuration/statuses");
+    let number = |key: &str| {
+        statuses
+            .and_then(|s| s.get(key))
+            .filter(|v| !v.is_null())
+            .map(|v| {
+                v.as_u64()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| format!("`configuration.statuses.{key}` is not a whole number"))
+            })
+            .transpose()
+    };
+    let max_characters = number("max_characters")?
+        .filter(|n| *n > 0)
+        .ok_or("no `configuration.statuses.max_characters`")?;
+    let characters_reserved_per_url =
+        number("characters_reserved_per_url")?.unwrap_or(crate::length::URL_LENGTH);
+    Ok(crate::length::Instance {
+        max_characters,
+        characters_reserved_per_url,
+    })
+}
+
 impl Platform for Mastodon {
     fn new_key(&self) -> String {
         reply::random_key()
@@ -164,11 +207,9 @@ impl Platform for Mastodon {
     /// connection, a timeout or a 5xx is retried with the same key (capped, jittered); so is a
     /// 429 that asks for at most a minute.
     fn publish(&self, post: &Outgoing<'_>) -> Result<Published, SendError> {
-        let mut media_ids = Vec::new();
-        for m in post.media {
-            media_ids.push(self.upload(m)?);
-        }
-        let mut form: Vec<(&str, &str)> = vec![("status", post.text), ("visibility", "public")];
+        let media_ids = super::upload_each(post, |m| self.upload(m))?;
+        let visibility = post.visibility.unwrap_or_default().name();
+        let mut form: Vec<(&str, &str)> = vec![("status", post.text), ("visibility", visibility)];
         for id in &media_ids {
             form.push(("media_ids[]", id));
         }

@@ -1,6 +1,8 @@
 //! One trait for every network; one adapter per network behind it.
 use std::time::Duration;
 
+pub use crate::post::Visibility;
+
 /// An attachment as it will be uploaded.
 pub struct Media {
     pub name: String,
@@ -11,12 +13,94 @@ pub struct Media {
 
 /// What is sent: the exact text, media, and the idempotency key chosen when the delivery
 /// was journaled, before any network call.
+#[derive(Clone, Copy)]
 pub struct Outgoing<'a> {
     pub text: &'a str,
     pub media: &'a [Media],
+    /// The parent in the adapter's form (`target::reply_target`): Mastodon a status id, X a
+    /// post id, Bluesky an `at://` URI.
     pub reply_to: Option<&'a str>,
+    /// A BCP 47 tag. Mastodon `language`, Bluesky `langs`; X has no such field and ignores it.
     pub language: Option<&'a str>,
+    /// Mastodon only; Bluesky and X refuse anything but `public` before sending anything.
+    pub visibility: Option<Visibility>,
     pub key: &'a str,
+    /// How media uploads are shown; [`Progress::HIDDEN`] shows nothing.
+    pub progress: &'a Progress,
+}
+
+/// A spinner on stderr per media upload, or nothing.
+pub struct Progress {
+    /// Who the uploads are for (`brand`), when they are shown at all.
+    label: Option<String>,
+}
+
+impl Progress {
+    pub const HIDDEN: Progress = Progress { label: None };
+
+    /// Spinners for `account`'s uploads when `show` (stderr a terminal, not `-q`, not `--json`).
+    pub fn new(show: bool, account: &str) -> Progress {
+        Progress {
+            label: show.then(|| account.to_owned()),
+        }
+    }
+
+    fn start(&self, media: &Media, number: usize, total: usize) -> Option<indicatif::ProgressBar> {
+        let label = self.label.as_ref()?;
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.set_message(format!(
+            "`{label}`: uploading {} ({}) [{number}/{total}]",
+            media.name,
+            indicatif::HumanBytes(media.bytes.len() as u64)
+        ));
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Some(bar)
+    }
+}
+
+/// Uploads each attachment in order with `upload`, showing a spinner per file; stops at the
+/// first failure. The adapters' one upload loop.
+pub(crate) fn upload_each<T>(
+    post: &Outgoing<'_>,
+    mut upload: impl FnMut(&Media) -> Result<T, SendError>,
+) -> Result<Vec<T>, SendError> {
+    let total = post.media.len();
+    let mut done = Vec::with_capacity(total);
+    for (i, m) in post.media.iter().enumerate() {
+        let bar = post.progress.start(m, i + 1, total);
+        let result = upload(m);
+        if let Some(bar) = bar {
+            let label = post.progress.label.as_deref().unwrap_or_default();
+            let size = indicatif::HumanBytes(m.bytes.len() as u64);
+            if result.is_ok() {
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("  {msg}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                );
+                bar.finish_with_message(format!("`{label}`: uploaded {} ({size})", m.name));
+            } else {
+                bar.abandon_with_message(format!("`{label}`: upload of {} failed", m.name));
+            }
+        }
+        done.push(result?);
+    }
+    Ok(done)
+}
+
+/// Bluesky and X show every post to everyone: anything else is refused before any upload.
+pub(crate) fn public_only(network: &str, post: &Outgoing<'_>) -> Result<(), SendError> {
+    match post.visibility {
+        Some(v) if v != Visibility::Public => Err(SendError::Refused {
+            status: 0,
+            message: format!("{network} has no visibility `{v}`; nothing was sent"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -53,6 +137,7 @@ pub trait Platform {
 pub mod bluesky;
 pub mod mastodon;
 mod reply;
+pub mod target;
 pub mod x;
 
 /// The adapter for `account`'s network, speaking to its `server` with `credential`.

@@ -151,10 +151,10 @@ impl Platform for X {
     /// unknown outcome, and a 403 "duplicate content" means an identical post exists
     /// (perhaps ours); both are for the caller to resolve with `find`.
     fn publish(&self, post: &Outgoing<'_>) -> Result<Published, SendError> {
-        let mut media_ids = Vec::new();
-        for m in post.media {
-            media_ids.push(self.upload(m)?);
-        }
+        // X has no visibility and no language field (it detects the language itself): a
+        // visibility is refused before any upload, a language is not sent.
+        super::public_only("x", post)?;
+        let media_ids = super::upload_each(post, |m| self.upload(m))?;
         let mut body = json!({"text": post.text});
         if !media_ids.is_empty() {
             body["media"] = json!({"media_ids": media_ids});

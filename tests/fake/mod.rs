@@ -134,6 +134,8 @@ struct State {
     /// Media id → (alt text, polls left while "processing").
     media: HashMap<String, (Option<String>, u32)>,
     next: u64,
+    /// Mastodon's public `GET /api/v2/instance`: status and body; none answers 404.
+    instance: Option<(u16, String)>,
 }
 
 pub struct Server {
@@ -192,6 +194,19 @@ impl Server {
 
     pub fn requests(&self) -> Vec<Request> {
         self.state.lock().unwrap().requests.clone()
+    }
+
+    /// What Mastodon's `GET /api/v2/instance` answers from now on (it needs no token).
+    pub fn instance(&self, status: u16, body: &str) {
+        self.state.lock().unwrap().instance = Some((status, body.to_owned()));
+    }
+
+    /// Every request but the public `GET /api/v2/instance`: what touches the account.
+    pub fn account_requests(&self) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| !(r.method == "GET" && r.path == "/api/v2/instance"))
+            .collect()
     }
 
     pub fn posts(&self) -> Vec<Post> {
@@ -324,6 +339,14 @@ fn handle(kind: Kind, mut stream: TcpStream, state: &Mutex<State>, base: &str, t
     };
     let mut s = state.lock().unwrap();
     s.requests.push(request.clone());
+    if kind == Kind::Mastodon && request.method == "GET" && request.path == "/api/v2/instance" {
+        let (status, body) = s
+            .instance
+            .clone()
+            .unwrap_or_else(|| (404, r#"{"error":"Not found"}"#.to_owned()));
+        drop(s);
+        return respond(stream, status, &[], &body);
+    }
     if request.header("authorization") != Some(&format!("Bearer {token}")) {
         drop(s);
         return respond(
