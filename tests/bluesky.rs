@@ -1467,6 +1467,44 @@ fn all_posts(pds: &Pds, did: &str) -> Vec<Value> {
     records
 }
 
+#[test]
+fn twenty_concurrent_gate_posts_to_bluesky_make_one_record() {
+    let w = world();
+    let mut browser = pds::Browser::new(w.pds);
+    // Through OAuth: 20 processes, each with its own DPoP nonce, on one DPoP-bound session.
+    let login = oauth_login(&w, &mut browser);
+    assert_eq!(login.code, 0, "{login:?}");
+    let text = "One launch, announced once, however many cron jobs fire";
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            w.s.command(&["post", "--yes", "--account", "bsky", text])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut urls = std::collections::BTreeSet::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a concurrent post failed ({:?}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        urls.insert(String::from_utf8(out.stdout).unwrap().trim().to_owned());
+    }
+    assert_eq!(urls.len(), 1, "every process prints the one URL: {urls:?}");
+    let posts = all_posts(w.pds, &w.alice.did);
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0]["value"]["text"], text);
+    let url = urls.into_iter().next().unwrap();
+    let rkey = url.rsplit('/').next().unwrap();
+    assert!(posts[0]["uri"].as_str().unwrap().ends_with(rkey), "{url}");
+}
+
 /// 52 `gate post` runs through a proxy in front of the real PDS, 13 under each fault: the
 /// `putRecord` connection dropped before the PDS sees it, or after the PDS made the post but
 /// before gate hears; SIGKILL between the journal and the publish, or between the publish and
