@@ -679,7 +679,7 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
                 r.problem.as_deref().unwrap_or("unknown")
             ))
             .with_hint(if r.account.platform == Platform::Bluesky {
-                format!("run `gate auth login {name} --app-password`")
+                format!("run `gate auth login {name}` (or with `--app-password`)")
             } else {
                 format!("run `gate auth login {name}`")
             }),
