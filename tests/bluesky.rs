@@ -1722,15 +1722,5 @@ fn gate_post_sends_language_and_replies_to_bluesky() {
         "To nothing",
     ]);
     assert_eq!(run.code, 9, "{run:?}");
-    let listed = w
-        .pds
-        .query(
-            "com.atproto.repo.listRecords",
-            &[
-                ("repo", w.alice.did.as_str()),
-                ("collection", "app.bsky.feed.post"),
-            ],
-        )
-        .expect("listRecords");
-    assert_eq!(listed["records"].as_array().unwrap().len(), 3);
+    assert_eq!(all_posts(w.pds, &w.alice.did).len(), 3);
 }

@@ -24,6 +24,22 @@ fn account<'p>(policy: &'p Policy, name: &str) -> Result<&'p Account, Error> {
     super::named_account(policy, name, "")
 }
 
+/// Stores `credential` as the account's, replacing what was there, and audits the login:
+/// the keychain user, and whether something was replaced.
+fn keep(
+    ctx: &Ctx,
+    keychain: &Keychain,
+    policy: &Policy,
+    account: &Account,
+    credential: &Credential,
+) -> Result<(String, bool), Error> {
+    let user = credential::user(account);
+    let replaced = keychain.get(&user)?.is_some();
+    keychain.set(&user, &credential.to_secret())?;
+    audited(ctx, Event::Login, policy, account)?;
+    Ok((user, replaced))
+}
+
 /// Appends a `login` or `logout` entry for `account` to the audit trail.
 fn audited(ctx: &Ctx, event: Event, policy: &Policy, account: &Account) -> Result<(), Error> {
     let entry = Entry {
@@ -49,10 +65,13 @@ pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {
     // Open the keychain first: no point asking for a token that cannot be kept.
     let keychain = Keychain::open(&ctx.env)?;
     let token = read_token(ctx, account)?;
-    let user = credential::user(account);
-    let replaced = keychain.get(&user)?.is_some();
-    keychain.set(&user, &Credential::from_token(token).to_secret())?;
-    audited(ctx, Event::Login, &policy, account)?;
+    let (user, replaced) = keep(
+        ctx,
+        &keychain,
+        &policy,
+        account,
+        &Credential::from_token(token),
+    )?;
     if ctx.global.json {
         print_json(&json!({
             "account": account.name,
@@ -111,10 +130,7 @@ fn login_app_password(ctx: &Ctx, policy: &Policy, account: &Account) -> Result<C
     let password = read_secret(ctx, "app password", "--app-password", account)?;
     let credential = session::create_session(account, identifier.trim(), &password)?;
     drop(password);
-    let user = credential::user(account);
-    let replaced = keychain.get(&user)?.is_some();
-    keychain.set(&user, &credential.to_secret())?;
-    audited(ctx, Event::Login, policy, account)?;
+    let (user, replaced) = keep(ctx, &keychain, policy, account, &credential)?;
     let handle = credential.identity.clone().unwrap_or_default();
     let did = session::did(&credential).unwrap_or_default().to_owned();
     if ctx.global.json {
@@ -311,9 +327,7 @@ fn sign_in(
     if account.platform == Platform::X && new_app {
         keychain.set(&oauth::app_user(account), &app.to_secret())?;
     }
-    let user = credential::user(account);
-    keychain.set(&user, &credential.to_secret())?;
-    audited(ctx, Event::Login, policy, account)?;
+    let (user, _) = keep(ctx, &keychain, policy, account, &credential)?;
     let identity = credential.identity.clone().unwrap_or_default();
     if ctx.global.json {
         print_json(&json!({
@@ -416,10 +430,7 @@ fn sign_in_bluesky(
         )));
     }
     credential.identity = Some(handle.clone());
-    let user = credential::user(account);
-    let replaced = keychain.get(&user)?.is_some();
-    keychain.set(&user, &credential.to_secret())?;
-    audited(ctx, Event::Login, policy, account)?;
+    let (user, replaced) = keep(ctx, &keychain, policy, account, &credential)?;
     if ctx.global.json {
         print_json(&json!({
             "account": name,
