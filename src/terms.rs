@@ -172,8 +172,10 @@ impl Matcher {
     /// Every hit, sorted by (start, end), deduplicated (same term + same span once, keeping
     /// the stricter level) so a term listed twice does not inflate the report.
     pub fn find(&self, text: &str) -> Vec<Hit> {
-        let norm = normalize(text);
-        let bytes = norm.text.as_bytes();
+        // Matched on the text alone; the maps back to the original are built only for a post
+        // with a hit (most have none).
+        let normalized = normalize_text(text);
+        let bytes = normalized.as_bytes();
         let is_word_span = |s: usize, e: usize| {
             (s == 0 || bytes[s - 1] == b' ') && (e == bytes.len() || bytes[e] == b' ')
         };
@@ -182,7 +184,7 @@ impl Matcher {
         let mut found: Vec<(usize, bool, usize, usize)> = Vec::new();
         let mut allowed: Vec<(usize, usize)> = Vec::new();
         if let Some(ac) = &self.ac {
-            for m in ac.find_overlapping_iter(&norm.text) {
+            for m in ac.find_overlapping_iter(&normalized) {
                 let (s, e) = (m.start(), m.end());
                 if !is_word_span(s, e) {
                     continue;
@@ -195,16 +197,21 @@ impl Matcher {
             }
         }
         for (i, (_, re)) in self.regexes.iter().enumerate() {
-            for m in re.find_iter(&norm.text) {
+            for m in re.find_iter(&normalized) {
                 if m.start() < m.end() {
                     found.push((i, true, m.start(), m.end()));
                 }
             }
         }
 
+        found.retain(|&(_, _, s, e)| !allowed.iter().any(|&(a, b)| a <= s && e <= b));
+        if found.is_empty() {
+            return Vec::new();
+        }
+        let norm = normalize(text);
+        debug_assert_eq!(norm.text, normalized);
         let mut hits: Vec<Hit> = found
             .into_iter()
-            .filter(|&(_, _, s, e)| !allowed.iter().any(|&(a, b)| a <= s && e <= b))
             .map(|(i, is_regex, s, e)| {
                 let (start, end) = norm.original_span(s, e).expect("non-empty match");
                 let (term, level) = if is_regex {
@@ -263,7 +270,7 @@ pub fn compile_regex(pattern: &str) -> Result<Regex, regex::Error> {
 /// The normalised form of a policy term, exactly as it is searched for. Public so policy
 /// validation can warn about terms that normalise to nothing and would never match.
 pub fn normalize_term(term: &str) -> String {
-    normalize(term).text
+    normalize_text(term)
 }
 
 /// Normalised text plus the way back to the original, which findings need because authors
@@ -294,7 +301,17 @@ impl Normalized {
 /// The normalisation both sides go through (public for tests and `gate check -v`); see the
 /// module documentation for the steps.
 pub fn normalize(text: &str) -> Normalized {
-    let mut b = Builder::with_capacity(text.len());
+    normalize_with(text, true)
+}
+
+/// The normalised text alone, without the maps back to the original: most posts match no
+/// term, and for them the maps would be built for nothing.
+pub fn normalize_text(text: &str) -> String {
+    normalize_with(text, false).text
+}
+
+fn normalize_with(text: &str, track: bool) -> Normalized {
+    let mut b = Builder::with_capacity(text.len(), track);
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -423,6 +440,8 @@ struct Join {
 struct Builder {
     /// Always valid UTF-8; bytes so the ASCII fast path can lower-case in bulk.
     text: Vec<u8>,
+    /// Whether `starts` and `ends` are kept (see [`normalize_text`]).
+    track: bool,
     starts: Vec<usize>,
     ends: Vec<usize>,
     /// Words started so far.
@@ -445,11 +464,13 @@ struct Builder {
 }
 
 impl Builder {
-    fn with_capacity(n: usize) -> Builder {
+    fn with_capacity(n: usize, track: bool) -> Builder {
+        let maps = if track { n } else { 0 };
         Builder {
             text: Vec::with_capacity(n),
-            starts: Vec::with_capacity(n),
-            ends: Vec::with_capacity(n),
+            track,
+            starts: Vec::with_capacity(maps),
+            ends: Vec::with_capacity(maps),
             words: 0,
             in_word: false,
             word_chars: 0,
@@ -469,8 +490,10 @@ impl Builder {
         if self.words > 0 {
             let space = self.text.len();
             self.text.push(b' ');
-            self.starts.push(self.sep_start);
-            self.ends.push(self.sep_end);
+            if self.track {
+                self.starts.push(self.sep_start);
+                self.ends.push(self.sep_end);
+            }
             if self.prev_single && self.sep_joinable {
                 self.pending = Some(Join {
                     space,
@@ -509,8 +532,10 @@ impl Builder {
         let from = self.text.len();
         self.text.extend_from_slice(run);
         self.text[from..].make_ascii_lowercase();
-        self.starts.extend(pos..pos + run.len());
-        self.ends.extend(pos + 1..pos + run.len() + 1);
+        if self.track {
+            self.starts.extend(pos..pos + run.len());
+            self.ends.extend(pos + 1..pos + run.len() + 1);
+        }
     }
 
     fn word_char(&mut self, c: char, start: usize, end: usize) {
@@ -520,9 +545,11 @@ impl Builder {
         self.word_chars += 1;
         self.text
             .extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-        for _ in 0..c.len_utf8() {
-            self.starts.push(start);
-            self.ends.push(end);
+        if self.track {
+            for _ in 0..c.len_utf8() {
+                self.starts.push(start);
+                self.ends.push(end);
+            }
         }
     }
 
@@ -601,8 +628,10 @@ impl Builder {
 
         // Removing ASCII spaces keeps `text` valid UTF-8.
         remove_positions(&mut self.text, &remove);
-        remove_positions(&mut self.starts, &remove);
-        remove_positions(&mut self.ends, &remove);
+        if self.track {
+            remove_positions(&mut self.starts, &remove);
+            remove_positions(&mut self.ends, &remove);
+        }
     }
 }
 
@@ -1269,6 +1298,7 @@ mod tests {
                 let n = normalize(&text);
                 let (ref_text, ref_starts, ref_ends) = reference::normalize(&reference::chars(&text));
                 prop_assert_eq!(&n.text, &ref_text);
+                prop_assert_eq!(&normalize_text(&text), &ref_text, "the untracked path differs");
                 prop_assert_eq!(&n.starts, &ref_starts);
                 prop_assert_eq!(&n.ends, &ref_ends);
                 let whole = reference::normalize(&reference::chars_whole(&text)).0;
