@@ -264,6 +264,24 @@ fn oauth_login(w: &World, browser: &mut pds::Browser) -> Run {
     login.finish()
 }
 
+/// `n` gate processes with the same arguments, started together; their outputs.
+fn together(s: &Sandbox, n: usize, args: &[&str]) -> Vec<std::process::Output> {
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            s.command(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
 #[test]
 fn atproto_oauth_sign_in_posts_refreshes_once_and_logout_revokes() {
     let w = world();
@@ -325,18 +343,7 @@ fn atproto_oauth_sign_in_posts_refreshes_once_and_logout_revokes() {
     let mut expired = w.stored();
     expired["expires_at"] = "2000-01-01T00:00:00Z".into();
     w.store(&expired);
-    let racers: Vec<_> = (0..8)
-        .map(|_| {
-            w.s.command(&["--json", "auth", "status", "bsky"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for child in racers {
-        let out = child.wait_with_output().unwrap();
+    for out in together(&w.s, 8, &["--json", "auth", "status", "bsky"]) {
         assert!(
             out.status.success(),
             "a racing status failed: {}",
@@ -1475,19 +1482,8 @@ fn twenty_concurrent_gate_posts_to_bluesky_make_one_record() {
     let login = oauth_login(&w, &mut browser);
     assert_eq!(login.code, 0, "{login:?}");
     let text = "One launch, announced once, however many cron jobs fire";
-    let children: Vec<_> = (0..20)
-        .map(|_| {
-            w.s.command(&["post", "--yes", "--account", "bsky", text])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
     let mut urls = std::collections::BTreeSet::new();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
+    for out in together(&w.s, 20, &["post", "--yes", "--account", "bsky", text]) {
         assert!(
             out.status.success(),
             "a concurrent post failed ({:?}): {}",
