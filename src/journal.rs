@@ -166,6 +166,24 @@ fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// How long an opening waits out other gate processes holding the journal.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// SQLite's "the file is in use": worth waiting for, unlike every other error.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Up to `pause` more, so processes that collided do not collide again in step.
+fn jitter(pause: Duration) -> Duration {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    pause.mul_f64(f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX))
+}
+
 fn db_error(path: &Path, e: &rusqlite::Error) -> Error {
     Error::other(format!("cannot use the journal `{}`: {e}", path.display()))
         .with_hint("check that the state folder is writable; `GATE_HOME` moves it")
@@ -189,25 +207,57 @@ impl Journal {
         }
     }
 
+    /// Opens the journal at `path`, creating and migrating it as needed. Many gate processes
+    /// may open it at once (cron jobs, a team's terminals): SQLite can answer "busy" without
+    /// waiting on its busy handler while another connection switches the file to WAL or
+    /// checkpoints it on close, so the whole opening is tried again, briefly and with jitter,
+    /// for up to [`BUSY_TIMEOUT`].
     pub fn open_at(path: &Path) -> Result<Journal, Error> {
-        let err = |e: rusqlite::Error| db_error(path, &e);
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(err)?;
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match Journal::try_open(path) {
+                Ok((journal, found)) => {
+                    if let Some(v) = found
+                        && v > VERSION
+                    {
+                        return Err(Error::other(format!(
+                            "the journal `{}` has schema version {v}, newer than this gate understands ({VERSION})",
+                            path.display()
+                        ))
+                        .with_hint("use the newer gate that wrote it"));
+                    }
+                    return Ok(journal);
+                }
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(pause + jitter(pause));
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Err(e) => return Err(db_error(path, &e)),
+            }
+        }
+    }
+
+    fn try_open(path: &Path) -> rusqlite::Result<(Journal, Option<i64>)> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
         let journal = Journal {
             conn,
             path: path.to_path_buf(),
         };
-        journal.migrate()?;
-        Ok(journal)
+        let found = journal.migrate()?;
+        Ok((journal, found))
     }
 
-    fn migrate(&self) -> Result<(), Error> {
-        let err = |e: rusqlite::Error| db_error(&self.path, &e);
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+    /// Creates the tables if missing and brings an older schema up to [`VERSION`], in one
+    /// transaction; the version found (`None` for a new file).
+    fn migrate(&self) -> rusqlite::Result<Option<i64>> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let result = (|| {
             self.conn.execute_batch(SCHEMA)?;
             self.conn.execute_batch(crate::audit::SCHEMA)?;
@@ -235,21 +285,12 @@ impl Journal {
         })();
         match result {
             Ok(found) => {
-                self.conn.execute_batch("COMMIT").map_err(err)?;
-                if let Some(v) = found
-                    && v > VERSION
-                {
-                    return Err(Error::other(format!(
-                        "the journal `{}` has schema version {v}, newer than this gate understands ({VERSION})",
-                        self.path.display()
-                    ))
-                    .with_hint("use the newer gate that wrote it"));
-                }
-                Ok(())
+                self.conn.execute_batch("COMMIT")?;
+                Ok(found)
             }
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
-                Err(err(e))
+                Err(e)
             }
         }
     }
@@ -348,7 +389,7 @@ impl Journal {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         Ok(Some(Journal { conn, path }))
     }
 
