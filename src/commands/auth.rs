@@ -391,30 +391,19 @@ fn sign_in_bluesky(
     // An authenticated call with the new tokens: who the PDS says they belong to.
     let did = session::did(&credential).unwrap_or_default().to_owned();
     let xrpc = session::xrpc_for(account, &credential)?;
-    let who = xrpc
-        .query(
-            "com.atproto.server.getSession",
-            Some(&credential.access_token),
-            &[],
-        )
-        .map_err(|e| match e {
-            crate::platforms::bluesky::xrpc::CallError::Transport(e) => {
-                crate::http::unreachable(&e)
-            }
-            crate::platforms::bluesky::xrpc::CallError::Xrpc(e) => Error::credentials(format!(
-                "{} did not accept the tokens it just issued for `{name}`: {}",
-                credential::host(&account.server),
-                e.describe()
-            ))
-            .with_hint("check the account's `server` in the policy, then sign in again"),
-        })?;
-    let field = |k: &str| who.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
-    let handle = field("handle").to_owned();
-    if field("did") != did {
-        return Err(Error::credentials(format!(
-            "{} says the new session of `{name}` belongs to {}, but the sign-in was for {did}",
+    let (handle, session_did) = session::whose(&xrpc, &credential).map_err(|e| match e {
+        crate::platforms::bluesky::xrpc::CallError::Transport(e) => crate::http::unreachable(&e),
+        crate::platforms::bluesky::xrpc::CallError::Xrpc(e) => Error::credentials(format!(
+            "{} did not accept the tokens it just issued for `{name}`: {}",
             credential::host(&account.server),
-            field("did")
+            e.describe()
+        ))
+        .with_hint("check the account's `server` in the policy, then sign in again"),
+    })?;
+    if session_did != did {
+        return Err(Error::credentials(format!(
+            "{} says the new session of `{name}` belongs to {session_did}, but the sign-in was for {did}",
+            credential::host(&account.server),
         ))
         .with_hint("nothing was stored; sign in again"));
     }

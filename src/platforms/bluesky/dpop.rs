@@ -130,6 +130,51 @@ impl Dpop {
     }
 }
 
+/// A reply read whole: its status, headers, and JSON body (`Null` when empty or not JSON).
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+/// Sends the request `build` makes, keeping any nonce the server sends. With a DPoP key,
+/// a refusal that asks for the nonce it just sent is answered by building and sending the
+/// request once more (`build` signs a fresh proof, which carries the new nonce); a second
+/// such refusal is returned as it is.
+pub fn send(
+    dpop: Option<&Dpop>,
+    build: &dyn Fn() -> reqwest::blocking::RequestBuilder,
+) -> Result<Answer, reqwest::Error> {
+    let mut asked = false;
+    loop {
+        let resp = build().send()?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        if let Some(dpop) = dpop {
+            dpop.remember_nonce(&headers);
+        }
+        let bytes = resp.bytes()?;
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        if dpop.is_some()
+            && !asked
+            && !(200..300).contains(&status)
+            && wants_nonce(status, &headers, &body)
+        {
+            asked = true;
+            continue;
+        }
+        return Ok(Answer {
+            status,
+            headers,
+            body,
+        });
+    }
+}
+
 /// Whether a refusal asks for the request again with the nonce it sent: an authorization
 /// server answers 400 `{"error":"use_dpop_nonce"}`, a resource server 401 with
 /// `WWW-Authenticate: DPoP error="use_dpop_nonce"`.

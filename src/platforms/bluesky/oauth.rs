@@ -242,44 +242,31 @@ fn post_form(
     url: &str,
     form: &[(&str, &str)],
 ) -> Result<Value, Refusal> {
-    let mut asked = false;
-    loop {
-        let resp = http
-            .post(url)
+    let answer = dpop::send(Some(dpop), &|| {
+        http.post(url)
             .header("DPoP", dpop.proof("POST", url, None))
             .form(form)
-            .send()
-            .map_err(Refusal::Transport)?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        dpop.remember_nonce(&headers);
-        let body: Value = resp
-            .bytes()
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Value::Null);
-        if (200..300).contains(&status) {
-            return Ok(body);
-        }
-        if !asked && dpop::wants_nonce(status, &headers, &body) {
-            asked = true;
-            continue;
-        }
-        let text = |k: &str| {
-            body.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(200)
-                .collect::<String>()
-        };
-        return Err(Refusal::Server {
-            status,
-            error: text("error"),
-            description: text("error_description"),
-        });
+    })
+    .map_err(Refusal::Transport)?;
+    if (200..300).contains(&answer.status) {
+        return Ok(answer.body);
     }
+    let text = |k: &str| {
+        answer
+            .body
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect::<String>()
+    };
+    Err(Refusal::Server {
+        status: answer.status,
+        error: text("error"),
+        description: text("error_description"),
+    })
 }
 
 fn refused(account: &Account, doing: &str, r: Refusal) -> Error {

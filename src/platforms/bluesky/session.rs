@@ -209,20 +209,8 @@ pub fn refresh(env: &Env, keychain: &Keychain, account: &Account) -> Result<Cred
 pub fn check_online(env: &Env, account: &Account) -> Result<(Credential, String, String), Error> {
     let c = usable_session(env, account)?;
     let xrpc = xrpc_for(account, &c)?;
-    match xrpc.query("com.atproto.server.getSession", Some(&c.access_token), &[]) {
-        Ok(v) => {
-            let handle = v
-                .get("handle")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            let did = v
-                .get("did")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            Ok((c, handle, did))
-        }
+    match whose(&xrpc, &c) {
+        Ok((handle, did)) => Ok((c, handle, did)),
         Err(CallError::Transport(e)) => Err(crate::http::unreachable(&e)),
         Err(CallError::Xrpc(e)) => Err(Error::credentials(format!(
             "{} refused the session of `{}`: {}",
@@ -232,6 +220,13 @@ pub fn check_online(env: &Env, account: &Account) -> Result<(Credential, String,
         ))
         .with_hint(login_hint(account))),
     }
+}
+
+/// `getSession`: the handle and DID the PDS says session `c` belongs to.
+pub fn whose(xrpc: &Xrpc, c: &Credential) -> Result<(String, String), CallError> {
+    let v = xrpc.query("com.atproto.server.getSession", Some(&c.access_token), &[])?;
+    let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    Ok((field("handle"), field("did")))
 }
 
 /// Ends the session at the server: an OAuth session's grant is revoked, an app-password

@@ -3,7 +3,7 @@
 //! server asks for its nonce).
 
 use reqwest::Method;
-use reqwest::blocking::{RequestBuilder, Response};
+use reqwest::blocking::RequestBuilder;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
@@ -113,70 +113,40 @@ impl Xrpc {
         build: &dyn Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Value, CallError> {
         let url = self.url(nsid);
-        let mut asked_nonce = false;
-        loop {
-            let mut req = build(self.client.request(method.clone(), &url));
-            if let Some(token) = token {
-                req = match &self.dpop {
-                    Some(dpop) => req
-                        .header(
-                            reqwest::header::AUTHORIZATION,
-                            format!("DPoP {}", token.expose_secret()),
-                        )
-                        .header("DPoP", dpop.proof(method.as_str(), &url, Some(token))),
-                    None => req.bearer_auth(token.expose_secret()),
-                };
+        let answer = dpop::send(self.dpop.as_ref(), &|| {
+            let req = build(self.client.request(method.clone(), &url));
+            match (token, &self.dpop) {
+                (Some(token), Some(dpop)) => req
+                    .header(
+                        reqwest::header::AUTHORIZATION,
+                        format!("DPoP {}", token.expose_secret()),
+                    )
+                    .header("DPoP", dpop.proof(method.as_str(), &url, Some(token))),
+                (Some(token), None) => req.bearer_auth(token.expose_secret()),
+                (None, _) => req,
             }
-            let reply = read(req.send(), self.dpop.as_ref())?;
-            match reply {
-                Reply::Again if !asked_nonce => asked_nonce = true,
-                Reply::Again => {
-                    return Err(CallError::Xrpc(XrpcError {
-                        status: 401,
-                        error: "use_dpop_nonce".into(),
-                        message: "the server asked for a new DPoP nonce twice in a row".into(),
-                        reset: None,
-                    }));
-                }
-                Reply::Done(result) => return result,
-            }
+        })
+        .map_err(CallError::Transport)?;
+        if (200..300).contains(&answer.status) {
+            return Ok(answer.body);
         }
+        let text = |k: &str| {
+            answer
+                .body
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        Err(CallError::Xrpc(XrpcError {
+            status: answer.status,
+            error: text("error"),
+            message: text("message"),
+            reset: answer
+                .headers
+                .get("ratelimit-reset")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok()),
+        }))
     }
-}
-
-enum Reply {
-    /// The server wants the request again with the nonce it just sent.
-    Again,
-    Done(Result<Value, CallError>),
-}
-
-fn read(sent: Result<Response, reqwest::Error>, dpop: Option<&Dpop>) -> Result<Reply, CallError> {
-    let resp = sent.map_err(CallError::Transport)?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    if let Some(dpop) = dpop {
-        dpop.remember_nonce(&headers);
-    }
-    let reset = headers
-        .get("ratelimit-reset")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let body: Value = match resp.bytes() {
-        Ok(b) if b.is_empty() => Value::Null,
-        Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
-        Err(e) => return Err(CallError::Transport(e)),
-    };
-    if (200..300).contains(&status) {
-        return Ok(Reply::Done(Ok(body)));
-    }
-    if dpop.is_some() && dpop::wants_nonce(status, &headers, &body) {
-        return Ok(Reply::Again);
-    }
-    let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    Ok(Reply::Done(Err(CallError::Xrpc(XrpcError {
-        status,
-        error: text("error"),
-        message: text("message"),
-        reset,
-    }))))
 }
