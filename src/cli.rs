@@ -150,6 +150,10 @@ pub struct PostArgs {
     /// file's `reply_to`)
     #[arg(long, value_name = "ID|URL")]
     pub reply_to: Option<String>,
+    /// Send a delivery whose earlier attempt may have gone out even though the network cannot
+    /// say whether it did (look at the account first: this may post twice)
+    #[arg(long)]
+    pub force_resend: bool,
 }
 
 #[derive(Debug, Args)]

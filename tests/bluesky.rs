@@ -12,7 +12,7 @@ use common::keychain::{SessionBus, assert_no_file_holds};
 use common::pds::{self, Account as PdsAccount, Pds};
 use common::{Run, Sandbox};
 use gate::platforms::bluesky::{self, Bluesky};
-use gate::platforms::{Media, Outgoing, Platform, SendError};
+use gate::platforms::{Lookup, Media, Outgoing, Platform, SendError};
 use serde_json::Value;
 
 /// A 1×1 PNG.
@@ -886,7 +886,8 @@ fn a_post_with_a_link_a_mention_a_tag_and_an_image_is_published_exactly_once() {
         mime: "image/png".into(),
         alt: Some("A single blue dot".into()),
     }];
-    let key = adapter.new_key();
+    let key = adapter.new_key("d/alice");
+    let since = chrono::Utc::now();
     let post = Outgoing {
         text: &text,
         media: &media,
@@ -950,7 +951,7 @@ fn a_post_with_a_link_a_mention_a_tag_and_an_image_is_published_exactly_once() {
     // The identical retry (say, after a timeout) is a no-op: one record, the same answer.
     let again = adapter.publish(&post).expect("the retry succeeds");
     assert_eq!(again, published);
-    assert_eq!(adapter.find(&post).unwrap(), Some(published.clone()));
+    assert_eq!(adapter.find(&post, since).unwrap(), Lookup::Found(published.clone()));
     let list = w
         .pds
         .query(
@@ -997,7 +998,7 @@ fn a_post_with_a_link_a_mention_a_tag_and_an_image_is_published_exactly_once() {
     );
 
     // A reply names its parent and the thread's root.
-    let reply_key = adapter.new_key();
+    let reply_key = adapter.new_key("d/alice");
     let reply = Outgoing {
         text: "a reply",
         media: &[],
@@ -1037,7 +1038,7 @@ fn a_post_with_a_link_a_mention_a_tag_and_an_image_is_published_exactly_once() {
         media: &big,
         reply_to: None,
         language: None,
-        key: &adapter.new_key(),
+        key: &adapter.new_key("d/alice"),
         visibility: None,
         progress: &gate::platforms::Progress::HIDDEN,
     };
@@ -1053,7 +1054,7 @@ fn a_post_with_a_link_a_mention_a_tag_and_an_image_is_published_exactly_once() {
 
     // Delete removes it; find then finds nothing.
     adapter.delete(&published.id).unwrap();
-    assert_eq!(adapter.find(&post).unwrap(), None);
+    assert_eq!(adapter.find(&post, since).unwrap(), Lookup::Absent);
     let (status, body) = w
         .pds
         .query(
@@ -1076,7 +1077,7 @@ fn an_unresolvable_mention_stays_plain_text() {
     let w = world();
     let session = w.session();
     let adapter = Bluesky::new(&w.account(), &session).unwrap();
-    let key = adapter.new_key();
+    let key = adapter.new_key("d/alice");
     let post = Outgoing {
         text: "hi @nobody-here.test",
         media: &[],

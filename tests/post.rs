@@ -867,7 +867,7 @@ fn several_accounts_are_reported_each() {
 /// The adapters through the trait, without the command: who am I, publish, find, delete.
 #[test]
 fn adapters_publish_find_and_delete_through_the_trait() {
-    use gate::platforms::{Outgoing, SendError};
+    use gate::platforms::{Lookup, Outgoing, SendError};
     use secrecy::SecretString;
     for kind in [Kind::Mastodon, Kind::X] {
         let token = canary();
@@ -884,8 +884,13 @@ fn adapters_publish_find_and_delete_through_the_trait() {
         };
         let platform = connect(&token);
         assert_eq!(platform.whoami().unwrap(), "brand", "{kind:?}");
-        let key = platform.new_key();
-        assert_ne!(key, platform.new_key());
+        let key = platform.new_key("d/brand");
+        assert_ne!(key, platform.new_key("e/brand"), "{kind:?}");
+        if kind == Kind::Mastodon {
+            // The key is the delivery's: every journal sends it with the same one.
+            assert_eq!(key, platform.new_key("d/brand"));
+        }
+        let since = chrono::Utc::now();
         let text = "Through the trait <&> \"quoted\"";
         let out = Outgoing {
             text,
@@ -896,12 +901,12 @@ fn adapters_publish_find_and_delete_through_the_trait() {
             visibility: None,
             progress: &gate::platforms::Progress::HIDDEN,
         };
-        assert_eq!(platform.find(&out).unwrap(), None, "{kind:?}");
+        assert_eq!(platform.find(&out, since).unwrap(), Lookup::Absent, "{kind:?}");
         let published = platform.publish(&out).unwrap();
         assert_eq!(published.url, server.post_url(&published.id));
         assert_eq!(
-            platform.find(&out).unwrap(),
-            Some(published.clone()),
+            platform.find(&out, since).unwrap(),
+            Lookup::Found(published.clone()),
             "{kind:?}"
         );
         match kind {
@@ -926,7 +931,7 @@ fn adapters_publish_find_and_delete_through_the_trait() {
         assert_eq!(server.posts().len(), 1);
         platform.delete(&published.id).unwrap();
         assert!(server.posts().is_empty());
-        assert_eq!(platform.find(&out).unwrap(), None);
+        assert_eq!(platform.find(&out, since).unwrap(), Lookup::Absent);
         let e = connect("wrong-token").whoami().unwrap_err();
         assert!(matches!(e, SendError::Credentials { .. }), "{e:?}");
     }

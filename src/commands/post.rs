@@ -25,7 +25,7 @@ use crate::error::{Code, Error, io_reason};
 use crate::evaluate::{Context, Engine, Evaluation, Verdict, overall};
 use crate::journal::{Journal, State};
 use crate::output::Verbosity;
-use crate::platforms::{self, Media, Outgoing, Progress, Published, SendError};
+use crate::platforms::{self, Lookup, Media, Outgoing, Progress, Published, SendError};
 use crate::policy::{Account, Platform as Network, hex};
 use crate::post::{self, Origin, Post};
 use crate::state;
@@ -219,7 +219,14 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
             progress: &progress,
         };
         let result = deliver(
-            ctx, &journal, &client, account, &digest, &outgoing, &audited,
+            ctx,
+            &journal,
+            &client,
+            account,
+            &digest,
+            &outgoing,
+            &audited,
+            args.force_resend,
         );
         match result {
             Ok((published, earlier)) => {
@@ -274,6 +281,7 @@ fn deliver(
     digest: &str,
     message: &Outgoing<'_>,
     audited: &dyn Fn(&Published) -> Result<(), Error>,
+    force_resend: bool,
 ) -> Result<(Published, bool), Error> {
     let name = account.name.as_str();
     let _lock = crate::lock::acquire(
@@ -308,7 +316,7 @@ fn deliver(
     let platform = platforms::connect(account, credential, client)?;
     let key = match &row {
         Some(row) => row.key.clone(),
-        None => platform.new_key(),
+        None => platform.new_key(&format!("{digest}/{name}")),
     };
     let outgoing = Outgoing {
         key: &key,
@@ -325,18 +333,27 @@ fn deliver(
         ctx.note(&format!(
             "an earlier attempt to send to `{name}` did not finish; checking whether it went out"
         ));
-        match platform.find(&outgoing) {
-            Ok(Some(published)) => {
+        match platform.find(&outgoing, row.created_at) {
+            Ok(Lookup::Found(published)) => {
                 journal.mark_sent(digest, name, &published.id, &published.url, Utc::now())?;
                 audited(&published)?;
                 return Ok((published, true));
             }
-            Ok(None) => {}
+            Ok(Lookup::Absent) => {}
+            Ok(Lookup::Undetermined { reason }) => {
+                if !force_resend {
+                    return Err(undetermined(account, &reason));
+                }
+                ctx.note(&format!(
+                    "`{name}`: {reason}; sending anyway (`--force-resend`)"
+                ));
+            }
             Err(e) => return Err(send_error(account, e, true)),
         }
     }
 
     journal.begin(digest, name, account.platform.name(), &key, Utc::now())?;
+    let claimed = row.as_ref().map_or_else(Utc::now, |r| r.created_at);
     fault_point(&ctx.env, "after-journal");
     let mut tries = 0;
     loop {
@@ -348,17 +365,22 @@ fn deliver(
                 audited(&published)?;
                 return Ok((published, false));
             }
-            Err(SendError::Unknown { message }) => match platform.find(&outgoing) {
-                Ok(Some(published)) => {
+            Err(SendError::Unknown { message }) => match platform.find(&outgoing, claimed) {
+                Ok(Lookup::Found(published)) => {
                     journal.mark_sent(digest, name, &published.id, &published.url, Utc::now())?;
                     audited(&published)?;
                     return Ok((published, false));
                 }
+                Ok(Lookup::Undetermined { reason }) if !force_resend => {
+                    let e = undetermined(account, &reason);
+                    failed(State::Pending, &e);
+                    return Err(e);
+                }
                 // Not there: send again, with the same key.
-                Ok(None) if tries < SEND_TRIES => {
+                Ok(Lookup::Absent | Lookup::Undetermined { .. }) if tries < SEND_TRIES => {
                     std::thread::sleep(Duration::from_millis(500) * tries);
                 }
-                Ok(None) => {
+                Ok(Lookup::Absent | Lookup::Undetermined { .. }) => {
                     let e = send_error(account, SendError::Unknown { message }, false);
                     failed(State::Pending, &e);
                     return Err(e);
@@ -386,6 +408,17 @@ fn deliver(
             }
         }
     }
+}
+
+/// A lookup that cannot say whether an earlier attempt went out: exit 9, never a guess.
+fn undetermined(account: &Account, reason: &str) -> Error {
+    let name = &account.name;
+    Error::network(format!(
+        "`{name}`: an earlier attempt may have been sent, and gate cannot tell: {reason}"
+    ))
+    .with_hint(format!(
+        "look at `{name}` on the network; only if the post is not there, run the same command again with `--force-resend`"
+    ))
 }
 
 /// A platform's failure as gate's error: 401 → exit 8, the rest exit 9.

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use self::facets::Feature;
 use self::xrpc::{CallError, Xrpc, XrpcError};
-use super::{Outgoing, Platform, Published, SendError};
+use super::{Lookup, Outgoing, Platform, Published, SendError};
 use crate::credential::Credential;
 use crate::error::Error;
 use crate::policy::Account;
@@ -87,6 +87,22 @@ impl Bluesky {
             Err(CallError::Xrpc(e)) if e.status == 400 && e.error == "RecordNotFound" => Ok(None),
             Err(e) => Err(after_send(e)),
         }
+    }
+
+    /// The post at the delivery's record key: `None` when there is none; an error when
+    /// another post holds the key.
+    fn lookup(&self, post: &Outgoing<'_>) -> Result<Option<Published>, SendError> {
+        let Some(v) = self.get_post(post.key)? else {
+            return Ok(None);
+        };
+        if v.pointer("/value/text").and_then(Value::as_str) != Some(post.text) {
+            return Err(SendError::Refused {
+                status: 409,
+                message: format!("another post already has the record key `{}`", post.key),
+            });
+        }
+        let uri = v.get("uri").and_then(Value::as_str).unwrap_or_default();
+        Ok(Some(self.published(uri)))
     }
 
     /// `@handle` → DID; `None` when the handle does not resolve (the mention stays plain text).
@@ -267,7 +283,7 @@ fn classify(e: XrpcError) -> SendError {
 }
 
 impl Platform for Bluesky {
-    fn new_key(&self) -> String {
+    fn new_key(&self, _delivery: &str) -> String {
         tid::next()
     }
 
@@ -317,7 +333,7 @@ impl Platform for Bluesky {
                 }),
             },
             // A record already has this key: an earlier attempt of this same delivery.
-            Err(CallError::Xrpc(e)) if e.error == "InvalidSwap" => match self.find(post)? {
+            Err(CallError::Xrpc(e)) if e.error == "InvalidSwap" => match self.lookup(post)? {
                 Some(found) => Ok(found),
                 None => Err(SendError::Unknown {
                     message: e.describe(),
@@ -327,18 +343,16 @@ impl Platform for Bluesky {
         }
     }
 
-    fn find(&self, post: &Outgoing<'_>) -> Result<Option<Published>, SendError> {
-        let Some(v) = self.get_post(post.key)? else {
-            return Ok(None);
-        };
-        if v.pointer("/value/text").and_then(Value::as_str) != Some(post.text) {
-            return Err(SendError::Refused {
-                status: 409,
-                message: format!("another post already has the record key `{}`", post.key),
-            });
-        }
-        let uri = v.get("uri").and_then(Value::as_str).unwrap_or_default();
-        Ok(Some(self.published(uri)))
+    /// The record key is the delivery's own TID: `getRecord` at it cannot mistake another
+    /// post for this one, so the answer is always certain.
+    fn find(
+        &self,
+        post: &Outgoing<'_>,
+        _since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Lookup, SendError> {
+        Ok(self
+            .lookup(post)?
+            .map_or(Lookup::Absent, Lookup::Found))
     }
 
     fn delete(&self, id: &str) -> Result<(), SendError> {

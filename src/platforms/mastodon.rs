@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
 use super::reply::{self, ATTEMPTS};
-use super::{Outgoing, Platform, Published, SendError};
+use super::{Lookup, Outgoing, Platform, Published, SendError};
 use crate::credential::Credential;
 
 /// How long an attachment may stay "processing" (206) before gate gives up.
@@ -199,8 +199,8 @@ pub fn instance(client: &Client, server: &str) -> Result<crate::length::Instance
 }
 
 impl Platform for Mastodon {
-    fn new_key(&self) -> String {
-        reply::random_key()
+    fn new_key(&self, delivery: &str) -> String {
+        reply::derived_key(delivery)
     }
 
     /// Uploads the media, then creates the status with the delivery's key. A dropped
@@ -246,7 +246,11 @@ impl Platform for Mastodon {
     /// The account's latest statuses, matched on their text. Mastodon returns HTML, so the
     /// comparison is on the text with tags and entities taken out. (Within the key's hour a
     /// new `publish` with the same key is safe anyway: the server returns the original.)
-    fn find(&self, post: &Outgoing<'_>) -> Result<Option<Published>, SendError> {
+    fn find(
+        &self,
+        post: &Outgoing<'_>,
+        _since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Lookup, SendError> {
         let me = self.account()?;
         let statuses: Vec<Status> = Self::json(
             self.send(
@@ -262,7 +266,7 @@ impl Platform for Mastodon {
         Ok(statuses
             .into_iter()
             .find(|s| squash(&plain_text(&s.content)) == want)
-            .map(Status::published))
+            .map_or(Lookup::Absent, |s| Lookup::Found(s.published())))
     }
 
     fn delete(&self, id: &str) -> Result<(), SendError> {

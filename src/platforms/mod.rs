@@ -124,12 +124,46 @@ pub enum SendError {
     Credentials { message: String },
 }
 
+/// What a lookup established about a delivery whose earlier try may have gone out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// It went out: this is the post.
+    Found(Published),
+    /// It is not there, and the lookup cannot have missed it: sending is safe.
+    Absent,
+    /// The network cannot say for sure (no candidate matched, but not every candidate could
+    /// be seen, or a match could no longer be told apart): gate must not guess.
+    Undetermined { reason: String },
+}
+
+impl Lookup {
+    /// The post, when the lookup found it.
+    pub fn found(self) -> Option<Published> {
+        match self {
+            Lookup::Found(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// How far a server's clock may run behind gate's: a lookup's candidates are the posts made at
+/// or after the delivery was first claimed, less this.
+pub const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
 pub trait Platform {
-    /// A fresh idempotency key for a new delivery (Bluesky: a TID usable as the record key).
-    fn new_key(&self) -> String;
+    /// The idempotency key for a new delivery. `delivery` names it stably (the post's digest
+    /// and the account), so that a network that honours keys (Mastodon) sees the same key
+    /// from every journal; Bluesky's is a fresh TID usable as the record key.
+    fn new_key(&self, delivery: &str) -> String;
     fn publish(&self, post: &Outgoing<'_>) -> Result<Published, SendError>;
-    /// After an unknown outcome: the post sent with this key, if it exists.
-    fn find(&self, post: &Outgoing<'_>) -> Result<Option<Published>, SendError>;
+    /// After an unknown outcome: whether the post sent with this key went out. `since` is when
+    /// the delivery was first claimed: only posts made at or after `since - CLOCK_SKEW` are
+    /// candidates, so an older post with the same words is never taken for this one.
+    fn find(
+        &self,
+        post: &Outgoing<'_>,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Lookup, SendError>;
     fn delete(&self, id: &str) -> Result<(), SendError>;
     fn whoami(&self) -> Result<String, SendError>;
 }

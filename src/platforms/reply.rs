@@ -20,6 +20,17 @@ pub fn random_key() -> String {
     crate::policy::hex(&bytes)
 }
 
+/// A key derived from a delivery's stable name (the post's digest and the account): every
+/// journal, on every machine, sends the same post to the same account with the same key, so a
+/// network that honours keys answers a second journal's send with the first one's post.
+pub fn derived_key(delivery: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"gate-idempotency-key-v1\0");
+    h.update(delivery.as_bytes());
+    crate::policy::hex(&h.finalize()[..16])
+}
+
 /// The pause before retry number `attempt` (1-based): exponential from 250 ms, capped,
 /// with full jitter so that processes retrying together spread out.
 pub fn backoff(attempt: u32) -> Duration {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::reply::{self, ATTEMPTS};
-use super::{Outgoing, Platform, Published, SendError};
+use super::{Lookup, Outgoing, Platform, Published, SendError};
 use crate::credential::Credential;
 
 /// How many of the account's latest posts `find` looks through (X allows 5–100).
@@ -143,7 +143,7 @@ impl X {
 
 impl Platform for X {
     /// X takes no key; this one only names the delivery in gate's journal.
-    fn new_key(&self) -> String {
+    fn new_key(&self, _delivery: &str) -> String {
         reply::random_key()
     }
 
@@ -182,7 +182,11 @@ impl Platform for X {
 
     /// The account's latest posts with exactly this text (X keeps the text as sent, except
     /// that links are shortened: a post with links is compared with them replaced).
-    fn find(&self, post: &Outgoing<'_>) -> Result<Option<Published>, SendError> {
+    fn find(
+        &self,
+        post: &Outgoing<'_>,
+        _since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Lookup, SendError> {
         let me = self.me()?;
         let timeline: Timeline = Self::json(self.repeatable(|| {
             self.client
@@ -197,9 +201,11 @@ impl Platform for X {
             .data
             .into_iter()
             .find(|t| without_links(&t.text) == want)
-            .map(|t| Published {
-                url: post_url(&t.id),
-                id: t.id,
+            .map_or(Lookup::Absent, |t| {
+                Lookup::Found(Published {
+                    url: post_url(&t.id),
+                    id: t.id,
+                })
             }))
     }
 
