@@ -220,66 +220,8 @@ pub fn append(
 ) -> Result<Stored, Error> {
     let conn = journal.connection();
     let err = |e: rusqlite::Error| db_error(journal, &e);
-    let findings = entry
-        .findings
-        .as_ref()
-        .map(|f| serde_json::to_string(f).expect("JSON values serialise"));
-    let reviewers = (!entry.reviewers.is_empty())
-        .then(|| serde_json::to_string(&entry.reviewers).expect("strings serialise"));
     conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
-    let result = (|| -> rusqlite::Result<Stored> {
-        let last: Option<(i64, String)> = conn
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let high = highest_seq(conn)?.unwrap_or(0);
-        let (last_seq, prev) = last.unwrap_or((0, GENESIS.to_owned()));
-        let mut stored = Stored {
-            seq: last_seq.max(high) + 1,
-            time: now.to_rfc3339_opts(SecondsFormat::Millis, true),
-            event: entry.event.name().to_owned(),
-            user: os_user(env),
-            host: host_name(env),
-            account: entry.account.clone(),
-            digest: entry.digest.clone(),
-            text: entry.text.clone(),
-            verdict: entry.verdict.clone(),
-            findings: findings.clone(),
-            reviewers: reviewers.clone(),
-            policy_sha256: entry.policy_sha256.clone(),
-            url: entry.url.clone(),
-            prev,
-            hash: String::new(),
-        };
-        stored.hash = hash(&stored);
-        conn.execute(
-            "INSERT INTO audit (seq, time, event, user, host, account, digest, text, verdict,
-                                findings, reviewers, policy_sha256, url, prev, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            params![
-                stored.seq,
-                stored.time,
-                stored.event,
-                stored.user,
-                stored.host,
-                stored.account,
-                stored.digest,
-                stored.text,
-                stored.verdict,
-                stored.findings,
-                stored.reviewers,
-                stored.policy_sha256,
-                stored.url,
-                stored.prev,
-                stored.hash
-            ],
-        )?;
-        Ok(stored)
-    })();
-    match result {
+    match insert(conn, env, entry, now) {
         Ok(stored) => {
             conn.execute_batch("COMMIT").map_err(err)?;
             Ok(stored)
@@ -289,6 +231,72 @@ pub fn append(
             Err(err(e))
         }
     }
+}
+
+/// Inserts an entry chained to the last one, inside the caller's write transaction (so a
+/// delivery's `sent` and its `post` entry commit together).
+pub(crate) fn insert(
+    conn: &Connection,
+    env: &Env,
+    entry: &Entry,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Stored> {
+    let findings = entry
+        .findings
+        .as_ref()
+        .map(|f| serde_json::to_string(f).expect("JSON values serialise"));
+    let reviewers = (!entry.reviewers.is_empty())
+        .then(|| serde_json::to_string(&entry.reviewers).expect("strings serialise"));
+    let last: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let high = highest_seq(conn)?.unwrap_or(0);
+    let (last_seq, prev) = last.unwrap_or((0, GENESIS.to_owned()));
+    let mut stored = Stored {
+        seq: last_seq.max(high) + 1,
+        time: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        event: entry.event.name().to_owned(),
+        user: os_user(env),
+        host: host_name(env),
+        account: entry.account.clone(),
+        digest: entry.digest.clone(),
+        text: entry.text.clone(),
+        verdict: entry.verdict.clone(),
+        findings: findings.clone(),
+        reviewers: reviewers.clone(),
+        policy_sha256: entry.policy_sha256.clone(),
+        url: entry.url.clone(),
+        prev,
+        hash: String::new(),
+    };
+    stored.hash = hash(&stored);
+    conn.execute(
+        "INSERT INTO audit (seq, time, event, user, host, account, digest, text, verdict,
+                            findings, reviewers, policy_sha256, url, prev, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        params![
+            stored.seq,
+            stored.time,
+            stored.event,
+            stored.user,
+            stored.host,
+            stored.account,
+            stored.digest,
+            stored.text,
+            stored.verdict,
+            stored.findings,
+            stored.reviewers,
+            stored.policy_sha256,
+            stored.url,
+            stored.prev,
+            stored.hash
+        ],
+    )?;
+    Ok(stored)
 }
 
 /// The highest seq SQLite ever handed out for `audit` (kept in `sqlite_sequence`).
@@ -452,17 +460,16 @@ pub fn for_post(
     }
 }
 
-/// Records a delivery `gate post` just confirmed (called under the delivery's lock, right
-/// after the journal marks it sent). A failure here says loudly that the post did go out.
-pub fn record_sent(
-    env: &Env,
+/// The `post` entry for a delivery `gate post` just confirmed, written by
+/// [`Journal::mark_sent`] in the same transaction as the journal's `sent`.
+pub fn sent_entry(
     policy: &crate::policy::Policy,
     post: &crate::post::Post,
     digest: &str,
     account: &str,
     evaluations: &[crate::evaluate::Evaluation],
     url: &str,
-) -> Result<(), Error> {
+) -> Entry {
     let mut entry = match evaluations
         .iter()
         .find(|e| e.account.as_deref() == Some(account))
@@ -477,14 +484,7 @@ pub fn record_sent(
         },
     };
     entry.url = Some(url.to_owned());
-    record(env, &entry).map_err(|e| {
-        let reason = match &e {
-            Error::Other { message, .. } => message.clone(),
-            other => other.to_string(),
-        };
-        Error::other(format!("`{account}`: the post went out ({url}) but {reason}"))
-            .with_hint("the journal has it as sent, so no rerun sends it again; fix the state folder and add the missing `post` entry to your records by hand")
-    })
+    entry
 }
 
 /// The reviewers whose approvals counted for one account: the valid signatures over the

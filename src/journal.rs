@@ -2,11 +2,19 @@
 //! written before and after every send, so that a post goes out once however often
 //! `gate post` is run, killed or raced.
 //!
-//! A row is `pending` from the moment its idempotency key is chosen (committed before any
-//! network call), `sent` once the network's id and URL are known, `failed` when the network
-//! definitely refused it. A `pending` row that a new process finds (under the delivery lock)
-//! belongs to an attempt that crashed or ended with an unknown outcome: it is resolved with
-//! the platform's `find` before anything is sent again, and resent with the same key.
+//! A row is `pending` from the moment it is claimed (committed, with its idempotency key,
+//! before any network call), `sent` once the network's id and URL are known, `unknown` once any
+//! try ended without an answer that says whether the post went out (a dropped connection, a
+//! timeout, a 5xx), and `failed` only when every try was definitely refused. An `unknown` row
+//! never becomes `failed`: a later refusal does not undo an earlier try that may have gone out.
+//! A row that is not `sent` (a `pending` row belongs to a process that crashed mid-try) is looked
+//! up with the platform's `find` before anything is sent again, and resent with the same key.
+//!
+//! The claim is one transaction ([`Journal::claim`]): it counts the sends of the last hour,
+//! `pending` and `unknown` included (they may have gone out), lets the caller judge the post
+//! with them, and marks the row `pending` only when the judgement allows it; SQLite's write
+//! lock makes concurrent claims take turns, so N processes woken together cannot all pass one
+//! rate limit. `sent` and its audit entry are written in one transaction too.
 //! `gate retract` turns a `sent` row `retracted` (schema version 2) once the network has
 //! deleted the post; the row keeps its `sent_at`, so the post still counts in rate limits.
 
@@ -21,8 +29,8 @@ use crate::error::Error;
 
 pub const FILE: &str = "journal.sqlite3";
 /// 2: `retracted` deliveries (`gate retract`); 3: the `audit` table (src/audit.rs), which
-/// every open creates if it is missing.
-const VERSION: i64 = 3;
+/// every open creates if it is missing; 4: the `unknown` state (a try whose outcome is unknown).
+const VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -31,7 +39,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     account         TEXT NOT NULL,
     platform        TEXT NOT NULL,
     idempotency_key TEXT NOT NULL,
-    state           TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed', 'retracted')),
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'unknown', 'sent', 'failed', 'retracted')),
     remote_id       TEXT,
     url             TEXT,
     error           TEXT,
@@ -78,11 +86,41 @@ ALTER TABLE deliveries_v2 RENAME TO deliveries;
 UPDATE schema_version SET version = 2;
 ";
 
+/// Version 3 → 4: `unknown` joins the states (the table is rebuilt for the CHECK, as in
+/// [`TO_V2`]; a frozen snapshot of version 4). A version-3 gate refuses the result, so it never
+/// reads an `unknown` row as something it may send again without looking.
+const TO_V4: &str = "
+CREATE TABLE deliveries_v4 (
+    digest          TEXT NOT NULL,
+    account         TEXT NOT NULL,
+    platform        TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'unknown', 'sent', 'failed', 'retracted')),
+    remote_id       TEXT,
+    url             TEXT,
+    error           TEXT,
+    pid             INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 1,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    sent_at         TEXT,
+    retracted_at    TEXT,
+    PRIMARY KEY (digest, account)
+);
+INSERT INTO deliveries_v4 SELECT digest, account, platform, idempotency_key, state, remote_id,
+    url, error, pid, attempts, created_at, updated_at, sent_at, retracted_at FROM deliveries;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_v4 RENAME TO deliveries;
+";
+
 const COLUMNS: &str = "digest, account, platform, idempotency_key, state, remote_id, url, error, pid, attempts, created_at, sent_at, retracted_at";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// Claimed: a try is under way, or its process died before it could say how it ended.
     Pending,
+    /// A try ended without telling whether the post went out: it may have been sent.
+    Unknown,
     Sent,
     Failed,
     /// Sent, then deleted from the network by `gate retract`.
@@ -93,6 +131,7 @@ impl State {
     fn name(self) -> &'static str {
         match self {
             State::Pending => "pending",
+            State::Unknown => "unknown",
             State::Sent => "sent",
             State::Failed => "failed",
             State::Retracted => "retracted",
@@ -142,6 +181,7 @@ fn delivery(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
         key: r.get(3)?,
         state: match state.as_str() {
             "sent" => State::Sent,
+            "unknown" => State::Unknown,
             "failed" => State::Failed,
             "retracted" => State::Retracted,
             _ => State::Pending,
@@ -276,6 +316,9 @@ impl Journal {
                     if v < 2 {
                         self.conn.execute_batch(TO_V2)?;
                     }
+                    if v < 4 {
+                        self.conn.execute_batch(TO_V4)?;
+                    }
                     self.conn
                         .execute("UPDATE schema_version SET version = ?1", [VERSION])?;
                     Ok(Some(VERSION))
@@ -311,9 +354,84 @@ impl Journal {
             .map_err(|e| db_error(&self.path, &e))
     }
 
+    /// Claims the delivery for one try, in one transaction: the sends of the hour before `now`
+    /// that may count against a rate limit (`sent` and `retracted` ones at their `sent_at`,
+    /// `pending` and `unknown` ones at their last claim: they may have gone out) go to `judge`,
+    /// and only when it allows the send is the row made `pending` (a new row with `key`, or an
+    /// existing one with one more attempt; its key never changes, and an `unknown` row stays
+    /// `unknown`). SQLite's write lock, held from the count to the commit, makes every other
+    /// claim wait its turn. `judge`'s refusal is returned as it is, with nothing written.
+    #[allow(clippy::too_many_arguments)]
+    pub fn claim<R>(
+        &self,
+        digest: &str,
+        account: &str,
+        platform: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        judge: impl FnOnce(crate::limits::Sends) -> Result<(), R>,
+    ) -> Result<Result<(), R>, Error> {
+        let err = |e: rusqlite::Error| db_error(&self.path, &e);
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+        let counted = self.ledger(now);
+        let result = counted.map(|sends| judge(crate::limits::Sends(sends)));
+        let result = match result {
+            Ok(Ok(())) => self
+                .conn
+                .execute(
+                    "INSERT INTO deliveries (digest, account, platform, idempotency_key, state, pid, attempts, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, 'pending', ?5, 1, ?6, ?6)
+                     ON CONFLICT (digest, account) DO UPDATE SET
+                       state = CASE WHEN state = 'unknown' THEN 'unknown' ELSE 'pending' END,
+                       error = CASE WHEN state = 'unknown' THEN error ELSE NULL END,
+                       pid = excluded.pid, attempts = attempts + 1, updated_at = excluded.updated_at",
+                    params![digest, account, platform, key, std::process::id(), stamp(now)],
+                )
+                .map(|_| Ok(())),
+            other => other,
+        };
+        match result {
+            Ok(Ok(())) => {
+                self.conn.execute_batch("COMMIT").map_err(err)?;
+                Ok(Ok(()))
+            }
+            Ok(Err(refused)) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Ok(Err(refused))
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(err(e))
+            }
+        }
+    }
+
+    /// The deliveries that may count at `now`: gone out in the hour before it, or claimed in
+    /// that hour and not known to have failed.
+    fn ledger(&self, now: DateTime<Utc>) -> rusqlite::Result<Vec<Send>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT digest, account, coalesce(sent_at, updated_at) AS at FROM deliveries
+             WHERE (sent_at IS NOT NULL AND sent_at > ?1 AND sent_at <= ?2)
+                OR (sent_at IS NULL AND state IN ('pending', 'unknown') AND updated_at > ?1)
+             ORDER BY at",
+        )?;
+        let rows = stmt.query_map(
+            params![stamp(now - crate::limits::WINDOW), stamp(now)],
+            |r| {
+                let at: String = r.get(2)?;
+                Ok(Send {
+                    digest: r.get(0)?,
+                    account: r.get(1)?,
+                    at: instant(&at).unwrap_or(DateTime::UNIX_EPOCH).min(now),
+                })
+            },
+        )?;
+        rows.collect()
+    }
+
     /// Records (committed, before any network call) that this process is about to send
-    /// `digest` to `account` with `key`: a new `pending` row, or an existing row made
-    /// `pending` again with one more attempt. The key of an existing row never changes.
+    /// `digest` to `account` with `key`, without judging: [`Journal::claim`] with a judge that
+    /// always allows.
     pub fn begin(
         &self,
         digest: &str,
@@ -322,40 +440,51 @@ impl Journal {
         key: &str,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let now = stamp(now);
-        self.conn
-            .execute(
-                "INSERT INTO deliveries (digest, account, platform, idempotency_key, state, pid, attempts, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, 1, ?6, ?6)
-                 ON CONFLICT (digest, account) DO UPDATE SET
-                   state = 'pending', pid = excluded.pid, attempts = attempts + 1, error = NULL, updated_at = excluded.updated_at",
-                params![digest, account, platform, key, std::process::id(), now],
-            )
+        self.claim(digest, account, platform, key, now, |_| Ok::<(), ()>(()))
             .map(|_| ())
-            .map_err(|e| db_error(&self.path, &e))
     }
 
+    /// Records that the delivery went out, and its audit entry, in one transaction: the
+    /// journal never says `sent` without the audit trail saying `post`, even across a crash.
     pub fn mark_sent(
         &self,
+        env: &Env,
         digest: &str,
         account: &str,
-        id: &str,
-        url: &str,
+        published: (&str, &str),
+        entry: &crate::audit::Entry,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let now = stamp(now);
-        self.conn
-            .execute(
+        let (id, url) = published;
+        self.atomically(|conn| {
+            conn.execute(
                 "UPDATE deliveries SET state = 'sent', remote_id = ?3, url = ?4, error = NULL, sent_at = ?5, updated_at = ?5
                  WHERE digest = ?1 AND account = ?2",
-                params![digest, account, id, url, now],
-            )
-            .map(|_| ())
-            .map_err(|e| db_error(&self.path, &e))
+                params![digest, account, id, url, stamp(now)],
+            )?;
+            crate::audit::insert(conn, env, entry, now).map(|_| ())
+        })
     }
 
-    /// Records an attempt that ended without a post: `failed` when the network refused it,
-    /// or still `pending` (with the reason) when the outcome is unknown.
+    /// Runs `work` inside `BEGIN IMMEDIATE` … `COMMIT`, rolled back whole on any error.
+    fn atomically(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+    ) -> Result<(), Error> {
+        let err = |e: rusqlite::Error| db_error(&self.path, &e);
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+        match work(&self.conn) {
+            Ok(()) => self.conn.execute_batch("COMMIT").map_err(err),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(err(e))
+            }
+        }
+    }
+
+    /// Records a try that ended without a post: `failed` when the network refused it,
+    /// `unknown` (with the reason) when it cannot be told whether it went out. A delivery that
+    /// is `unknown` stays `unknown` whatever a later try says: only finding the post resolves it.
     pub fn mark(
         &self,
         digest: &str,
@@ -366,7 +495,9 @@ impl Journal {
     ) -> Result<(), Error> {
         self.conn
             .execute(
-                "UPDATE deliveries SET state = ?3, error = ?4, updated_at = ?5 WHERE digest = ?1 AND account = ?2",
+                "UPDATE deliveries SET state = CASE WHEN state = 'unknown' THEN 'unknown' ELSE ?3 END,
+                   error = ?4, updated_at = ?5
+                 WHERE digest = ?1 AND account = ?2 AND state NOT IN ('sent', 'retracted')",
                 params![digest, account, state.name(), error, stamp(now)],
             )
             .map(|_| ())
@@ -448,22 +579,23 @@ impl Journal {
             .map_err(|e| db_error(&self.path, &e))
     }
 
-    /// Records that the network deleted a sent post.
+    /// Records that the network deleted a sent post, and its audit entry, in one transaction.
     pub fn mark_retracted(
         &self,
+        env: &Env,
         digest: &str,
         account: &str,
+        entry: &crate::audit::Entry,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let now = stamp(now);
-        self.conn
-            .execute(
+        self.atomically(|conn| {
+            conn.execute(
                 "UPDATE deliveries SET state = 'retracted', retracted_at = ?3, updated_at = ?3
                  WHERE digest = ?1 AND account = ?2 AND state = 'sent'",
-                params![digest, account, now],
-            )
-            .map(|_| ())
-            .map_err(|e| db_error(&self.path, &e))
+                params![digest, account, stamp(now)],
+            )?;
+            crate::audit::insert(conn, env, entry, now).map(|_| ())
+        })
     }
 }
 
@@ -495,8 +627,17 @@ mod tests {
             (row.state, row.key.as_str(), row.attempts, row.error),
             (State::Pending, "k1", 2, None)
         );
-        j.mark_sent("d", "brand", "109", "https://m.example/@brand/109", now)
-            .unwrap();
+        let env = Env::for_tests(dir.path());
+        let entry = crate::audit::Entry::new(crate::audit::Event::Post);
+        j.mark_sent(
+            &env,
+            "d",
+            "brand",
+            ("109", "https://m.example/@brand/109"),
+            &entry,
+            now,
+        )
+        .unwrap();
         let row = j.get("d", "brand").unwrap().unwrap();
         assert_eq!(
             (row.state, row.remote_id.as_deref(), row.url.as_deref()),
@@ -570,7 +711,9 @@ mod tests {
                 Some("2026-11-23T10:00:01+00:00".to_owned())
             )
         );
-        j.mark_retracted("d", "brand", Utc::now()).unwrap();
+        let entry = crate::audit::Entry::new(crate::audit::Event::Retract);
+        j.mark_retracted(&Env::for_tests(dir.path()), "d", "brand", &entry, Utc::now())
+            .unwrap();
         let row = j.get("d", "brand").unwrap().unwrap();
         assert_eq!(row.state, State::Retracted);
         assert!(row.retracted_at.is_some());
@@ -617,17 +760,21 @@ mod tests {
         let minutes = |m| t0 + chrono::Duration::minutes(m);
         for (d, account, m) in [("a", "brand", 0), ("b", "brand", 20), ("c", "other", 30)] {
             j.begin(d, account, "x", d, minutes(m)).unwrap();
+            let entry = crate::audit::Entry::new(crate::audit::Event::Post);
             j.mark_sent(
+                &env,
                 d,
                 account,
-                &format!("id-{d}"),
-                &format!("https://x/{d}"),
+                (&format!("id-{d}"), &format!("https://x/{d}")),
+                &entry,
                 minutes(m),
             )
             .unwrap();
         }
         j.begin("p", "brand", "x", "p", minutes(40)).unwrap(); // pending: never went out
-        j.mark_retracted("b", "brand", minutes(50)).unwrap();
+        let entry = crate::audit::Entry::new(crate::audit::Event::Retract);
+        j.mark_retracted(&env, "b", "brand", &entry, minutes(50))
+            .unwrap();
         let r = Journal::open_read_only(&env).unwrap().unwrap();
         let sends = r.sends_since(minutes(-1)).unwrap();
         assert_eq!(
@@ -658,5 +805,114 @@ mod tests {
             "another account's post"
         );
         assert_eq!(r.find_sent("brand", "p").unwrap(), None);
+    }
+
+    #[test]
+    fn an_unknown_delivery_never_becomes_failed_and_stays_unknown_when_claimed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&Env::for_tests(dir.path())).unwrap();
+        let now = Utc::now();
+        j.begin("d", "brand", "mastodon", "k", now).unwrap();
+        j.mark("d", "brand", State::Unknown, "502 after the request left", now)
+            .unwrap();
+        // A later try is refused (a 429, a refused connection): the first may still have gone out.
+        j.begin("d", "brand", "mastodon", "k", now).unwrap();
+        let row = j.get("d", "brand").unwrap().unwrap();
+        assert_eq!(
+            (row.state, row.error.as_deref()),
+            (State::Unknown, Some("502 after the request left"))
+        );
+        j.mark("d", "brand", State::Failed, "429", now).unwrap();
+        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Unknown);
+        // A row that was only ever refused is `failed`, and a sent one is never touched.
+        j.begin("e", "brand", "mastodon", "k", now).unwrap();
+        j.mark("e", "brand", State::Failed, "422", now).unwrap();
+        assert_eq!(j.get("e", "brand").unwrap().unwrap().state, State::Failed);
+        let env = Env::for_tests(dir.path());
+        let entry = crate::audit::Entry::new(crate::audit::Event::Post);
+        j.mark_sent(&env, "d", "brand", ("1", "https://m/1"), &entry, now)
+            .unwrap();
+        j.mark("d", "brand", State::Failed, "late", now).unwrap();
+        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Sent);
+    }
+
+    #[test]
+    fn a_claim_counts_pending_and_unknown_sends_and_a_refusal_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::for_tests(dir.path());
+        let j = Journal::open(&env).unwrap();
+        let t0 = "2026-11-23T10:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let minutes = |m| t0 + chrono::Duration::minutes(m);
+        let entry = crate::audit::Entry::new(crate::audit::Event::Post);
+        j.begin("sent", "brand", "x", "k", minutes(0)).unwrap();
+        j.mark_sent(&env, "sent", "brand", ("1", "u1"), &entry, minutes(1))
+            .unwrap();
+        j.begin("pending", "brand", "x", "k", minutes(2)).unwrap();
+        j.begin("unknown", "brand", "x", "k", minutes(3)).unwrap();
+        j.mark("unknown", "brand", State::Unknown, "timeout", minutes(3))
+            .unwrap();
+        j.begin("failed", "brand", "x", "k", minutes(4)).unwrap();
+        j.mark("failed", "brand", State::Failed, "422", minutes(4))
+            .unwrap();
+        j.begin("old", "brand", "x", "k", minutes(-120)).unwrap();
+        let mut seen = Vec::new();
+        let refused = j
+            .claim("new", "brand", "x", "k", minutes(10), |sends| {
+                seen = sends.0.iter().map(|s| s.digest.clone()).collect();
+                Err("held")
+            })
+            .unwrap();
+        assert_eq!(refused, Err("held"));
+        assert_eq!(seen, ["sent", "pending", "unknown"]);
+        assert_eq!(j.get("new", "brand").unwrap(), None, "a refused claim writes nothing");
+        assert_eq!(
+            j.claim("new", "brand", "x", "k", minutes(10), |_| Ok::<(), ()>(()))
+                .unwrap(),
+            Ok(())
+        );
+        assert_eq!(j.get("new", "brand").unwrap().unwrap().state, State::Pending);
+    }
+
+    #[test]
+    fn sent_and_its_audit_entry_commit_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::for_tests(dir.path());
+        let j = Journal::open(&env).unwrap();
+        let now = Utc::now();
+        j.begin("d", "brand", "x", "k", now).unwrap();
+        // An audit trail that cannot take the entry: the journal must not say `sent` either.
+        j.conn
+            .execute_batch(
+                "CREATE TRIGGER no_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'full'); END;",
+            )
+            .unwrap();
+        let entry = crate::audit::Entry::new(crate::audit::Event::Post);
+        assert!(j.mark_sent(&env, "d", "brand", ("1", "u"), &entry, now).is_err());
+        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Pending);
+        j.conn.execute_batch("DROP TRIGGER no_audit").unwrap();
+        j.mark_sent(&env, "d", "brand", ("1", "u"), &entry, now).unwrap();
+        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Sent);
+        assert_eq!(crate::audit::entries(&j).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_version_3_journal_gains_the_unknown_state_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&SCHEMA.replace("'pending', 'unknown', ", "'pending', "))
+            .unwrap();
+        conn.execute_batch(crate::audit::SCHEMA).unwrap();
+        conn.execute_batch(
+            "INSERT INTO schema_version (version) VALUES (3);
+             INSERT INTO deliveries (digest, account, platform, idempotency_key, state, pid, attempts, created_at, updated_at)
+             VALUES ('d', 'brand', 'x', 'k', 'pending', 1, 1, '2026-11-23T10:00:00.000Z', '2026-11-23T10:00:00.000Z');",
+        )
+        .unwrap();
+        drop(conn);
+        let j = Journal::open_at(&path).unwrap();
+        j.mark("d", "brand", State::Unknown, "timeout", Utc::now())
+            .unwrap();
+        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Unknown);
     }
 }

@@ -23,6 +23,7 @@ pub mod lock;
 pub mod loopback;
 pub mod oauth;
 pub mod output;
+pub mod pause;
 pub mod platforms;
 pub mod policy;
 pub mod post;

@@ -188,20 +188,19 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     let journal = Journal::open(&ctx.env)?;
     let show_progress =
         ctx.env.stderr_is_terminal && !ctx.global.json && ctx.verbosity() != Verbosity::Quiet;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let moment = Moment {
+        ctx,
+        policy: &policy,
+        engine: &engine,
+        post: &post,
+        accounts: &names,
+        instances: &context.instances,
+    };
+    let mut evaluations = evaluations;
     let mut sent = Vec::new();
-    let mut failed: Vec<(String, Error)> = Vec::new();
+    let mut failed: Vec<(String, Stop)> = Vec::new();
     for account in &accounts {
-        let audited = |p: &Published| {
-            audit::record_sent(
-                &ctx.env,
-                &policy,
-                &post,
-                &digest,
-                &account.name,
-                &evaluations,
-                &p.url,
-            )
-        };
         let progress = Progress::new(show_progress, &account.name);
         let reply_to = match &post.options.reply_to {
             Some(written) => Some(platforms::target::reply_target(account, written).map_err(
@@ -218,17 +217,17 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
             key: "",
             progress: &progress,
         };
-        let result = deliver(
+        let delivery = Delivery {
             ctx,
-            &journal,
-            &client,
+            journal: &journal,
+            client: &client,
             account,
-            &digest,
-            &outgoing,
-            &audited,
-            args.force_resend,
-        );
-        match result {
+            digest: &digest,
+            moment: &moment,
+            evaluations: &evaluations,
+            force_resend: args.force_resend,
+        };
+        match delivery.run(&outgoing) {
             Ok((published, earlier)) => {
                 if !ctx.global.json {
                     let how = if earlier { "already sent" } else { "sent" };
@@ -237,27 +236,48 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
                 }
                 sent.push(json!({"account": account.name, "id": published.id, "url": published.url, "earlier": earlier}));
             }
-            Err(e) => {
-                let _ = write!(anstream::stderr(), "{}", e.render());
-                failed.push((account.name.clone(), e));
+            Err(stop) => {
+                if let Stop::Refused { evaluation, .. } = &stop
+                    && let Some(e) = evaluations
+                        .iter_mut()
+                        .find(|e| e.account.as_deref() == Some(account.name.as_str()))
+                {
+                    *e = (**evaluation).clone();
+                }
+                stop.print(ctx, &post, &account.name);
+                failed.push((account.name.clone(), stop));
             }
         }
     }
+    let verdict = overall(&evaluations);
     if ctx.global.json {
         let mut doc = json!({"verdict": verdict, "posts": evaluations, "sent": sent});
         if !failed.is_empty() {
             doc["failed"] = failed
                 .iter()
-                .map(|(account, e)| json!({"account": account, "code": e.code().as_u8(), "message": plain(e)}))
+                .map(|(account, stop)| {
+                    json!({"account": account, "code": stop.code().as_u8(), "message": stop.message(), "maybe_sent": stop.maybe_sent()})
+                })
                 .collect();
         }
         print_json(&doc)?;
     }
-    // SPEC §2: credentials before the network, then anything else.
-    let order = [Code::Credentials, Code::Network, Code::Failure, Code::Usage];
+    // SPEC §2: the policy's verdicts first (3, 7, 4, 6, 5), then credentials, the network,
+    // anything else.
+    let order = [
+        Code::Policy,
+        Code::Frozen,
+        Code::Deny,
+        Code::Review,
+        Code::Hold,
+        Code::Credentials,
+        Code::Network,
+        Code::Failure,
+        Code::Usage,
+    ];
     Ok(order
         .into_iter()
-        .find(|c| failed.iter().any(|(_, e)| e.code() == *c))
+        .find(|c| failed.iter().any(|(_, stop)| stop.code() == *c))
         .unwrap_or(Code::Ok))
 }
 
@@ -270,142 +290,452 @@ pub(crate) fn credential_for(env: &Env, account: &Account) -> Result<Credential,
     }
 }
 
-/// Sends one delivery at most once; returns the post and whether an earlier run made it.
-/// `message` is what goes out (its `key` is chosen here). `audited` appends the audit entry
-/// for a delivery this run confirmed, under the lock.
-fn deliver(
-    ctx: &Ctx,
-    journal: &Journal,
-    client: &OnceCell<reqwest::blocking::Client>,
-    account: &Account,
-    digest: &str,
-    message: &Outgoing<'_>,
-    audited: &dyn Fn(&Published) -> Result<(), Error>,
-    force_resend: bool,
-) -> Result<(Published, bool), Error> {
-    let name = account.name.as_str();
-    let _lock = crate::lock::acquire(
-        &ctx.env,
-        &format!("deliver-{}-{name}", &digest[..32]),
-        LOCK_WAIT,
-    )?;
-    let row = journal.get(digest, name)?;
-    if let Some(row) = &row
-        && row.state == State::Sent
-    {
-        let published = Published {
-            id: row.remote_id.clone().unwrap_or_default(),
-            url: row.url.clone().unwrap_or_default(),
-        };
-        return Ok((published, true));
-    }
-    if let Some(row) = &row
-        && row.state == State::Retracted
-    {
-        return Err(Error::other(format!(
-            "this post to `{name}` was retracted with `gate retract`; gate sends a post once"
-        ))
-        .with_hint("to post it again, change its text; nothing was sent"));
-    }
-    // The keychain is read only for a delivery that may need the network.
-    let credential = credential_for(&ctx.env, account)?;
-    if client.get().is_none() {
-        let _ = client.set(crate::http::client()?);
-    }
-    let client = client.get().expect("set above").clone();
-    let platform = platforms::connect(account, credential, client)?;
-    let key = match &row {
-        Some(row) => row.key.clone(),
-        None => platform.new_key(&format!("{digest}/{name}")),
-    };
-    let outgoing = Outgoing {
-        key: &key,
-        ..*message
-    };
-    let failed = |state: State, e: &Error| {
-        let _ = journal.mark(digest, name, state, &plain(e), Utc::now());
-    };
+/// How a delivery ended without a post this run can show.
+enum Stop {
+    /// Judged again at the moment of sending and refused (a freeze, a new banned term, a
+    /// closed window, a reached limit): nothing was sent by this run.
+    Refused {
+        evaluation: Box<Evaluation>,
+        /// An earlier try of this delivery may have gone out all the same.
+        maybe_sent: bool,
+    },
+    /// It could not be sent, or its outcome is unknown (`maybe_sent`).
+    Failed { error: Error, maybe_sent: bool },
+}
 
-    if let Some(row) = &row
-        && row.state == State::Pending
-    {
-        // An earlier run died or could not tell whether its post went out: look first.
-        ctx.note(&format!(
-            "an earlier attempt to send to `{name}` did not finish; checking whether it went out"
-        ));
-        match platform.find(&outgoing, row.created_at) {
-            Ok(Lookup::Found(published)) => {
-                journal.mark_sent(digest, name, &published.id, &published.url, Utc::now())?;
-                audited(&published)?;
-                return Ok((published, true));
-            }
-            Ok(Lookup::Absent) => {}
-            Ok(Lookup::Undetermined { reason }) => {
-                if !force_resend {
-                    return Err(undetermined(account, &reason));
-                }
-                ctx.note(&format!(
-                    "`{name}`: {reason}; sending anyway (`--force-resend`)"
-                ));
-            }
-            Err(e) => return Err(send_error(account, e, true)),
+impl Stop {
+    fn code(&self) -> Code {
+        match self {
+            Stop::Refused { evaluation, .. } => evaluation.verdict.code(),
+            Stop::Failed { error, .. } => error.code(),
         }
     }
 
-    journal.begin(digest, name, account.platform.name(), &key, Utc::now())?;
-    let claimed = row.as_ref().map_or_else(Utc::now, |r| r.created_at);
-    fault_point(&ctx.env, "after-journal");
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match platform.publish(&outgoing) {
-            Ok(published) => {
-                fault_point(&ctx.env, "after-publish");
-                journal.mark_sent(digest, name, &published.id, &published.url, Utc::now())?;
-                audited(&published)?;
-                return Ok((published, false));
+    fn maybe_sent(&self) -> bool {
+        match self {
+            Stop::Refused { maybe_sent, .. } | Stop::Failed { maybe_sent, .. } => *maybe_sent,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Stop::Refused { evaluation, .. } => format!(
+                "the post became `{}` at the moment of sending: {}",
+                evaluation.verdict.name(),
+                evaluation
+                    .findings
+                    .iter()
+                    .filter(|f| f.severity.verdict() == evaluation.verdict)
+                    .map(|f| f.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            Stop::Failed { error, .. } => plain(error),
+        }
+    }
+
+    fn print(&self, ctx: &Ctx, post: &Post, account: &str) {
+        match self {
+            Stop::Refused {
+                evaluation,
+                maybe_sent,
+            } => {
+                if ctx.global.json {
+                    return;
+                }
+                let mut err = anstream::stderr().lock();
+                let _ = write!(
+                    err,
+                    "{}",
+                    crate::output::evaluation(&post.text, evaluation, ctx.verbosity())
+                );
+                let what = if *maybe_sent {
+                    "not sent by this run (an earlier attempt may have gone out)"
+                } else {
+                    "not sent"
+                };
+                let _ = writeln!(
+                    err,
+                    "{what} to `{account}`: the post became `{}` at the moment of sending",
+                    evaluation.verdict.name()
+                );
             }
-            Err(SendError::Unknown { message }) => match platform.find(&outgoing, claimed) {
+            Stop::Failed { error, .. } => {
+                let _ = write!(anstream::stderr(), "{}", error.render());
+            }
+        }
+    }
+}
+
+/// What the post is judged with at the moment of sending: the policy as loaded, and what is
+/// needed to judge it again.
+struct Moment<'a> {
+    ctx: &'a Ctx,
+    policy: &'a crate::policy::Policy,
+    engine: &'a Engine<'a>,
+    post: &'a Post,
+    /// Every account the post goes to (the digest covers them all).
+    accounts: &'a [&'a str],
+    instances: &'a BTreeMap<String, crate::length::Instance>,
+}
+
+impl Moment<'_> {
+    /// Judges the post for `account` as things are now: the freeze read again, the policy file
+    /// read again (and used when it changed), the clock of this moment and `sends`, the ledger
+    /// the claim counted. `Ok(None)`: it may go; `Ok(Some(evaluation))`: it may not.
+    fn judge(
+        &self,
+        account: &str,
+        freeze: Option<crate::evaluate::LocalFreeze>,
+        sends: crate::limits::Sends,
+    ) -> Result<Option<Evaluation>, Error> {
+        let changed = self.policy_now()?;
+        let (engine, owned);
+        let engine: &Engine<'_> = match &changed {
+            Some(policy) => {
+                owned = Engine::new(policy);
+                engine = &owned;
+                engine
+            }
+            None => {
+                engine = self.engine;
+                engine
+            }
+        };
+        let policy = engine.policy();
+        let mut accounts = Vec::with_capacity(self.accounts.len());
+        for name in self.accounts {
+            accounts.push(policy.account(name).ok_or_else(|| {
+                Error::other(format!(
+                    "the policy changed while gate waited: `{name}` is no longer one of its accounts"
+                ))
+                .with_hint("nothing was sent to it; run `gate post` again against the new policy")
+            })?);
+        }
+        let context = Context {
+            now: Utc::now(),
+            local_freeze: freeze,
+            sends,
+            instances: self.instances.clone(),
+        };
+        let evaluation = engine
+            .evaluate(self.post, &accounts, &context)
+            .into_iter()
+            .find(|e| e.account.as_deref() == Some(account))
+            .ok_or_else(|| Error::other(format!("`{account}` was not judged")))?;
+        Ok((evaluation.verdict != Verdict::Allow).then_some(evaluation))
+    }
+
+    /// The policy file as it is now, when it differs from the one loaded; an error (exit 3)
+    /// when it can no longer be read or is invalid.
+    fn policy_now(&self) -> Result<Option<crate::policy::Policy>, Error> {
+        let bytes = std::fs::read(&self.policy.path).map_err(|e| {
+            Error::other(format!(
+                "cannot read the policy `{}` again before sending: {}",
+                self.policy.path.display(),
+                io_reason(&e)
+            ))
+            .with_hint("nothing was sent; put the policy back and run `gate post` again")
+        })?;
+        if hex(&Sha256::digest(&bytes)) == self.policy.sha256 {
+            return Ok(None);
+        }
+        let (policy, diagnostics) = crate::policy::load(&self.policy.path);
+        match policy {
+            Some(policy) => {
+                self.ctx.note(&format!(
+                    "the policy `{}` changed while gate waited; judging the post again with it",
+                    self.policy.path.display()
+                ));
+                Ok(Some(policy))
+            }
+            None => Err(Error::Policy { diagnostics }),
+        }
+    }
+}
+
+/// One delivery of the post to one account, and what it needs.
+struct Delivery<'a> {
+    ctx: &'a Ctx,
+    journal: &'a Journal,
+    client: &'a OnceCell<reqwest::blocking::Client>,
+    account: &'a Account,
+    digest: &'a str,
+    moment: &'a Moment<'a>,
+    /// The judgement shown to the user, for the audit entry of a post that goes out.
+    evaluations: &'a [Evaluation],
+    force_resend: bool,
+}
+
+impl Delivery<'_> {
+    /// Sends the delivery at most once; returns the post and whether an earlier run made it.
+    /// Under the delivery's lock: the journal first (already sent: done), then a lookup for
+    /// any earlier try that did not end `sent`, then, before each try, the claim that judges
+    /// the post again at that moment.
+    fn run(&self, message: &Outgoing<'_>) -> Result<(Published, bool), Stop> {
+        let name = self.account.name.as_str();
+        let failed = |error: Error, maybe_sent: bool| Stop::Failed { error, maybe_sent };
+        let _lock = crate::lock::acquire(
+            &self.ctx.env,
+            &format!("deliver-{}-{name}", &self.digest[..32]),
+            LOCK_WAIT,
+        )
+        .map_err(|e| failed(e, false))?;
+        fault_point(&self.ctx.env, "locked");
+        let row = self
+            .journal
+            .get(self.digest, name)
+            .map_err(|e| failed(e, false))?;
+        if let Some(row) = &row {
+            match row.state {
+                State::Sent => {
+                    let published = Published {
+                        id: row.remote_id.clone().unwrap_or_default(),
+                        url: row.url.clone().unwrap_or_default(),
+                    };
+                    return Ok((published, true));
+                }
+                State::Retracted => {
+                    return Err(failed(
+                        Error::other(format!(
+                            "this post to `{name}` was retracted with `gate retract`; gate sends a post once"
+                        ))
+                        .with_hint("to post it again, change its text; nothing was sent"),
+                        false,
+                    ));
+                }
+                _ => {}
+            }
+        }
+        // An earlier try that may have gone out: a crashed process (`pending`) or an unknown
+        // outcome. A `failed` row was refused every time.
+        let mut maybe_sent = row
+            .as_ref()
+            .is_some_and(|r| matches!(r.state, State::Pending | State::Unknown));
+        // The keychain is read only for a delivery that may need the network.
+        let credential =
+            credential_for(&self.ctx.env, self.account).map_err(|e| failed(e, maybe_sent))?;
+        if self.client.get().is_none() {
+            let _ = self
+                .client
+                .set(crate::http::client().map_err(|e| failed(e, maybe_sent))?);
+        }
+        let client = self.client.get().expect("set above").clone();
+        let platform = platforms::connect(self.account, credential, client)
+            .map_err(|e| failed(e, maybe_sent))?;
+        let key = match &row {
+            Some(row) => row.key.clone(),
+            None => platform.new_key(&format!("{}/{name}", self.digest)),
+        };
+        let outgoing = Outgoing {
+            key: &key,
+            ..*message
+        };
+        let claimed = row.as_ref().map_or_else(Utc::now, |r| r.created_at);
+
+        if let Some(row) = &row {
+            // Every try that did not end `sent` is looked for before anything is sent again.
+            if maybe_sent {
+                self.ctx.note(&format!(
+                    "an earlier attempt to send to `{name}` did not finish; checking whether it went out"
+                ));
+            }
+            match platform.find(&outgoing, claimed) {
                 Ok(Lookup::Found(published)) => {
-                    journal.mark_sent(digest, name, &published.id, &published.url, Utc::now())?;
-                    audited(&published)?;
-                    return Ok((published, false));
+                    self.confirmed(&published).map_err(|e| failed(e, true))?;
+                    return Ok((published, true));
                 }
-                Ok(Lookup::Undetermined { reason }) if !force_resend => {
-                    let e = undetermined(account, &reason);
-                    failed(State::Pending, &e);
-                    return Err(e);
+                Ok(Lookup::Absent) => {}
+                // A delivery refused every time cannot be out there.
+                Ok(Lookup::Undetermined { .. }) if row.state == State::Failed => {}
+                Ok(Lookup::Undetermined { reason }) => {
+                    if !self.force_resend {
+                        return Err(failed(undetermined(self.account, &reason), true));
+                    }
+                    self.ctx.note(&format!(
+                        "`{name}`: {reason}; sending anyway (`--force-resend`)"
+                    ));
                 }
-                // Not there: send again, with the same key.
-                Ok(Lookup::Absent | Lookup::Undetermined { .. }) if tries < SEND_TRIES => {
-                    std::thread::sleep(Duration::from_millis(500) * tries);
+                Err(e) => return Err(failed(send_error(self.account, e, true, maybe_sent), maybe_sent)),
+            }
+        }
+
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            self.claim(&key).map_err(|stop| stop.with_maybe_sent(maybe_sent))?;
+            fault_point(&self.ctx.env, "after-journal");
+            let outcome = platform.publish(&outgoing);
+            let outcome = match outcome {
+                Ok(published) => Ok(published),
+                Err(SendError::Unknown { message }) => {
+                    maybe_sent = true;
+                    self.mark(State::Unknown, &message);
+                    match platform.find(&outgoing, claimed) {
+                        Ok(Lookup::Found(published)) => Ok(published),
+                        // Not there: send again, with the same key.
+                        Ok(Lookup::Absent) if tries < SEND_TRIES => {
+                            crate::pause::sleep(Duration::from_millis(500) * tries);
+                            continue;
+                        }
+                        Ok(Lookup::Undetermined { reason }) if !self.force_resend => {
+                            return Err(failed(undetermined(self.account, &reason), true));
+                        }
+                        Ok(Lookup::Undetermined { .. }) if tries < SEND_TRIES => {
+                            crate::pause::sleep(Duration::from_millis(500) * tries);
+                            continue;
+                        }
+                        Ok(_) => Err(SendError::Unknown { message }),
+                        Err(e) => {
+                            let e = send_error(self.account, e, true, true);
+                            self.mark(State::Unknown, &plain(&e));
+                            return Err(failed(e, true));
+                        }
+                    }
                 }
-                Ok(Lookup::Absent | Lookup::Undetermined { .. }) => {
-                    let e = send_error(account, SendError::Unknown { message }, false);
-                    failed(State::Pending, &e);
-                    return Err(e);
+                Err(SendError::RateLimited {
+                    retry_after: Some(pause),
+                    ..
+                }) if tries < SEND_TRIES && pause <= RATE_WAIT => {
+                    self.ctx.note(&format!(
+                        "`{name}` is rate limited; retrying in {} s",
+                        pause.as_secs().max(1)
+                    ));
+                    crate::pause::sleep(pause);
+                    continue;
+                }
+                Err(e) => Err(e),
+            };
+            return match outcome {
+                Ok(published) => {
+                    fault_point(&self.ctx.env, "after-publish");
+                    self.confirmed(&published).map_err(|e| failed(e, true))?;
+                    fault_point(&self.ctx.env, "after-sent");
+                    Ok((published, false))
                 }
                 Err(e) => {
-                    let e = send_error(account, e, true);
-                    failed(State::Pending, &e);
-                    return Err(e);
+                    let unknown = matches!(e, SendError::Unknown { .. });
+                    maybe_sent |= unknown;
+                    let e = send_error(self.account, e, false, maybe_sent);
+                    self.mark(
+                        if maybe_sent {
+                            State::Unknown
+                        } else {
+                            State::Failed
+                        },
+                        &plain(&e),
+                    );
+                    Err(failed(e, maybe_sent))
                 }
+            };
+        }
+    }
+
+    /// The claim before a try: under the journal's write lock, the post judged again at this
+    /// moment (the freeze and the policy read again, the clock of now, the sends of the hour
+    /// counted with `pending` ones), and the row marked `pending` only if it may go. A refusal
+    /// is audited as such.
+    fn claim(&self, key: &str) -> Result<(), Stop> {
+        let name = self.account.name.as_str();
+        let failed = |error: Error| Stop::Failed {
+            error,
+            maybe_sent: false,
+        };
+        let freeze = state::read_freeze(&self.ctx.env).map_err(failed)?;
+        let mut error = None;
+        let claimed = self
+            .journal
+            .claim(
+                self.digest,
+                name,
+                self.account.platform.name(),
+                key,
+                Utc::now(),
+                |sends| match self.moment.judge(name, freeze, sends) {
+                    Ok(None) => Ok(()),
+                    Ok(Some(evaluation)) => Err(Some(Box::new(evaluation))),
+                    Err(e) => {
+                        error = Some(e);
+                        Err(None)
+                    }
+                },
+            )
+            .map_err(failed)?;
+        match claimed {
+            Ok(()) => Ok(()),
+            Err(Some(evaluation)) => {
+                let entry = audit::for_post(
+                    Event::Refused,
+                    self.moment.policy,
+                    self.moment.post,
+                    self.digest,
+                    &evaluation,
+                );
+                audit::append(self.journal, &self.ctx.env, &entry, Utc::now()).map_err(failed)?;
+                Err(Stop::Refused {
+                    evaluation,
+                    maybe_sent: false,
+                })
+            }
+            Err(None) => Err(failed(error.unwrap_or_else(|| {
+                Error::other(format!("`{name}` could not be judged again before sending"))
+            }))),
+        }
+    }
+
+    /// Records a try that ended without a post (best effort: the error already says what happened).
+    fn mark(&self, state: State, message: &str) {
+        let _ = self
+            .journal
+            .mark(self.digest, &self.account.name, state, message, Utc::now());
+    }
+
+    /// Records a post that went out: `sent` and its audit entry, in one transaction. A failure
+    /// here says loudly that the post did go out.
+    fn confirmed(&self, published: &Published) -> Result<(), Error> {
+        let name = self.account.name.as_str();
+        let entry = audit::sent_entry(
+            self.moment.policy,
+            self.moment.post,
+            self.digest,
+            name,
+            self.evaluations,
+            &published.url,
+        );
+        self.journal
+            .mark_sent(
+                &self.ctx.env,
+                self.digest,
+                name,
+                (&published.id, &published.url),
+                &entry,
+                Utc::now(),
+            )
+            .map_err(|e| {
+                Error::other(format!(
+                    "`{name}`: the post went out ({}) but {}",
+                    published.url,
+                    plain(&e)
+                ))
+                .with_hint("the next `gate post` of it finds it on the network and records it; it is never sent again")
+            })
+    }
+}
+
+impl Stop {
+    fn with_maybe_sent(self, earlier: bool) -> Stop {
+        match self {
+            Stop::Refused {
+                evaluation,
+                maybe_sent,
+            } => Stop::Refused {
+                evaluation,
+                maybe_sent: maybe_sent || earlier,
             },
-            Err(SendError::RateLimited {
-                retry_after: Some(pause),
-                ..
-            }) if tries < SEND_TRIES && pause <= RATE_WAIT => {
-                ctx.note(&format!(
-                    "`{name}` is rate limited; retrying in {} s",
-                    pause.as_secs().max(1)
-                ));
-                std::thread::sleep(pause);
-            }
-            Err(e) => {
-                let e = send_error(account, e, false);
-                failed(State::Failed, &e);
-                return Err(e);
-            }
+            Stop::Failed { error, maybe_sent } => Stop::Failed {
+                error,
+                maybe_sent: maybe_sent || earlier,
+            },
         }
     }
 }
@@ -421,16 +751,22 @@ fn undetermined(account: &Account, reason: &str) -> Error {
     ))
 }
 
-/// A platform's failure as gate's error: 401 → exit 8, the rest exit 9.
-fn send_error(account: &Account, e: SendError, resolving: bool) -> Error {
+/// A platform's failure as gate's error: 401 → exit 8, the rest exit 9. `maybe_sent`: an
+/// earlier try of this delivery may have gone out, so the hint never says nothing was sent.
+fn send_error(account: &Account, e: SendError, resolving: bool, maybe_sent: bool) -> Error {
     let name = &account.name;
+    let sent = if maybe_sent {
+        "an earlier try may have gone out, so run the same `gate post` again: it looks before it sends and never posts twice"
+    } else {
+        "nothing was sent"
+    };
     match e {
         SendError::Credentials { message } => Error::credentials(format!("`{name}`: {message}"))
             .with_hint(format!(
-                "the token was rejected; run `gate auth login {name}`; nothing was sent"
+                "the token was rejected; run `gate auth login {name}`; {sent}"
             )),
         SendError::Refused { message, .. } => Error::network(format!("`{name}`: {message}"))
-            .with_hint("the network refused the post; nothing was sent"),
+            .with_hint(format!("the network refused the post; {sent}")),
         SendError::RateLimited {
             retry_after,
             message,
@@ -439,15 +775,18 @@ fn send_error(account: &Account, e: SendError, resolving: bool) -> Error {
                 || "later".to_owned(),
                 |d| format!("in {} s", d.as_secs().max(1)),
             );
-            Error::network(format!("`{name}`: {message}")).with_hint(format!(
-                "rate limited; nothing was sent; run the same `gate post` again {when}"
-            ))
+            let hint = if maybe_sent {
+                format!("rate limited; {sent} ({when})")
+            } else {
+                format!("rate limited; nothing was sent; run the same `gate post` again {when}")
+            };
+            Error::network(format!("`{name}`: {message}")).with_hint(hint)
         }
         SendError::Unknown { message } => {
             let what = if resolving {
                 "could not check whether an earlier attempt went out"
             } else {
-                "the outcome is unknown"
+                "the outcome is unknown: the post may have been sent"
             };
             Error::network(format!("`{name}`: {message}")).with_hint(format!(
                 "{what}; run the same `gate post` again: it checks before sending and never posts twice"
@@ -456,15 +795,25 @@ fn send_error(account: &Account, e: SendError, resolving: bool) -> Error {
     }
 }
 
-/// Test builds only: `GATE_TEST_FAULT=after-journal|after-publish` stops the process at that
-/// point (it announces itself on stderr and waits to be killed), so tests can SIGKILL it
-/// between the journal and the network. Release builds have no such hook.
+/// Test builds only: `GATE_TEST_FAULT=POINT` stops the process at that point (it announces
+/// itself on stderr and waits to be killed, aborting after a minute), so tests can SIGKILL it
+/// there; `GATE_TEST_PAUSE=POINT:MS` announces the point and pauses there that long, then goes
+/// on, so tests can change the world while gate waits. The points: `locked` (the delivery lock
+/// taken, nothing read yet), `after-journal` (claimed, not sent), `after-publish` (sent, not
+/// recorded), `after-sent` (recorded). Release builds have no such hooks.
 #[cfg(debug_assertions)]
 fn fault_point(env: &Env, point: &str) {
     if env.var("GATE_TEST_FAULT") == Some(point) {
         let _ = writeln!(std::io::stderr(), "gate-test-fault: {point}");
         std::thread::sleep(Duration::from_secs(60));
         std::process::abort();
+    }
+    if let Some((at, ms)) = env.var("GATE_TEST_PAUSE").and_then(|v| v.split_once(':'))
+        && at == point
+        && let Ok(ms) = ms.parse::<u64>()
+    {
+        let _ = writeln!(std::io::stderr(), "gate-test-pause: {point}");
+        std::thread::sleep(Duration::from_millis(ms));
     }
 }
 

@@ -91,13 +91,12 @@ pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
         Err(e) => return Err(delete_error(account, e)),
     };
     let now = Utc::now();
-    journal.mark_retracted(&row.digest, name, now)?;
     let mut entry = crate::audit::Entry::new(crate::audit::Event::Retract);
     entry.account = Some(name.to_owned());
     entry.digest = Some(row.digest.clone());
     entry.url = row.url.clone();
     entry.policy_sha256 = Some(policy.sha256.clone());
-    crate::audit::append(&journal, &ctx.env, &entry, now)?;
+    journal.mark_retracted(&ctx.env, &row.digest, name, &entry, now)?;
     if gone_before {
         ctx.note("the network no longer had this post; recorded as retracted");
     }
