@@ -1352,3 +1352,259 @@ fn upload_progress_shows_on_a_terminal_only() {
     assert!(!run.stdout.contains("upload"), "{run:?}");
     assert_eq!(s.server.posts().len(), 4);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Maybe sent is never "nothing was sent"; checked at the moment of sending.
+
+/// The server made the status but the answer was lost (a dropped connection), and the retry
+/// with the same key is then refused outright (429 with a long `Retry-After`, 401): the first
+/// try may have gone out, so the delivery is never `failed` and never "nothing was sent"; gate
+/// looks, finds it, and reports it sent, once.
+#[test]
+fn a_refusal_after_an_unknown_try_is_resolved_by_looking_not_reported_as_not_sent() {
+    let s = setup(Kind::Mastodon, true);
+    let cases: [(&str, Fault); 2] = [
+        (
+            "Made, then rate limited",
+            Fault::Status(
+                429,
+                vec![("Retry-After".into(), "3600".into())],
+                r#"{"error":"Too many requests"}"#.into(),
+            ),
+        ),
+        (
+            "Made, then the token rejected",
+            Fault::Status(401, vec![], r#"{"error":"The access token was revoked"}"#.into()),
+        ),
+    ];
+    for (text, second) in cases {
+        s.server.fault(Fault::DropAfterCreate);
+        s.server.fault(second);
+        let run = s.run(&["post", "--yes", "--json", text]);
+        assert!(
+            !run.stderr.contains("nothing was sent"),
+            "{text}: a post that went out is reported as not sent: {run:?}"
+        );
+        assert_eq!(run.code, 0, "{text}: {run:?}");
+        let posts = s.server.posts_with(text);
+        assert_eq!(posts.len(), 1, "{text}");
+        assert_eq!(
+            run.json()["sent"][0]["url"],
+            s.server.post_url(&posts[0].id).as_str()
+        );
+        let run = s.run(&["post", "--yes", text]);
+        assert!(run.stderr.contains("already sent"), "{text}: {run:?}");
+        assert_eq!(s.server.posts_with(text).len(), 1, "{text}: sent twice");
+    }
+}
+
+/// A policy with `brand` on `server` and a blackout that ends at `end`, plus `extra`.
+fn blackout_policy(kind: Kind, url: &str, end: chrono::DateTime<chrono::Utc>, extra: &str) -> String {
+    let fmt =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    format!(
+        "{}{extra}\n[[blackouts]]\nfrom = \"{}\"\nto = \"{}\"\nreason = \"Embargo\"\n",
+        policy(kind, url),
+        fmt(end - chrono::Duration::seconds(120)),
+        fmt(end)
+    )
+}
+
+/// Waits until `child` has written `needle` on stderr; returns what it wrote so far.
+fn wait_for(child: &mut Child, needle: &str) -> BufReader<std::process::ChildStderr> {
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+        seen.push_str(&line);
+        if line.contains(needle) {
+            return stderr;
+        }
+        line.clear();
+    }
+    panic!("gate never wrote `{needle}`: {seen}");
+}
+
+fn finish(mut child: Child, mut stderr: BufReader<std::process::ChildStderr>) -> Run {
+    use std::io::Read as _;
+    let mut rest = String::new();
+    let _ = stderr.read_to_string(&mut rest);
+    let mut stdout = String::new();
+    let _ = child.stdout.take().unwrap().read_to_string(&mut stdout);
+    let status = child.wait().unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr: rest,
+    }
+}
+
+/// While `--wait` sleeps through a hold, the team commits a `[freeze]`, or a new banned term,
+/// to the policy: the post is judged again with it when it wakes, and nothing is sent.
+#[test]
+fn a_policy_changed_while_wait_sleeps_stops_the_send() {
+    let s = setup(Kind::Mastodon, true);
+    for (text, change, code) in [
+        (
+            "Frozen while waiting",
+            "\n[freeze]\nreason = \"incident\"\n",
+            7,
+        ),
+        ("Newly banned while waiting", "", 4),
+    ] {
+        let end = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 3, 0).unwrap();
+        let path = s.sandbox.write(
+            "gate.toml",
+            &blackout_policy(Kind::Mastodon, &s.server.url, end, ""),
+        );
+        let mut child = s.spawn(
+            &["post", "--yes", "--json", "--wait", "--max-wait", "1m", text],
+            None,
+        );
+        let stderr = wait_for(&mut child, "held until");
+        let mut changed = blackout_policy(Kind::Mastodon, &s.server.url, end, change);
+        if change.is_empty() {
+            changed = changed.replace(
+                "deny = [\"layoffs\"]",
+                "deny = [\"layoffs\", \"newly banned\"]",
+            );
+        }
+        std::fs::write(&path, changed).unwrap();
+        let run = finish(child, stderr);
+        assert_eq!(run.code, code, "{text}: {run:?}");
+        assert!(s.server.posts().is_empty(), "{text}: sent after the change");
+        let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(doc["failed"][0]["maybe_sent"], false, "{run:?}");
+        assert!(doc["sent"].as_array().unwrap().is_empty());
+    }
+    // Both stops are in the audit trail as refusals.
+    let log = s.run(&["log", "--json"]);
+    let refused: Vec<serde_json::Value> = log
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 2, "{log:?}");
+    assert_eq!(refused[0]["verdict"], "frozen");
+    assert_eq!(refused[1]["verdict"], "deny");
+}
+
+/// `gate freeze` while the confirmation prompt is open (a real pseudo-terminal): answering
+/// yes afterwards sends nothing.
+#[test]
+fn a_freeze_while_the_prompt_is_open_stops_the_send() {
+    common::require_tool("script");
+    let s = setup(Kind::Mastodon, true);
+    let mut cmd = s.sandbox.program("sh");
+    cmd.args([
+        "-c",
+        "(sleep 2; \"$GATE\" freeze --reason 'mid-prompt incident' >/dev/null 2>&1; printf y) | script -qec \"\\\"$GATE\\\" post 'Asked, then frozen'\" /dev/null",
+    ]);
+    let out = cmd.output().unwrap();
+    let run = Run {
+        code: out.status.code().unwrap(),
+        stdout: String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+        stderr: String::from_utf8_lossy(&out.stderr).replace('\r', ""),
+    };
+    s.no_token(&run);
+    assert!(run.stdout.contains("Send this post to `brand`?"), "{run:?}");
+    assert_eq!(run.code, 7, "{run:?}");
+    assert!(run.stdout.contains("mid-prompt incident"), "{run:?}");
+    assert!(s.server.posts().is_empty(), "sent after the freeze");
+    assert!(s.server.creates().is_empty());
+}
+
+/// A second process waits for the delivery lock that a first one holds; a freeze is made
+/// while it waits; the first dies without sending. The second must not send.
+#[test]
+fn a_freeze_while_another_process_holds_the_lock_stops_the_send() {
+    let s = setup(Kind::Mastodon, true);
+    let text = "Waiting on the lock";
+    let mut holder = s.spawn(&["post", "--yes", text], Some("locked"));
+    let _held = wait_for(&mut holder, "gate-test-fault: locked");
+    let waiter = s.spawn(&["post", "--yes", "--json", text], None);
+    std::thread::sleep(Duration::from_millis(700));
+    let run = s.run(&["freeze", "--reason", "while locked"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let out = waiter.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{stdout}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["verdict"], "frozen");
+    assert_eq!(doc["failed"][0]["code"], 7);
+    assert!(s.server.posts().is_empty(), "sent after the freeze");
+}
+
+/// A post to two accounts: the freeze made after the first was sent stops the second.
+#[test]
+fn a_freeze_between_the_accounts_of_a_post_stops_the_rest() {
+    let (mastodon_token, x_token) = (canary(), format!("{}-x", canary()));
+    let mastodon = Server::start(Kind::Mastodon, &mastodon_token);
+    let x = Server::start(Kind::X, &x_token);
+    let mut sandbox = Sandbox::new();
+    sandbox.write(
+        "gate.toml",
+        &format!(
+            "version = 1\n[accounts.brand]\nplatform = \"mastodon\"\nserver = \"{}\"\n[accounts.brand-x]\nplatform = \"x\"\nserver = \"{}\"\n",
+            mastodon.url, x.url
+        ),
+    );
+    let bus = SessionBus::with_gnome_keyring();
+    bus.attach(&mut sandbox);
+    for (account, token) in [("brand", &mastodon_token), ("brand-x", &x_token)] {
+        let run = sandbox.run_with_stdin(&["auth", "login", account, "--with-token"], token);
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    let file = sandbox.write(
+        "both.post.toml",
+        "accounts = [\"brand\", \"brand-x\"]\ntext = \"One of two, then frozen\"\n",
+    );
+    let mut cmd = sandbox.command(&["post", "--yes", "--json", "--file", file.to_str().unwrap()]);
+    cmd.env("GATE_TEST_PAUSE", "after-sent:3000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = wait_for(&mut child, "gate-test-pause: after-sent");
+    let run = sandbox.run(&["freeze", "--reason", "between accounts"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = finish(child, stderr);
+    assert_eq!(run.code, 7, "{run:?}");
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["sent"][0]["account"], "brand");
+    assert_eq!(doc["failed"][0]["account"], "brand-x");
+    assert_eq!(doc["failed"][0]["code"], 7);
+    assert_eq!(doc["failed"][0]["maybe_sent"], false);
+    assert_eq!((mastodon.posts().len(), x.posts().len()), (1, 0));
+    assert!(x.creates().is_empty());
+}
+
+/// Ten processes sleep through the same hold with `--wait` and wake together against
+/// `max_posts_per_hour = 3`: the claim counts the sends in flight under the journal's lock,
+/// so exactly three go out and the others are held.
+#[test]
+fn ten_processes_woken_together_send_exactly_the_limit() {
+    let s = setup(Kind::Mastodon, true);
+    let end = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 4, 0).unwrap();
+    let policy = blackout_policy(Kind::Mastodon, &s.server.url, end, "")
+        .replace("[banned_terms]", "[limits]\nmax_posts_per_hour = 3\n\n[banned_terms]");
+    s.sandbox.write("gate.toml", &policy);
+    let children: Vec<Child> = (0..10)
+        .map(|i| {
+            s.spawn(
+                &["post", "--yes", "--wait", "--max-wait", "1m", &format!("Announcement {i}")],
+                None,
+            )
+        })
+        .collect();
+    let codes: Vec<i32> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code().unwrap_or(-1))
+        .collect();
+    let sent = codes.iter().filter(|c| **c == 0).count();
+    let held = codes.iter().filter(|c| **c == 5).count();
+    assert_eq!((sent, held), (3, 7), "{codes:?}");
+    assert_eq!(s.server.posts().len(), 3);
+}

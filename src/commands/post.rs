@@ -904,8 +904,12 @@ fn dry_run(
             Some(r) if r.state == State::Retracted => {
                 ("retracted earlier; would refuse to send", r.url)
             }
-            Some(r) if r.state == State::Pending => {
-                ("would check an unfinished attempt, then send", None)
+            Some(r) if matches!(r.state, State::Pending | State::Unknown) => (
+                "an earlier attempt may have gone out; would look for it, then send only if it is not there",
+                None,
+            ),
+            Some(r) if r.state == State::Failed => {
+                ("an earlier attempt was refused; would look for it, then send", None)
             }
             _ => ("would send", None),
         };

@@ -220,6 +220,9 @@ impl Platform for Mastodon {
             form.push(("language", language));
         }
         let mut attempt = 0;
+        // An earlier try of this request that may have made the status: a later refusal does
+        // not undo it, so the outcome stays unknown.
+        let mut unknown: Option<String> = None;
         loop {
             attempt += 1;
             let request = self
@@ -229,16 +232,19 @@ impl Platform for Mastodon {
                 .form(&form);
             match self.send(request) {
                 Ok(response) => return Ok(Self::json::<Status>(response)?.published()),
-                Err(SendError::Unknown { .. }) if attempt < ATTEMPTS => {
-                    std::thread::sleep(reply::backoff(attempt))
+                Err(SendError::Unknown { message }) if attempt < ATTEMPTS => {
+                    unknown = Some(message);
+                    crate::pause::sleep(reply::backoff(attempt));
                 }
                 Err(SendError::RateLimited { retry_after, .. })
                     if attempt < ATTEMPTS
                         && retry_after.is_none_or(|d| d <= Duration::from_secs(60)) =>
                 {
-                    std::thread::sleep(retry_after.unwrap_or_else(|| reply::backoff(attempt + 2)));
+                    crate::pause::sleep(
+                        retry_after.unwrap_or_else(|| reply::backoff(attempt + 2)),
+                    );
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(reply::after_unknown(e, unknown)),
             }
         }
     }

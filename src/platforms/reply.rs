@@ -54,6 +54,24 @@ pub fn transport(e: &reqwest::Error) -> SendError {
     }
 }
 
+/// The error a retried request ends with, given an earlier try whose outcome was unknown
+/// (`earlier`): still unknown, whatever the last try said, because the earlier one may have
+/// made the post.
+pub fn after_unknown(last: SendError, earlier: Option<String>) -> SendError {
+    let Some(earlier) = earlier else {
+        return last;
+    };
+    let last = match &last {
+        SendError::Refused { message, .. }
+        | SendError::Unknown { message }
+        | SendError::RateLimited { message, .. }
+        | SendError::Credentials { message } => message.clone(),
+    };
+    SendError::Unknown {
+        message: format!("{earlier}; then {last}"),
+    }
+}
+
 /// Turns a response into itself when it succeeded, else into the matching `SendError`.
 pub fn check(response: Response, network: &str) -> Result<Response, SendError> {
     let status = response.status();
