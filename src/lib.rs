@@ -12,6 +12,7 @@ pub mod diagnostic;
 pub mod env;
 pub mod error;
 pub mod evaluate;
+pub mod files;
 pub mod hours;
 pub mod http;
 pub mod journal;

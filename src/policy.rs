@@ -287,33 +287,21 @@ fn relative_to(path: &Path, base: &Path) -> PathBuf {
 /// come back either way.
 pub fn load(path: &Path) -> (Option<Policy>, Vec<Diagnostic>) {
     let display = path.display().to_string();
-    let text = match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
+    let text = match crate::files::read_file(path, crate::files::POLICY_CAP) {
+        Ok(bytes) => match crate::files::utf8(&display, bytes, "the policy file") {
             Ok(text) => text,
-            Err(_) => {
-                return (
-                    None,
-                    vec![Diagnostic::whole_file(
-                        Level::Error,
-                        display,
-                        "the policy file is not valid UTF-8",
-                    )],
-                );
-            }
+            Err(d) => return (None, vec![*d]),
         },
         Err(e) => {
             let d = Diagnostic::whole_file(
                 Level::Error,
                 display,
-                format!(
-                    "cannot read the policy file: {}",
-                    crate::error::io_reason(&e)
-                ),
+                format!("cannot read the policy file: {e}"),
             );
-            let d = if e.kind() == std::io::ErrorKind::NotFound {
-                d.with_hint("write one from `policy.example.toml`, or point `--policy` or `GATE_POLICY` at it")
-            } else {
-                d
+            let d = match &e {
+                crate::files::ReadError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => d
+                    .with_hint("write one from `policy.example.toml`, or point `--policy` or `GATE_POLICY` at it"),
+                _ => d,
             };
             return (None, vec![d]);
         }

@@ -55,6 +55,8 @@ pub struct Media {
     pub alt: Option<String>,
     pub sha256: String,
     pub bytes: u64,
+    /// The file's bytes, read once when the post was read: what was hashed is what is sent.
+    pub data: std::sync::Arc<[u8]>,
 }
 
 #[derive(Debug, Clone)]
@@ -282,25 +284,44 @@ impl Post {
 /// Reads and validates a post file; accounts must exist in `policy`.
 pub fn load(path: &Path, policy: &Policy) -> Result<Post, Vec<Diagnostic>> {
     let display = path.display().to_string();
-    let text = std::fs::read(path)
-        .map_err(|e| {
-            vec![Diagnostic::whole_file(
-                Level::Error,
-                &display,
-                format!("cannot read the post file: {}", crate::error::io_reason(&e)),
-            )]
-        })
-        .and_then(|bytes| {
-            String::from_utf8(bytes).map_err(|_| {
-                vec![Diagnostic::whole_file(
-                    Level::Error,
-                    &display,
-                    "the post file is not valid UTF-8",
-                )]
-            })
-        })?;
+    let bytes = crate::files::read_file(path, crate::files::POST_CAP).map_err(|e| {
+        let d = Diagnostic::whole_file(
+            Level::Error,
+            &display,
+            format!("cannot read the post file: {e}"),
+        );
+        vec![match e {
+            crate::files::ReadError::TooLarge { .. } => {
+                d.with_hint("a post file holds one post's text and settings; media stay in files of their own")
+            }
+            _ => d,
+        }]
+    })?;
+    let text = crate::files::utf8(&display, bytes, "the post file").map_err(|d| vec![*d])?;
     let source = Source::new(display, text);
     parse(&source, path, policy)
+}
+
+/// The largest media file any of `accounts`' networks takes (every network's when the post
+/// names none): checked with `stat` before a byte is read.
+fn media_cap(policy: &Policy, accounts: &[String]) -> u64 {
+    use crate::policy::Platform;
+    let cap = |p: Platform| match p {
+        Platform::Bluesky => 1_000_000,
+        // Mastodon's default limit for videos (images: 16 MB).
+        Platform::Mastodon => 99 << 20,
+        // X takes videos of up to 512 MB.
+        Platform::X => 512 << 20,
+    };
+    let named: Vec<u64> = accounts
+        .iter()
+        .filter_map(|a| policy.account(a))
+        .map(|a| cap(a.platform))
+        .collect();
+    named
+        .into_iter()
+        .max()
+        .unwrap_or_else(|| [Platform::Bluesky, Platform::Mastodon, Platform::X].map(cap).into_iter().max().unwrap_or(0))
 }
 
 /// Validates post-file text; media paths resolve relative to `path`'s folder.
@@ -369,6 +390,7 @@ pub fn parse(source: &Source, path: &Path, policy: &Policy) -> Result<Post, Vec<
     };
 
     let base = path.parent().unwrap_or(Path::new("."));
+    let media_cap = media_cap(policy, &names);
     let mut media = Vec::new();
     for (t, span) in r.tables(root, "media") {
         r.check_keys(t, MEDIA_KEYS, "`[[media]]`");
@@ -379,25 +401,33 @@ pub fn parse(source: &Source, path: &Path, policy: &Policy) -> Result<Post, Vec<
             }
             continue;
         };
-        let full = base.join(&written.value);
-        match std::fs::read(&full) {
-            Ok(bytes) => media.push(Media {
+        match crate::files::media(base, &written.value, media_cap) {
+            Ok((full, bytes)) => media.push(Media {
                 written: written.value,
                 path: full,
                 alt,
                 sha256: hex(&Sha256::digest(&bytes)),
                 bytes: bytes.len() as u64,
+                data: bytes.into(),
             }),
             Err(e) => {
+                let hint = match &e {
+                    crate::files::MediaError::Outside => {
+                        "media must be files inside the post file's folder (no absolute paths, no `..` out of it, no symlinks pointing out)".to_owned()
+                    }
+                    crate::files::MediaError::Read(crate::files::ReadError::TooLarge { cap }) => format!(
+                        "the largest file the post's networks take is {}",
+                        crate::files::size(*cap)
+                    ),
+                    crate::files::MediaError::Read(_) => {
+                        "media paths are relative to the post file's folder".to_owned()
+                    }
+                };
                 r.error(
                     written.span,
-                    format!(
-                        "cannot read media `{}`: {}",
-                        written.value,
-                        crate::error::io_reason(&e)
-                    ),
+                    format!("cannot read media `{}`: {e}", written.value),
                 )
-                .hint = Some("media paths are relative to the post file's folder".into());
+                .hint = Some(hint);
             }
         }
     }

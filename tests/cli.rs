@@ -589,8 +589,11 @@ fn an_invalid_post_does_not_hide_the_others() {
     let run = s.run(&["check", "--file", "posts", "--json", "--now", WEEKDAY]);
     assert_eq!(run.code, 2, "{run:?}");
     let doc = run.json();
-    assert_eq!(doc["posts"].as_array().unwrap().len(), 1);
+    // SPEC §5: the file that could not be read is an `invalid` entry, never missing or `allow`.
+    assert_eq!(doc["posts"].as_array().unwrap().len(), 2);
     assert_eq!(doc["posts"][0]["verdict"], "deny");
+    assert_eq!(doc["posts"][1]["verdict"], "invalid");
+    assert_eq!(doc["verdict"], "invalid");
     assert_eq!(doc["errors"][0]["message"], "the post names no account");
 }
 
@@ -977,4 +980,172 @@ fn post_options_are_shown_and_outside_the_digest() {
     );
     let digest = |f: &str| s.run(&["digest", "--file", f]).stdout;
     assert_eq!(digest("p.post.toml"), digest("plain.post.toml"));
+}
+
+// ---------------------------------------------------------------- hostile files
+
+/// One line that is not UTF-8, and one longer than the cap, in the middle of a calendar: each
+/// is that line's error in its place (`invalid`), the lines after them are still judged, and
+/// the run exits 2 with one JSON object per line.
+#[test]
+fn jsonl_lines_that_are_not_utf8_or_too_long_are_their_own_errors() {
+    let s = sandbox();
+    let mut bytes = b"{\"text\": \"hello\"}\n{\"text\": \"caf\xe9\"}\n".to_vec();
+    bytes.extend_from_slice(b"{\"text\": \"");
+    bytes.extend(std::iter::repeat_n(b'a', (1 << 20) + 10));
+    bytes.extend_from_slice(b"\"}\n{\"text\": \"Layoffs start today\"}\n{\"text\": \"last\"}");
+    std::fs::write(s.path().join("cal.jsonl"), &bytes).unwrap();
+    let run = s.run(&["check", "--jsonl", "cal.jsonl", "--json", "--now", WEEKDAY]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let verdicts: Vec<&str> = lines
+        .iter()
+        .map(|l| l["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["allow", "invalid", "invalid", "deny", "allow"]);
+    assert_eq!(lines[1]["source"], "cal.jsonl:2");
+    assert_eq!(lines[4]["source"], "cal.jsonl:5");
+    assert!(
+        run.stderr.contains("error: this calendar line is not valid UTF-8 (byte 0xe9 at offset 13)\n --> cal.jsonl:2:14"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("error: this calendar line is longer than 1 MiB\n --> cal.jsonl:3:1\n"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A post file or a policy that is not UTF-8 gets the line and column of the first bad byte.
+#[test]
+fn invalid_utf8_is_reported_at_its_line_and_column() {
+    let s = sandbox();
+    std::fs::write(
+        s.path().join("bad.post.toml"),
+        b"account = \"brand\"\ntext = \"Caf\xe9 opens\"\n",
+    )
+    .unwrap();
+    let run = s.run(&["check", "--file", "bad.post.toml", "--now", WEEKDAY]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.starts_with(
+            "error: the post file is not valid UTF-8 (byte 0xe9 at offset 29)\n --> bad.post.toml:2:12\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(
+        s.path().join("gate.toml"),
+        b"version = 1\n# r\xc3\xa9sum\xc3\xa9 \xff\n",
+    )
+    .unwrap();
+    let run = s.run(&["policy", "check"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr.contains("--> gate.toml:2:10"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A post file that cannot be parsed never reads as `allow` in the JSON, beside one that can.
+#[test]
+fn an_unparsable_post_file_is_invalid_in_the_json() {
+    let s = sandbox();
+    s.write("posts/ok.post.toml", "account = \"brand\"\ntext = \"Fine\"\n");
+    s.write("posts/broken.post.toml", "account = \"brand\"\ntext = \n");
+    let run = s.run(&["check", "--file", "posts", "--json", "--now", WEEKDAY]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["verdict"], "invalid");
+    let posts = doc["posts"].as_array().unwrap();
+    assert_eq!(posts.len(), 2);
+    let broken = posts
+        .iter()
+        .find(|p| p["source"].as_str().unwrap().ends_with("broken.post.toml"))
+        .unwrap();
+    assert_eq!(broken["verdict"], "invalid");
+    assert!(!broken["errors"].as_array().unwrap().is_empty());
+    assert!(posts.iter().any(|p| p["verdict"] == "allow"));
+}
+
+/// Media proposed in a pull request cannot make the checking (or sending) machine read files
+/// outside the post's folder, hang on a FIFO, or stream a device.
+#[test]
+fn media_outside_the_folder_or_not_a_regular_file_is_refused() {
+    let s = sandbox();
+    s.write("secret.txt", "the deploy key");
+    s.write("posts/ok.png", "png");
+    std::os::unix::fs::symlink(s.path().join("secret.txt"), s.path().join("posts/link.png"))
+        .unwrap();
+    let fifo = s.path().join("posts/pipe.png");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink("/dev/zero", s.path().join("posts/zero.png")).unwrap();
+    let absolute = s.path().join("secret.txt");
+    let cases = [
+        ("../secret.txt", "it is outside the post file's folder"),
+        ("link.png", "it is outside the post file's folder"),
+        (
+            absolute.to_str().unwrap(),
+            "it is outside the post file's folder",
+        ),
+        ("pipe.png", "it is a named pipe, not a regular file"),
+        ("zero.png", "it is outside the post file's folder"),
+    ];
+    for (path, why) in cases {
+        s.write(
+            "posts/m.post.toml",
+            &format!("account = \"brand\"\ntext = \"Pic\"\n[[media]]\npath = \"{path}\"\nalt = \"a\"\n"),
+        );
+        let started = std::time::Instant::now();
+        let run = s.run(&["check", "--file", "posts/m.post.toml", "--now", WEEKDAY]);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{path}: took {:?}", started.elapsed());
+        assert_eq!(run.code, 2, "{path}: {run:?}");
+        assert!(
+            run.stderr
+                .contains(&format!("error: cannot read media `{path}`: {why}")),
+            "{path}: {}",
+            run.stderr
+        );
+        assert!(!run.stdout.contains("deploy key") && !run.stderr.contains("deploy key"));
+    }
+    // A regular file inside the folder is read.
+    s.write(
+        "posts/m.post.toml",
+        "account = \"brand\"\ntext = \"Pic\"\n[[media]]\npath = \"ok.png\"\nalt = \"a\"\n",
+    );
+    assert_eq!(s.run(&["check", "--file", "posts/m.post.toml", "--now", WEEKDAY]).code, 0);
+}
+
+/// stdin and post files are read up to 1 MiB; more is an error naming the cap.
+#[test]
+fn stdin_and_post_files_are_capped() {
+    let s = sandbox();
+    let big = "a ".repeat(600_000);
+    let run = s.run_with_stdin(&["check", "-", "--now", WEEKDAY], &big);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("error: cannot read the post from stdin: it is larger than 1 MiB"),
+        "{}",
+        run.stderr
+    );
+    s.write(
+        "big.post.toml",
+        &format!("account = \"brand\"\ntext = \"{big}\"\n"),
+    );
+    let run = s.run(&["check", "--file", "big.post.toml", "--now", WEEKDAY]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("error: cannot read the post file: it is larger than 1 MiB"),
+        "{}",
+        run.stderr
+    );
 }

@@ -1,6 +1,6 @@
 //! `gate check`: judge posts against the policy. Never touches the network or the keychain.
 
-use std::io::{BufRead, BufWriter, Read as _, Write as _};
+use std::io::{BufRead, BufWriter, Write as _};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -59,6 +59,8 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
 
     let mut posts = Vec::new();
     let mut diagnostics = Vec::new();
+    // Post files that could not be read or parsed: never `allow` (SPEC §5).
+    let mut invalid: Vec<String> = Vec::new();
     if let Some(text) = &args.text {
         posts.push(if text == "-" {
             Post::inline(Origin::Stdin, read_stdin()?)
@@ -84,7 +86,12 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
         for file in files {
             match post::load(&file, &policy) {
                 Ok(p) => posts.push(p),
-                Err(d) => diagnostics.extend(d),
+                Err(d) => {
+                    if d.iter().any(Diagnostic::is_error) {
+                        invalid.push(file.display().to_string());
+                    }
+                    diagnostics.extend(d);
+                }
             }
         }
     }
@@ -100,9 +107,21 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
 
     if ctx.global.json {
+        let mut entries: Vec<serde_json::Value> = evaluations
+            .iter()
+            .map(|(_, e)| serde_json::to_value(e).expect("evaluations serialise"))
+            .collect();
+        for file in &invalid {
+            let errors: Vec<serde_json::Value> = diagnostics
+                .iter()
+                .filter(|d| d.is_error() && &d.file == file)
+                .map(super::policy::diagnostic_json)
+                .collect();
+            entries.push(serde_json::json!({"source": file, "verdict": "invalid", "findings": [], "errors": errors}));
+        }
         let mut doc = serde_json::json!({
-            "verdict": verdict,
-            "posts": evaluations.iter().map(|(_, e)| e).collect::<Vec<_>>(),
+            "verdict": if invalid.is_empty() { serde_json::to_value(verdict).expect("a verdict serialises") } else { "invalid".into() },
+            "posts": entries,
         });
         if !diagnostics.is_empty() {
             doc["errors"] = diagnostics
@@ -197,15 +216,15 @@ pub(crate) fn targets<'p>(
     }
 }
 
+/// The post on stdin, at most [`crate::files::POST_CAP`] bytes of UTF-8.
 pub(crate) fn read_stdin() -> Result<String, Error> {
-    let mut text = String::new();
-    std::io::stdin().read_to_string(&mut text).map_err(|e| {
-        Error::other(format!(
-            "cannot read the post from stdin: {}",
-            io_reason(&e)
-        ))
-    })?;
-    Ok(text)
+    let bytes = crate::files::read_capped(std::io::stdin().lock(), crate::files::POST_CAP)
+        .map_err(|e| {
+            Error::usage(format!("cannot read the post from stdin: {e}"))
+                .with_hint("a post is text of at most 1 MiB")
+        })?;
+    crate::files::utf8("<stdin>", bytes, "the post on stdin")
+        .map_err(|d| Error::Input { diagnostics: vec![*d] })
 }
 
 /// One line of a `--jsonl` calendar.
@@ -243,29 +262,60 @@ fn check_jsonl(
     let mut worst = Verdict::Allow;
     let mut verdicts = Vec::new();
     let mut bad = Vec::new();
-    for (index, line) in reader.lines().enumerate() {
-        let number = index + 1;
-        let line = line.map_err(|e| {
-            Error::other(format!(
-                "cannot read `{}`: {}",
-                path.display(),
-                io_reason(&e)
-            ))
-        })?;
+    let mut reader = reader;
+    let mut raw = Vec::new();
+    let display = path.display().to_string();
+    for number in 1.. {
+        let line = match next_line(&mut reader, &mut raw, crate::files::POST_CAP) {
+            Ok(None) => break,
+            Ok(Some(Ok(()))) => match std::str::from_utf8(&raw) {
+                Ok(text) => text,
+                Err(e) => {
+                    let mut d = crate::files::not_utf8(
+                        &display,
+                        &raw,
+                        e.valid_up_to(),
+                        "this calendar line",
+                    );
+                    d.line = number;
+                    bad_line(ctx, &mut out, &mut bad, path, number, d)?;
+                    continue;
+                }
+            },
+            Ok(Some(Err(cap))) => {
+                let mut d = Diagnostic::whole_file(
+                    Level::Error,
+                    &display,
+                    format!(
+                        "this calendar line is longer than {}",
+                        crate::files::size(cap)
+                    ),
+                )
+                .with_hint("one line holds one post of at most 1 MiB");
+                d.line = number;
+                d.column = 1;
+                d.snippet = Some((format!("{}…", String::from_utf8_lossy(&raw)), 0, 1));
+                bad_line(ctx, &mut out, &mut bad, path, number, d)?;
+                continue;
+            }
+            Err(e) => {
+                return Err(Error::other(format!(
+                    "cannot read `{}`: {}",
+                    path.display(),
+                    io_reason(&e)
+                )));
+            }
+        };
+        let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
             continue;
         }
         let origin = Origin::Line(path.to_path_buf(), number);
-        let result = parse_line(&line, number, path, policy, default_accounts);
+        let result = parse_line(line, number, path, policy, default_accounts);
         let (item, accounts, now) = match result {
             Ok(x) => x,
             Err(d) => {
-                if ctx.global.json {
-                    let record =
-                        serde_json::json!({"source": origin.to_string(), "error": d.message});
-                    write_line(&mut out, &record)?;
-                }
-                bad.push(*d);
+                bad_line(ctx, &mut out, &mut bad, path, number, *d)?;
                 continue;
             }
         };
@@ -315,6 +365,66 @@ fn check_jsonl(
         return Ok(Code::Usage);
     }
     Ok(worst.code())
+}
+
+/// Reads the next line (without its `\n`) into `raw`: `None` at the end, `Some(Err(cap))` for a
+/// line longer than `cap` (the rest of it is skipped, never held in memory).
+fn next_line(
+    reader: &mut impl BufRead,
+    raw: &mut Vec<u8>,
+    cap: u64,
+) -> std::io::Result<Option<Result<(), u64>>> {
+    raw.clear();
+    let mut too_long = false;
+    let mut any = false;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(if any {
+                Some(if too_long { Err(cap) } else { Ok(()) })
+            } else {
+                None
+            });
+        }
+        any = true;
+        let (part, done, ended) = match memchr::memchr(b'\n', chunk) {
+            Some(i) => (&chunk[..i], i + 1, true),
+            None => (chunk, chunk.len(), false),
+        };
+        if !too_long {
+            if (raw.len() + part.len()) as u64 > cap {
+                too_long = true;
+                // Keep only the start, to show where the line is.
+                raw.extend_from_slice(&part[..part.len().min(60)]);
+                raw.truncate(60);
+            } else {
+                raw.extend_from_slice(part);
+            }
+        }
+        reader.consume(done);
+        if ended {
+            return Ok(Some(if too_long { Err(cap) } else { Ok(()) }));
+        }
+    }
+}
+
+/// A calendar line that cannot be judged: its error in its place (`--json`: an `invalid`
+/// entry), kept for the summary and exit 2; the other lines are still judged.
+fn bad_line(
+    ctx: &Ctx,
+    out: &mut impl std::io::Write,
+    bad: &mut Vec<Diagnostic>,
+    path: &Path,
+    number: usize,
+    d: Diagnostic,
+) -> Result<(), Error> {
+    if ctx.global.json {
+        let origin = Origin::Line(path.to_path_buf(), number);
+        let record = serde_json::json!({"source": origin.to_string(), "verdict": "invalid", "findings": [], "error": d.message});
+        write_line(out, &record)?;
+    }
+    bad.push(d);
+    Ok(())
 }
 
 type Parsed<'p> = (Line, Vec<&'p Account>, Option<DateTime<Utc>>);

@@ -163,7 +163,7 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
         }
         again
     };
-    let media = read_media(&post)?;
+    let media = read_media(&post);
 
     if !args.yes && !args.dry_run {
         show(&post, &accounts);
@@ -982,35 +982,22 @@ fn apply_flags(post: &mut Post, args: &PostArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// The post's attachments as they will be uploaded; a file changed since it was judged is an error.
-fn read_media(post: &Post) -> Result<Vec<Media>, Error> {
+/// The post's attachments as they will be uploaded: the bytes read (and hashed) when the post
+/// was read, so what was judged and signed is what goes out.
+fn read_media(post: &Post) -> Vec<Media> {
     post.media
         .iter()
         .map(|m| {
-            let bytes = std::fs::read(&m.path).map_err(|e| {
-                Error::other(format!(
-                    "cannot read `{}`: {}",
-                    m.path.display(),
-                    io_reason(&e)
-                ))
-            })?;
-            if hex(&Sha256::digest(&bytes)) != m.sha256 {
-                return Err(Error::other(format!(
-                    "`{}` changed while gate was reading it",
-                    m.path.display()
-                ))
-                .with_hint("run `gate post` again; nothing was sent"));
-            }
             let name = m
                 .path
                 .file_name()
                 .map_or_else(|| m.written.clone(), |n| n.to_string_lossy().into_owned());
-            Ok(Media {
+            Media {
                 mime: mime(&name).to_owned(),
                 name,
-                bytes,
+                bytes: m.data.to_vec(),
                 alt: m.alt.clone(),
-            })
+            }
         })
         .collect()
 }
