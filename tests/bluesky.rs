@@ -828,12 +828,12 @@ fn an_expiring_session_is_refreshed_into_the_keychain_and_a_revoked_one_is_exit_
     assert_eq!(second["extra"]["did"], w.alice.did.as_str());
     assert!(
         w.s.path()
-            .join("state/locks")
+            .join("runtime/gate/locks")
             .read_dir()
             .unwrap()
             .next()
             .is_some(),
-        "the refresh took a lock"
+        "the refresh took the keychain item's lock"
     );
 
     // A fresh session is used as it is: no refresh.
