@@ -118,15 +118,13 @@ fn private_dir(dir: &Path, uid: u32) -> Result<(), Error> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             crate::state::create_dir(dir)?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
-                |e| {
-                    Error::other(format!(
-                        "cannot make `{}` private: {}",
-                        dir.display(),
-                        io_reason(&e)
-                    ))
-                },
-            )?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+                Error::other(format!(
+                    "cannot make `{}` private: {}",
+                    dir.display(),
+                    io_reason(&e)
+                ))
+            })?;
         }
         Err(e) => {
             return Err(Error::other(format!(

@@ -328,11 +328,11 @@ mod tests {
             (FUSE_SUPER_MAGIC, Some("sshfs"), Some("sshfs (FUSE)")),
             (FUSE_SUPER_MAGIC, Some("rclone"), Some("rclone (FUSE)")),
             // Local filesystems, FUSE ones included.
-            (0xef53, None, None),                    // ext2/3/4
-            (0x9123_683e, None, None),               // btrfs
-            (0x5846_5342, None, None),               // xfs
-            (0x0102_1994, None, None),               // tmpfs
-            (0x794c_7630, None, None),               // overlayfs
+            (0xef53, None, None),      // ext2/3/4
+            (0x9123_683e, None, None), // btrfs
+            (0x5846_5342, None, None), // xfs
+            (0x0102_1994, None, None), // tmpfs
+            (0x794c_7630, None, None), // overlayfs
             (FUSE_SUPER_MAGIC, Some("fuse-overlayfs"), None),
             (FUSE_SUPER_MAGIC, Some("ntfs-3g"), None),
             (FUSE_SUPER_MAGIC, None, None),

@@ -44,7 +44,8 @@ fn the_journal_is_refused_on_an_sshfs_mount() {
     let run = s.run(&["log"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
-        run.stderr.contains("is on a network filesystem (sshfs (FUSE))"),
+        run.stderr
+            .contains("is on a network filesystem (sshfs (FUSE))"),
         "{run:?}"
     );
 }
