@@ -1,4 +1,5 @@
-//! What gate keeps in the keychain for an account: tokens and what the server said about them.
+//! What gate keeps in the keychain for an account: tokens and what the server said about them,
+//! and the one way every network's token is refreshed ([`usable`]).
 //!
 //! The keychain secret is a small JSON document (`{"v": 1, "access_token": …}`), built and
 //! parsed only inside zeroizing buffers and `SecretString`s. A secret that is a bare token (for
@@ -6,13 +7,173 @@
 
 use std::fmt;
 use std::io::Write as _;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::env::Env;
+use crate::error::Error;
+use crate::keychain::{Keychain, SERVICE};
 use crate::policy::Account;
+
+/// How long a process waits for another one's refresh of the same keychain item.
+pub const REFRESH_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a refresh gave no new tokens.
+#[derive(Debug)]
+pub enum RefreshFailure {
+    /// The server refused the refresh token (`invalid_grant` and the like). Another process
+    /// may have just rotated it, so the keychain is worth reading once more.
+    Refused(Error),
+    /// Anything else (unreachable, an odd reply, nothing to refresh with).
+    Failed(Error),
+}
+
+impl RefreshFailure {
+    fn into_error(self) -> Error {
+        match self {
+            RefreshFailure::Refused(e) | RefreshFailure::Failed(e) => e,
+        }
+    }
+}
+
+/// How one network keeps an account's token usable: read it, tell whether it must be
+/// refreshed, refresh it (not stored yet). The three sign-in kinds (Mastodon/X OAuth,
+/// Bluesky app-password sessions, atproto OAuth) differ only here.
+pub trait Refresher {
+    fn read(&self, keychain: &Keychain) -> Result<Credential, Error>;
+    fn needs_refresh(&self, c: &Credential, now: DateTime<Utc>) -> bool;
+    fn refresh(&self, c: &Credential) -> Result<Credential, RefreshFailure>;
+}
+
+/// The account's credential, ready to use: read from the keychain and, when `how` says so,
+/// refreshed. Refresh tokens are single-use, so this is the only place one is spent:
+///
+/// - under the lock of the keychain item ([`crate::lock::acquire_item`]), which every process
+///   of the user shares whatever its `GATE_HOME`;
+/// - after reading the keychain again inside the lock (another process may have refreshed);
+/// - with the new tokens stored before anything else, and a clear error when the server
+///   rotated the token and the keychain would not take the new one;
+/// - when the server refuses the refresh token, after reading the keychain once more: if
+///   someone stored another token meanwhile, that one is used (refreshed if it must be).
+pub fn usable(
+    env: &Env,
+    keychain: &Keychain,
+    account: &Account,
+    how: &dyn Refresher,
+    now: DateTime<Utc>,
+) -> Result<Credential, Error> {
+    let current = how.read(keychain)?;
+    if !how.needs_refresh(&current, now) {
+        return Ok(current);
+    }
+    let item = user(account);
+    let _lock = item_lock(env, &item)?;
+    let current = how.read(keychain)?;
+    if !how.needs_refresh(&current, Utc::now()) {
+        return Ok(current);
+    }
+    debug_pause(env, "before-refresh");
+    let refused = match how.refresh(&current) {
+        Ok(fresh) => return store(env, keychain, account, &item, &current, fresh),
+        Err(RefreshFailure::Failed(e)) => return Err(e),
+        Err(RefreshFailure::Refused(e)) => e,
+    };
+    // Refused: unless the keychain changed meanwhile, the sign-in is over.
+    let Ok(again) = how.read(keychain) else {
+        return Err(refused);
+    };
+    if !changed(&current, &again) {
+        return Err(refused);
+    }
+    if !how.needs_refresh(&again, Utc::now()) {
+        return Ok(again);
+    }
+    if same_secret(current.refresh_token.as_ref(), again.refresh_token.as_ref()) {
+        return Err(refused);
+    }
+    match how.refresh(&again) {
+        Ok(fresh) => store(env, keychain, account, &item, &again, fresh),
+        Err(e) => Err(e.into_error()),
+    }
+}
+
+/// The lock of the keychain item `user` (service `gate`): held by whoever rewrites it, so
+/// no refresh is lost under another write.
+pub fn item_lock(env: &Env, user: &str) -> Result<crate::lock::Lock, Error> {
+    crate::lock::acquire_item(env, SERVICE, user, REFRESH_LOCK_TIMEOUT)
+}
+
+/// Stores the refreshed credential; the caller uses it only once this succeeded.
+fn store(
+    env: &Env,
+    keychain: &Keychain,
+    account: &Account,
+    item: &str,
+    old: &Credential,
+    fresh: Credential,
+) -> Result<Credential, Error> {
+    debug_pause(env, "before-store");
+    let Err(e) = keychain.set(item, &fresh.to_secret()) else {
+        return Ok(fresh);
+    };
+    let name = &account.name;
+    let rotated = !same_secret(old.refresh_token.as_ref(), fresh.refresh_token.as_ref());
+    let message = if rotated {
+        format!(
+            "the server rotated the token for `{name}` and it could not be stored: sign in again ({e})"
+        )
+    } else {
+        format!("the refreshed token for `{name}` could not be stored ({e})")
+    };
+    let hint = if rotated {
+        format!(
+            "make the keychain writable again (unlock a locked keyring), then run `gate auth login {name}`"
+        )
+    } else {
+        e.hint()
+    };
+    Err(Error::credentials(message).with_hint(hint))
+}
+
+/// Whether the keychain now holds other tokens than `before`.
+fn changed(before: &Credential, now: &Credential) -> bool {
+    before.access_token.expose_secret() != now.access_token.expose_secret()
+        || !same_secret(before.refresh_token.as_ref(), now.refresh_token.as_ref())
+}
+
+fn same_secret(a: Option<&SecretString>, b: Option<&SecretString>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// Debug builds only: `GATE_DEBUG_PAUSE=POINT:DIR` stops at `POINT` (`before-refresh`,
+/// `before-store`), writes `DIR/POINT.reached` and waits (up to 30 s) for `DIR/POINT.go`, so
+/// a test can act at that very moment (lock the keyring, store another token).
+#[cfg(debug_assertions)]
+fn debug_pause(env: &Env, point: &str) {
+    let Some((at, dir)) = env.var("GATE_DEBUG_PAUSE").and_then(|v| v.split_once(':')) else {
+        return;
+    };
+    if at != point {
+        return;
+    }
+    let dir = std::path::Path::new(dir);
+    let _ = std::fs::write(dir.join(format!("{point}.reached")), b"");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !dir.join(format!("{point}.go")).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn debug_pause(_env: &Env, _point: &str) {}
 
 /// The longest secret gate accepts, in bytes: far more than any token, small enough to refuse
 /// a file piped in by mistake.

@@ -36,6 +36,12 @@ impl Env {
         }
     }
 
+    /// Sets a variable, for unit tests of the shell modules.
+    #[cfg(test)]
+    pub fn set_var(&mut self, name: &str, value: &str) {
+        self.vars.insert(name.to_owned(), value.to_owned());
+    }
+
     pub fn var(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
     }

@@ -1,5 +1,5 @@
 //! OAuth for Mastodon and X: endpoints from the policy, the authorization-code flow with PKCE
-//! (S256) and `state`, token exchange, refresh under a cross-process lock, identity checks
+//! (S256) and `state`, token exchange, refresh (through `credential::usable`), identity checks
 //! and revocation. The `oauth2` crate builds the URLs and runs the token requests over
 //! gate's one blocking reqwest client; tokens go straight into `Credential`s and the keychain.
 
@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::credential::{self, Credential};
+use crate::credential::{self, Credential, RefreshFailure};
 use crate::env::Env;
 use crate::error::Error;
 use crate::keychain::Keychain;
@@ -25,7 +25,7 @@ use crate::policy::{Account, Platform};
 /// A token with less than this left is refreshed before use.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 /// How long a process waits for another one's refresh of the same account.
-pub const REFRESH_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+pub const REFRESH_LOCK_TIMEOUT: Duration = credential::REFRESH_LOCK_TIMEOUT;
 /// X's redirect must match the registered one exactly, so its port is fixed.
 pub const X_REDIRECT_PORT: u16 = 8765;
 /// The out-of-band redirect: Mastodon shows the code on a page for the user to paste.
@@ -355,12 +355,11 @@ pub fn needs_refresh(credential: &Credential, now: DateTime<Utc>) -> bool {
 }
 
 /// The account's credential, ready to use: read from the keychain and, when it has expired
-/// or has less than a minute left, refreshed first. Only one process refreshes an account at
-/// a time (`lock::acquire` on the keychain user); after taking the lock the keychain is read
-/// again, since another process may have refreshed already. The new token is written to the
-/// keychain before it is returned. Errors: no token, no refresh token, or a refresh the server
-/// rejects (`invalid_grant`) are exit 8 with `hint: run gate auth login ACCOUNT`; a server
-/// that cannot be reached is exit 9.
+/// or has less than a minute left, refreshed first, the one way every token is
+/// ([`credential::usable`]: under the keychain item's lock, re-read inside it, stored before
+/// use). Errors: no token, no refresh token, or a refresh the server rejects (`invalid_grant`)
+/// are exit 8 with `hint: run gate auth login ACCOUNT`; a server that cannot be reached is
+/// exit 9.
 pub fn usable_credential(env: &Env, account: &Account) -> Result<Credential, Error> {
     let keychain = Keychain::open(env)?;
     usable_with(env, &keychain, account, Utc::now())
@@ -373,22 +372,33 @@ pub fn usable_with(
     account: &Account,
     now: DateTime<Utc>,
 ) -> Result<Credential, Error> {
-    let user = credential::user(account);
-    let current = read(keychain, account, &user)?;
-    if !needs_refresh(&current, now) {
-        return Ok(current);
+    credential::usable(env, keychain, account, &OAuth { keychain, account }, now)
+}
+
+/// Mastodon and X tokens for [`credential::usable`].
+struct OAuth<'a> {
+    keychain: &'a Keychain,
+    account: &'a Account,
+}
+
+impl credential::Refresher for OAuth<'_> {
+    fn read(&self, keychain: &Keychain) -> Result<Credential, Error> {
+        read(keychain, self.account, &credential::user(self.account))
     }
-    if current.refresh_token.is_none() {
-        return Err(expired_without_refresh(account, &current));
+
+    fn needs_refresh(&self, c: &Credential, now: DateTime<Utc>) -> bool {
+        needs_refresh(c, now)
     }
-    let _lock = crate::lock::acquire(env, &user, REFRESH_LOCK_TIMEOUT)?;
-    let current = read(keychain, account, &user)?;
-    if !needs_refresh(&current, Utc::now()) {
-        return Ok(current);
+
+    fn refresh(&self, c: &Credential) -> Result<Credential, RefreshFailure> {
+        if c.refresh_token.is_none() {
+            return Err(RefreshFailure::Failed(expired_without_refresh(
+                self.account,
+                c,
+            )));
+        }
+        refresh(self.keychain, self.account, c)
     }
-    let fresh = refresh(keychain, account, &current)?;
-    keychain.set(&user, &fresh.to_secret())?;
-    Ok(fresh)
 }
 
 fn read(keychain: &Keychain, account: &Account, user: &str) -> Result<Credential, Error> {
@@ -412,17 +422,30 @@ fn expired_without_refresh(account: &Account, c: &Credential) -> Error {
     .with_hint(format!("run `gate auth login {}`", account.name))
 }
 
-/// Exchanges the refresh token for new tokens (not yet stored).
-fn refresh(keychain: &Keychain, account: &Account, old: &Credential) -> Result<Credential, Error> {
-    let endpoints = Endpoints::for_account(account)?;
-    let (client_id, secret) = client_for(keychain, account, &endpoints, old)?;
-    let c = client(account, &endpoints, &client_id, secret.as_ref(), None)?;
+/// Exchanges the refresh token for new tokens (not yet stored). Any OAuth error the server
+/// answers is a refusal of the token (oidc-provider and Mastodon say `invalid_grant`; X has
+/// been seen to answer a spent one with `invalid_request`).
+fn refresh(
+    keychain: &Keychain,
+    account: &Account,
+    old: &Credential,
+) -> Result<Credential, RefreshFailure> {
+    let endpoints = Endpoints::for_account(account).map_err(RefreshFailure::Failed)?;
+    let (client_id, secret) =
+        client_for(keychain, account, &endpoints, old).map_err(RefreshFailure::Failed)?;
+    let c = client(account, &endpoints, &client_id, secret.as_ref(), None)
+        .map_err(RefreshFailure::Failed)?;
     let refresh = old.refresh_token.as_ref().expect("checked by the caller");
-    let http = crate::http::client()?;
+    let http = crate::http::client().map_err(RefreshFailure::Failed)?;
     let response = c
         .exchange_refresh_token(&RefreshToken::new(refresh.expose_secret().to_owned()))
         .request(&http)
-        .map_err(|e| token_error(account, "refresh the token", e))?;
+        .map_err(|e| match e {
+            RequestTokenError::ServerResponse(_) => {
+                RefreshFailure::Refused(token_error(account, "refresh the token", e))
+            }
+            e => RefreshFailure::Failed(token_error(account, "refresh the token", e)),
+        })?;
     Ok(credential_from(
         &response,
         &endpoints.scopes,

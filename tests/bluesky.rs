@@ -828,12 +828,12 @@ fn an_expiring_session_is_refreshed_into_the_keychain_and_a_revoked_one_is_exit_
     assert_eq!(second["extra"]["did"], w.alice.did.as_str());
     assert!(
         w.s.path()
-            .join("state/locks")
+            .join("runtime/gate/locks")
             .read_dir()
             .unwrap()
             .next()
             .is_some(),
-        "the refresh took a lock"
+        "the refresh took the keychain item's lock"
     );
 
     // A fresh session is used as it is: no refresh.
@@ -1720,4 +1720,54 @@ fn gate_post_sends_language_and_replies_to_bluesky() {
     ]);
     assert_eq!(run.code, 9, "{run:?}");
     assert_eq!(all_posts(w.pds, &w.alice.did).len(), 3);
+}
+
+/// An atproto OAuth session's refresh token is single-use and a replay ends the session, so
+/// processes of one user with two state folders (two `GATE_HOME`s, one keychain) must still
+/// refresh one at a time: the lock is the keychain item's.
+#[test]
+fn an_oauth_session_is_refreshed_once_by_processes_from_two_state_folders() {
+    let w = world();
+    let mut browser = pds::Browser::new(w.pds);
+    let login = oauth_login(&w, &mut browser);
+    assert_eq!(login.code, 0, "{login:?}");
+    let first = w.stored();
+    let mut expired = first.clone();
+    expired["expires_at"] = "2000-01-01T00:00:00Z".into();
+    w.store(&expired);
+
+    let other_home = w.s.path().join("state-2");
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let mut cmd = w.s.command(&["--json", "auth", "status", "bsky"]);
+            if i % 2 == 1 {
+                cmd.env("GATE_HOME", &other_home);
+            }
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a racing status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["accounts"][0]["checked_online"], true, "{doc}");
+    }
+    let second = w.stored();
+    assert_ne!(
+        second["refresh_token"], first["refresh_token"],
+        "the refresh token rotated"
+    );
+    // The session the keychain holds still works: no process replayed a spent token.
+    let after = w.s.run(&["--json", "auth", "status", "bsky"]);
+    assert_eq!(after.code, 0, "{after:?}");
+    assert_eq!(after.json()["accounts"][0]["checked_online"], true);
+    assert_eq!(w.stored()["refresh_token"], second["refresh_token"]);
 }

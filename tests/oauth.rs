@@ -74,6 +74,8 @@ struct Oidc {
     server: OAuthServer,
     s: Sandbox,
     user: String,
+    /// The loopback port of the policy's redirect.
+    port: u16,
 }
 
 /// Signs `team` in through oidc-provider with the test as the browser.
@@ -102,7 +104,26 @@ revoke_url = "{issuer}/2/oauth2/revoke"
 "#
         ),
     );
-    let login = Login::start(&s, &["auth", "login", "team", "--timeout", "60"], None);
+    let user = sign_in(&s, &server, port);
+    assert_eq!(
+        server.count("grant.success authorization_code", 1),
+        1,
+        "{:?}",
+        server.log()
+    );
+    Oidc {
+        bus,
+        server,
+        s,
+        user,
+        port,
+    }
+}
+
+/// `gate auth login team`, with the test as the browser; the keychain user it stored under.
+fn sign_in(s: &Sandbox, server: &OAuthServer, port: u16) -> String {
+    let issuer = &server.issuer;
+    let login = Login::start(s, &["auth", "login", "team", "--timeout", "60"], None);
     let url = login.authorize_url();
     let q = query(&url);
     assert_eq!(
@@ -126,18 +147,7 @@ revoke_url = "{issuer}/2/oauth2/revoke"
             "signed in to `team` as @brand-team; the token is in the Secret Service keyring (service `gate`, user `{user}`)"
         )
     );
-    assert_eq!(
-        server.count("grant.success authorization_code", 1),
-        1,
-        "{:?}",
-        server.log()
-    );
-    Oidc {
-        bus,
-        server,
-        s,
-        user,
-    }
+    user
 }
 
 #[test]
@@ -147,6 +157,7 @@ fn oidc_sign_in_stores_tokens_status_confirms_them_and_logout_revokes() {
         server,
         s,
         user,
+        ..
     } = signed_in();
     let doc = stored(&bus, &user);
     let access = doc["access_token"].as_str().unwrap().to_owned();
@@ -206,12 +217,13 @@ fn oidc_sign_in_stores_tokens_status_confirms_them_and_logout_revokes() {
 }
 
 #[test]
-fn oidc_expired_token_is_refreshed_once_even_by_16_processes_at_once() {
+fn oidc_expired_token_is_refreshed_once_even_by_16_processes_from_two_state_folders() {
     let Oidc {
         bus,
         server,
         s,
         user,
+        ..
     } = signed_in();
     let first = stored(&bus, &user);
 
@@ -239,12 +251,18 @@ fn oidc_expired_token_is_refreshed_once_even_by_16_processes_at_once() {
         "{status:?}"
     );
 
-    // Sixteen processes start together on an expired token: one refreshes, all succeed.
+    // Sixteen processes start together on an expired token, half of them with another state
+    // folder (another `GATE_HOME`, the same user and keychain): one refreshes, all succeed.
+    // The lock is the keychain item's, not the state folder's.
     expire(&bus, &user);
+    let other_home = s.path().join("state-2");
     let children: Vec<_> = (0..16)
-        .map(|_| {
-            s.command(&["auth", "status", "team", "--json"])
-                .stdout(Stdio::piped())
+        .map(|i| {
+            let mut cmd = s.command(&["auth", "status", "team", "--json"]);
+            if i % 2 == 1 {
+                cmd.env("GATE_HOME", &other_home);
+            }
+            cmd.stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap()
@@ -311,6 +329,135 @@ fn oidc_expired_token_is_refreshed_once_even_by_16_processes_at_once() {
             }
             assert_no_file_holds(&s, secret);
         }
+    }
+}
+
+/// A `gate auth status team --json` that stops at `point` of its refresh (a debug-build
+/// knob) until the test lets it go; returns the child and the folder of the handshake files.
+fn paused_status(s: &Sandbox, point: &str) -> (std::process::Child, std::path::PathBuf) {
+    let dir = s.path().join(format!("pause-{point}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = s
+        .command(&["auth", "status", "team", "--json"])
+        .env("GATE_DEBUG_PAUSE", format!("{point}:{}", dir.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reached = dir.join(format!("{point}.reached"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !reached.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "gate never reached `{point}` of its refresh"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (child, dir)
+}
+
+fn go(dir: &std::path::Path, point: &str, child: std::process::Child) -> Run {
+    std::fs::write(dir.join(format!("{point}.go")), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+#[test]
+fn a_refused_refresh_reads_the_keychain_again_and_uses_the_token_stored_meanwhile() {
+    let Oidc {
+        bus,
+        server,
+        s,
+        user,
+        port,
+    } = signed_in();
+    let first = stored(&bus, &user);
+    expire(&bus, &user);
+
+    // gate has read the expired token under the lock and is about to refresh it...
+    let (child, dir) = paused_status(&s, "before-refresh");
+    // ...when the user, in another terminal, signs out (the grant is revoked) and in again:
+    // a new token is in the keychain and the one gate holds is dead.
+    let logout = s.run(&["auth", "logout", "team"]);
+    assert_eq!(logout.code, 0, "{logout:?}");
+    assert_eq!(server.count("grant.revoked", 1), 1, "{:?}", server.log());
+    sign_in(&s, &server, port);
+    let second = stored(&bus, &user);
+    assert_ne!(second["refresh_token"], first["refresh_token"]);
+
+    // The refresh is refused; gate reads the keychain again and uses the new token.
+    let run = go(&dir, "before-refresh", child);
+    assert_eq!(run.code, 0, "{run:?}");
+    let row = &run.json()["accounts"][0];
+    assert_eq!(row["checked_online"], true, "{run:?}");
+    assert_eq!(row["identity"], "@brand-team");
+    assert_eq!(
+        server.count("grant.error invalid_grant", 1),
+        1,
+        "{:?}",
+        server.log()
+    );
+    assert_eq!(server.count("grant.success refresh_token", 0), 0);
+    // One identity check for each sign-in, one for the status.
+    assert_eq!(server.count("users.me 200", 3), 3, "{:?}", server.log());
+    let now = stored(&bus, &user);
+    assert_eq!(now["refresh_token"], second["refresh_token"]);
+    assert_eq!(now["access_token"], second["access_token"]);
+    for secret in [&first, &second] {
+        for key in ["access_token", "refresh_token"] {
+            assert_clean(&run, secret[key].as_str().unwrap());
+        }
+    }
+}
+
+#[test]
+fn a_rotated_token_the_keychain_will_not_take_says_to_sign_in_again() {
+    let Oidc {
+        bus,
+        server,
+        s,
+        user,
+        ..
+    } = signed_in();
+    let first = stored(&bus, &user);
+    expire(&bus, &user);
+
+    // The server has rotated the token; before gate stores it, the keyring is locked.
+    let (child, dir) = paused_status(&s, "before-store");
+    assert_eq!(
+        server.count("grant.success refresh_token", 1),
+        1,
+        "{:?}",
+        server.log()
+    );
+    bus.lock_login_keyring();
+    let run = go(&dir, "before-store", child);
+    assert_eq!(run.code, 8, "{run:?}");
+    let row = &run.json()["accounts"][0];
+    assert_eq!(row["usable"], false, "{run:?}");
+    assert_eq!(
+        row["problem"],
+        format!(
+            "the server rotated the token for `team` and it could not be stored: sign in again \
+             (the Secret Service keyring holding `{user}` is locked)"
+        )
+    );
+    assert!(
+        run.stderr.ends_with(&format!(
+            "error: the server rotated the token for `team` and it could not be stored: sign in again \
+             (the Secret Service keyring holding `{user}` is locked)\n  \
+             hint: make the keychain writable again (unlock a locked keyring), then run `gate auth login team`\n"
+        )),
+        "{run:?}"
+    );
+    // The token was not used: the only identity check is the sign-in's.
+    assert_eq!(server.count("users.me 200", 1), 1, "{:?}", server.log());
+    for key in ["access_token", "refresh_token"] {
+        assert_clean(&run, first[key].as_str().unwrap());
     }
 }
 

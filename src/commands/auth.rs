@@ -736,7 +736,7 @@ fn record_identity(
     who: String,
 ) -> Result<Credential, Error> {
     let user = credential::user(account);
-    let _lock = crate::lock::acquire(env, &user, oauth::REFRESH_LOCK_TIMEOUT)?;
+    let _lock = credential::item_lock(env, &user)?;
     let secret = keychain.get(&user)?.ok_or_else(|| {
         Error::credentials(format!(
             "the token for `{}` was removed meanwhile",

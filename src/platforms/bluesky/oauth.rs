@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::dpop::{self, Dpop};
-use crate::credential::{self, Credential};
+use crate::credential::{self, Credential, RefreshFailure};
 use crate::error::Error;
 use crate::policy::Account;
 
@@ -484,30 +484,40 @@ fn stored<'c>(c: &'c Credential, key: &str) -> Option<&'c str> {
     c.extra.get(key).and_then(Value::as_str)
 }
 
-/// Refreshes an OAuth session (the caller holds the account's refresh lock). The refresh
-/// token is single-use: the caller writes the result to the keychain before anything else.
-pub fn refresh(account: &Account, c: &Credential) -> Result<Credential, Error> {
+/// Refreshes an OAuth session (for [`crate::credential::usable`], which holds the item's
+/// lock and stores the result before anything else: the refresh token is single-use).
+pub fn refresh(account: &Account, c: &Credential) -> Result<Credential, RefreshFailure> {
     let (Some(dpop), Some(token_endpoint), Some(client_id), Some(refresh)) = (
         dpop_of(c),
         stored(c, "token_endpoint"),
         stored(c, "client_id"),
         c.refresh_token.as_ref(),
     ) else {
-        return Err(Error::credentials(format!(
-            "the stored Bluesky OAuth session of `{}` is incomplete",
-            account.name
-        ))
-        .with_hint(format!("run `gate auth login {}`", account.name)));
+        return Err(RefreshFailure::Failed(
+            Error::credentials(format!(
+                "the stored Bluesky OAuth session of `{}` is incomplete",
+                account.name
+            ))
+            .with_hint(format!("run `gate auth login {}`", account.name)),
+        ));
     };
-    let http = crate::http::client()?;
+    let http = crate::http::client().map_err(RefreshFailure::Failed)?;
     let form = [
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh.expose_secret()),
         ("client_id", client_id),
     ];
-    let reply = post_form(&http, &dpop, token_endpoint, &form)
-        .map_err(|r| refused(account, "refresh the sign-in", r))?;
+    let reply = post_form(&http, &dpop, token_endpoint, &form).map_err(|r| {
+        let server = matches!(r, Refusal::Server { status, .. } if (400..500).contains(&status));
+        let e = refused(account, "refresh the sign-in", r);
+        if server {
+            RefreshFailure::Refused(e)
+        } else {
+            RefreshFailure::Failed(e)
+        }
+    })?;
     credential_from(account, &reply, c.extra.clone(), Some(c), Utc::now())
+        .map_err(RefreshFailure::Failed)
 }
 
 /// Revokes the session's refresh token (which ends the grant) where the server has a

@@ -4,17 +4,15 @@
 //!
 //! The keychain holds the access JWT, the refresh JWT as `refresh_token`, the access token's
 //! expiry (its `exp` claim), its scope, the handle as `identity` and the DID in `extra.did`.
-//! The app password itself is never stored. Refresh tokens rotate: the new session is written
-//! to the keychain before it is used, under `$GATE_HOME/locks/`.
-
-use std::time::Duration;
+//! The app password itself is never stored. Refresh tokens rotate: sessions are refreshed by
+//! [`credential::usable`], under the keychain item's lock, stored before use.
 
 use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 
-use crate::credential::{self, Credential};
+use crate::credential::{self, Credential, RefreshFailure};
 use crate::env::Env;
 use crate::error::Error;
 use crate::keychain::Keychain;
@@ -24,8 +22,6 @@ use super::xrpc::{CallError, Xrpc};
 
 /// Refresh when the access token has less than this left: a post with images takes a while.
 pub const REFRESH_MARGIN: TimeDelta = TimeDelta::seconds(120);
-/// How long to wait for another gate process refreshing the same account.
-const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn login_hint(account: &Account) -> String {
     format!(
@@ -147,62 +143,71 @@ fn read(keychain: &Keychain, account: &Account) -> Result<Credential, Error> {
 /// [`REFRESH_MARGIN`]. Errors are exit 8 with the way to sign in again.
 pub fn usable_session(env: &Env, account: &Account) -> Result<Credential, Error> {
     let keychain = Keychain::open(env)?;
-    let c = read(&keychain, account)?;
-    if !needs_refresh(&c, Utc::now()) {
-        return Ok(c);
-    }
-    refresh(env, &keychain, account)
+    credential::usable(env, &keychain, account, &Session { account }, Utc::now())
 }
 
 fn needs_refresh(c: &Credential, now: DateTime<Utc>) -> bool {
     c.expires_at.is_none_or(|t| t - now < REFRESH_MARGIN)
 }
 
-/// Refreshes the session under the account's lock: another process may have refreshed it
-/// while this one waited, so the keychain is read again inside the lock. The new session is
-/// in the keychain before this returns.
-pub fn refresh(env: &Env, keychain: &Keychain, account: &Account) -> Result<Credential, Error> {
-    let user = credential::user(account);
-    let _lock = crate::lock::acquire(env, &format!("bluesky-session-{user}"), LOCK_TIMEOUT)?;
-    let c = read(keychain, account)?;
-    if !needs_refresh(&c, Utc::now()) {
-        return Ok(c);
+/// Both kinds of Bluesky session for [`credential::usable`].
+struct Session<'a> {
+    account: &'a Account,
+}
+
+impl credential::Refresher for Session<'_> {
+    fn read(&self, keychain: &Keychain) -> Result<Credential, Error> {
+        read(keychain, self.account)
     }
-    if super::oauth::is_oauth(&c) {
-        let fresh = super::oauth::refresh(account, &c)?;
-        keychain.set(&user, &fresh.to_secret())?;
-        return Ok(fresh);
+
+    fn needs_refresh(&self, c: &Credential, now: DateTime<Utc>) -> bool {
+        needs_refresh(c, now)
     }
-    let xrpc = Xrpc::new(&account.server)?;
+
+    fn refresh(&self, c: &Credential) -> Result<Credential, RefreshFailure> {
+        if super::oauth::is_oauth(c) {
+            return super::oauth::refresh(self.account, c);
+        }
+        refresh_session(self.account, c)
+    }
+}
+
+/// `refreshSession` with an app-password session's refresh JWT (not yet stored).
+fn refresh_session(account: &Account, c: &Credential) -> Result<Credential, RefreshFailure> {
+    let xrpc = Xrpc::new(&account.server).map_err(RefreshFailure::Failed)?;
     let reply = match xrpc.procedure(
         "com.atproto.server.refreshSession",
         c.refresh_token.as_ref(),
         None,
     ) {
         Ok(v) => v,
-        Err(CallError::Transport(e)) => return Err(crate::http::unreachable(&e)),
+        Err(CallError::Transport(e)) => {
+            return Err(RefreshFailure::Failed(crate::http::unreachable(&e)));
+        }
         Err(CallError::Xrpc(e)) if e.status == 400 || e.status == 401 => {
-            return Err(Error::credentials(format!(
-                "{} refused to refresh the session of `{}`: {}",
-                credential::host(&account.server),
-                account.name,
-                e.describe()
-            ))
-            .with_hint(login_hint(account)));
+            return Err(RefreshFailure::Refused(
+                Error::credentials(format!(
+                    "{} refused to refresh the session of `{}`: {}",
+                    credential::host(&account.server),
+                    account.name,
+                    e.describe()
+                ))
+                .with_hint(login_hint(account)),
+            ));
         }
         Err(CallError::Xrpc(e)) => {
-            return Err(Error::network(format!(
-                "{} could not refresh the session of `{}`: {}",
-                credential::host(&account.server),
-                account.name,
-                e.describe()
-            ))
-            .with_hint("try again later; the stored session was kept"));
+            return Err(RefreshFailure::Failed(
+                Error::network(format!(
+                    "{} could not refresh the session of `{}`: {}",
+                    credential::host(&account.server),
+                    account.name,
+                    e.describe()
+                ))
+                .with_hint("try again later; the stored session was kept"),
+            ));
         }
     };
-    let fresh = session_credential(&reply)?;
-    keychain.set(&user, &fresh.to_secret())?;
-    Ok(fresh)
+    session_credential(&reply).map_err(RefreshFailure::Failed)
 }
 
 /// `getSession` with a usable session: the handle and DID the server says it belongs to.

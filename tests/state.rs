@@ -1,0 +1,58 @@
+//! The state folder: gate refuses one on a network filesystem, where SQLite's WAL and `flock`
+//! cannot be trusted, unless told `GATE_ALLOW_NETWORK_FS=1`. The filesystem is reported by a
+//! debug-build knob (`GATE_DEBUG_FS_TYPE`, a `statfs` magic or `fuse.SUBTYPE`): no NFS or
+//! SMB server can be mounted here; the decision itself is table-tested in `src/state.rs`.
+
+mod common;
+
+use common::Sandbox;
+
+fn sandbox(fs: &str) -> Sandbox {
+    let mut s = Sandbox::new();
+    s.write("gate.toml", "version = 1\n");
+    s.set_var("GATE_DEBUG_FS_TYPE", fs);
+    s
+}
+
+#[test]
+fn a_state_folder_on_nfs_is_refused_with_the_fix_and_allowed_when_asked() {
+    let mut s = sandbox("0x6969");
+    let home = s.path().join("state");
+    let refused = s.run(&["freeze", "--reason", "incident"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert_eq!(
+        refused.stderr,
+        format!(
+            "error: the folder `{}` is on a network filesystem (NFS), where gate's locks and its journal's locking cannot be trusted\n  \
+             hint: use a local folder (set `GATE_HOME`, or `XDG_RUNTIME_DIR` for the lock folder), or `GATE_ALLOW_NETWORK_FS=1` if you know its locks work\n",
+            home.display()
+        )
+    );
+    assert!(!home.join("freeze.json").exists(), "the freeze was written");
+
+    s.set_var("GATE_ALLOW_NETWORK_FS", "1");
+    let allowed = s.run(&["freeze", "--reason", "incident"]);
+    assert_eq!(allowed.code, 0, "{allowed:?}");
+    assert!(home.join("freeze.json").exists());
+    let unfrozen = s.run(&["unfreeze"]);
+    assert_eq!(unfrozen.code, 0, "{unfrozen:?}");
+}
+
+#[test]
+fn the_journal_is_refused_on_an_sshfs_mount() {
+    let s = sandbox("fuse.sshfs");
+    let run = s.run(&["log"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("is on a network filesystem (sshfs (FUSE))"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_local_fuse_mount_is_used() {
+    let s = sandbox("fuse.fuse-overlayfs");
+    let run = s.run(&["freeze", "--reason", "incident"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
