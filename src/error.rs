@@ -105,8 +105,13 @@ impl Error {
         }
     }
 
-    /// The human rendering for stderr.
+    /// The human rendering for stderr, with every secret gate sent hidden (a server may have
+    /// echoed one into the message).
     pub fn render(&self) -> String {
+        crate::redact::scrub(&self.render_raw()).into_owned()
+    }
+
+    fn render_raw(&self) -> String {
         match self {
             Error::Usage { message, hint }
             | Error::Other { message, hint }

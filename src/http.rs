@@ -10,11 +10,15 @@ use crate::error::Error;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A blocking client with gate's defaults: rustls with the system's roots, no redirects to
-/// other hosts' credentials (reqwest drops `Authorization` on cross-host redirects), timeouts.
+/// A blocking client with gate's defaults: rustls with the system's roots, timeouts, and no
+/// redirects at all. Nearly every request gate makes carries a credential in a header or its
+/// body (a token, a refresh token, a client secret, an app password); a 307 or 308 would send
+/// the body again to wherever the server points, even over plain http, so a redirect is an
+/// answer like any other non-success status, never followed.
 pub fn client() -> Result<reqwest::blocking::Client, Error> {
     reqwest::blocking::Client::builder()
         .user_agent(concat!("gate/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)
         .https_only(false)

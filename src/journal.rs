@@ -279,6 +279,21 @@ impl Journal {
     }
 
     fn try_open(path: &Path) -> rusqlite::Result<(Journal, Option<i64>)> {
+        // The journal and its WAL are the user's alone: created 0600 (SQLite gives the WAL and
+        // shared-memory files the database's mode), and fixed when an older gate left them open.
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            let _ = crate::state::private_file(Path::new(&file));
+        }
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
@@ -498,7 +513,7 @@ impl Journal {
                 "UPDATE deliveries SET state = CASE WHEN state = 'unknown' THEN 'unknown' ELSE ?3 END,
                    error = ?4, updated_at = ?5
                  WHERE digest = ?1 AND account = ?2 AND state NOT IN ('sent', 'retracted')",
-                params![digest, account, state.name(), error, stamp(now)],
+                params![digest, account, state.name(), crate::redact::scrub(error), stamp(now)],
             )
             .map(|_| ())
             .map_err(|e| db_error(&self.path, &e))

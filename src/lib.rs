@@ -28,6 +28,7 @@ pub mod pause;
 pub mod platforms;
 pub mod policy;
 pub mod post;
+pub mod redact;
 pub mod reviewers;
 pub mod schema;
 pub mod state;
@@ -44,6 +45,14 @@ use crate::error::{Code, Error};
 
 /// Runs gate with the process's arguments and environment; returns the exit code.
 pub fn run() -> ExitCode {
+    // A panic prints its message with every secret gate sent hidden, like any other output.
+    std::panic::set_hook(Box::new(|info| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "gate panicked: {}",
+            redact::scrub(&info.to_string())
+        );
+    }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -9,7 +9,7 @@
 //! compared (device and inode) and, when they differ, the lock is taken again on the path.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -212,10 +212,12 @@ fn acquire_in(dir: &Path, file: &str, timeout: Duration) -> Result<Lock, Error> 
 }
 
 fn open(path: &Path) -> Result<File, Error> {
+    crate::state::private_file(path)?;
     OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(path)
         .map_err(|e| {
             Error::other(format!(

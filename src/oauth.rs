@@ -205,7 +205,7 @@ fn client(
             _ => AuthType::BasicAuth,
         });
     if let Some(secret) = secret {
-        c = c.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()));
+        c = c.set_client_secret(ClientSecret::new(crate::redact::sent(secret).to_owned()));
     }
     if let Some(redirect) = redirect {
         c = c.set_redirect_uri(
@@ -264,7 +264,7 @@ impl Authorization {
         let http = crate::http::client()?;
         let response = self
             .client
-            .exchange_code(AuthorizationCode::new(code.expose_secret().to_owned()))
+            .exchange_code(AuthorizationCode::new(crate::redact::sent(code).to_owned()))
             .set_pkce_verifier(self.verifier)
             .request(&http)
             .map_err(|e| token_error(account, "exchange the sign-in code", e))?;
@@ -438,7 +438,7 @@ fn refresh(
     let refresh = old.refresh_token.as_ref().expect("checked by the caller");
     let http = crate::http::client().map_err(RefreshFailure::Failed)?;
     let response = c
-        .exchange_refresh_token(&RefreshToken::new(refresh.expose_secret().to_owned()))
+        .exchange_refresh_token(&RefreshToken::new(crate::redact::sent(refresh).to_owned()))
         .request(&http)
         .map_err(|e| match e {
             RequestTokenError::ServerResponse(_) => {
@@ -505,7 +505,7 @@ pub fn whoami(account: &Account, token: &SecretString) -> Result<WhoAmI, Error> 
     };
     let response = crate::http::client()?
         .get(&url)
-        .bearer_auth(token.expose_secret())
+        .bearer_auth(crate::redact::sent(token))
         .send()
         .map_err(|e| crate::http::unreachable(&e))?;
     let status = response.status();
@@ -560,16 +560,16 @@ pub fn revoke(
         None => (&credential.access_token, "access_token"),
     };
     let mut form: Vec<(&str, &str)> = vec![
-        ("token", token.expose_secret()),
+        ("token", crate::redact::sent(token)),
         ("token_type_hint", hint),
         ("client_id", &client_id),
     ];
     let mut request = crate::http::client()?.post(&endpoints.revoke_url);
     match (&secret, account.platform) {
-        (Some(secret), Platform::Mastodon) => form.push(("client_secret", secret.expose_secret())),
+        (Some(secret), Platform::Mastodon) => form.push(("client_secret", crate::redact::sent(secret))),
         (Some(secret), _) => {
             form.retain(|(k, _)| *k != "client_id");
-            request = request.basic_auth(&client_id, Some(secret.expose_secret()));
+            request = request.basic_auth(&client_id, Some(crate::redact::sent(secret)));
         }
         (None, _) => {}
     }

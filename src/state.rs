@@ -234,13 +234,50 @@ pub fn read_freeze(env: &Env) -> Result<Option<LocalFreeze>, Error> {
 
 /// `path` as a folder, created with its parents if missing.
 pub fn create_dir(path: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(path).map_err(|e| {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    let err = |e: std::io::Error| {
         Error::other(format!(
             "cannot create `{}`: {}",
             path.display(),
             io_reason(&e)
         ))
-    })
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(err)?;
+    // gate's state is its user's alone: a folder made open to others (by an older gate, a
+    // umask, a copy) is closed again.
+    let meta = std::fs::metadata(path).map_err(err)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+            Error::other(format!(
+                "cannot make `{}` private (mode 0700): {}",
+                path.display(),
+                io_reason(&e)
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Makes an existing file of gate's state readable by its user alone (mode 0600); a missing
+/// file is left for its creator.
+pub fn private_file(path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt as _;
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+                Error::other(format!(
+                    "cannot make `{}` private (mode 0600): {}",
+                    path.display(),
+                    io_reason(&e)
+                ))
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Writes the freeze atomically (a temporary file renamed into place).

@@ -1608,3 +1608,103 @@ fn ten_processes_woken_together_send_exactly_the_limit() {
     assert_eq!((sent, held), (3, 7), "{codes:?}");
     assert_eq!(s.server.posts().len(), 3);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hostile servers.
+
+/// A server that echoes the request's `Authorization` header (and the form) in its error
+/// bodies (a 422, a 401, a 500): the token appears nowhere gate writes, not on stderr, not in
+/// `--json`, not in the journal or its WAL.
+#[test]
+fn a_server_that_echoes_the_token_never_gets_it_printed_or_stored() {
+    use common::fake_http::{FakeServer, json};
+    let token = canary();
+    for status in [422u16, 401, 500] {
+        let server = FakeServer::start(move |r| {
+            let echoed = format!(
+                "rejected {} with body {}",
+                r.header("authorization").unwrap_or_default(),
+                r.body
+            );
+            match (r.method.as_str(), r.path.as_str()) {
+                ("GET", "/api/v1/accounts/verify_credentials") => {
+                    json(200, serde_json::json!({"id": "7", "username": "brand", "acct": "brand"}))
+                }
+                ("GET", "/api/v1/accounts/7/statuses") => json(200, serde_json::json!([])),
+                _ => json(status, serde_json::json!({ "error": echoed })),
+            }
+        });
+        let mut sandbox = Sandbox::new();
+        sandbox.write("gate.toml", &policy(Kind::Mastodon, &server.url));
+        let bus = SessionBus::with_gnome_keyring();
+        bus.attach(&mut sandbox);
+        let run = sandbox.run_with_stdin(&["auth", "login", "brand", "--with-token"], &token);
+        assert_eq!(run.code, 0, "{run:?}");
+        for json_flag in [false, true] {
+            let mut args = vec!["post", "--yes", "Echo me"];
+            if json_flag {
+                args.push("--json");
+            }
+            let run = sandbox.run(&args);
+            assert_ne!(run.code, 0, "{status}: {run:?}");
+            assert!(
+                server.requests().iter().any(|r| r.header("authorization")
+                    == Some(&format!("Bearer {token}"))),
+                "the token was sent"
+            );
+            assert!(
+                !run.stdout.contains(&token) && !run.stderr.contains(&token),
+                "{status}: the token leaked: {run:?}"
+            );
+            assert!(
+                run.stderr.contains("****") || run.stdout.contains("****"),
+                "{status}: the echo is shown, hidden: {run:?}"
+            );
+        }
+        for file in ["journal.sqlite3", "journal.sqlite3-wal"] {
+            let path = sandbox.path().join("state").join(file);
+            if let Ok(bytes) = std::fs::read(&path) {
+                assert!(
+                    !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                    "{status}: the token is stored in {file}"
+                );
+            }
+        }
+    }
+}
+
+/// A 307 or 308 to another host is an answer, never followed: the token, in its header or a
+/// body, is not sent on to wherever the server points.
+#[test]
+fn a_redirect_is_never_followed_with_a_credential() {
+    use common::fake_http::{FakeServer, Reply, json};
+    let thief = FakeServer::start(|_| json(200, serde_json::json!({"id": "1", "url": "https://x/1"})));
+    let token = canary();
+    for status in [307u16, 308, 302] {
+        let to = format!("{}/api/v1/statuses", thief.url);
+        let server = FakeServer::start(move |r| match (r.method.as_str(), r.path.as_str()) {
+            ("GET", "/api/v1/accounts/verify_credentials") => {
+                json(200, serde_json::json!({"id": "7", "username": "brand", "acct": "brand"}))
+            }
+            ("GET", "/api/v1/accounts/7/statuses") => json(200, serde_json::json!([])),
+            _ => Reply {
+                status,
+                body: String::new(),
+                headers: vec![("Location".into(), to.clone())],
+            },
+        });
+        let mut sandbox = Sandbox::new();
+        sandbox.write("gate.toml", &policy(Kind::Mastodon, &server.url));
+        let bus = SessionBus::with_gnome_keyring();
+        bus.attach(&mut sandbox);
+        let run = sandbox.run_with_stdin(&["auth", "login", "brand", "--with-token"], &token);
+        assert_eq!(run.code, 0, "{run:?}");
+        let run = sandbox.run(&["post", "--yes", "Redirected"]);
+        assert_eq!(run.code, 9, "{status}: {run:?}");
+        assert!(
+            thief.requests().is_empty(),
+            "{status}: the redirect was followed: {:?}",
+            thief.requests()
+        );
+    }
+}

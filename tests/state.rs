@@ -56,3 +56,37 @@ fn a_local_fuse_mount_is_used() {
     let run = s.run(&["freeze", "--reason", "incident"]);
     assert_eq!(run.code, 0, "{run:?}");
 }
+
+/// The state folder, the journal (and its WAL), the freeze and the lock files are their
+/// user's alone; ones an older gate or a loose umask left open are closed on the next open.
+#[test]
+fn the_state_folder_and_its_files_are_private_and_loose_ones_are_fixed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = Sandbox::new();
+    s.write("gate.toml", "version = 1\n");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let home = s.path().join("state");
+    let run = s.run(&["freeze", "--reason", "incident"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let files = [
+        home.join("journal.sqlite3"),
+        home.join("journal.sqlite3-wal"),
+        home.join("freeze.json"),
+    ];
+    assert_eq!(mode(&home), 0o700);
+    for f in &files {
+        if f.exists() {
+            assert_eq!(mode(f), 0o600, "{}", f.display());
+        }
+    }
+    assert!(files[0].exists() && files[2].exists());
+    // Loosen everything, as an older gate did; the next command closes it again.
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&files[0], std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = s.run(&["log", "--verify"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = s.run(&["unfreeze"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(mode(&home), 0o700);
+    assert_eq!(mode(&files[0]), 0o600);
+}

@@ -69,7 +69,7 @@ impl Ctx {
     /// A note for people on stderr, unless `-q`.
     pub fn note(&self, text: &str) {
         if self.verbosity() != Verbosity::Quiet {
-            let _ = writeln!(anstream::stderr(), "{text}");
+            let _ = writeln!(anstream::stderr(), "{}", crate::redact::scrub(text));
         }
     }
 }
@@ -101,8 +101,9 @@ pub fn named_account<'p>(
 
 /// Prints a JSON document on stdout, followed by a newline.
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)
+    let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::other(format!("cannot write JSON: {e}")))?;
-    writeln!(out).map_err(|e| Error::other(format!("cannot write to stdout: {e}")))
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", crate::redact::scrub(&text))
+        .map_err(|e| Error::other(format!("cannot write to stdout: {e}")))
 }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::reply::{self, ATTEMPTS};
@@ -66,7 +66,7 @@ impl Mastodon {
     }
 
     fn authed(&self, request: RequestBuilder) -> RequestBuilder {
-        request.bearer_auth(self.token.expose_secret())
+        request.bearer_auth(crate::redact::sent(&self.token))
     }
 
     fn send(&self, request: RequestBuilder) -> Result<Response, SendError> {

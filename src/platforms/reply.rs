@@ -112,6 +112,8 @@ pub fn server_message(body: &str) -> String {
                 })
         });
     let text = from_json.unwrap_or_else(|| body.trim().to_owned());
+    // Hidden before it is cut, so a cut cannot leave half a secret.
+    let text = crate::redact::scrub(&text);
     let text: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
     if text.is_empty() {
         "no details".to_owned()

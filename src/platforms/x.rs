@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -72,7 +72,7 @@ impl X {
 
     fn send(&self, request: RequestBuilder) -> Result<Response, SendError> {
         let response = request
-            .bearer_auth(self.token.expose_secret())
+            .bearer_auth(crate::redact::sent(&self.token))
             .send()
             .map_err(|e| reply::transport(&e))?;
         reply::check(response, "x")

@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 use oauth2::{CsrfToken, PkceCodeChallenge, PkceCodeVerifier};
 use reqwest::blocking::Client;
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -392,7 +392,7 @@ impl Login {
         }
         let form = [
             ("grant_type", "authorization_code"),
-            ("code", code.expose_secret()),
+            ("code", crate::redact::sent(code)),
             ("redirect_uri", self.redirect.as_str()),
             ("code_verifier", self.verifier.secret().as_str()),
             ("client_id", self.client_id.as_str()),
@@ -504,7 +504,7 @@ pub fn refresh(account: &Account, c: &Credential) -> Result<Credential, RefreshF
     let http = crate::http::client().map_err(RefreshFailure::Failed)?;
     let form = [
         ("grant_type", "refresh_token"),
-        ("refresh_token", refresh.expose_secret()),
+        ("refresh_token", crate::redact::sent(refresh)),
         ("client_id", client_id),
     ];
     let reply = post_form(&http, &dpop, token_endpoint, &form).map_err(|r| {
@@ -532,7 +532,7 @@ pub fn revoke(account: &Account, c: &Credential) -> Result<bool, Error> {
     };
     let http = crate::http::client()?;
     let token = c.refresh_token.as_ref().unwrap_or(&c.access_token);
-    let form = [("token", token.expose_secret()), ("client_id", client_id)];
+    let form = [("token", crate::redact::sent(token)), ("client_id", client_id)];
     post_form(&http, &dpop, endpoint, &form)
         .map_err(|r| refused(account, "revoke the sign-in", r))?;
     Ok(true)

@@ -9,7 +9,7 @@
 
 use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::credential::{self, Credential, RefreshFailure};
@@ -47,7 +47,7 @@ pub fn create_session(
     password: &SecretString,
 ) -> Result<Credential, Error> {
     let xrpc = Xrpc::new(&account.server)?;
-    let body = json!({"identifier": identifier, "password": password.expose_secret()});
+    let body = json!({"identifier": identifier, "password": crate::redact::sent(password)});
     match xrpc.procedure("com.atproto.server.createSession", None, Some(&body)) {
         Ok(v) => session_credential(&v),
         Err(CallError::Transport(e)) => Err(crate::http::unreachable(&e)),

@@ -4,7 +4,7 @@
 
 use reqwest::Method;
 use reqwest::blocking::RequestBuilder;
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use serde_json::Value;
 
 use super::dpop::{self, Dpop};
@@ -119,10 +119,10 @@ impl Xrpc {
                 (Some(token), Some(dpop)) => req
                     .header(
                         reqwest::header::AUTHORIZATION,
-                        format!("DPoP {}", token.expose_secret()),
+                        format!("DPoP {}", crate::redact::sent(token)),
                     )
                     .header("DPoP", dpop.proof(method.as_str(), &url, Some(token))),
-                (Some(token), None) => req.bearer_auth(token.expose_secret()),
+                (Some(token), None) => req.bearer_auth(crate::redact::sent(token)),
                 (None, _) => req,
             }
         })
