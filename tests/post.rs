@@ -901,7 +901,11 @@ fn adapters_publish_find_and_delete_through_the_trait() {
             visibility: None,
             progress: &gate::platforms::Progress::HIDDEN,
         };
-        assert_eq!(platform.find(&out, since).unwrap(), Lookup::Absent, "{kind:?}");
+        assert_eq!(
+            platform.find(&out, since).unwrap(),
+            Lookup::Absent,
+            "{kind:?}"
+        );
         let published = platform.publish(&out).unwrap();
         assert_eq!(published.url, server.post_url(&published.id));
         assert_eq!(
@@ -1371,7 +1375,9 @@ impl Setup {
             .collect();
         assert!(!rows.is_empty(), "no delivery to backdate");
         for (rowid, created) in rows {
-            let then = chrono::DateTime::parse_from_rfc3339(&created).unwrap().to_utc()
+            let then = chrono::DateTime::parse_from_rfc3339(&created)
+                .unwrap()
+                .to_utc()
                 - chrono::Duration::from_std(by).unwrap();
             db.execute(
                 "UPDATE deliveries SET created_at = ?1 WHERE rowid = ?2",
@@ -1407,9 +1413,10 @@ fn minutes(n: i64) -> chrono::Duration {
 fn x_an_older_post_with_another_link_is_not_taken_for_this_one() {
     let s = setup(Kind::X, true);
     let now = chrono::Utc::now();
-    let week = s
-        .server
-        .seed("New post: https://example.com/old", now - chrono::Duration::days(7));
+    let week = s.server.seed(
+        "New post: https://example.com/old",
+        now - chrono::Duration::days(7),
+    );
     let recent = s
         .server
         .seed("New post: https://example.com/older", now - minutes(2));
@@ -1448,7 +1455,11 @@ fn x_a_dropped_create_is_found_for_links_media_entities_and_replies() {
     let cases: [(&str, Vec<&str>, bool); 3] = [
         (
             "Release notes: https://example.com/notes?a=1&b=2 (read them).",
-            vec!["post", "--yes", "Release notes: https://example.com/notes?a=1&b=2 (read them)."],
+            vec![
+                "post",
+                "--yes",
+                "Release notes: https://example.com/notes?a=1&b=2 (read them).",
+            ],
             true,
         ),
         (
@@ -1492,8 +1503,10 @@ fn x_more_candidates_than_one_page_is_undetermined_until_force_resend() {
     let s = setup(Kind::X, true);
     let now = chrono::Utc::now();
     for i in 0..105 {
-        s.server
-            .seed(&format!("Update {i} from the launch room"), now - minutes(1));
+        s.server.seed(
+            &format!("Update {i} from the launch room"),
+            now - minutes(1),
+        );
     }
     let text = "Launch day recap";
     s.server.fault(Fault::DropBeforeCreate);
@@ -1517,7 +1530,10 @@ fn x_more_candidates_than_one_page_is_undetermined_until_force_resend() {
 
     let run = s.run(&["post", "--yes", "--force-resend", text]);
     let url = sent_url(&run);
-    assert!(run.stderr.contains("sending anyway (`--force-resend`)"), "{run:?}");
+    assert!(
+        run.stderr.contains("sending anyway (`--force-resend`)"),
+        "{run:?}"
+    );
     let posts = s.server.posts_with(text);
     assert_eq!(posts.len(), 1);
     assert_eq!(url, s.server.post_url(&posts[0].id));
@@ -1533,14 +1549,24 @@ fn mastodon_a_status_with_a_remote_mention_is_found_by_its_source_after_the_hour
     let text = "Thanks @alice@other.example for the fix: https://example.com/changelog";
     s.server.fault(Fault::DropAfterCreate);
     for _ in 0..3 {
-        s.server
-            .fault(Fault::Status(503, vec![], "<html>Service Unavailable</html>".into()));
+        s.server.fault(Fault::Status(
+            503,
+            vec![],
+            "<html>Service Unavailable</html>".into(),
+        ));
     }
-    s.server
-        .fault_lookup(Fault::Status(503, vec![], "<html>Service Unavailable</html>".into()));
+    s.server.fault_lookup(Fault::Status(
+        503,
+        vec![],
+        "<html>Service Unavailable</html>".into(),
+    ));
     let run = s.post(text);
     assert_eq!(run.code, 9, "{run:?}");
-    assert_eq!(s.server.posts_with(text).len(), 1, "the first create made it");
+    assert_eq!(
+        s.server.posts_with(text).len(),
+        1,
+        "the first create made it"
+    );
     assert_eq!(s.states(), vec!["pending".to_owned()]);
     let creates = s.server.creates().len();
 
@@ -1570,7 +1596,8 @@ fn mastodon_past_the_keys_hour_with_no_match_is_undetermined() {
     let s = setup(Kind::Mastodon, true);
     let now = chrono::Utc::now();
     // Older statuses with the same words do not count, and neither does a reply.
-    s.server.seed("Quarterly update is live", now - chrono::Duration::days(2));
+    s.server
+        .seed("Quarterly update is live", now - chrono::Duration::days(2));
     s.server
         .seed_reply("Quarterly update is live", "1234", now - minutes(1));
     let text = "Quarterly update is live";
@@ -1586,9 +1613,16 @@ fn mastodon_past_the_keys_hour_with_no_match_is_undetermined() {
         ),
         "{run:?}"
     );
-    assert!(run.stderr.contains("`Idempotency-Key` has expired"), "{run:?}");
+    assert!(
+        run.stderr.contains("`Idempotency-Key` has expired"),
+        "{run:?}"
+    );
     assert!(run.stderr.contains("`--force-resend`"), "{run:?}");
-    assert!(s.server.creates().is_empty(), "sent: {:?}", s.server.creates());
+    assert!(
+        s.server.creates().is_empty(),
+        "sent: {:?}",
+        s.server.creates()
+    );
     assert_eq!(s.server.posts().len(), 2);
     // Whoever has looked at the account says it is not there: `--force-resend` sends it, once.
     let run = s.run(&["post", "--yes", "--force-resend", text]);

@@ -285,9 +285,10 @@ impl Platform for X {
 /// Whether timeline post `t` is `post`: made at or after `from`, its text rebuilt equal to
 /// the text sent, the same parent (or none).
 fn is_this_post(t: &Tweet, post: &Outgoing<'_>, from: chrono::DateTime<chrono::Utc>) -> bool {
-    let recent = t.created_at.as_deref().is_none_or(|c| {
-        chrono::DateTime::parse_from_rfc3339(c).is_ok_and(|c| c.to_utc() >= from)
-    });
+    let recent = t
+        .created_at
+        .as_deref()
+        .is_none_or(|c| chrono::DateTime::parse_from_rfc3339(c).is_ok_and(|c| c.to_utc() >= from));
     let parent = t
         .referenced_tweets
         .iter()

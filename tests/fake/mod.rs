@@ -651,7 +651,9 @@ fn x_render(s: &mut State, text: &str, id: &str, media_ids: &[String]) -> (Strin
                 }));
             }
             Piece::Plain(t) => stored.push_str(&x_escape(t)),
-            Piece::Mention(user, domain) => stored.push_str(&x_escape(&format!("@{user}@{domain}"))),
+            Piece::Mention(user, domain) => {
+                stored.push_str(&x_escape(&format!("@{user}@{domain}")))
+            }
             Piece::Tag(t) => stored.push_str(&x_escape(&format!("#{t}"))),
         }
     }
@@ -788,7 +790,10 @@ fn query(r: &Request) -> Vec<(String, String)> {
 }
 
 fn param(r: &Request, name: &str) -> Option<String> {
-    query(r).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    query(r)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 fn id_number(id: &str) -> u128 {
@@ -818,8 +823,7 @@ fn mastodon_timeline(s: &State, r: &Request, base: &str) -> Answer {
                 && since_id.is_none_or(|m| n > m)
                 && min_id.is_none_or(|m| n > m)
                 && !(exclude_replies
-                    && p
-                        .reply_to
+                    && p.reply_to
                         .as_ref()
                         .is_some_and(|parent| !s.posts.iter().any(|q| q.id == *parent)))
         })
@@ -941,10 +945,7 @@ fn mastodon(s: &mut State, r: &Request, base: &str) -> Answer {
         },
         ("GET", ["api", "v1", "statuses", id, "source"]) => {
             match s.posts.iter().find(|p| p.id == *id) {
-                Some(p) => plain(
-                    200,
-                    json!({"id": p.id, "text": p.text, "spoiler_text": ""}),
-                ),
+                Some(p) => plain(200, json!({"id": p.id, "text": p.text, "spoiler_text": ""})),
                 None => plain(404, json!({"error": "Record not found"})),
             }
         }
@@ -1014,7 +1015,11 @@ fn x_timeline(s: &State, r: &Request) -> Answer {
         },
     };
     let mut exclude_replies = false;
-    for e in param(r, "exclude").unwrap_or_default().split(',').filter(|e| !e.is_empty()) {
+    for e in param(r, "exclude")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|e| !e.is_empty())
+    {
         match e {
             "replies" => exclude_replies = true,
             "retweets" => {} // this fake's account makes none
@@ -1038,7 +1043,10 @@ fn x_timeline(s: &State, r: &Request) -> Answer {
     };
     let offset = match param(r, "pagination_token") {
         None => 0,
-        Some(v) => match v.strip_prefix("7140dibdnow9c7btw4").and_then(|n| n.parse().ok()) {
+        Some(v) => match v
+            .strip_prefix("7140dibdnow9c7btw4")
+            .and_then(|n| n.parse().ok())
+        {
             Some(n) => n,
             None => {
                 return invalid(&format!(
