@@ -1542,51 +1542,63 @@ fn x_more_candidates_than_one_page_is_undetermined_until_force_resend() {
 
 /// A status with a remote mention renders as `@<span>alice</span>`: after a create that went
 /// out unanswered and a lookup that failed, an hour passes (the key is gone); the rerun finds
-/// the status by its `/source` and does not send it again.
+/// the status by its `/source` and does not send it again. The same for one with an image.
 #[test]
 fn mastodon_a_status_with_a_remote_mention_is_found_by_its_source_after_the_hour() {
-    let s = setup(Kind::Mastodon, true);
     let text = "Thanks @alice@other.example for the fix: https://example.com/changelog";
-    s.server.fault(Fault::DropAfterCreate);
-    for _ in 0..3 {
-        s.server.fault(Fault::Status(
+    for media in [false, true] {
+        let s = setup(Kind::Mastodon, true);
+        let args: Vec<&str> = if media {
+            std::fs::write(s.sandbox.path().join("fix.png"), b"\x89PNG the fix").unwrap();
+            s.sandbox.write(
+                "fix.post.toml",
+                &format!(
+                    "account = \"brand\"\ntext = \"{text}\"\n[[media]]\npath = \"fix.png\"\nalt = \"The fix\"\n"
+                ),
+            );
+            vec!["post", "--yes", "--file", "fix.post.toml"]
+        } else {
+            vec!["post", "--yes", text]
+        };
+        s.server.fault(Fault::DropAfterCreate);
+        for _ in 0..3 {
+            s.server.fault(Fault::Status(
+                503,
+                vec![],
+                "<html>Service Unavailable</html>".into(),
+            ));
+        }
+        s.server.fault_lookup(Fault::Status(
             503,
             vec![],
             "<html>Service Unavailable</html>".into(),
         ));
-    }
-    s.server.fault_lookup(Fault::Status(
-        503,
-        vec![],
-        "<html>Service Unavailable</html>".into(),
-    ));
-    let run = s.post(text);
-    assert_eq!(run.code, 9, "{run:?}");
-    assert_eq!(
-        s.server.posts_with(text).len(),
-        1,
-        "the first create made it"
-    );
-    assert_eq!(s.states(), vec!["pending".to_owned()]);
-    let creates = s.server.creates().len();
+        let run = s.run(&args);
+        assert_eq!(run.code, 9, "{run:?}");
+        let posts = s.server.posts_with(text);
+        assert_eq!(posts.len(), 1, "the first create made it");
+        assert_eq!(posts[0].media_ids.len(), usize::from(media));
+        assert_eq!(s.states(), vec!["pending".to_owned()]);
+        let creates = s.server.creates().len();
 
-    // An hour and more later, for gate and for the server.
-    s.backdate_claims(Duration::from_secs(61 * 60));
-    s.server.advance(Duration::from_secs(61 * 60));
-    let run = s.post(text);
-    let url = sent_url(&run);
-    let posts = s.server.posts_with(text);
-    assert_eq!(posts.len(), 1, "sent again: {:?}", s.server.posts());
-    assert_eq!(url, s.server.post_url(&posts[0].id));
-    assert_eq!(s.server.creates().len(), creates, "{run:?}");
-    assert!(
-        s.server
-            .requests()
-            .iter()
-            .any(|r| r.path == format!("/api/v1/statuses/{}/source", posts[0].id)),
-        "not looked up by its source"
-    );
-    assert_eq!(s.states(), vec!["sent".to_owned()]);
+        // An hour and more later, for gate and for the server.
+        s.backdate_claims(Duration::from_secs(61 * 60));
+        s.server.advance(Duration::from_secs(61 * 60));
+        let run = s.run(&args);
+        let url = sent_url(&run);
+        let posts = s.server.posts_with(text);
+        assert_eq!(posts.len(), 1, "sent again: {:?}", s.server.posts());
+        assert_eq!(url, s.server.post_url(&posts[0].id));
+        assert_eq!(s.server.creates().len(), creates, "{run:?}");
+        assert!(
+            s.server
+                .requests()
+                .iter()
+                .any(|r| r.path == format!("/api/v1/statuses/{}/source", posts[0].id)),
+            "not looked up by its source"
+        );
+        assert_eq!(s.states(), vec!["sent".to_owned()]);
+    }
 }
 
 /// Past the key's hour with no status that matches, a resend is no longer protected by the

@@ -43,6 +43,8 @@ struct Status {
     created_at: Option<String>,
     #[serde(default)]
     in_reply_to_id: Option<String>,
+    #[serde(default)]
+    media_attachments: Vec<serde::de::IgnoredAny>,
 }
 
 /// `GET /api/v1/statuses/:id/source`: the text as it was written.
@@ -274,8 +276,8 @@ impl Platform for Mastodon {
     }
 
     /// The account's statuses made since the claim (less [`CLOCK_SKEW`]), newest first,
-    /// paged back with `max_id` until one is older; each one with the same parent is compared
-    /// by its `/source` text with the text sent ([`same_text`]). No match while the key's hour
+    /// paged back with `max_id` until one is older; each one with the same parent and as many
+    /// attachments is compared by its `/source` text with the text sent ([`same_text`]). No match while the key's hour
     /// (from `since`, less [`KEY_MARGIN`]) lasts: absent, as a resend with the same key
     /// answers with the original anyway. After it: undetermined.
     fn find(
@@ -314,7 +316,11 @@ impl Platform for Mastodon {
                     older = true;
                     break;
                 }
-                if status.in_reply_to_id.as_deref() != post.reply_to {
+                // Only a status with the same parent and as many attachments can be this
+                // post: the others need no `/source` request.
+                if status.in_reply_to_id.as_deref() != post.reply_to
+                    || status.media_attachments.len() != post.media.len()
+                {
                     continue;
                 }
                 if let Some(source) = self.source(&status.id)?
