@@ -901,7 +901,11 @@ fn adapters_publish_find_and_delete_through_the_trait() {
             visibility: None,
             progress: &gate::platforms::Progress::HIDDEN,
         };
-        assert_eq!(platform.find(&out, since).unwrap(), Lookup::Absent, "{kind:?}");
+        assert_eq!(
+            platform.find(&out, since).unwrap(),
+            Lookup::Absent,
+            "{kind:?}"
+        );
         let published = platform.publish(&out).unwrap();
         assert_eq!(published.url, server.post_url(&published.id));
         assert_eq!(
@@ -1707,4 +1711,289 @@ fn a_redirect_is_never_followed_with_a_credential() {
             thief.requests()
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lookups after an unknown outcome: never another post taken for ours.
+
+impl Setup {
+    /// Moves every delivery's claim back by `by`, as if it had been made that long ago (the
+    /// journal's `created_at`, RFC 3339).
+    fn backdate_claims(&self, by: Duration) {
+        let db =
+            rusqlite::Connection::open(self.sandbox.path().join("state/journal.sqlite3")).unwrap();
+        let rows: Vec<(i64, String)> = db
+            .prepare("SELECT rowid, created_at FROM deliveries")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(!rows.is_empty(), "no delivery to backdate");
+        for (rowid, created) in rows {
+            let then = chrono::DateTime::parse_from_rfc3339(&created)
+                .unwrap()
+                .to_utc()
+                - chrono::Duration::from_std(by).unwrap();
+            db.execute(
+                "UPDATE deliveries SET created_at = ?1 WHERE rowid = ?2",
+                rusqlite::params![
+                    then.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    rowid
+                ],
+            )
+            .unwrap();
+        }
+    }
+
+    fn states(&self) -> Vec<String> {
+        let db =
+            rusqlite::Connection::open(self.sandbox.path().join("state/journal.sqlite3")).unwrap();
+        db.prepare("SELECT state FROM deliveries")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+}
+
+fn minutes(n: i64) -> chrono::Duration {
+    chrono::Duration::minutes(n)
+}
+
+/// Last week's "New post: <another link>" (and one from two minutes ago, inside the clock-skew
+/// margin) is not this post: after a create dropped before it reached X, the new one goes out
+/// exactly once and its URL is printed.
+#[test]
+fn x_an_older_post_with_another_link_is_not_taken_for_this_one() {
+    let s = setup(Kind::X, true);
+    let now = chrono::Utc::now();
+    let week = s.server.seed(
+        "New post: https://example.com/old",
+        now - chrono::Duration::days(7),
+    );
+    let recent = s
+        .server
+        .seed("New post: https://example.com/older", now - minutes(2));
+    let text = "New post: https://example.com/new";
+    s.server.fault(Fault::DropBeforeCreate);
+    let url = sent_url(&s.post(text));
+    let posts = s.server.posts_with(text);
+    assert_eq!(posts.len(), 1, "{:?}", s.server.posts());
+    assert_eq!(url, s.server.post_url(&posts[0].id));
+    assert_ne!(url, s.server.post_url(&week));
+    assert_ne!(url, s.server.post_url(&recent));
+    assert_eq!(s.server.creates().len(), 2);
+    assert_eq!(s.server.posts().len(), 3);
+    // The lookup asked for the posts since the claim, as documented.
+    let lookup = s
+        .server
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/2/users/42/tweets")
+        .expect("a lookup");
+    assert!(lookup.query.contains("start_time="), "{lookup:?}");
+    assert!(lookup.query.contains("max_results=100"), "{lookup:?}");
+}
+
+/// A post with a link (`&` in its query), one with media and `& < >`, and a reply: each is
+/// found after a create that went out and was not answered, and not sent again.
+#[test]
+fn x_a_dropped_create_is_found_for_links_media_entities_and_replies() {
+    let s = setup(Kind::X, true);
+    std::fs::write(s.sandbox.path().join("slides.png"), b"\x89PNG slides").unwrap();
+    s.sandbox.write(
+        "media.post.toml",
+        "account = \"brand\"\ntext = \"Slides & notes <3 > all: https://example.com/s?a=1&b=2\"\n[[media]]\npath = \"slides.png\"\nalt = \"The first slide\"\n",
+    );
+    // (text, command, whether X shows a text other than the one sent)
+    let cases: [(&str, Vec<&str>, bool); 3] = [
+        (
+            "Release notes: https://example.com/notes?a=1&b=2 (read them).",
+            vec![
+                "post",
+                "--yes",
+                "Release notes: https://example.com/notes?a=1&b=2 (read them).",
+            ],
+            true,
+        ),
+        (
+            "Slides & notes <3 > all: https://example.com/s?a=1&b=2",
+            vec!["post", "--yes", "--file", "media.post.toml"],
+            true,
+        ),
+        (
+            "Thanks, we are on it",
+            vec![
+                "post",
+                "--yes",
+                "--reply-to",
+                "https://x.com/someone/status/1790000000000000000",
+                "Thanks, we are on it",
+            ],
+            false,
+        ),
+    ];
+    for (text, args, rebuilt) in cases {
+        let creates = s.server.creates().len();
+        s.server.fault(Fault::DropAfterCreate);
+        let run = s.run(&args);
+        let url = sent_url(&run);
+        let posts = s.server.posts_with(text);
+        assert_eq!(posts.len(), 1, "{text}: {:?}", s.server.posts());
+        assert_eq!(url, s.server.post_url(&posts[0].id), "{text}");
+        assert_eq!(s.server.creates().len(), creates + 1, "{text}: sent again");
+        // What X shows is not what was sent: the lookup had to rebuild it.
+        assert_eq!(posts[0].stored != text, rebuilt, "{}", posts[0].stored);
+    }
+    let reply = &s.server.posts_with("Thanks, we are on it")[0];
+    assert_eq!(reply.reply_to.as_deref(), Some("1790000000000000000"));
+    assert_eq!(s.server.posts().len(), 3);
+}
+
+/// More posts since the claim than one lookup sees: gate cannot tell, says so (exit 9, naming
+/// `--force-resend`) and sends nothing; `--force-resend` then sends it, once.
+#[test]
+fn x_more_candidates_than_one_page_is_undetermined_until_force_resend() {
+    let s = setup(Kind::X, true);
+    let now = chrono::Utc::now();
+    for i in 0..105 {
+        s.server.seed(
+            &format!("Update {i} from the launch room"),
+            now - minutes(1),
+        );
+    }
+    let text = "Launch day recap";
+    s.server.fault(Fault::DropBeforeCreate);
+    let run = s.post(text);
+    assert_eq!(run.code, 9, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "`brand`: an earlier attempt may have been sent, and gate cannot tell: `@brand` has more than 100 posts since"
+        ),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("`--force-resend`"), "{run:?}");
+    assert!(s.server.posts_with(text).is_empty());
+    assert_eq!(s.server.creates().len(), 1);
+    assert_eq!(s.states(), vec!["unknown".to_owned()], "a try that may have gone out stays unknown");
+
+    // Again without the flag: still undetermined, still nothing sent.
+    let run = s.post(text);
+    assert_eq!(run.code, 9, "{run:?}");
+    assert_eq!(s.server.creates().len(), 1);
+
+    let run = s.run(&["post", "--yes", "--force-resend", text]);
+    let url = sent_url(&run);
+    assert!(
+        run.stderr.contains("sending anyway (`--force-resend`)"),
+        "{run:?}"
+    );
+    let posts = s.server.posts_with(text);
+    assert_eq!(posts.len(), 1);
+    assert_eq!(url, s.server.post_url(&posts[0].id));
+    assert_eq!(s.server.creates().len(), 2);
+}
+
+/// A status with a remote mention renders as `@<span>alice</span>`: after a create that went
+/// out unanswered and a lookup that failed, an hour passes (the key is gone); the rerun finds
+/// the status by its `/source` and does not send it again. The same for one with an image.
+#[test]
+fn mastodon_a_status_with_a_remote_mention_is_found_by_its_source_after_the_hour() {
+    let text = "Thanks @alice@other.example for the fix: https://example.com/changelog";
+    for media in [false, true] {
+        let s = setup(Kind::Mastodon, true);
+        let args: Vec<&str> = if media {
+            std::fs::write(s.sandbox.path().join("fix.png"), b"\x89PNG the fix").unwrap();
+            s.sandbox.write(
+                "fix.post.toml",
+                &format!(
+                    "account = \"brand\"\ntext = \"{text}\"\n[[media]]\npath = \"fix.png\"\nalt = \"The fix\"\n"
+                ),
+            );
+            vec!["post", "--yes", "--file", "fix.post.toml"]
+        } else {
+            vec!["post", "--yes", text]
+        };
+        s.server.fault(Fault::DropAfterCreate);
+        for _ in 0..3 {
+            s.server.fault(Fault::Status(
+                503,
+                vec![],
+                "<html>Service Unavailable</html>".into(),
+            ));
+        }
+        s.server.fault_lookup(Fault::Status(
+            503,
+            vec![],
+            "<html>Service Unavailable</html>".into(),
+        ));
+        let run = s.run(&args);
+        assert_eq!(run.code, 9, "{run:?}");
+        let posts = s.server.posts_with(text);
+        assert_eq!(posts.len(), 1, "the first create made it");
+        assert_eq!(posts[0].media_ids.len(), usize::from(media));
+        assert_eq!(s.states(), vec!["unknown".to_owned()], "a try that may have gone out stays unknown");
+        let creates = s.server.creates().len();
+
+        // An hour and more later, for gate and for the server.
+        s.backdate_claims(Duration::from_secs(61 * 60));
+        s.server.advance(Duration::from_secs(61 * 60));
+        let run = s.run(&args);
+        let url = sent_url(&run);
+        let posts = s.server.posts_with(text);
+        assert_eq!(posts.len(), 1, "sent again: {:?}", s.server.posts());
+        assert_eq!(url, s.server.post_url(&posts[0].id));
+        assert_eq!(s.server.creates().len(), creates, "{run:?}");
+        assert!(
+            s.server
+                .requests()
+                .iter()
+                .any(|r| r.path == format!("/api/v1/statuses/{}/source", posts[0].id)),
+            "not looked up by its source"
+        );
+        assert_eq!(s.states(), vec!["sent".to_owned()]);
+    }
+}
+
+/// Past the key's hour with no status that matches, a resend is no longer protected by the
+/// key: exit 9 naming `--force-resend`, nothing sent.
+#[test]
+fn mastodon_past_the_keys_hour_with_no_match_is_undetermined() {
+    let s = setup(Kind::Mastodon, true);
+    let now = chrono::Utc::now();
+    // Older statuses with the same words do not count, and neither does a reply.
+    s.server
+        .seed("Quarterly update is live", now - chrono::Duration::days(2));
+    s.server
+        .seed_reply("Quarterly update is live", "1234", now - minutes(1));
+    let text = "Quarterly update is live";
+    s.kill_at(text, "after-journal");
+    assert!(s.server.creates().is_empty());
+    s.backdate_claims(Duration::from_secs(61 * 60));
+    s.server.advance(Duration::from_secs(61 * 60));
+    let run = s.post(text);
+    assert_eq!(run.code, 9, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "`brand`: an earlier attempt may have been sent, and gate cannot tell: no status of `@brand` since"
+        ),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains("`Idempotency-Key` has expired"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("`--force-resend`"), "{run:?}");
+    assert!(
+        s.server.creates().is_empty(),
+        "sent: {:?}",
+        s.server.creates()
+    );
+    assert_eq!(s.server.posts().len(), 2);
+    // Whoever has looked at the account says it is not there: `--force-resend` sends it, once.
+    let run = s.run(&["post", "--yes", "--force-resend", text]);
+    sent_url(&run);
+    assert_eq!(s.server.creates().len(), 1);
 }

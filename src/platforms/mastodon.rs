@@ -1,6 +1,8 @@
 //! Mastodon: `POST /api/v2/media` for attachments, `POST /api/v1/statuses` with an
 //! `Idempotency-Key` (the server keeps it an hour per account and answers a repeated key with
-//! the status it already made), so a status request may be retried safely with its key.
+//! the status it already made), so a status request may be retried safely with its key. After
+//! an unknown outcome, `find` reads the plain text of each status made since the claim
+//! (`GET /api/v1/statuses/:id/source`): the rendered HTML cannot be compared.
 
 use std::time::{Duration, Instant};
 
@@ -9,13 +11,20 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::reply::{self, ATTEMPTS};
-use super::{Lookup, Outgoing, Platform, Published, SendError};
+use super::{CLOCK_SKEW, Lookup, Outgoing, Platform, Published, SendError};
 use crate::credential::Credential;
 
 /// How long an attachment may stay "processing" (206) before gate gives up.
 const MEDIA_WAIT: Duration = Duration::from_secs(120);
-/// How many of the account's latest statuses `find` looks through.
-const RECENT: u32 = 40;
+/// Statuses per page of the account's timeline: Mastodon's maximum.
+const PAGE: u32 = 40;
+/// How many pages `find` reads before it stops: 400 statuses since a claim is not a lookup.
+const PAGES: u32 = 10;
+/// How long Mastodon keeps an `Idempotency-Key` (from the first request that carried it).
+const KEY_KEPT: chrono::Duration = chrono::Duration::hours(1);
+/// Taken off the key's hour before gate trusts it: the server's clock may differ
+/// ([`CLOCK_SKEW`]) and a resend takes time to arrive.
+const KEY_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
 
 pub struct Mastodon {
     base: String,
@@ -31,7 +40,18 @@ struct Status {
     #[serde(default)]
     uri: Option<String>,
     #[serde(default)]
-    content: String,
+    created_at: Option<String>,
+    #[serde(default)]
+    in_reply_to_id: Option<String>,
+    #[serde(default)]
+    media_attachments: Vec<serde::de::IgnoredAny>,
+}
+
+/// `GET /api/v1/statuses/:id/source`: the text as it was written.
+#[derive(Deserialize)]
+struct Source {
+    #[serde(default)]
+    text: String,
 }
 
 impl Status {
@@ -145,6 +165,18 @@ impl Mastodon {
         Ok(attachment.id)
     }
 
+    /// A status's `/source`; none when it is gone (deleted since it was listed).
+    fn source(&self, id: &str) -> Result<Option<Source>, SendError> {
+        match self.send(
+            self.client
+                .get(self.url(&format!("/api/v1/statuses/{id}/source"))),
+        ) {
+            Ok(response) => Ok(Some(Self::json(response)?)),
+            Err(SendError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn account(&self) -> Result<Account, SendError> {
         Self::json(
             self.send(
@@ -249,30 +281,91 @@ impl Platform for Mastodon {
         }
     }
 
-    /// The account's latest statuses, matched on their text. Mastodon returns HTML, so the
-    /// comparison is on the text with tags and entities taken out. (Within the key's hour a
-    /// new `publish` with the same key is safe anyway: the server returns the original.)
+    /// The account's statuses made since the claim (less [`CLOCK_SKEW`]), newest first,
+    /// paged back with `max_id` until one is older; each one with the same parent and as many
+    /// attachments is compared by its `/source` text with the text sent ([`same_text`]). No match while the key's hour
+    /// (from `since`, less [`KEY_MARGIN`]) lasts: absent, as a resend with the same key
+    /// answers with the original anyway. After it: undetermined.
     fn find(
         &self,
         post: &Outgoing<'_>,
-        _since: chrono::DateTime<chrono::Utc>,
+        since: chrono::DateTime<chrono::Utc>,
     ) -> Result<Lookup, SendError> {
         let me = self.account()?;
-        let statuses: Vec<Status> = Self::json(
-            self.send(
+        let from = since - CLOCK_SKEW;
+        let mut max_id: Option<String> = None;
+        let mut complete = false;
+        for _ in 0..PAGES {
+            let mut query = vec![
+                ("limit", PAGE.to_string()),
+                ("exclude_reblogs", "true".to_owned()),
+            ];
+            if let Some(id) = &max_id {
+                query.push(("max_id", id.clone()));
+            }
+            let response = self.send(
                 self.client
                     .get(self.url(&format!("/api/v1/accounts/{}/statuses", me.id)))
-                    .query(&[
-                        ("limit", RECENT.to_string()),
-                        ("exclude_reblogs", "true".to_owned()),
-                    ]),
-            )?,
-        )?;
-        let want = squash(post.text);
-        Ok(statuses
-            .into_iter()
-            .find(|s| squash(&plain_text(&s.content)) == want)
-            .map_or(Lookup::Absent, |s| Lookup::Found(s.published())))
+                    .query(&query),
+            )?;
+            let next = has_next(response.headers());
+            let mut page: Vec<Status> = Self::json(response)?;
+            let mut older = false;
+            let mut found = None;
+            for (i, status) in page.iter().enumerate() {
+                if status
+                    .created_at
+                    .as_deref()
+                    .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+                    .is_some_and(|c| c.to_utc() < from)
+                {
+                    older = true;
+                    break;
+                }
+                // Only a status with the same parent and as many attachments can be this
+                // post: the others need no `/source` request.
+                if status.in_reply_to_id.as_deref() != post.reply_to
+                    || status.media_attachments.len() != post.media.len()
+                {
+                    continue;
+                }
+                if let Some(source) = self.source(&status.id)?
+                    && same_text(&source.text, post.text)
+                {
+                    found = Some(i);
+                    break;
+                }
+            }
+            if let Some(i) = found {
+                return Ok(Lookup::Found(page.swap_remove(i).published()));
+            }
+            match page.last() {
+                Some(last) if !older && next => max_id = Some(last.id.clone()),
+                _ => {
+                    complete = true;
+                    break;
+                }
+            }
+        }
+        let key_until = since + KEY_KEPT - KEY_MARGIN;
+        if chrono::Utc::now() < key_until {
+            return Ok(Lookup::Absent);
+        }
+        let at = from.format("%Y-%m-%d %H:%M UTC");
+        Ok(Lookup::Undetermined {
+            reason: if complete {
+                format!(
+                    "no status of `@{}` since {at} has this text, but the first attempt's `Idempotency-Key` has expired (mastodon keeps it one hour), so a status it made and that gate cannot recognise (edited, deleted) would not stop a resend",
+                    me.acct
+                )
+            } else {
+                format!(
+                    "`@{}` has more than {} statuses since {at}, none of the latest is this one, and the first attempt's `Idempotency-Key` has expired (mastodon keeps it one hour)",
+                    me.acct,
+                    PAGE * PAGES
+                )
+            },
+        })
     }
 
     fn delete(&self, id: &str) -> Result<(), SendError> {
@@ -288,34 +381,27 @@ impl Platform for Mastodon {
     }
 }
 
-/// A status's HTML as text: paragraphs and `<br>` become newlines, tags go, the five
-/// entities HTML escaping produces are decoded.
-fn plain_text(html: &str) -> String {
-    let html = html
-        .replace("</p><p>", "\n\n")
-        .replace("<br>", "\n")
-        .replace("<br />", "\n")
-        .replace("<br/>", "\n");
-    let mut out = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => in_tag = false,
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
+/// Whether a `Link` header names a `rel="next"` page.
+fn has_next(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|link| {
+            link.split(';')
+                .skip(1)
+                .any(|p| matches!(p.trim(), "rel=\"next\"" | "rel=next"))
+        })
 }
 
-/// Text compared without regard to whitespace runs (servers re-wrap).
-fn squash(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+/// A status's `/source` text against the text sent: equal but for line endings (`\r\n` or
+/// `\r` read as `\n`). Nothing else is loosened.
+fn same_text(source: &str, sent: &str) -> bool {
+    fn lines(text: &str) -> String {
+        text.replace("\r\n", "\n").replace('\r', "\n")
+    }
+    lines(source) == lines(sent)
 }
 
 #[cfg(test)]
@@ -323,15 +409,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_html_reads_back_as_the_text_sent() {
-        let html = "<p>Our release &amp; notes: <a href=\"https://example.com\"><span>https://example.com</span></a></p><p>Second &lt;para&gt;<br>line &quot;q&quot; it&#39;s</p>";
-        assert_eq!(
-            plain_text(html),
-            "Our release & notes: https://example.com\n\nSecond <para>\nline \"q\" it's"
+    fn source_text_matches_only_the_text_sent() {
+        let sent = "Hello @alice@other.example & <friends>\r\nsee https://example.com/x";
+        assert!(same_text(
+            "Hello @alice@other.example & <friends>\nsee https://example.com/x",
+            sent
+        ));
+        assert!(same_text(sent, sent));
+        // Rendered HTML read back as text loses the mention's domain: not the same text.
+        assert!(!same_text(
+            "Hello @alice & <friends>\nsee https://example.com/x",
+            sent
+        ));
+        // Whitespace, case and links are not loosened.
+        assert!(!same_text(
+            "Hello  @alice@other.example & <friends>\nsee https://example.com/x",
+            sent
+        ));
+        assert!(!same_text(
+            "Hello @alice@other.example & <friends>\nsee https://example.com/y",
+            sent
+        ));
+        assert!(!same_text(
+            "hello @alice@other.example & <friends>\nsee https://example.com/x",
+            sent
+        ));
+    }
+
+    #[test]
+    fn a_link_header_names_the_next_page() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::LINK,
+            "<https://s.example/api/v1/accounts/7/statuses?max_id=5>; rel=\"next\", <https://s.example/api/v1/accounts/7/statuses?min_id=9>; rel=\"prev\""
+                .parse()
+                .unwrap(),
         );
-        assert_eq!(
-            squash(&plain_text(html)),
-            squash("Our release & notes: https://example.com\n\nSecond <para>\nline \"q\" it's")
+        assert!(has_next(&h));
+        h.insert(
+            reqwest::header::LINK,
+            "<https://s.example/api/v1/accounts/7/statuses?min_id=9>; rel=\"prev\""
+                .parse()
+                .unwrap(),
         );
+        assert!(!has_next(&h));
+        assert!(!has_next(&reqwest::header::HeaderMap::new()));
     }
 }

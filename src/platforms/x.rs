@@ -1,7 +1,8 @@
 //! X (API v2): `POST /2/media/upload` and `POST /2/media/metadata` for attachments and their
 //! alt text, `POST /2/tweets` for the post. X has no idempotency key, so a post request is
 //! never retried blindly: an unknown outcome (and a 403 "duplicate content") is resolved by
-//! looking at the account's latest posts.
+//! looking at the account's posts made since the delivery was claimed, with their text
+//! rebuilt from X's `t.co` entities and compared exactly.
 
 use std::time::Duration;
 
@@ -11,11 +12,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::reply::{self, ATTEMPTS};
-use super::{Lookup, Outgoing, Platform, Published, SendError};
+use super::{CLOCK_SKEW, Lookup, Outgoing, Platform, Published, SendError};
 use crate::credential::Credential;
 
-/// How many of the account's latest posts `find` looks through (X allows 5–100).
-const RECENT: u32 = 20;
+/// How many posts one timeline page holds for `find`: X's maximum. A lookup reads one page;
+/// more candidates than that and it cannot tell.
+const PAGE: u32 = 100;
 
 pub struct X {
     base: String,
@@ -33,6 +35,38 @@ struct Tweet {
     id: String,
     #[serde(default)]
     text: String,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    entities: Option<Entities>,
+    #[serde(default)]
+    referenced_tweets: Vec<Referenced>,
+}
+
+#[derive(Deserialize, Default)]
+struct Entities {
+    #[serde(default)]
+    urls: Vec<UrlEntity>,
+}
+
+/// One `entities.urls[]` item: the `t.co` link in the text and what it stands for.
+#[derive(Deserialize)]
+struct UrlEntity {
+    #[serde(default)]
+    start: Option<usize>,
+    url: String,
+    #[serde(default)]
+    expanded_url: Option<String>,
+    /// Present on the trailing link X adds for a post's media.
+    #[serde(default)]
+    media_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Referenced {
+    #[serde(rename = "type")]
+    kind: String,
+    id: String,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +84,14 @@ struct Uploaded {
 struct Timeline {
     #[serde(default)]
     data: Vec<Tweet>,
+    #[serde(default)]
+    meta: Meta,
+}
+
+#[derive(Deserialize, Default)]
+struct Meta {
+    #[serde(default)]
+    next_token: Option<String>,
 }
 
 /// The public address of a post; X's API answers with the id only.
@@ -180,33 +222,54 @@ impl Platform for X {
         }
     }
 
-    /// The account's latest posts with exactly this text (X keeps the text as sent, except
-    /// that links are shortened: a post with links is compared with them replaced).
+    /// The account's posts made since the claim (less [`CLOCK_SKEW`]), one page of at most
+    /// [`PAGE`], each with its text rebuilt as it was sent ([`sent_text`]) and compared
+    /// exactly; a reply must answer the same parent. No match on a page that is not the last:
+    /// undetermined, never a guess.
     fn find(
         &self,
         post: &Outgoing<'_>,
-        _since: chrono::DateTime<chrono::Utc>,
+        since: chrono::DateTime<chrono::Utc>,
     ) -> Result<Lookup, SendError> {
         let me = self.me()?;
+        let from = since - CLOCK_SKEW;
+        let start_time = from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        // Replies are looked at only for a reply; retweets never carry our text.
+        let exclude = if post.reply_to.is_some() {
+            "retweets"
+        } else {
+            "retweets,replies"
+        };
         let timeline: Timeline = Self::json(self.repeatable(|| {
             self.client
                 .get(self.url(&format!("/2/users/{}/tweets", me.id)))
                 .query(&[
-                    ("max_results", RECENT.to_string()),
-                    ("exclude", "retweets,replies".to_owned()),
+                    ("start_time", start_time.as_str()),
+                    ("max_results", &PAGE.to_string()),
+                    ("tweet.fields", "created_at,entities,referenced_tweets"),
+                    ("exclude", exclude),
                 ])
         })?)?;
-        let want = without_links(post.text);
-        Ok(timeline
+        let found = timeline
             .data
             .into_iter()
-            .find(|t| without_links(&t.text) == want)
-            .map_or(Lookup::Absent, |t| {
-                Lookup::Found(Published {
-                    url: post_url(&t.id),
-                    id: t.id,
-                })
-            }))
+            .find(|t| is_this_post(t, post, from));
+        if let Some(t) = found {
+            return Ok(Lookup::Found(Published {
+                url: post_url(&t.id),
+                id: t.id,
+            }));
+        }
+        if timeline.meta.next_token.is_some() {
+            return Ok(Lookup::Undetermined {
+                reason: format!(
+                    "`@{}` has more than {PAGE} posts since {} and none of the latest {PAGE} is this one",
+                    me.username,
+                    from.format("%Y-%m-%d %H:%M:%S UTC")
+                ),
+            });
+        }
+        Ok(Lookup::Absent)
     }
 
     fn delete(&self, id: &str) -> Result<(), SendError> {
@@ -219,31 +282,147 @@ impl Platform for X {
     }
 }
 
-/// Text with every `http(s)://…` word replaced by one marker and whitespace runs squashed,
-/// so a post whose links X shortened to `t.co` still matches what was sent.
-fn without_links(text: &str) -> String {
-    text.split_whitespace()
-        .map(|w| {
-            if w.starts_with("https://") || w.starts_with("http://") {
-                "<link>"
-            } else {
-                w
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+/// Whether timeline post `t` is `post`: made at or after `from`, its text rebuilt equal to
+/// the text sent, the same parent (or none).
+fn is_this_post(t: &Tweet, post: &Outgoing<'_>, from: chrono::DateTime<chrono::Utc>) -> bool {
+    let recent = t
+        .created_at
+        .as_deref()
+        .is_none_or(|c| chrono::DateTime::parse_from_rfc3339(c).is_ok_and(|c| c.to_utc() >= from));
+    let parent = t
+        .referenced_tweets
+        .iter()
+        .find(|r| r.kind == "replied_to")
+        .map(|r| r.id.as_str());
+    recent
+        && parent == post.reply_to
+        && sent_text(t, !post.media.is_empty()).as_deref() == Some(post.text)
+}
+
+/// The text as it was sent, rebuilt from what X returns: each `t.co` link of
+/// `entities.urls` replaced by its `expanded_url`, `&amp; &lt; &gt;` decoded, and for a post
+/// with media the trailing link X adds removed. None when the post cannot be the one sent: a
+/// media link where none was sent, none where media was, a link the entities do not place.
+fn sent_text(t: &Tweet, media: bool) -> Option<String> {
+    let empty = Entities::default();
+    let entities = t.entities.as_ref().unwrap_or(&empty);
+    let mut text = t.text.as_str();
+    let (media_links, mut links): (Vec<&UrlEntity>, Vec<&UrlEntity>) =
+        entities.urls.iter().partition(|u| u.media_key.is_some());
+    links.sort_by_key(|u| u.start);
+    if media {
+        let last = media_links.last()?;
+        text = text.strip_suffix(last.url.as_str())?;
+        text = text.strip_suffix(' ').unwrap_or(text);
+    } else if !media_links.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    for link in links {
+        let at = rest.find(link.url.as_str())?;
+        out.push_str(&unescape(&rest[..at]));
+        out.push_str(link.expanded_url.as_deref().unwrap_or(&link.url));
+        rest = &rest[at + link.url.len()..];
+    }
+    out.push_str(&unescape(rest));
+    Some(out)
+}
+
+/// The three entities X writes into a post's text, decoded (`&amp;` last, so `&amp;lt;` reads
+/// `&lt;`).
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn tweet(value: serde_json::Value) -> Tweet {
+        serde_json::from_value(value).unwrap()
+    }
+
     #[test]
-    fn shortened_links_still_match() {
+    fn links_are_rebuilt_from_their_entities_and_never_match_another_link() {
+        let t = tweet(json!({
+            "id": "1",
+            "text": "New post: https://t.co/AbCdEfGhIj and https://t.co/0123456789.",
+            "entities": {"urls": [
+                {"start": 10, "end": 33, "url": "https://t.co/AbCdEfGhIj",
+                 "expanded_url": "https://example.com/new", "display_url": "example.com/new"},
+                {"start": 38, "end": 61, "url": "https://t.co/0123456789",
+                 "expanded_url": "https://example.com/notes?a=1&b=2", "display_url": "example.com/notes?a=1&…"}
+            ]}
+        }));
         assert_eq!(
-            without_links("Out now: https://example.com/release  today"),
-            without_links("Out now: https://t.co/abc123 today")
+            sent_text(&t, false).as_deref(),
+            Some("New post: https://example.com/new and https://example.com/notes?a=1&b=2.")
         );
-        assert_ne!(without_links("Out now"), without_links("Out later"));
+        // The old comparison took any link for any other.
+        assert_ne!(
+            sent_text(&t, false).as_deref(),
+            Some("New post: https://example.com/old and https://example.com/notes?a=1&b=2.")
+        );
+        // A link the entities do not name is kept as X shows it: it matches nothing sent.
+        let bare = tweet(json!({"id": "2", "text": "New post: https://t.co/AbCdEfGhIj"}));
+        assert_eq!(
+            sent_text(&bare, false).as_deref(),
+            Some("New post: https://t.co/AbCdEfGhIj")
+        );
+    }
+
+    #[test]
+    fn the_media_link_is_removed_only_for_a_post_with_media() {
+        let t = tweet(json!({
+            "id": "3",
+            "text": "Notes &amp; slides https://t.co/AAAAAAAAAA https://t.co/BBBBBBBBBB",
+            "entities": {"urls": [
+                {"start": 19, "end": 42, "url": "https://t.co/AAAAAAAAAA",
+                 "expanded_url": "https://example.com/n", "display_url": "example.com/n"},
+                {"start": 43, "end": 66, "url": "https://t.co/BBBBBBBBBB",
+                 "expanded_url": "https://x.com/brand/status/3/photo/1",
+                 "display_url": "pic.x.com/CCCCCCCCCC", "media_key": "3_9"}
+            ]}
+        }));
+        assert_eq!(
+            sent_text(&t, true).as_deref(),
+            Some("Notes & slides https://example.com/n")
+        );
+        // Sent without media, this post (which has some) is not ours.
+        assert_eq!(sent_text(&t, false), None);
+        // Sent with media, a post without any is not ours.
+        let plain = tweet(json!({"id": "4", "text": "Notes &amp; slides"}));
+        assert_eq!(sent_text(&plain, true), None);
+        // Media alone: the text is the media link only.
+        let only = tweet(json!({
+            "id": "5",
+            "text": "https://t.co/BBBBBBBBBB",
+            "entities": {"urls": [{"start": 0, "end": 23, "url": "https://t.co/BBBBBBBBBB",
+                "expanded_url": "https://x.com/brand/status/5/photo/1", "media_key": "3_9"}]}
+        }));
+        assert_eq!(sent_text(&only, true).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn entities_decode_once_and_nothing_else_changes() {
+        let t = tweet(json!({"id": "6", "text": "a &amp; b &lt;3 &gt; c &amp;lt; &quot;q&quot;"}));
+        assert_eq!(
+            sent_text(&t, false).as_deref(),
+            Some("a & b <3 > c &lt; &quot;q&quot;")
+        );
+        // A link's own `&` is not decoded twice: the expanded URL is used as it is.
+        let t = tweet(json!({
+            "id": "7",
+            "text": "x https://t.co/AAAAAAAAAA",
+            "entities": {"urls": [{"url": "https://t.co/AAAAAAAAAA",
+                "expanded_url": "https://example.com/?q=&amp;"}]}
+        }));
+        assert_eq!(
+            sent_text(&t, false).as_deref(),
+            Some("x https://example.com/?q=&amp;")
+        );
     }
 }
