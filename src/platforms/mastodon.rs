@@ -106,12 +106,12 @@ impl Mastodon {
             match self.send(self.client.post(self.url("/api/v2/media")).multipart(form)) {
                 Ok(r) => break r,
                 Err(SendError::Unknown { .. }) if attempt < ATTEMPTS => {
-                    std::thread::sleep(reply::backoff(attempt))
+                    crate::pause::sleep(reply::backoff(attempt))
                 }
                 Err(SendError::RateLimited {
                     retry_after: Some(d),
                     ..
-                }) if attempt < ATTEMPTS && d <= Duration::from_secs(60) => std::thread::sleep(d),
+                }) if attempt < ATTEMPTS && d <= Duration::from_secs(60) => crate::pause::sleep(d),
                 Err(e) => return Err(e),
             }
         };
@@ -138,7 +138,7 @@ impl Mastodon {
                         ),
                     });
                 }
-                std::thread::sleep(pause);
+                crate::pause::sleep(pause);
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
         }
@@ -230,13 +230,13 @@ impl Platform for Mastodon {
             match self.send(request) {
                 Ok(response) => return Ok(Self::json::<Status>(response)?.published()),
                 Err(SendError::Unknown { .. }) if attempt < ATTEMPTS => {
-                    std::thread::sleep(reply::backoff(attempt))
+                    crate::pause::sleep(reply::backoff(attempt))
                 }
                 Err(SendError::RateLimited { retry_after, .. })
                     if attempt < ATTEMPTS
                         && retry_after.is_none_or(|d| d <= Duration::from_secs(60)) =>
                 {
-                    std::thread::sleep(retry_after.unwrap_or_else(|| reply::backoff(attempt + 2)));
+                    crate::pause::sleep(retry_after.unwrap_or_else(|| reply::backoff(attempt + 2)));
                 }
                 Err(e) => return Err(e),
             }
