@@ -1417,7 +1417,9 @@ fn gate_post_to_bluesky_never_duplicates_or_loses_a_post_under_faults() {
         // is sent again once; a post made but unanswered, or killed before its journal entry,
         // is found by `getRecord`, not written again.
         let want: &[Put] = match mode {
-            Injected::DropBeforeCreate => &[(Some(Fault::DropBeforeServer), None), (None, Some(200))],
+            Injected::DropBeforeCreate => {
+                &[(Some(Fault::DropBeforeServer), None), (None, Some(200))]
+            }
             Injected::DropAfterCreate => &[(Some(Fault::DropAfterServer), Some(200))],
             Injected::KillAfterJournal | Injected::KillAfterPublish => &[(None, Some(200))],
         };

@@ -178,7 +178,9 @@ struct Shard {
 }
 
 fn policy(platform: &str, account: &str, url: &str, handle: Option<&str>) -> String {
-    let handle = handle.map(|h| format!("handle = \"{h}\"\n")).unwrap_or_default();
+    let handle = handle
+        .map(|h| format!("handle = \"{h}\"\n"))
+        .unwrap_or_default();
     format!(
         "version = 1\ntimezone = \"UTC\"\n\n[accounts.{account}]\nplatform = \"{platform}\"\nserver = \"{url}\"\n{handle}"
     )
@@ -212,7 +214,11 @@ fn fake_shard(kind: Kind, bus: &SessionBus) -> Shard {
     bus.attach(&mut sandbox);
     sandbox.set_var("GATE_TEST_PAUSE_SCALE", "0.01");
     sandbox.write("gate.toml", &policy(kind.name(), "brand", &proxy.url, None));
-    let run = login(&sandbox, &["auth", "login", "brand", "--with-token"], &token);
+    let run = login(
+        &sandbox,
+        &["auth", "login", "brand", "--with-token"],
+        &token,
+    );
     assert_eq!(run.code, 0, "{run:?}");
     Shard {
         sandbox,
@@ -277,7 +283,9 @@ struct Outcome {
 
 impl std::fmt::Debug for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let code = self.code.map_or("killed".to_owned(), |c| format!("exit {c}"));
+        let code = self
+            .code
+            .map_or("killed".to_owned(), |c| format!("exit {c}"));
         write!(
             f,
             "    {} → {code}, {} post(s) after\n      stdout: {}\n      stderr: {}",
@@ -388,7 +396,10 @@ struct Verdict {
 
 impl Verdict {
     fn clean(&self) -> bool {
-        !self.duplicate && self.lost.is_empty() && self.nothing_sent.is_empty() && self.other.is_empty()
+        !self.duplicate
+            && self.lost.is_empty()
+            && self.nothing_sent.is_empty()
+            && self.other.is_empty()
     }
 }
 
@@ -413,11 +424,9 @@ impl Shard {
         if !path.exists() {
             return HashMap::new();
         }
-        let db = rusqlite::Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
+        let db =
+            rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
         db.busy_timeout(Duration::from_secs(10)).unwrap();
         let mut stmt = db
             .prepare("SELECT digest, state, url FROM deliveries")
@@ -429,7 +438,13 @@ impl Shard {
     }
 
     /// One post through its faults, then plain reruns until it settles; every process checked.
-    fn post(&self, index: usize, text: &str, steps: &[Step], known: &mut HashSet<String>) -> Report {
+    fn post(
+        &self,
+        index: usize,
+        text: &str,
+        steps: &[Step],
+        known: &mut HashSet<String>,
+    ) -> Report {
         let before = self.proxy.applied().len();
         self.proxy.clear();
         let net: Vec<Fault> = steps
@@ -442,7 +457,11 @@ impl Shard {
         self.proxy.push(&net);
         let mut verdict = Verdict::default();
         let mut outcomes: Vec<Outcome> = Vec::new();
-        let process_steps: Vec<Step> = steps.iter().copied().filter(|s| !matches!(s, Step::Net(_))).collect();
+        let process_steps: Vec<Step> = steps
+            .iter()
+            .copied()
+            .filter(|s| !matches!(s, Step::Net(_)))
+            .collect();
         let mut settled = false;
         let mut i = 0;
         while i < process_steps.len() + RERUNS && !settled {
@@ -492,11 +511,18 @@ impl Shard {
                 }
                 _ => done(Live::start(self.command(text)).finish("gate".into())),
             }
-            let after = ended.last().map(|(o, _)| o.after.clone()).unwrap_or_default();
+            let after = ended
+                .last()
+                .map(|(o, _)| o.after.clone())
+                .unwrap_or_default();
             let journal = self.journal();
             for (outcome, hung) in ended {
                 if hung {
-                    verdict.other.push(format!("{} hung for {} s", outcome.how, PROCESS_LIMIT.as_secs()));
+                    verdict.other.push(format!(
+                        "{} hung for {} s",
+                        outcome.how,
+                        PROCESS_LIMIT.as_secs()
+                    ));
                 }
                 if outcome.after.len() > 1 {
                     verdict.duplicate = true;
@@ -516,23 +542,32 @@ impl Shard {
                 if let (true, Some(url)) = (mine, url)
                     && !after.contains(url)
                 {
-                    verdict.lost.push(format!("the journal says `{state}` at {url}, which is not on the server"));
+                    verdict.lost.push(format!(
+                        "the journal says `{state}` at {url}, which is not on the server"
+                    ));
                 }
             }
         }
         let last = outcomes.last().map(|o| o.after.clone()).unwrap_or_default();
         if !settled {
-            verdict.other.push(format!("not settled after {} runs", outcomes.len()));
+            verdict
+                .other
+                .push(format!("not settled after {} runs", outcomes.len()));
         }
         if last.is_empty() {
             verdict.lost.push("the settled state has no post".into());
         }
         let journal = self.journal();
-        let mine: Vec<_> = journal.iter().filter(|(d, _)| !known.contains(*d)).collect();
+        let mine: Vec<_> = journal
+            .iter()
+            .filter(|(d, _)| !known.contains(*d))
+            .collect();
         if settled {
             match mine.as_slice() {
                 [(_, (state, Some(url)))] if state == "sent" && last.contains(url) => {}
-                other => verdict.lost.push(format!("settled, but the journal holds {other:?}")),
+                other => verdict
+                    .lost
+                    .push(format!("settled, but the journal holds {other:?}")),
             }
         }
         known.extend(mine.into_iter().map(|(d, _)| d.clone()));
@@ -552,7 +587,8 @@ impl Shard {
     fn judge(&self, o: &Outcome, v: &mut Verdict) {
         for secret in &self.secrets {
             if o.stdout.contains(secret.as_str()) || o.stderr.contains(secret.as_str()) {
-                v.other.push(format!("{}: a secret shows in the output", o.how));
+                v.other
+                    .push(format!("{}: a secret shows in the output", o.how));
             }
         }
         let Some(code) = o.code else { return };
@@ -578,21 +614,31 @@ impl Shard {
         let sent: Vec<String> = doc
             .as_ref()
             .and_then(|d| d["sent"].as_array())
-            .map(|s| s.iter().filter_map(|e| e["url"].as_str().map(str::to_owned)).collect())
+            .map(|s| {
+                s.iter()
+                    .filter_map(|e| e["url"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         for url in &sent {
             if !o.after.contains(url) {
-                v.lost.push(format!("{} printed {url}, which is not on the server", o.how));
+                v.lost.push(format!(
+                    "{} printed {url}, which is not on the server",
+                    o.how
+                ));
             }
         }
         if code == 0 && sent.is_empty() {
-            v.lost.push(format!("{} exited 0 without naming a sent post", o.how));
+            v.lost
+                .push(format!("{} exited 0 without naming a sent post", o.how));
         }
         if code == 0 && !exists {
-            v.lost.push(format!("{} said sent, and the server has no post", o.how));
+            v.lost
+                .push(format!("{} said sent, and the server has no post", o.how));
         }
         if doc.is_none() {
-            v.other.push(format!("{} (exit {code}) printed no JSON document", o.how));
+            v.other
+                .push(format!("{} (exit {code}) printed no JSON document", o.how));
         }
     }
 }
@@ -601,7 +647,10 @@ fn campaign(network: &str, shards: usize, make: impl Fn(&SessionBus) -> Shard + 
     let started = Instant::now();
     let seed = seed();
     // The seed alone decides every run's faults (the network's name keeps them apart).
-    let mut rng = Rng(seed ^ network.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))));
+    let mut rng = Rng(seed
+        ^ network
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))));
     let plans: Vec<Vec<Step>> = (0..RUNS).map(|_| draw(&mut rng)).collect();
     let bus = SessionBus::with_gnome_keyring();
     let shards: Vec<Shard> = (0..shards).map(|_| make(&bus)).collect();
@@ -624,7 +673,10 @@ fn campaign(network: &str, shards: usize, make: impl Fn(&SessionBus) -> Shard + 
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     reports.sort_by_key(|r| r.index);
 
@@ -649,14 +701,28 @@ fn campaign(network: &str, shards: usize, make: impl Fn(&SessionBus) -> Shard + 
     let refusals: Vec<_> = shards.iter().flat_map(|s| s.proxy.refusals()).collect();
     let proxy_errors: Vec<String> = shards.iter().flat_map(|s| s.proxy.errors()).collect();
     let tally = |m: &BTreeMap<String, usize>| {
-        m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        m.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let failing: Vec<&Report> = reports.iter().filter(|r| !r.verdict.clean()).collect();
     if !failing.is_empty() {
-        eprintln!("{network}: seed {seed} (replay with GATE_CAMPAIGN_SEED={seed}); every run's faults:");
+        eprintln!(
+            "{network}: seed {seed} (replay with GATE_CAMPAIGN_SEED={seed}); every run's faults:"
+        );
         for r in &reports {
             let steps: Vec<String> = r.steps.iter().map(|s| s.name()).collect();
-            eprintln!("  run {}: [{}]{}", r.index, steps.join(", "), if r.verdict.clean() { "" } else { "  ← FAILED" });
+            eprintln!(
+                "  run {}: [{}]{}",
+                r.index,
+                steps.join(", "),
+                if r.verdict.clean() {
+                    ""
+                } else {
+                    "  ← FAILED"
+                }
+            );
         }
         for r in &failing {
             let steps: Vec<String> = r.steps.iter().map(|s| s.name()).collect();
@@ -696,18 +762,26 @@ fn campaign(network: &str, shards: usize, make: impl Fn(&SessionBus) -> Shard + 
         refusals.len(),
         refusals.iter().filter(|r| r.probe_refused).count(),
     );
-    assert!(proxy_errors.is_empty(), "{network}: the proxy failed: {proxy_errors:#?}");
+    assert!(
+        proxy_errors.is_empty(),
+        "{network}: the proxy failed: {proxy_errors:#?}"
+    );
     assert_eq!(
         (duplicates, lost, nothing_sent, other),
         (0, 0, 0, 0),
         "{network}: seed {seed}: duplicates, lost, \"nothing was sent\" for a post that went out, other (details above)"
     );
-    assert_eq!(posts, RUNS, "{network}: one post per run on the server, no strays");
+    assert_eq!(
+        posts, RUNS,
+        "{network}: one post per run on the server, no strays"
+    );
 }
 
 #[test]
 fn campaign_mastodon() {
-    campaign("mastodon", FAKE_SHARDS, |bus| fake_shard(Kind::Mastodon, bus));
+    campaign("mastodon", FAKE_SHARDS, |bus| {
+        fake_shard(Kind::Mastodon, bus)
+    });
 }
 
 #[test]

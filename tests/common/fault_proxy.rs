@@ -69,15 +69,21 @@ impl Dialect {
             + RETRY_AFTER;
         match self {
             Dialect::Mastodon => (
-                format!("Retry-After: {RETRY_AFTER}\r\nX-RateLimit-Limit: 300\r\nX-RateLimit-Remaining: 0\r\n"),
+                format!(
+                    "Retry-After: {RETRY_AFTER}\r\nX-RateLimit-Limit: 300\r\nX-RateLimit-Remaining: 0\r\n"
+                ),
                 r#"{"error":"Too many requests"}"#,
             ),
             Dialect::X => (
-                format!("Retry-After: {RETRY_AFTER}\r\nx-rate-limit-limit: 100\r\nx-rate-limit-remaining: 0\r\nx-rate-limit-reset: {reset}\r\n"),
+                format!(
+                    "Retry-After: {RETRY_AFTER}\r\nx-rate-limit-limit: 100\r\nx-rate-limit-remaining: 0\r\nx-rate-limit-reset: {reset}\r\n"
+                ),
                 r#"{"title":"Too Many Requests","detail":"Too Many Requests","type":"about:blank","status":429}"#,
             ),
             Dialect::Bluesky => (
-                format!("Retry-After: {RETRY_AFTER}\r\nRateLimit-Limit: 5000\r\nRateLimit-Remaining: 0\r\nRateLimit-Reset: {reset}\r\n"),
+                format!(
+                    "Retry-After: {RETRY_AFTER}\r\nRateLimit-Limit: 5000\r\nRateLimit-Remaining: 0\r\nRateLimit-Reset: {reset}\r\n"
+                ),
                 r#"{"error":"RateLimitExceeded","message":"Rate Limit Exceeded"}"#,
             ),
         }
@@ -86,7 +92,9 @@ impl Dialect {
     fn bad_gateway(self) -> &'static str {
         match self {
             Dialect::Mastodon => r#"{"error":"Bad gateway"}"#,
-            Dialect::X => r#"{"title":"Bad Gateway","type":"about:blank","status":502,"detail":"Bad Gateway"}"#,
+            Dialect::X => {
+                r#"{"title":"Bad Gateway","type":"about:blank","status":502,"detail":"Bad Gateway"}"#
+            }
             Dialect::Bluesky => r#"{"error":"UpstreamFailure","message":"Bad gateway"}"#,
         }
     }
@@ -330,7 +338,10 @@ fn accept_loop(mut listener: Option<TcpListener>, addr: std::net::SocketAddr, s:
                         }
                     }
                     Err(e) => {
-                        s.errors.lock().unwrap().push(format!("re-bind {addr}: {e}"));
+                        s.errors
+                            .lock()
+                            .unwrap()
+                            .push(format!("re-bind {addr}: {e}"));
                         return;
                     }
                 }
@@ -441,7 +452,13 @@ fn read_request(client: &TcpStream) -> std::io::Result<Option<Request>> {
     Ok(Some(Request { head, body }))
 }
 
-fn answer(client: &TcpStream, status: u16, reason: &str, headers: &str, body: &str) -> std::io::Result<()> {
+fn answer(
+    client: &TcpStream,
+    status: u16,
+    reason: &str,
+    headers: &str,
+    body: &str,
+) -> std::io::Result<()> {
     let text = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
         body.len()
@@ -525,7 +542,12 @@ fn relay(client: TcpStream, s: &Shared) -> std::io::Result<()> {
     upstream.read_to_end(&mut reply)?;
     let status = reply
         .strip_prefix(b"HTTP/1.1 ")
-        .and_then(|rest| std::str::from_utf8(rest.get(..3)?).ok()?.parse::<u16>().ok())
+        .and_then(|rest| {
+            std::str::from_utf8(rest.get(..3)?)
+                .ok()?
+                .parse::<u16>()
+                .ok()
+        })
         .ok_or_else(|| broken(format!("no HTTP answer to {}", request.head[0].trim())))?;
     record.upstream = Some(status);
     match fault {
