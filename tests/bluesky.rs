@@ -8,6 +8,7 @@ use std::io::Write as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::fault_proxy::{Dialect, Fault, FaultProxy};
 use common::keychain::{SessionBus, assert_no_file_holds};
 use common::pds::{self, Account as PdsAccount, Pds};
 use common::{Run, Sandbox};
@@ -1225,187 +1226,21 @@ fn gate_retract_deletes_the_record_gate_posted() {
 // ---------------------------------------------------------------------------------------------
 // Exactly once, under faults, against the real PDS.
 
-/// What the proxy does to the next `com.atproto.repo.putRecord` once armed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cut {
-    /// The request is read in full, then the connection is closed without forwarding it:
-    /// no post is made, and gate cannot tell.
-    BeforeForward,
-    /// The request goes to the PDS, its whole answer is read, then the client's connection is
-    /// closed without a reply: the post is made, and gate cannot tell.
-    AfterResponse,
+/// A `putRecord` the proxy saw: the fault applied, the PDS's status if it got there.
+type Put = (Option<Fault>, Option<u16>);
+
+/// The fault proxy in front of the PDS, faulting `putRecord` only.
+fn proxy(pds: &Pds) -> FaultProxy {
+    FaultProxy::start(&pds.url, Dialect::Bluesky)
 }
 
-/// A TCP proxy on 127.0.0.1 in front of the PDS, one HTTP request per connection (it asks the
-/// PDS for `Connection: close` and relays that). Everything passes through untouched except an
-/// armed `putRecord`. It stops when dropped or after [`PROXY_LIFETIME`], whichever is first.
-struct Proxy {
-    url: String,
-    armed: std::sync::Arc<std::sync::Mutex<Option<Cut>>>,
-    /// Every `putRecord` seen, in order: the cut applied to it, and the PDS's status (none when
-    /// it never reached the PDS).
-    puts: std::sync::Arc<std::sync::Mutex<Vec<Put>>>,
-    /// Requests the proxy could not relay (malformed, chunked, PDS unreachable).
-    broken: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+fn puts(proxy: &FaultProxy) -> Vec<Put> {
+    proxy
+        .creates()
+        .into_iter()
+        .map(|r| (r.fault, r.upstream))
+        .collect()
 }
-
-const PROXY_LIFETIME: Duration = Duration::from_secs(600);
-const PROXY_IO_TIMEOUT: Duration = Duration::from_secs(30);
-
-impl Proxy {
-    fn start(upstream: &str) -> Proxy {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        use std::sync::{Arc, Mutex};
-        let upstream = upstream
-            .strip_prefix("http://")
-            .expect("the PDS is plain http on loopback")
-            .trim_end_matches('/')
-            .to_owned();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let proxy = Proxy {
-            url,
-            armed: Arc::new(Mutex::new(None)),
-            puts: Arc::new(Mutex::new(Vec::new())),
-            broken: Arc::new(Mutex::new(Vec::new())),
-            stop: Arc::new(AtomicBool::new(false)),
-        };
-        let (armed, puts, broken, stop) = (
-            proxy.armed.clone(),
-            proxy.puts.clone(),
-            proxy.broken.clone(),
-            proxy.stop.clone(),
-        );
-        std::thread::spawn(move || {
-            let deadline = Instant::now() + PROXY_LIFETIME;
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((client, _)) => {
-                        let (upstream, armed, puts, broken) = (
-                            upstream.clone(),
-                            armed.clone(),
-                            puts.clone(),
-                            broken.clone(),
-                        );
-                        std::thread::spawn(move || {
-                            if let Err(e) = relay(client, &upstream, &armed, &puts) {
-                                broken.lock().unwrap().push(e.to_string());
-                            }
-                        });
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    Err(e) => broken.lock().unwrap().push(format!("accept: {e}")),
-                }
-            }
-        });
-        proxy
-    }
-
-    fn arm(&self, cut: Cut) {
-        *self.armed.lock().unwrap() = Some(cut);
-    }
-
-    fn puts(&self) -> Vec<Put> {
-        self.puts.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// Relays one request: reads it whole, applies an armed cut to a `putRecord`, else forwards it
-/// with `Connection: close` and copies the PDS's answer back byte for byte.
-fn relay(
-    client: std::net::TcpStream,
-    upstream: &str,
-    armed: &std::sync::Mutex<Option<Cut>>,
-    puts: &std::sync::Mutex<Vec<Put>>,
-) -> std::io::Result<()> {
-    use std::io::{BufRead as _, Read as _};
-    let broken = |what: String| std::io::Error::other(what);
-    client.set_nonblocking(false)?;
-    client.set_read_timeout(Some(PROXY_IO_TIMEOUT))?;
-    client.set_write_timeout(Some(PROXY_IO_TIMEOUT))?;
-    let mut reader = std::io::BufReader::new(client.try_clone()?);
-    let mut head = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            // Closed before a whole request (e.g. an idle connection): nothing to relay.
-            return Ok(());
-        }
-        if line == "\r\n" {
-            break;
-        }
-        head.push(line);
-    }
-    let mut length = 0;
-    for line in &head[1..] {
-        let (name, value) = line.split_once(':').ok_or_else(|| broken(line.clone()))?;
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.trim().parse().map_err(|_| broken(line.clone()))?;
-        }
-        if name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(broken(format!("unsupported request: {line}")));
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    let put = head[0].starts_with("POST /xrpc/com.atproto.repo.putRecord ");
-    let cut = if put {
-        armed.lock().unwrap().take()
-    } else {
-        None
-    };
-    if cut == Some(Cut::BeforeForward) {
-        puts.lock().unwrap().push((cut, None));
-        client.shutdown(std::net::Shutdown::Both)?;
-        return Ok(());
-    }
-    let mut pds = std::net::TcpStream::connect(upstream)?;
-    pds.set_read_timeout(Some(PROXY_IO_TIMEOUT))?;
-    let mut request = head[0].clone().into_bytes();
-    for line in &head[1..] {
-        let name = line.split_once(':').map_or("", |(n, _)| n);
-        if !name.eq_ignore_ascii_case("connection") {
-            request.extend_from_slice(line.as_bytes());
-        }
-    }
-    request.extend_from_slice(b"Connection: close\r\n\r\n");
-    request.extend_from_slice(&body);
-    pds.write_all(&request)?;
-    let mut answer = Vec::new();
-    pds.read_to_end(&mut answer)?;
-    let status = answer
-        .strip_prefix(b"HTTP/1.1 ")
-        .and_then(|rest| {
-            std::str::from_utf8(rest.get(..3)?)
-                .ok()?
-                .parse::<u16>()
-                .ok()
-        })
-        .ok_or_else(|| broken(format!("no HTTP answer to {}", head[0].trim())))?;
-    if put {
-        puts.lock().unwrap().push((cut, Some(status)));
-    }
-    if cut == Some(Cut::AfterResponse) {
-        client.shutdown(std::net::Shutdown::Both)?;
-        return Ok(());
-    }
-    (&client).write_all(&answer)?;
-    client.shutdown(std::net::Shutdown::Write)?;
-    Ok(())
-}
-
-/// A `putRecord` the proxy saw: the cut applied, the PDS's status if it got there.
-type Put = (Option<Cut>, Option<u16>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Injected {
@@ -1512,7 +1347,7 @@ fn twenty_concurrent_gate_posts_to_bluesky_make_one_record() {
 fn gate_post_to_bluesky_never_duplicates_or_loses_a_post_under_faults() {
     let started = Instant::now();
     let mut w = world();
-    let proxy = Proxy::start(&w.pds.url);
+    let proxy = proxy(w.pds);
     w.s.write(
         "gate.toml",
         &w.s.read("gate.toml").replace(&w.pds.url, &proxy.url),
@@ -1551,15 +1386,15 @@ fn gate_post_to_bluesky_never_duplicates_or_loses_a_post_under_faults() {
         per_mode[i % modes.len()] += 1;
         let text = format!("Release note {i} for Bluesky ({mode:?})");
         let mut urls = Vec::new();
-        let before = proxy.puts().len();
+        let before = puts(&proxy).len();
         match mode {
             Injected::DropBeforeCreate | Injected::DropAfterCreate => {
-                let cut = if mode == Injected::DropBeforeCreate {
-                    Cut::BeforeForward
+                let fault = if mode == Injected::DropBeforeCreate {
+                    Fault::DropBeforeServer
                 } else {
-                    Cut::AfterResponse
+                    Fault::DropAfterServer
                 };
-                proxy.arm(cut);
+                proxy.push(&[fault]);
                 let (url, run) = post(&text);
                 assert!(
                     run.stderr.contains(&format!("sent to `bsky`: {url}")),
@@ -1582,11 +1417,13 @@ fn gate_post_to_bluesky_never_duplicates_or_loses_a_post_under_faults() {
         // is sent again once; a post made but unanswered, or killed before its journal entry,
         // is found by `getRecord`, not written again.
         let want: &[Put] = match mode {
-            Injected::DropBeforeCreate => &[(Some(Cut::BeforeForward), None), (None, Some(200))],
-            Injected::DropAfterCreate => &[(Some(Cut::AfterResponse), Some(200))],
+            Injected::DropBeforeCreate => {
+                &[(Some(Fault::DropBeforeServer), None), (None, Some(200))]
+            }
+            Injected::DropAfterCreate => &[(Some(Fault::DropAfterServer), Some(200))],
             Injected::KillAfterJournal | Injected::KillAfterPublish => &[(None, Some(200))],
         };
-        let got = proxy.puts()[before..].to_vec();
+        let got = puts(&proxy)[before..].to_vec();
         if got != want {
             unexpected.push(format!(
                 "run {i} ({mode:?}): putRecord {got:?}, want {want:?}"
@@ -1627,9 +1464,9 @@ fn gate_post_to_bluesky_never_duplicates_or_loses_a_post_under_faults() {
     assert_eq!(records.len(), FAULT_RUNS, "no stray records");
     assert!(unexpected.is_empty(), "{unexpected:#?}");
     assert!(
-        proxy.broken.lock().unwrap().is_empty(),
+        proxy.errors().is_empty(),
         "the proxy could not relay: {:?}",
-        proxy.broken.lock().unwrap()
+        proxy.errors()
     );
 }
 

@@ -126,12 +126,12 @@ impl Mastodon {
             match self.send(self.client.post(self.url("/api/v2/media")).multipart(form)) {
                 Ok(r) => break r,
                 Err(SendError::Unknown { .. }) if attempt < ATTEMPTS => {
-                    std::thread::sleep(reply::backoff(attempt))
+                    crate::pause::sleep(reply::backoff(attempt))
                 }
                 Err(SendError::RateLimited {
                     retry_after: Some(d),
                     ..
-                }) if attempt < ATTEMPTS && d <= Duration::from_secs(60) => std::thread::sleep(d),
+                }) if attempt < ATTEMPTS && d <= Duration::from_secs(60) => crate::pause::sleep(d),
                 Err(e) => return Err(e),
             }
         };
@@ -158,7 +158,7 @@ impl Mastodon {
                         ),
                     });
                 }
-                std::thread::sleep(pause);
+                crate::pause::sleep(pause);
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
         }

@@ -137,12 +137,12 @@ impl X {
             attempt += 1;
             match self.send(make()) {
                 Err(SendError::Unknown { .. }) if attempt < ATTEMPTS => {
-                    std::thread::sleep(reply::backoff(attempt))
+                    crate::pause::sleep(reply::backoff(attempt))
                 }
                 Err(SendError::RateLimited {
                     retry_after: Some(d),
                     ..
-                }) if attempt < ATTEMPTS && d <= Duration::from_secs(60) => std::thread::sleep(d),
+                }) if attempt < ATTEMPTS && d <= Duration::from_secs(60) => crate::pause::sleep(d),
                 other => return other,
             }
         }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fake_http;
+pub mod fault_proxy;
 pub mod keychain;
 pub mod oauth;
 pub mod pds;
