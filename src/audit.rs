@@ -224,6 +224,14 @@ pub fn append(
     match insert(conn, env, entry, now) {
         Ok(stored) => {
             conn.execute_batch("COMMIT").map_err(err)?;
+            crate::anchor::advance(
+                env,
+                &journal.path,
+                &crate::anchor::Head {
+                    seq: stored.seq,
+                    hash: stored.hash.clone(),
+                },
+            );
             Ok(stored)
         }
         Err(e) => {

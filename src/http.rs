@@ -53,3 +53,45 @@ pub fn unreachable(e: &reqwest::Error) -> Error {
     Error::network(describe(e))
         .with_hint("check the network and the account's `server` in the policy; nothing was sent")
 }
+
+/// The most gate reads of any server's answer: more is an error, not memory gone.
+pub const ANSWER_CAP: u64 = 8 << 20;
+
+/// Why an answer could not be read.
+#[derive(Debug)]
+pub enum AnswerError {
+    /// The connection failed while the body was read.
+    Read(String),
+    TooLarge,
+    /// Not the JSON gate expected.
+    Json(serde_json::Error),
+}
+
+impl std::fmt::Display for AnswerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnswerError::Read(why) => write!(f, "the answer could not be read ({why})"),
+            AnswerError::TooLarge => write!(
+                f,
+                "the answer is larger than {}",
+                crate::files::size(ANSWER_CAP)
+            ),
+            AnswerError::Json(e) => write!(f, "the answer is not the JSON expected ({e})"),
+        }
+    }
+}
+
+/// The body of `response`, at most [`ANSWER_CAP`] bytes of it.
+pub fn body(response: reqwest::blocking::Response) -> Result<Vec<u8>, AnswerError> {
+    crate::files::read_capped(response, ANSWER_CAP).map_err(|e| match e {
+        crate::files::ReadError::TooLarge { .. } => AnswerError::TooLarge,
+        other => AnswerError::Read(other.to_string()),
+    })
+}
+
+/// The body of `response` as JSON of type `T`, read with the cap.
+pub fn json<T: serde::de::DeserializeOwned>(
+    response: reqwest::blocking::Response,
+) -> Result<T, AnswerError> {
+    serde_json::from_slice(&body(response)?).map_err(AnswerError::Json)
+}

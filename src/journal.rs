@@ -477,19 +477,35 @@ impl Journal {
                  WHERE digest = ?1 AND account = ?2",
                 params![digest, account, id, url, stamp(now)],
             )?;
-            crate::audit::insert(conn, env, entry, now).map(|_| ())
+            crate::audit::insert(conn, env, entry, now)
         })
+        .map(|stored| self.anchor(env, &stored))
+    }
+
+    /// Moves the audit trail's anchor to an entry just committed.
+    fn anchor(&self, env: &Env, stored: &crate::audit::Stored) {
+        crate::anchor::advance(
+            env,
+            &self.path,
+            &crate::anchor::Head {
+                seq: stored.seq,
+                hash: stored.hash.clone(),
+            },
+        );
     }
 
     /// Runs `work` inside `BEGIN IMMEDIATE` … `COMMIT`, rolled back whole on any error.
-    fn atomically(
+    fn atomically<T>(
         &self,
-        work: impl FnOnce(&Connection) -> rusqlite::Result<()>,
-    ) -> Result<(), Error> {
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, Error> {
         let err = |e: rusqlite::Error| db_error(&self.path, &e);
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
         match work(&self.conn) {
-            Ok(()) => self.conn.execute_batch("COMMIT").map_err(err),
+            Ok(value) => {
+                self.conn.execute_batch("COMMIT").map_err(err)?;
+                Ok(value)
+            }
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 Err(err(e))
@@ -609,8 +625,9 @@ impl Journal {
                  WHERE digest = ?1 AND account = ?2 AND state = 'sent'",
                 params![digest, account, stamp(now)],
             )?;
-            crate::audit::insert(conn, env, entry, now).map(|_| ())
+            crate::audit::insert(conn, env, entry, now)
         })
+        .map(|stored| self.anchor(env, &stored))
     }
 }
 

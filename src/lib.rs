@@ -4,6 +4,7 @@
 //! no I/O beyond reading the files it is pointed at and never reads the clock; the shell
 //! (`cli`, `commands`, `output`, `state`, `keychain`) does the printing, the clock and the exit codes.
 
+pub mod anchor;
 pub mod audit;
 pub mod cli;
 pub mod commands;

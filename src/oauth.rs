@@ -521,7 +521,9 @@ pub fn whoami(account: &Account, token: &SecretString) -> Result<WhoAmI, Error> 
         ))
         .with_hint("try again later; if it persists, check the account's `server` in the policy"));
     }
-    let body: serde_json::Value = response.json().map_err(|e| crate::http::unreachable(&e))?;
+    let body: serde_json::Value = crate::http::json(response).map_err(|e| {
+        Error::network(format!("{host}: {e}")).with_hint("try again later; if it persists, check the account's `server` in the policy")
+    })?;
     let name = match account.platform {
         Platform::Mastodon => body.get("acct").and_then(|v| v.as_str()).map(|acct| {
             if acct.contains('@') {
@@ -581,8 +583,7 @@ pub fn revoke(
     if status.is_success() {
         return Ok(());
     }
-    let code = response
-        .json::<serde_json::Value>()
+    let code = crate::http::json::<serde_json::Value>(response)
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
         .filter(|e| e.len() <= 64 && e.chars().all(|c| c.is_ascii_graphic()));
@@ -628,7 +629,10 @@ pub fn register_mastodon_app(account: &Account, endpoints: &Endpoints) -> Result
         client_id: String,
         client_secret: Option<SecretString>,
     }
-    let r: Registered = response.json().map_err(|e| crate::http::unreachable(&e))?;
+    let r: Registered = crate::http::json(response).map_err(|e| {
+        Error::network(format!("{}: {e}", credential::host(server)))
+            .with_hint("check the account's `server` in the policy: it must be a Mastodon instance")
+    })?;
     Ok(App {
         client_id: r.client_id,
         client_secret: r.client_secret,

@@ -411,3 +411,113 @@ fn a_post_confirmed_after_a_crash_is_recorded_once_by_the_run_that_confirms_it()
     assert_eq!(events(&entries), ["login", "post"]);
     assert_eq!(entries[1]["url"], url.as_str());
 }
+
+/// The chain head is anchored in the OS keychain, so what the chain cannot show by itself is
+/// caught: a dropped or emptied audit table, a deleted or emptied journal, entries removed
+/// from the end with `sqlite_sequence` rewound to hide it, a rewritten trail.
+#[test]
+fn the_keychain_anchor_catches_what_the_chain_alone_cannot() {
+    type Damage = fn(&Sandbox);
+    let cases: [(&str, Damage, &str); 5] = [
+        (
+            "drop table",
+            |s| {
+                rusqlite::Connection::open(db(s)).unwrap().execute_batch("DROP TABLE audit").unwrap();
+            },
+            "the audit trail is empty, but it had reached entry 3: its entries were removed",
+        ),
+        (
+            "delete the journal",
+            |s| {
+                for f in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{f}", db(s).display()));
+                }
+            },
+            "is gone, but its audit trail had reached entry 3",
+        ),
+        (
+            "empty the journal",
+            |s| {
+                for f in ["-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{f}", db(s).display()));
+                }
+                std::fs::write(db(s), b"").unwrap();
+            },
+            "is empty (0 bytes): it was emptied outside gate",
+        ),
+        (
+            "remove the tail and rewind the sequence",
+            |s| {
+                rusqlite::Connection::open(db(s))
+                    .unwrap()
+                    .execute_batch(
+                        "DELETE FROM audit WHERE seq > 1; UPDATE sqlite_sequence SET seq = 1 WHERE name = 'audit';",
+                    )
+                    .unwrap();
+            },
+            "entries after 1 were removed: the trail had reached entry 3",
+        ),
+        (
+            "rewrite the whole trail",
+            |s| {
+                // A consistent new chain of three entries, written by gate into a fresh journal.
+                let other = Sandbox::new();
+                for _ in 0..3 {
+                    assert_eq!(other.run(&["freeze", "--reason", "forged"]).code, 0);
+                }
+                for f in ["-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{f}", db(s).display()));
+                }
+                let conn = rusqlite::Connection::open(db(&other)).unwrap();
+                conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+                drop(conn);
+                std::fs::copy(db(&other), db(s)).unwrap();
+            },
+            "entry 3 is not the one the keychain anchored: the trail was rewritten",
+        ),
+    ];
+    for (name, damage, problem) in cases {
+        let mut s = Sandbox::new();
+        s.write("gate.toml", "version = 1\n");
+        let bus = SessionBus::with_gnome_keyring();
+        bus.attach(&mut s);
+        for reason in ["one", "two", "three"] {
+            let run = s.run(&["freeze", "--reason", reason]);
+            assert_eq!(run.code, 0, "{name}: {run:?}");
+        }
+        let run = s.run(&["log", "--verify"]);
+        assert_eq!(run.code, 0, "{name}: {run:?}");
+        assert!(run.stderr.contains("the keychain's anchor (entry 3) matches"), "{name}: {run:?}");
+        damage(&s);
+        let run = s.run(&["log", "--verify"]);
+        assert_eq!(run.code, 1, "{name}: {run:?}");
+        assert!(run.stderr.contains(problem), "{name}: {}", run.stderr);
+        drop(bus);
+    }
+}
+
+/// Without a keychain there is no anchor, and `--verify` says so; still, an emptied journal or
+/// a state folder that is not a folder is never "chain intact".
+#[test]
+fn without_a_keychain_verify_says_what_it_could_not_check() {
+    let s = Sandbox::new();
+    s.write("gate.toml", "version = 1\n");
+    assert_eq!(s.run(&["freeze", "--reason", "one"]).code, 0);
+    let run = s.run(&["log", "--verify"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("not anchored ("), "{run:?}");
+    for f in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{f}", db(&s).display()));
+    }
+    std::fs::write(db(&s), b"").unwrap();
+    let run = s.run(&["log", "--verify"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("is empty (0 bytes)"), "{run:?}");
+
+    let mut s = Sandbox::new();
+    let file = s.write("not-a-folder", "x");
+    s.set_var("GATE_HOME", file.to_str().unwrap());
+    let run = s.run(&["log", "--verify"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("is not a folder"), "{run:?}");
+}

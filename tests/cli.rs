@@ -1149,3 +1149,38 @@ fn stdin_and_post_files_are_capped() {
         run.stderr
     );
 }
+
+/// `gate freeze` on a journal gate cannot write (damaged, or newer than this gate) still
+/// freezes, and says exactly that: frozen, but not audited.
+#[test]
+fn a_freeze_that_cannot_be_audited_says_it_froze() {
+    for damage in ["garbage", "newer"] {
+        let s = sandbox();
+        let journal = s.path().join("state/journal.sqlite3");
+        std::fs::create_dir_all(journal.parent().unwrap()).unwrap();
+        match damage {
+            "garbage" => std::fs::write(&journal, b"this is not a database, not at all").unwrap(),
+            _ => {
+                assert_eq!(s.run(&["log", "--verify"]).code, 0);
+                let run = s.run(&["freeze", "--reason", "setup"]);
+                assert_eq!(run.code, 0, "{run:?}");
+                assert_eq!(s.run(&["unfreeze"]).code, 0);
+                rusqlite::Connection::open(&journal)
+                    .unwrap()
+                    .execute("UPDATE schema_version SET version = 99", [])
+                    .unwrap();
+            }
+        }
+        let run = s.run(&["freeze", "--reason", "account compromised"]);
+        assert_eq!(run.code, 1, "{damage}: {run:?}");
+        assert!(
+            run.stderr
+                .starts_with("error: frozen, but the freeze is not in the audit trail: "),
+            "{damage}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("hint: the freeze is in force"), "{damage}: {}", run.stderr);
+        let run = s.run(&["check", "hello", "--account", "brand", "--now", WEEKDAY]);
+        assert_eq!(run.code, 7, "{damage}: still frozen: {run:?}");
+    }
+}

@@ -17,7 +17,22 @@ pub fn freeze(ctx: &Ctx, args: &FreezeArgs) -> Result<Code, Error> {
     let path = state::write_freeze(&ctx.env, args.reason.trim(), Utc::now())?;
     let mut entry = Entry::new(Event::Freeze);
     entry.text = Some(args.reason.trim().to_owned());
-    audit::record(&ctx.env, &entry)?;
+    if let Err(e) = audit::record(&ctx.env, &entry) {
+        // The freeze holds: say so first, so nobody in a crisis reads "failed" and thinks
+        // posting is still open.
+        let why = anstream::adapter::strip_str(&e.render()).to_string();
+        let why = why.trim_start_matches("error: ").lines().next().unwrap_or_default().to_owned();
+        if ctx.global.json {
+            print_json(&serde_json::json!({"frozen": true, "reason": args.reason.trim(), "audited": false, "audit_error": why}))?;
+        }
+        return Err(Error::other(format!(
+            "frozen, but the freeze is not in the audit trail: {why}"
+        ))
+        .with_hint(format!(
+            "the freeze is in force (`{}`): every `gate post` here stops; repair the journal, then record it again with `gate freeze`",
+            path.display()
+        )));
+    }
     if ctx.global.json {
         print_json(&serde_json::json!({"frozen": true, "reason": args.reason.trim()}))?;
     } else {

@@ -21,10 +21,10 @@ use crate::state;
 
 pub fn run(ctx: &Ctx, args: &LogArgs) -> Result<Code, Error> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
-    let journal = Journal::open_existing(&ctx.env)?;
     if args.verify {
-        return verify(ctx, journal.as_ref());
+        return verify(ctx);
     }
+    let journal = Journal::open_existing(&ctx.env)?;
     if !ctx.global.json {
         let policy = locate_policy(ctx);
         let freeze = FreezeState::read(ctx, policy.as_ref())?;
@@ -55,31 +55,110 @@ pub fn run(ctx: &Ctx, args: &LogArgs) -> Result<Code, Error> {
     Ok(Code::Ok)
 }
 
-fn verify(ctx: &Ctx, journal: Option<&Journal>) -> Result<Code, Error> {
-    let verdict = match journal {
+fn verify(ctx: &Ctx) -> Result<Code, Error> {
+    let dir = state::dir(&ctx.env)?;
+    let path = dir.join(crate::journal::FILE);
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::other(format!(
+            "the state folder `{}` is not a folder",
+            dir.display()
+        ))
+        .with_hint("`GATE_HOME` must name gate's state folder; the audit trail cannot be checked"));
+    }
+    // Read before the journal is opened (opening creates what is missing).
+    let anchor = crate::anchor::read(&ctx.env, &path);
+    let emptied = std::fs::metadata(&path).is_ok_and(|m| m.len() == 0);
+    let journal = if emptied {
+        None
+    } else {
+        Journal::open_existing(&ctx.env)?
+    };
+    let mut verdict = match &journal {
         Some(j) => audit::verify(j)?,
         None => Verdict::Intact {
             entries: 0,
             last: audit::GENESIS.to_owned(),
         },
     };
+    if emptied {
+        verdict = Verdict::Broken {
+            seq: 1,
+            problem: format!("the journal `{}` is empty (0 bytes): it was emptied outside gate", path.display()),
+        };
+    }
+    let anchored = match (&verdict, &anchor) {
+        (Verdict::Intact { .. }, crate::anchor::Found::Head(head)) => {
+            let found = match &journal {
+                Some(j) => audit::entries(j)?,
+                None => Vec::new(),
+            };
+            let last = found.last().map_or(0, |e| e.seq);
+            match found.iter().find(|e| e.seq == head.seq) {
+                Some(e) if e.hash == head.hash => {}
+                Some(_) => {
+                    verdict = Verdict::Broken {
+                        seq: head.seq,
+                        problem: format!(
+                            "entry {} is not the one the keychain anchored: the trail was rewritten",
+                            head.seq
+                        ),
+                    };
+                }
+                None if journal.is_none() => {
+                    verdict = Verdict::Broken {
+                        seq: 1,
+                        problem: format!(
+                            "the journal `{}` is gone, but its audit trail had reached entry {}",
+                            path.display(),
+                            head.seq
+                        ),
+                    };
+                }
+                None if last == 0 => {
+                    verdict = Verdict::Broken {
+                        seq: 1,
+                        problem: format!(
+                            "the audit trail is empty, but it had reached entry {}: its entries were removed",
+                            head.seq
+                        ),
+                    };
+                }
+                None => {
+                    verdict = Verdict::Broken {
+                        seq: last + 1,
+                        problem: format!(
+                            "entries after {last} were removed: the trail had reached entry {}",
+                            head.seq
+                        ),
+                    };
+                }
+            }
+            Some(head.seq)
+        }
+        _ => None,
+    };
     match verdict {
         Verdict::Intact { entries, last } => {
             if ctx.global.json {
-                print_json(&json!({"intact": true, "entries": entries, "last_hash": last}))?;
+                print_json(&json!({"intact": true, "entries": entries, "last_hash": last, "anchored": anchored}))?;
             } else {
                 println!("{entries} entries, chain intact");
-                ctx.note(&format!(
-                    "the last entry's hash is {last}; keep it elsewhere to detect a rewritten trail"
-                ));
+                match (&anchor, anchored) {
+                    (_, Some(seq)) => ctx.note(&format!(
+                        "the keychain's anchor (entry {seq}) matches; the last entry's hash is {last}"
+                    )),
+                    (crate::anchor::Found::Unreachable(why), _) => ctx.note(&format!(
+                        "not anchored ({why}): only the chain itself was checked; the last entry's hash is {last}: keep it elsewhere to detect a rewritten trail"
+                    )),
+                    _ => ctx.note(&format!("the last entry's hash is {last}")),
+                }
             }
             Ok(Code::Ok)
         }
         Verdict::Broken { seq, problem } => {
-            let path = journal.map(|j| j.path.display().to_string());
             let error = Error::other(problem.clone()).with_hint(format!(
                 "the audit trail in `{}` was changed outside gate; compare it with a backup",
-                path.unwrap_or_default()
+                path.display()
             ));
             if ctx.global.json {
                 print_json(&json!({"intact": false, "seq": seq, "problem": problem}))?;

@@ -98,11 +98,8 @@ impl Mastodon {
     }
 
     fn json<T: for<'de> Deserialize<'de>>(response: Response) -> Result<T, SendError> {
-        response.json().map_err(|e| SendError::Unknown {
-            message: format!(
-                "mastodon sent a reply gate cannot read: {}",
-                crate::http::describe(&e)
-            ),
+        crate::http::json(response).map_err(|e| SendError::Unknown {
+            message: format!("mastodon sent a reply gate cannot read: {e}"),
         })
     }
 
@@ -204,8 +201,7 @@ pub fn instance(client: &Client, server: &str) -> Result<crate::length::Instance
     if !status.is_success() {
         return Err(format!("`/api/v2/instance` answered {}", status.as_u16()));
     }
-    let v: serde_json::Value = response
-        .json()
+    let v: serde_json::Value = crate::http::json(response)
         .map_err(|_| "`/api/v2/instance` did not answer JSON".to_owned())?;
     let statuses = v.pointer("/configuration/statuses");
     let number = |key: &str| {

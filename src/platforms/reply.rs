@@ -80,7 +80,9 @@ pub fn check(response: Response, network: &str) -> Result<Response, SendError> {
     }
     let code = status.as_u16();
     let retry_after = retry_after(response.headers(), chrono::Utc::now());
-    let body = response.text().unwrap_or_default();
+    let body = crate::http::body(response)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let message = format!("{network} answered {code}: {}", server_message(&body));
     Err(match code {
         401 => SendError::Credentials { message },

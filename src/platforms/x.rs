@@ -121,11 +121,8 @@ impl X {
     }
 
     fn json<T: for<'de> Deserialize<'de>>(response: Response) -> Result<T, SendError> {
-        response.json().map_err(|e| SendError::Unknown {
-            message: format!(
-                "x sent a reply gate cannot read: {}",
-                crate::http::describe(&e)
-            ),
+        crate::http::json(response).map_err(|e| SendError::Unknown {
+            message: format!("x sent a reply gate cannot read: {e}"),
         })
     }
 

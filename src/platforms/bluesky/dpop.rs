@@ -153,7 +153,7 @@ pub fn send(
         if let Some(dpop) = dpop {
             dpop.remember_nonce(&headers);
         }
-        let bytes = resp.bytes()?;
+        let bytes = crate::http::body(resp).unwrap_or_default();
         let body = if bytes.is_empty() {
             Value::Null
         } else {

@@ -151,7 +151,7 @@ fn get_json(http: &Client, url: &str, what: &str) -> Result<Value, Error> {
         ))
         .with_hint("check the account's `server` (and `client_metadata_url`) in the policy"));
     }
-    resp.json().map_err(|_| {
+    crate::http::json(resp).map_err(|_| {
         Error::network(format!(
             "{}: {what} is not a JSON document",
             credential::host(url)
