@@ -30,6 +30,8 @@ pub mod platforms;
 pub mod policy;
 pub mod post;
 pub mod redact;
+#[cfg(test)]
+mod robustness;
 pub mod reviewers;
 pub mod schema;
 pub mod state;

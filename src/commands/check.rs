@@ -230,7 +230,7 @@ pub(crate) fn read_stdin() -> Result<String, Error> {
 /// One line of a `--jsonl` calendar.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Line {
+pub struct Line {
     text: String,
     #[serde(default)]
     account: Option<String>,
@@ -369,7 +369,7 @@ fn check_jsonl(
 
 /// Reads the next line (without its `\n`) into `raw`: `None` at the end, `Some(Err(cap))` for a
 /// line longer than `cap` (the rest of it is skipped, never held in memory).
-fn next_line(
+pub fn next_line(
     reader: &mut impl BufRead,
     raw: &mut Vec<u8>,
     cap: u64,
@@ -427,10 +427,10 @@ fn bad_line(
     Ok(())
 }
 
-type Parsed<'p> = (Line, Vec<&'p Account>, Option<DateTime<Utc>>);
+pub type Parsed<'p> = (Line, Vec<&'p Account>, Option<DateTime<Utc>>);
 
 // A bad line is rare and reported once; boxing its diagnostic would buy nothing.
-fn parse_line<'p>(
+pub fn parse_line<'p>(
     line: &str,
     number: usize,
     path: &Path,
