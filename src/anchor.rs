@@ -45,6 +45,18 @@ fn keychain(env: &Env) -> Option<Keychain> {
     Keychain::open(env).ok()
 }
 
+/// Moves the anchor of the journal at `path` to an audit entry just committed.
+pub fn advance_to(env: &Env, path: &Path, entry: &crate::audit::Stored) {
+    advance(
+        env,
+        path,
+        &Head {
+            seq: entry.seq,
+            hash: entry.hash.clone(),
+        },
+    );
+}
+
 /// Moves the anchor of the journal at `path` forward to `head` (best effort: an unreachable
 /// keychain leaves the trail unanchored, never a failed command).
 pub fn advance(env: &Env, path: &Path, head: &Head) {

@@ -224,14 +224,7 @@ pub fn append(
     match insert(conn, env, entry, now) {
         Ok(stored) => {
             conn.execute_batch("COMMIT").map_err(err)?;
-            crate::anchor::advance(
-                env,
-                &journal.path,
-                &crate::anchor::Head {
-                    seq: stored.seq,
-                    hash: stored.hash.clone(),
-                },
-            );
+            crate::anchor::advance_to(env, &journal.path, &stored);
             Ok(stored)
         }
         Err(e) => {

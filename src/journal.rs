@@ -479,19 +479,7 @@ impl Journal {
             )?;
             crate::audit::insert(conn, env, entry, now)
         })
-        .map(|stored| self.anchor(env, &stored))
-    }
-
-    /// Moves the audit trail's anchor to an entry just committed.
-    fn anchor(&self, env: &Env, stored: &crate::audit::Stored) {
-        crate::anchor::advance(
-            env,
-            &self.path,
-            &crate::anchor::Head {
-                seq: stored.seq,
-                hash: stored.hash.clone(),
-            },
-        );
+        .map(|stored| crate::anchor::advance_to(env, &self.path, &stored))
     }
 
     /// Runs `work` inside `BEGIN IMMEDIATE` … `COMMIT`, rolled back whole on any error.
@@ -627,7 +615,7 @@ impl Journal {
             )?;
             crate::audit::insert(conn, env, entry, now)
         })
-        .map(|stored| self.anchor(env, &stored))
+        .map(|stored| crate::anchor::advance_to(env, &self.path, &stored))
     }
 }
 

@@ -805,10 +805,17 @@ fn a_terminal_is_asked_and_no_sends_nothing() {
     );
 }
 
-/// One post file for two accounts on two networks: each is reported; a failure on one does
-/// not stop the other, and the exit code is the failure's.
-#[test]
-fn several_accounts_are_reported_each() {
+/// `brand` on a fake Mastodon and `brand-x` on a fake X, both signed in to one keychain.
+struct TwoNetworks {
+    mastodon: Server,
+    x: Server,
+    sandbox: Sandbox,
+    _bus: SessionBus,
+    mastodon_token: String,
+    x_token: String,
+}
+
+fn two_networks() -> TwoNetworks {
     let (mastodon_token, x_token) = (canary(), format!("{}-x", canary()));
     let mastodon = Server::start(Kind::Mastodon, &mastodon_token);
     let x = Server::start(Kind::X, &x_token);
@@ -826,6 +833,28 @@ fn several_accounts_are_reported_each() {
         let run = sandbox.run_with_stdin(&["auth", "login", account, "--with-token"], token);
         assert_eq!(run.code, 0, "{run:?}");
     }
+    TwoNetworks {
+        mastodon,
+        x,
+        sandbox,
+        _bus: bus,
+        mastodon_token,
+        x_token,
+    }
+}
+
+/// One post file for two accounts on two networks: each is reported; a failure on one does
+/// not stop the other, and the exit code is the failure's.
+#[test]
+fn several_accounts_are_reported_each() {
+    let TwoNetworks {
+        mastodon,
+        x,
+        sandbox,
+        _bus,
+        mastodon_token,
+        x_token,
+    } = two_networks();
     let file = sandbox.write(
         "both.post.toml",
         "accounts = [\"brand\", \"brand-x\"]\ntext = \"On both networks\"\n",
@@ -1545,23 +1574,13 @@ fn a_freeze_while_another_process_holds_the_lock_stops_the_send() {
 /// A post to two accounts: the freeze made after the first was sent stops the second.
 #[test]
 fn a_freeze_between_the_accounts_of_a_post_stops_the_rest() {
-    let (mastodon_token, x_token) = (canary(), format!("{}-x", canary()));
-    let mastodon = Server::start(Kind::Mastodon, &mastodon_token);
-    let x = Server::start(Kind::X, &x_token);
-    let mut sandbox = Sandbox::new();
-    sandbox.write(
-        "gate.toml",
-        &format!(
-            "version = 1\n[accounts.brand]\nplatform = \"mastodon\"\nserver = \"{}\"\n[accounts.brand-x]\nplatform = \"x\"\nserver = \"{}\"\n",
-            mastodon.url, x.url
-        ),
-    );
-    let bus = SessionBus::with_gnome_keyring();
-    bus.attach(&mut sandbox);
-    for (account, token) in [("brand", &mastodon_token), ("brand-x", &x_token)] {
-        let run = sandbox.run_with_stdin(&["auth", "login", account, "--with-token"], token);
-        assert_eq!(run.code, 0, "{run:?}");
-    }
+    let TwoNetworks {
+        mastodon,
+        x,
+        sandbox,
+        _bus,
+        ..
+    } = two_networks();
     let file = sandbox.write(
         "both.post.toml",
         "accounts = [\"brand\", \"brand-x\"]\ntext = \"One of two, then frozen\"\n",
