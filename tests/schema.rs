@@ -716,6 +716,84 @@ fn every_date_time_the_policy_reader_takes_matches_the_schema() {
 }
 
 #[test]
+fn urls_times_and_language_tags_match_where_the_readers_take_them() {
+    let policy_v = validator(&policy_schema());
+    let account = |server: &str| {
+        format!("version = 1\n[accounts.a]\nplatform = \"mastodon\"\nserver = \"{server}\"\n")
+    };
+    for server in [
+        "https://m.example",
+        "https://m.example/",
+        "https://m.example:8443/base/path",
+        "http://127.0.0.1:9",
+        "http://localhost",
+        "http://localhost:3000/",
+        "http://[::1]:8080/x",
+    ] {
+        let text = account(server);
+        let (p, d) = read_policy("gate.toml", &text);
+        assert!(p.is_some(), "{server}: {d:?}");
+        assert!(policy_v.is_valid(&toml_json(&text)), "{server}");
+    }
+    for server in [
+        "ftp://m.example",
+        "https://",
+        "https://m.example/a b",
+        "https://m.example/?q=1",
+        "https://m.example/#top",
+        "http://10.0.0.1",
+        "http://localhost.example.com",
+        "m.example",
+    ] {
+        let text = account(server);
+        assert!(read_policy("gate.toml", &text).0.is_none(), "{server}");
+        assert!(!policy_v.is_valid(&toml_json(&text)), "{server}");
+    }
+    let window = |from: &str| {
+        format!(
+            "version = 1\ntimezone = \"UTC\"\n[[quiet_hours]]\nfrom = \"{from}\"\nto = \"08:00\"\n"
+        )
+    };
+    for (from, ok) in [
+        ("00:00", true),
+        ("23:59", true),
+        ("09:30", true),
+        ("24:00", false),
+        ("9:30", false),
+        ("12:60", false),
+        ("12.30", false),
+    ] {
+        let text = window(from);
+        assert_eq!(read_policy("gate.toml", &text).0.is_some(), ok, "{from}");
+        assert_eq!(policy_v.is_valid(&toml_json(&text)), ok, "{from}");
+    }
+    let policy = example_policy();
+    let post_v = validator(&post_schema());
+    for (tag, ok) in [
+        ("en", true),
+        ("EN-gb", true),
+        ("pt-BR", true),
+        ("zh-hant-tw", true),
+        ("es-419", true),
+        ("gsw", true),
+        ("e", false),
+        ("english", false),
+        ("en_GB", false),
+        ("en-", false),
+        ("en-toolongsubtag", false),
+    ] {
+        let text = format!("account = \"brand\"\ntext = \"hi\"\nlanguage = \"{tag}\"\n");
+        let read = post::parse(
+            &Source::new("x.post.toml", text.clone()),
+            Path::new("x.post.toml"),
+            &policy,
+        );
+        assert_eq!(read.is_ok(), ok, "{tag}");
+        assert_eq!(post_v.is_valid(&toml_json(&text)), ok, "{tag}");
+    }
+}
+
+#[test]
 fn the_closed_value_sets_are_the_readers() {
     let v = validator(&policy_schema());
     let schema = policy_schema();
