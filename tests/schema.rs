@@ -240,7 +240,7 @@ fn policy_literals(file: &str, source: &str) -> Vec<Literal> {
                 j += 1;
             }
             (chars[body..j].iter().collect::<String>(), j + 1 + hashes)
-        } else if c == '"' && !(i > 0 && chars[i - 1].is_alphanumeric()) {
+        } else if c == '"' {
             let mut j = i + 1;
             let mut text = String::new();
             while j < chars.len() && chars[j] != '"' {
@@ -283,7 +283,10 @@ fn policy_literals(file: &str, source: &str) -> Vec<Literal> {
             continue;
         };
         i = end;
-        if !text.contains("version = 1") {
+        // A byte string (`b"..."`) is read past but is not a policy's text.
+        let prefix = |k: usize| k > 0 && (chars[k - 1].is_alphanumeric() || chars[k - 1] == '_');
+        let bytes = start > 0 && chars[start - 1] == 'b' && !prefix(start - 1);
+        if bytes || !text.contains("version = 1") {
             continue;
         }
         let before: String = chars[..start].iter().collect();
