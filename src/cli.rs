@@ -68,6 +68,17 @@ pub enum Command {
     /// Store, show and remove account tokens in the OS keychain
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Print the JSON Schema of the policy file or of post files, for editors and CI
+    ///
+    /// The documents are JSON Schema draft 2020-12 and describe every key the readers take.
+    /// Save one beside your files and name it on the file's first line, e.g.
+    /// `#:schema ./schema/policy.schema.json`: taplo and Even Better TOML then complete keys
+    /// and flag typos as you type.
+    Schema {
+        /// Which file's schema
+        #[arg(value_enum)]
+        kind: SchemaKind,
+    },
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -76,6 +87,14 @@ pub enum Command {
     /// Print the man page (roff)
     #[command(hide = true)]
     Man,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// The policy file (`gate.toml`)
+    Policy,
+    /// A post file (`*.post.toml`)
+    Post,
 }
 
 #[derive(Debug, Args)]

@@ -101,6 +101,7 @@ fn execute(ctx: &Ctx, command: Command) -> Result<Code, Error> {
         Command::Auth(AuthCommand::Login(args)) => commands::auth::login(ctx, &args),
         Command::Auth(AuthCommand::Status(args)) => commands::auth::status(ctx, &args),
         Command::Auth(AuthCommand::Logout(args)) => commands::auth::logout(ctx, &args),
+        Command::Schema { kind } => commands::schema::run(ctx, kind),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "gate", &mut std::io::stdout());

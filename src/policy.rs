@@ -19,7 +19,9 @@ use crate::links::{DomainPattern, LinkRules, Shorteners};
 use crate::schema::{At, Reader, list};
 use crate::{reviewers, terms};
 
-const TOP_KEYS: &[&str] = &[
+// The keys each table of the policy takes: the reader denies every other, and `gate schema
+// policy` describes exactly these.
+pub const TOP_KEYS: &[&str] = &[
     "version",
     "timezone",
     "accounts",
@@ -33,7 +35,7 @@ const TOP_KEYS: &[&str] = &[
     "limits",
     "tests",
 ];
-const ACCOUNT_KEYS: &[&str] = &[
+pub const ACCOUNT_KEYS: &[&str] = &[
     "platform",
     "server",
     "handle",
@@ -43,7 +45,7 @@ const ACCOUNT_KEYS: &[&str] = &[
     "banned_terms",
     "oauth",
 ];
-const OAUTH_KEYS: &[&str] = &[
+pub const OAUTH_KEYS: &[&str] = &[
     "client_id",
     "redirect_port",
     "scopes",
@@ -52,15 +54,15 @@ const OAUTH_KEYS: &[&str] = &[
     "revoke_url",
     "client_metadata_url",
 ];
-const TERM_KEYS: &[&str] = &["deny", "warn", "allow", "regex"];
-const REVIEWER_KEYS: &[&str] = &["required", "keys"];
-const WINDOW_KEYS: &[&str] = &["days", "from", "to", "reason", "timezone"];
-const BLACKOUT_KEYS: &[&str] = &["from", "to", "reason"];
-const FREEZE_KEYS: &[&str] = &["reason", "since"];
-const LINK_KEYS: &[&str] = &["allow", "deny", "shorteners"];
-const MEDIA_RULE_KEYS: &[&str] = &["require_alt_text"];
-const LIMIT_KEYS: &[&str] = &["max_posts_per_hour"];
-const TEST_KEYS: &[&str] = &["name", "text", "account", "now", "expect"];
+pub const TERM_KEYS: &[&str] = &["deny", "warn", "allow", "regex"];
+pub const REVIEWER_KEYS: &[&str] = &["required", "keys"];
+pub const WINDOW_KEYS: &[&str] = &["days", "from", "to", "reason", "timezone"];
+pub const BLACKOUT_KEYS: &[&str] = &["from", "to", "reason"];
+pub const FREEZE_KEYS: &[&str] = &["reason", "since"];
+pub const LINK_KEYS: &[&str] = &["allow", "deny", "shorteners"];
+pub const MEDIA_RULE_KEYS: &[&str] = &["require_alt_text"];
+pub const LIMIT_KEYS: &[&str] = &["max_posts_per_hour"];
+pub const TEST_KEYS: &[&str] = &["name", "text", "account", "now", "expect"];
 
 /// The networks gate can post to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

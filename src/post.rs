@@ -11,7 +11,9 @@ use crate::policy::{Account, Platform, Policy, hex, unknown_account};
 use crate::reviewers::{Approval, MediaDigest, digest_message};
 use crate::schema::{At, Reader};
 
-const POST_KEYS: &[&str] = &[
+// The keys of a post file and of its `[[media]]` and `[[approvals]]` entries: the reader denies
+// every other, and `gate schema post` describes exactly these.
+pub const POST_KEYS: &[&str] = &[
     "account",
     "accounts",
     "author",
@@ -22,8 +24,8 @@ const POST_KEYS: &[&str] = &[
     "visibility",
     "reply_to",
 ];
-const MEDIA_KEYS: &[&str] = &["path", "alt"];
-const APPROVAL_KEYS: &[&str] = &["reviewer", "signature"];
+pub const MEDIA_KEYS: &[&str] = &["path", "alt"];
+pub const APPROVAL_KEYS: &[&str] = &["reviewer", "signature"];
 
 /// Where a post came from, as reports name it.
 #[derive(Debug, Clone, PartialEq, Eq)]

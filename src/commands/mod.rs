@@ -10,6 +10,7 @@ pub mod log;
 pub mod policy;
 pub mod post;
 pub mod retract;
+pub mod schema;
 
 use std::io::Write as _;
 use std::path::Path;
