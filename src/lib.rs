@@ -36,6 +36,7 @@ pub mod reviewers;
 pub mod schema;
 pub mod state;
 pub mod terms;
+pub mod textmap;
 
 use std::io::Write as _;
 use std::process::ExitCode;
