@@ -195,10 +195,7 @@ fn review_wait(
     post: &crate::post::Post,
     f: &crate::evaluate::Finding,
 ) -> String {
-    let missing = f
-        .required
-        .unwrap_or(0)
-        .saturating_sub(f.valid.unwrap_or(0));
+    let missing = f.required.unwrap_or(0).saturating_sub(f.valid.unwrap_or(0));
     let who = may_still_sign(policy, post, f);
     let names: Vec<&str> = who.iter().map(String::as_str).collect();
     let more = format!(
@@ -208,17 +205,18 @@ fn review_wait(
     match names.as_slice() {
         [] => format!("{more}; no reviewer in the policy is left to sign"),
         [one] => format!("{more}: `{one}` may sign"),
-        [rest @ .., last] => format!(
-            "{more}: {} or `{last}` may sign",
-            crate::schema::list(rest)
-        ),
+        [rest @ .., last] => format!("{more}: {} or `{last}` may sign", crate::schema::list(rest)),
     }
 }
 
 /// GitHub workflow commands for one post's evaluations (SPEC §9): one per finding, the same
 /// finding on several accounts once, naming them. A banned term in a post file is annotated on
 /// its own line and columns in the file.
-pub fn github(policy: &crate::policy::Policy, post: &crate::post::Post, evals: &[&Evaluation]) -> String {
+pub fn github(
+    policy: &crate::policy::Policy,
+    post: &crate::post::Post,
+    evals: &[&Evaluation],
+) -> String {
     use crate::diagnostic::{escape_data, escape_property};
     use crate::post::Origin;
     // (command, properties, message) → accounts, in the order first seen.
@@ -234,13 +232,16 @@ pub fn github(policy: &crate::policy::Policy, post: &crate::post::Post, evals: &
             let mut props = Vec::new();
             match &post.origin {
                 Origin::File(path) => {
-                    props.push(format!("file={}", escape_property(&path.display().to_string())));
+                    props.push(format!(
+                        "file={}",
+                        escape_property(&path.display().to_string())
+                    ));
                     let at = post.text_at.as_ref();
                     let span = f.start.zip(f.end);
                     match (at, span.and_then(|(s, e)| at?.locate(s..e))) {
-                        (_, Some(((l, c), (el, ec)))) => props.push(format!(
-                            "line={l},col={c},endLine={el},endColumn={ec}"
-                        )),
+                        (_, Some(((l, c), (el, ec)))) => {
+                            props.push(format!("line={l},col={c},endLine={el},endColumn={ec}"))
+                        }
                         (Some(at), None) => {
                             props.push(format!("line={},col={}", at.value.0, at.value.1))
                         }
@@ -248,7 +249,10 @@ pub fn github(policy: &crate::policy::Policy, post: &crate::post::Post, evals: &
                     }
                 }
                 Origin::Line(path, n) => {
-                    props.push(format!("file={}", escape_property(&path.display().to_string())));
+                    props.push(format!(
+                        "file={}",
+                        escape_property(&path.display().to_string())
+                    ));
                     props.push(format!("line={n}"));
                 }
                 Origin::Argument | Origin::Stdin => {}
@@ -296,7 +300,11 @@ pub fn github_diagnostic(d: &crate::diagnostic::Diagnostic) -> String {
     if let Some(hint) = &d.hint {
         message.push_str(&format!(" (hint: {hint})"));
     }
-    format!("::{command} {}::{}\n", props.join(","), escape_data(&message))
+    format!(
+        "::{command} {}::{}\n",
+        props.join(","),
+        escape_data(&message)
+    )
 }
 
 /// The head of `--format markdown`'s one table.
@@ -360,7 +368,11 @@ pub fn markdown_rows(
                 .as_deref()
                 .map_or_else(String::new, |a| format!("`{}`", cell(a))),
             findings.join("<br>"),
-            waits.iter().map(|w| cell(w)).collect::<Vec<_>>().join("<br>"),
+            waits
+                .iter()
+                .map(|w| cell(w))
+                .collect::<Vec<_>>()
+                .join("<br>"),
         );
     }
     out

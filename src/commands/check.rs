@@ -112,7 +112,14 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
 
     if format == Format::Github || format == Format::Markdown {
-        ci_report(format, &policy, &posts, &evaluations, &diagnostics, &invalid);
+        ci_report(
+            format,
+            &policy,
+            &posts,
+            &evaluations,
+            &diagnostics,
+            &invalid,
+        );
     } else if format == Format::Json {
         let mut entries: Vec<serde_json::Value> = evaluations
             .iter()
@@ -286,8 +293,9 @@ pub(crate) fn read_stdin() -> Result<String, Error> {
             Error::usage(format!("cannot read the post from stdin: {e}"))
                 .with_hint("a post is text of at most 1 MiB")
         })?;
-    crate::files::utf8("<stdin>", bytes, "the post on stdin")
-        .map_err(|d| Error::Input { diagnostics: vec![*d] })
+    crate::files::utf8("<stdin>", bytes, "the post on stdin").map_err(|d| Error::Input {
+        diagnostics: vec![*d],
+    })
 }
 
 /// One line of a `--jsonl` calendar.
@@ -399,9 +407,8 @@ fn check_jsonl(
         worst = worst.max(verdict);
         if format == Format::Github {
             let evals: Vec<&Evaluation> = evaluations.iter().collect();
-            write!(out, "{}", output::github(policy, &post, &evals)).map_err(|e| {
-                Error::other(format!("cannot write to stdout: {}", io_reason(&e)))
-            })?;
+            write!(out, "{}", output::github(policy, &post, &evals))
+                .map_err(|e| Error::other(format!("cannot write to stdout: {}", io_reason(&e))))?;
         } else if format == Format::Markdown {
             let evals: Vec<&Evaluation> = evaluations.iter().collect();
             table.push_str(&output::markdown_rows(policy, &post, &evals));
@@ -425,7 +432,12 @@ fn check_jsonl(
         verdicts.push(verdict);
     }
     if format == Format::Markdown {
-        let _ = write!(out, "{}{table}\n{}\n", output::MARKDOWN_HEAD, output::summary(verdicts.iter().copied(), bad.len()));
+        let _ = write!(
+            out,
+            "{}{table}\n{}\n",
+            output::MARKDOWN_HEAD,
+            output::summary(verdicts.iter().copied(), bad.len())
+        );
     }
     out.flush()
         .map_err(|e| Error::other(format!("cannot write to stdout: {}", io_reason(&e))))?;

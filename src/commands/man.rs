@@ -30,10 +30,7 @@ const EXIT_STATUS: &[(&str, &str)] = &[
         "5",
         "held, not now: quiet hours, blackout, rate limit (verdict hold); JSON gives until",
     ),
-    (
-        "6",
-        "needs more valid reviewer approvals (verdict review)",
-    ),
+    ("6", "needs more valid reviewer approvals (verdict review)"),
     ("7", "frozen (verdict frozen)"),
     (
         "8",

@@ -56,8 +56,14 @@ pub fn check(ctx: &Ctx, args: &PolicyCheckArgs) -> Result<Code, Error> {
         }
         Format::Markdown => {
             let mut out = std::io::stdout().lock();
-            let name = path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-            let _ = writeln!(out, "| file | line | severity | problem |\n| --- | --- | --- | --- |");
+            let name = path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| file | line | severity | problem |\n| --- | --- | --- | --- |"
+            );
             for d in &diagnostics {
                 let mut message = d.message.clone();
                 if let Some(hint) = &d.hint {
@@ -67,7 +73,11 @@ pub fn check(ctx: &Ctx, args: &PolicyCheckArgs) -> Result<Code, Error> {
                     out,
                     "| `{}` | {} | {} | {} |",
                     d.file,
-                    if d.line > 0 { d.line.to_string() } else { String::new() },
+                    if d.line > 0 {
+                        d.line.to_string()
+                    } else {
+                        String::new()
+                    },
                     match d.level {
                         Level::Error => "**error**",
                         Level::Warning => "warning",
