@@ -239,8 +239,12 @@ pub fn github(
                     let at = post.text_at.as_ref();
                     let span = f.start.zip(f.end);
                     match (at, span.and_then(|(s, e)| at?.locate(s..e))) {
-                        (_, Some(((l, c), (el, ec)))) => {
+                        // GitHub takes columns only for a span on one line.
+                        (_, Some(((l, c), (el, ec)))) if l == el => {
                             props.push(format!("line={l},col={c},endLine={el},endColumn={ec}"))
+                        }
+                        (_, Some(((l, _), (el, _)))) => {
+                            props.push(format!("line={l},endLine={el}"))
                         }
                         (Some(at), None) => {
                             props.push(format!("line={},col={}", at.value.0, at.value.1))

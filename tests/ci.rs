@@ -701,3 +701,39 @@ fn man_out_writes_one_page_per_subcommand_with_the_extra_sections() {
         assert!(text.contains("--format"), "{text}");
     }
 }
+
+#[test]
+fn a_term_across_lines_and_a_freeze_are_annotated_too() {
+    let s = Sandbox::new();
+    s.write(
+        "gate.toml",
+        &format!("{POLICY}\n[freeze]\nreason = \"account compromised\"\n"),
+    );
+    s.write(
+        "p.post.toml",
+        "account = \"bsky\"\ntext = \"\"\"\nand nobody here knows\nhow to drive\n\"\"\"\n",
+    );
+    let run = check(&s, "p.post.toml", "github", WEEKDAY);
+    assert_eq!(run.code, 7, "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    // A span over two lines gets lines only: GitHub takes no columns for it.
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "::error file=p.post.toml,line=3,endLine=4,title=gate deny banned_term::"
+        )),
+        "{run:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l
+            .starts_with("::notice file=p.post.toml,line=2,col=8,title=gate frozen freeze::")
+            && l.contains("account compromised")),
+        "{run:?}"
+    );
+    let run = check(&s, "p.post.toml", "markdown", WEEKDAY);
+    assert_eq!(run.code, 7, "{run:?}");
+    assert!(run.stdout.contains("| **frozen** |"), "{run:?}");
+    assert!(
+        run.stdout.contains("| the freeze to be lifted |"),
+        "{run:?}"
+    );
+}
