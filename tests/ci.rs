@@ -666,7 +666,35 @@ fn man_out_writes_one_page_per_subcommand_with_the_extra_sections() {
             "{page}"
         );
     }
+    let mut pages: Vec<String> = std::fs::read_dir(s.path().join("man"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    for page in [
+        "gate-approve.1",
+        "gate-auth.1",
+        "gate-auth-logout.1",
+        "gate-completions.1",
+        "gate-digest.1",
+        "gate-freeze.1",
+        "gate-log.1",
+        "gate-policy.1",
+        "gate-policy-test.1",
+        "gate-retract.1",
+        "gate-unfreeze.1",
+    ] {
+        assert!(pages.iter().any(|p| p == page), "{page} in {pages:?}");
+    }
+    assert!(
+        !pages.iter().any(|p| p.contains("help")),
+        "no page for clap's `help`: {pages:?}"
+    );
     let post = s.read("man/gate-post.1");
+    assert!(
+        post.contains("gate 0.1.0"),
+        "the footer names gate, not the subcommand"
+    );
     assert!(
         post.contains("gate\\-post"),
         "the page is named for the subcommand"

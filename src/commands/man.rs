@@ -53,7 +53,7 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "GATE_STATE_URL",
-        "A team state store shared by every machine (it wins over the policy's [state] url); never printed.",
+        "The team state store shared by every machine, ahead of the policy's [state] url. This version of gate does not read it yet: state is local, under GATE_HOME.",
     ),
     (
         "GATE_KEYCHAIN",
@@ -121,7 +121,11 @@ fn write_all(cmd: &clap::Command, dir: &Path) -> Result<(), Error> {
     let path = dir.join(format!("{name}.1"));
     std::fs::write(&path, page(cmd)?)
         .map_err(|e| Error::other(format!("cannot write `{}`: {e}", path.display())))?;
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+    // clap's own `help` subcommand gets no page: `gate help post` shows what `gate-post.1` does.
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
         write_all(sub, dir)?;
     }
     Ok(())
@@ -131,6 +135,8 @@ fn write_all(cmd: &clap::Command, dir: &Path) -> Result<(), Error> {
 fn page(cmd: &clap::Command) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     clap_mangen::Man::new(cmd.clone())
+        .source(format!("gate {}", env!("CARGO_PKG_VERSION")))
+        .manual("gate manual")
         .render(&mut out)
         .map_err(|e| Error::other(format!("cannot write the man page: {e}")))?;
     let mut roff = Roff::new();
