@@ -199,6 +199,26 @@ fn calendar_lines_and_inline_text_are_annotated_where_they_are() {
     );
     let run = s.run(&[
         "check",
+        "--jsonl",
+        "calendar.jsonl",
+        "--format",
+        "markdown",
+        "--now",
+        WEEKDAY,
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "| post | account | verdict | findings | waits on |\n\
+         | --- | --- | --- | --- | --- |\n\
+         | `calendar.jsonl:1` | `brand` | allow |  |  |\n\
+         | `calendar.jsonl:2` | `brand` | **deny** | deny `banned_term`: \"layoffs\" matches the banned term `layoffs` |  |\n\
+         | `calendar.jsonl:3` |  | **invalid** | calendar.jsonl:3:10: invalid calendar line: invalid type: integer `3`, expected a string |  |\n\
+         \n\
+         2 checks: 1 allow, 1 deny, 1 invalid\n"
+    );
+    let run = s.run(&[
+        "check",
         "we have layoffs",
         "--account",
         "bsky",
@@ -763,5 +783,28 @@ fn a_term_across_lines_and_a_freeze_are_annotated_too() {
     assert!(
         run.stdout.contains("| the freeze to be lifted |"),
         "{run:?}"
+    );
+}
+
+#[test]
+fn stdin_text_is_annotated_on_no_file() {
+    let s = sandbox();
+    let run = s.run_with_stdin(
+        &[
+            "check",
+            "-",
+            "--account",
+            "bsky",
+            "--format",
+            "github",
+            "--now",
+            WEEKDAY,
+        ],
+        "layoffs are coming\n",
+    );
+    assert_eq!(run.code, 4, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "::error title=gate deny banned_term::\"layoffs\" matches the banned term `layoffs` (account `bsky`)\n"
     );
 }
