@@ -30,10 +30,7 @@ fn user(path: &Path) -> String {
     let path = path
         .parent()
         .and_then(|dir| dir.canonicalize().ok())
-        .map_or_else(
-            || path.to_path_buf(),
-            |dir| dir.join(path.file_name().unwrap_or_default()),
-        );
+        .map_or_else(|| path.to_path_buf(), |dir| dir.join(path.file_name().unwrap_or_default()));
     let digest = Sha256::digest(path.as_os_str().as_encoded_bytes());
     format!("audit-head-{}", crate::policy::hex(&digest[..12]))
 }

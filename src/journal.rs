@@ -744,14 +744,8 @@ mod tests {
             )
         );
         let entry = crate::audit::Entry::new(crate::audit::Event::Retract);
-        j.mark_retracted(
-            &Env::for_tests(dir.path()),
-            "d",
-            "brand",
-            &entry,
-            Utc::now(),
-        )
-        .unwrap();
+        j.mark_retracted(&Env::for_tests(dir.path()), "d", "brand", &entry, Utc::now())
+            .unwrap();
         let row = j.get("d", "brand").unwrap().unwrap();
         assert_eq!(row.state, State::Retracted);
         assert!(row.retracted_at.is_some());
@@ -851,14 +845,8 @@ mod tests {
         let j = Journal::open(&Env::for_tests(dir.path())).unwrap();
         let now = Utc::now();
         j.begin("d", "brand", "mastodon", "k", now).unwrap();
-        j.mark(
-            "d",
-            "brand",
-            State::Unknown,
-            "502 after the request left",
-            now,
-        )
-        .unwrap();
+        j.mark("d", "brand", State::Unknown, "502 after the request left", now)
+            .unwrap();
         // A later try is refused (a 429, a refused connection): the first may still have gone out.
         j.begin("d", "brand", "mastodon", "k", now).unwrap();
         let row = j.get("d", "brand").unwrap().unwrap();
@@ -908,20 +896,13 @@ mod tests {
             .unwrap();
         assert_eq!(refused, Err("held"));
         assert_eq!(seen, ["sent", "pending", "unknown"]);
-        assert_eq!(
-            j.get("new", "brand").unwrap(),
-            None,
-            "a refused claim writes nothing"
-        );
+        assert_eq!(j.get("new", "brand").unwrap(), None, "a refused claim writes nothing");
         assert_eq!(
             j.claim("new", "brand", "x", "k", minutes(10), |_| Ok::<(), ()>(()))
                 .unwrap(),
             Ok(())
         );
-        assert_eq!(
-            j.get("new", "brand").unwrap().unwrap().state,
-            State::Pending
-        );
+        assert_eq!(j.get("new", "brand").unwrap().unwrap().state, State::Pending);
     }
 
     #[test]
@@ -938,14 +919,10 @@ mod tests {
             )
             .unwrap();
         let entry = crate::audit::Entry::new(crate::audit::Event::Post);
-        assert!(
-            j.mark_sent(&env, "d", "brand", ("1", "u"), &entry, now)
-                .is_err()
-        );
+        assert!(j.mark_sent(&env, "d", "brand", ("1", "u"), &entry, now).is_err());
         assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Pending);
         j.conn.execute_batch("DROP TRIGGER no_audit").unwrap();
-        j.mark_sent(&env, "d", "brand", ("1", "u"), &entry, now)
-            .unwrap();
+        j.mark_sent(&env, "d", "brand", ("1", "u"), &entry, now).unwrap();
         assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Sent);
         assert_eq!(crate::audit::entries(&j).unwrap().len(), 1);
     }

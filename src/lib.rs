@@ -30,9 +30,9 @@ pub mod platforms;
 pub mod policy;
 pub mod post;
 pub mod redact;
-pub mod reviewers;
 #[cfg(test)]
 mod robustness;
+pub mod reviewers;
 pub mod schema;
 pub mod state;
 pub mod terms;

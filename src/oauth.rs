@@ -522,9 +522,7 @@ pub fn whoami(account: &Account, token: &SecretString) -> Result<WhoAmI, Error> 
         .with_hint("try again later; if it persists, check the account's `server` in the policy"));
     }
     let body: serde_json::Value = crate::http::json(response).map_err(|e| {
-        Error::network(format!("{host}: {e}")).with_hint(
-            "try again later; if it persists, check the account's `server` in the policy",
-        )
+        Error::network(format!("{host}: {e}")).with_hint("try again later; if it persists, check the account's `server` in the policy")
     })?;
     let name = match account.platform {
         Platform::Mastodon => body.get("acct").and_then(|v| v.as_str()).map(|acct| {
@@ -570,9 +568,7 @@ pub fn revoke(
     ];
     let mut request = crate::http::client()?.post(&endpoints.revoke_url);
     match (&secret, account.platform) {
-        (Some(secret), Platform::Mastodon) => {
-            form.push(("client_secret", crate::redact::sent(secret)))
-        }
+        (Some(secret), Platform::Mastodon) => form.push(("client_secret", crate::redact::sent(secret))),
         (Some(secret), _) => {
             form.retain(|(k, _)| *k != "client_id");
             request = request.basic_auth(&client_id, Some(crate::redact::sent(secret)));

@@ -294,9 +294,9 @@ pub fn load(path: &Path, policy: &Policy) -> Result<Post, Vec<Diagnostic>> {
             format!("cannot read the post file: {e}"),
         );
         vec![match e {
-            crate::files::ReadError::TooLarge { .. } => d.with_hint(
-                "a post file holds one post's text and settings; media stay in files of their own",
-            ),
+            crate::files::ReadError::TooLarge { .. } => {
+                d.with_hint("a post file holds one post's text and settings; media stay in files of their own")
+            }
             _ => d,
         }]
     })?;
@@ -321,13 +321,10 @@ fn media_cap(policy: &Policy, accounts: &[String]) -> u64 {
         .filter_map(|a| policy.account(a))
         .map(|a| cap(a.platform))
         .collect();
-    named.into_iter().max().unwrap_or_else(|| {
-        [Platform::Bluesky, Platform::Mastodon, Platform::X]
-            .map(cap)
-            .into_iter()
-            .max()
-            .unwrap_or(0)
-    })
+    named
+        .into_iter()
+        .max()
+        .unwrap_or_else(|| [Platform::Bluesky, Platform::Mastodon, Platform::X].map(cap).into_iter().max().unwrap_or(0))
 }
 
 /// Validates post-file text; media paths resolve relative to `path`'s folder.

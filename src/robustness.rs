@@ -39,8 +39,7 @@ from = "2026-12-24T00:00"
 to = "2026-12-27T00:00"
 "#;
 
-const POST: &str =
-    "account = \"brand\"\ntext = \"\"\"\nOur release is out.\n\"\"\"\nlanguage = \"en\"\n";
+const POST: &str = "account = \"brand\"\ntext = \"\"\"\nOur release is out.\n\"\"\"\nlanguage = \"en\"\n";
 
 fn policy() -> crate::policy::Policy {
     crate::policy::parse(&Source::new("gate.toml", POLICY))

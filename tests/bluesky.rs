@@ -952,10 +952,7 @@ fn a_post_with_a_link_a_mention_a_tag_and_an_image_is_published_exactly_once() {
     // The identical retry (say, after a timeout) is a no-op: one record, the same answer.
     let again = adapter.publish(&post).expect("the retry succeeds");
     assert_eq!(again, published);
-    assert_eq!(
-        adapter.find(&post, since).unwrap(),
-        Lookup::Found(published.clone())
-    );
+    assert_eq!(adapter.find(&post, since).unwrap(), Lookup::Found(published.clone()));
     let list = w
         .pds
         .query(

@@ -1015,8 +1015,7 @@ fn jsonl_lines_that_are_not_utf8_or_too_long_are_their_own_errors() {
         run.stderr
     );
     assert!(
-        run.stderr
-            .contains("error: this calendar line is longer than 1 MiB\n --> cal.jsonl:3:1\n"),
+        run.stderr.contains("error: this calendar line is longer than 1 MiB\n --> cal.jsonl:3:1\n"),
         "{}",
         run.stderr
     );
@@ -1047,17 +1046,18 @@ fn invalid_utf8_is_reported_at_its_line_and_column() {
     .unwrap();
     let run = s.run(&["policy", "check"]);
     assert_eq!(run.code, 3, "{run:?}");
-    assert!(run.stderr.contains("--> gate.toml:2:10"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--> gate.toml:2:10"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// A post file that cannot be parsed never reads as `allow` in the JSON, beside one that can.
 #[test]
 fn an_unparsable_post_file_is_invalid_in_the_json() {
     let s = sandbox();
-    s.write(
-        "posts/ok.post.toml",
-        "account = \"brand\"\ntext = \"Fine\"\n",
-    );
+    s.write("posts/ok.post.toml", "account = \"brand\"\ntext = \"Fine\"\n");
     s.write("posts/broken.post.toml", "account = \"brand\"\ntext = \n");
     let run = s.run(&["check", "--file", "posts", "--json", "--now", WEEKDAY]);
     assert_eq!(run.code, 2, "{run:?}");
@@ -1084,10 +1084,7 @@ fn media_outside_the_folder_or_not_a_regular_file_is_refused() {
     std::os::unix::fs::symlink(s.path().join("secret.txt"), s.path().join("posts/link.png"))
         .unwrap();
     let fifo = s.path().join("posts/pipe.png");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(made.success());
     std::os::unix::fs::symlink("/dev/zero", s.path().join("posts/zero.png")).unwrap();
     let absolute = s.path().join("secret.txt");
@@ -1104,17 +1101,11 @@ fn media_outside_the_folder_or_not_a_regular_file_is_refused() {
     for (path, why) in cases {
         s.write(
             "posts/m.post.toml",
-            &format!(
-                "account = \"brand\"\ntext = \"Pic\"\n[[media]]\npath = \"{path}\"\nalt = \"a\"\n"
-            ),
+            &format!("account = \"brand\"\ntext = \"Pic\"\n[[media]]\npath = \"{path}\"\nalt = \"a\"\n"),
         );
         let started = std::time::Instant::now();
         let run = s.run(&["check", "--file", "posts/m.post.toml", "--now", WEEKDAY]);
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(5),
-            "{path}: took {:?}",
-            started.elapsed()
-        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{path}: took {:?}", started.elapsed());
         assert_eq!(run.code, 2, "{path}: {run:?}");
         assert!(
             run.stderr
@@ -1129,11 +1120,7 @@ fn media_outside_the_folder_or_not_a_regular_file_is_refused() {
         "posts/m.post.toml",
         "account = \"brand\"\ntext = \"Pic\"\n[[media]]\npath = \"ok.png\"\nalt = \"a\"\n",
     );
-    assert_eq!(
-        s.run(&["check", "--file", "posts/m.post.toml", "--now", WEEKDAY])
-            .code,
-        0
-    );
+    assert_eq!(s.run(&["check", "--file", "posts/m.post.toml", "--now", WEEKDAY]).code, 0);
 }
 
 /// stdin and post files are read up to 1 MiB; more is an error naming the cap.
@@ -1192,11 +1179,7 @@ fn a_freeze_that_cannot_be_audited_says_it_froze() {
             "{damage}: {}",
             run.stderr
         );
-        assert!(
-            run.stderr.contains("hint: the freeze is in force"),
-            "{damage}: {}",
-            run.stderr
-        );
+        assert!(run.stderr.contains("hint: the freeze is in force"), "{damage}: {}", run.stderr);
         let run = s.run(&["check", "hello", "--account", "brand", "--now", WEEKDAY]);
         assert_eq!(run.code, 7, "{damage}: still frozen: {run:?}");
     }

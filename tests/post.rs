@@ -1378,11 +1378,7 @@ fn a_refusal_after_an_unknown_try_is_resolved_by_looking_not_reported_as_not_sen
         ),
         (
             "Made, then the token rejected",
-            Fault::Status(
-                401,
-                vec![],
-                r#"{"error":"The access token was revoked"}"#.into(),
-            ),
+            Fault::Status(401, vec![], r#"{"error":"The access token was revoked"}"#.into()),
         ),
     ];
     for (text, second) in cases {
@@ -1407,12 +1403,7 @@ fn a_refusal_after_an_unknown_try_is_resolved_by_looking_not_reported_as_not_sen
 }
 
 /// A policy with `brand` on `server` and a blackout that ends at `end`, plus `extra`.
-fn blackout_policy(
-    kind: Kind,
-    url: &str,
-    end: chrono::DateTime<chrono::Utc>,
-    extra: &str,
-) -> String {
+fn blackout_policy(kind: Kind, url: &str, end: chrono::DateTime<chrono::Utc>, extra: &str) -> String {
     let fmt =
         |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     format!(
@@ -1471,15 +1462,7 @@ fn a_policy_changed_while_wait_sleeps_stops_the_send() {
             &blackout_policy(Kind::Mastodon, &s.server.url, end, ""),
         );
         let mut child = s.spawn(
-            &[
-                "post",
-                "--yes",
-                "--json",
-                "--wait",
-                "--max-wait",
-                "1m",
-                text,
-            ],
+            &["post", "--yes", "--json", "--wait", "--max-wait", "1m", text],
             None,
         );
         let stderr = wait_for(&mut child, "held until");
@@ -1609,22 +1592,13 @@ fn a_freeze_between_the_accounts_of_a_post_stops_the_rest() {
 fn ten_processes_woken_together_send_exactly_the_limit() {
     let s = setup(Kind::Mastodon, true);
     let end = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 4, 0).unwrap();
-    let policy = blackout_policy(Kind::Mastodon, &s.server.url, end, "").replace(
-        "[banned_terms]",
-        "[limits]\nmax_posts_per_hour = 3\n\n[banned_terms]",
-    );
+    let policy = blackout_policy(Kind::Mastodon, &s.server.url, end, "")
+        .replace("[banned_terms]", "[limits]\nmax_posts_per_hour = 3\n\n[banned_terms]");
     s.sandbox.write("gate.toml", &policy);
     let children: Vec<Child> = (0..10)
         .map(|i| {
             s.spawn(
-                &[
-                    "post",
-                    "--yes",
-                    "--wait",
-                    "--max-wait",
-                    "1m",
-                    &format!("Announcement {i}"),
-                ],
+                &["post", "--yes", "--wait", "--max-wait", "1m", &format!("Announcement {i}")],
                 None,
             )
         })
@@ -1657,10 +1631,9 @@ fn a_server_that_echoes_the_token_never_gets_it_printed_or_stored() {
                 r.body
             );
             match (r.method.as_str(), r.path.as_str()) {
-                ("GET", "/api/v1/accounts/verify_credentials") => json(
-                    200,
-                    serde_json::json!({"id": "7", "username": "brand", "acct": "brand"}),
-                ),
+                ("GET", "/api/v1/accounts/verify_credentials") => {
+                    json(200, serde_json::json!({"id": "7", "username": "brand", "acct": "brand"}))
+                }
                 ("GET", "/api/v1/accounts/7/statuses") => json(200, serde_json::json!([])),
                 _ => json(status, serde_json::json!({ "error": echoed })),
             }
@@ -1679,10 +1652,8 @@ fn a_server_that_echoes_the_token_never_gets_it_printed_or_stored() {
             let run = sandbox.run(&args);
             assert_ne!(run.code, 0, "{status}: {run:?}");
             assert!(
-                server
-                    .requests()
-                    .iter()
-                    .any(|r| r.header("authorization") == Some(&format!("Bearer {token}"))),
+                server.requests().iter().any(|r| r.header("authorization")
+                    == Some(&format!("Bearer {token}"))),
                 "the token was sent"
             );
             assert!(
@@ -1711,16 +1682,14 @@ fn a_server_that_echoes_the_token_never_gets_it_printed_or_stored() {
 #[test]
 fn a_redirect_is_never_followed_with_a_credential() {
     use common::fake_http::{FakeServer, Reply, json};
-    let thief =
-        FakeServer::start(|_| json(200, serde_json::json!({"id": "1", "url": "https://x/1"})));
+    let thief = FakeServer::start(|_| json(200, serde_json::json!({"id": "1", "url": "https://x/1"})));
     let token = canary();
     for status in [307u16, 308, 302] {
         let to = format!("{}/api/v1/statuses", thief.url);
         let server = FakeServer::start(move |r| match (r.method.as_str(), r.path.as_str()) {
-            ("GET", "/api/v1/accounts/verify_credentials") => json(
-                200,
-                serde_json::json!({"id": "7", "username": "brand", "acct": "brand"}),
-            ),
+            ("GET", "/api/v1/accounts/verify_credentials") => {
+                json(200, serde_json::json!({"id": "7", "username": "brand", "acct": "brand"}))
+            }
             ("GET", "/api/v1/accounts/7/statuses") => json(200, serde_json::json!([])),
             _ => Reply {
                 status,
@@ -1908,11 +1877,7 @@ fn x_more_candidates_than_one_page_is_undetermined_until_force_resend() {
     assert!(run.stderr.contains("`--force-resend`"), "{run:?}");
     assert!(s.server.posts_with(text).is_empty());
     assert_eq!(s.server.creates().len(), 1);
-    assert_eq!(
-        s.states(),
-        vec!["unknown".to_owned()],
-        "a try that may have gone out stays unknown"
-    );
+    assert_eq!(s.states(), vec!["unknown".to_owned()], "a try that may have gone out stays unknown");
 
     // Again without the flag: still undetermined, still nothing sent.
     let run = s.post(text);
@@ -1969,11 +1934,7 @@ fn mastodon_a_status_with_a_remote_mention_is_found_by_its_source_after_the_hour
         let posts = s.server.posts_with(text);
         assert_eq!(posts.len(), 1, "the first create made it");
         assert_eq!(posts[0].media_ids.len(), usize::from(media));
-        assert_eq!(
-            s.states(),
-            vec!["unknown".to_owned()],
-            "a try that may have gone out stays unknown"
-        );
+        assert_eq!(s.states(), vec!["unknown".to_owned()], "a try that may have gone out stays unknown");
         let creates = s.server.creates().len();
 
         // An hour and more later, for gate and for the server.

@@ -293,9 +293,8 @@ pub(crate) fn read_stdin() -> Result<String, Error> {
             Error::usage(format!("cannot read the post from stdin: {e}"))
                 .with_hint("a post is text of at most 1 MiB")
         })?;
-    crate::files::utf8("<stdin>", bytes, "the post on stdin").map_err(|d| Error::Input {
-        diagnostics: vec![*d],
-    })
+    crate::files::utf8("<stdin>", bytes, "the post on stdin")
+        .map_err(|d| Error::Input { diagnostics: vec![*d] })
 }
 
 /// One line of a `--jsonl` calendar.

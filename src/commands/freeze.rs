@@ -21,16 +21,9 @@ pub fn freeze(ctx: &Ctx, args: &FreezeArgs) -> Result<Code, Error> {
         // The freeze holds: say so first, so nobody in a crisis reads "failed" and thinks
         // posting is still open.
         let why = anstream::adapter::strip_str(&e.render()).to_string();
-        let why = why
-            .trim_start_matches("error: ")
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let why = why.trim_start_matches("error: ").lines().next().unwrap_or_default().to_owned();
         if ctx.global.json {
-            print_json(
-                &serde_json::json!({"frozen": true, "reason": args.reason.trim(), "audited": false, "audit_error": why}),
-            )?;
+            print_json(&serde_json::json!({"frozen": true, "reason": args.reason.trim(), "audited": false, "audit_error": why}))?;
         }
         return Err(Error::other(format!(
             "frozen, but the freeze is not in the audit trail: {why}"

@@ -63,9 +63,7 @@ fn verify(ctx: &Ctx) -> Result<Code, Error> {
             "the state folder `{}` is not a folder",
             dir.display()
         ))
-        .with_hint(
-            "`GATE_HOME` must name gate's state folder; the audit trail cannot be checked",
-        ));
+        .with_hint("`GATE_HOME` must name gate's state folder; the audit trail cannot be checked"));
     }
     // Read before the journal is opened (opening creates what is missing).
     let anchor = crate::anchor::read(&ctx.env, &path);
@@ -85,10 +83,7 @@ fn verify(ctx: &Ctx) -> Result<Code, Error> {
     if emptied {
         verdict = Verdict::Broken {
             seq: 1,
-            problem: format!(
-                "the journal `{}` is empty (0 bytes): it was emptied outside gate",
-                path.display()
-            ),
+            problem: format!("the journal `{}` is empty (0 bytes): it was emptied outside gate", path.display()),
         };
     }
     let anchored = match (&verdict, &anchor) {
@@ -145,9 +140,7 @@ fn verify(ctx: &Ctx) -> Result<Code, Error> {
     match verdict {
         Verdict::Intact { entries, last } => {
             if ctx.global.json {
-                print_json(
-                    &json!({"intact": true, "entries": entries, "last_hash": last, "anchored": anchored}),
-                )?;
+                print_json(&json!({"intact": true, "entries": entries, "last_hash": last, "anchored": anchored}))?;
             } else {
                 println!("{entries} entries, chain intact");
                 match (&anchor, anchored) {

@@ -556,20 +556,14 @@ impl Delivery<'_> {
                         "`{name}`: {reason}; sending anyway (`--force-resend`)"
                     ));
                 }
-                Err(e) => {
-                    return Err(failed(
-                        send_error(self.account, e, true, maybe_sent),
-                        maybe_sent,
-                    ));
-                }
+                Err(e) => return Err(failed(send_error(self.account, e, true, maybe_sent), maybe_sent)),
             }
         }
 
         let mut tries = 0;
         loop {
             tries += 1;
-            self.claim(&key)
-                .map_err(|stop| stop.with_maybe_sent(maybe_sent))?;
+            self.claim(&key).map_err(|stop| stop.with_maybe_sent(maybe_sent))?;
             fault_point(&self.ctx.env, "after-journal");
             let outcome = platform.publish(&outgoing);
             let outcome = match outcome {
@@ -914,10 +908,9 @@ fn dry_run(
                 "an earlier attempt may have gone out; would look for it, then send only if it is not there",
                 None,
             ),
-            Some(r) if r.state == State::Failed => (
-                "an earlier attempt was refused; would look for it, then send",
-                None,
-            ),
+            Some(r) if r.state == State::Failed => {
+                ("an earlier attempt was refused; would look for it, then send", None)
+            }
             _ => ("would send", None),
         };
         let options = if post.options.is_empty() {

@@ -350,7 +350,9 @@ impl Platform for Bluesky {
         post: &Outgoing<'_>,
         _since: chrono::DateTime<chrono::Utc>,
     ) -> Result<Lookup, SendError> {
-        Ok(self.lookup(post)?.map_or(Lookup::Absent, Lookup::Found))
+        Ok(self
+            .lookup(post)?
+            .map_or(Lookup::Absent, Lookup::Found))
     }
 
     fn delete(&self, id: &str) -> Result<(), SendError> {

@@ -268,7 +268,9 @@ impl Platform for Mastodon {
                     if attempt < ATTEMPTS
                         && retry_after.is_none_or(|d| d <= Duration::from_secs(60)) =>
                 {
-                    crate::pause::sleep(retry_after.unwrap_or_else(|| reply::backoff(attempt + 2)));
+                    crate::pause::sleep(
+                        retry_after.unwrap_or_else(|| reply::backoff(attempt + 2)),
+                    );
                 }
                 Err(e) => return Err(reply::after_unknown(e, unknown)),
             }

@@ -532,10 +532,7 @@ pub fn revoke(account: &Account, c: &Credential) -> Result<bool, Error> {
     };
     let http = crate::http::client()?;
     let token = c.refresh_token.as_ref().unwrap_or(&c.access_token);
-    let form = [
-        ("token", crate::redact::sent(token)),
-        ("client_id", client_id),
-    ];
+    let form = [("token", crate::redact::sent(token)), ("client_id", client_id)];
     post_form(&http, &dpop, endpoint, &form)
         .map_err(|r| refused(account, "revoke the sign-in", r))?;
     Ok(true)
