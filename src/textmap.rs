@@ -234,4 +234,51 @@ mod tests {
         assert_eq!(TextMap::new(file, 7..12, "abd"), None);
         assert_eq!(TextMap::new(file, 0..4, "text"), None);
     }
+
+    /// The character of `file` at a 1-based line and column.
+    fn char_at(file: &str, (line, column): Position) -> Option<char> {
+        file.split('\n').nth(line - 1)?.chars().nth(column - 1)
+    }
+
+    proptest::proptest! {
+        /// Whatever text a serialiser writes, in whichever kind of string, every letter of the
+        /// value maps back onto that same letter in the file.
+        #[test]
+        fn every_letter_maps_onto_itself(
+            text in "[a-zé\"'\\\\\n\t %]{1,40}",
+            kind in 0..4usize,
+        ) {
+            let literal = match kind {
+                0 => toml_edit::Value::from(text.as_str()).to_string(),
+                1 if !text.contains('\'') && !text.contains('\n') => format!("'{text}'"),
+                2 if !text.contains("\'\'\'") && !text.ends_with('\'') => format!("\'\'\'\n{text}\'\'\'"),
+                _ => {
+                    // A multi-line basic string with every quote and backslash escaped and a
+                    // line-ending backslash in the middle.
+                    let escape = |t: &str| t.replace('\\', "\\\\").replace('"', "\\\"");
+                    let mid = text.char_indices().map(|(i, _)| i).nth(text.chars().count() / 2).unwrap_or(0);
+                    let (a, b) = text.split_at(mid);
+                    let a = escape(a);
+                    // The blanks after a line-ending backslash are dropped: start `b` with a
+                    // letter or an escape.
+                    let b = match b.chars().next() {
+                        Some(c @ (' ' | '\t' | '\n')) => format!("\\u{:04x}{}", c as u32, escape(&b[1..])),
+                        _ => escape(b),
+                    };
+                    format!("\"\"\"\n{a}\\\n   {b}\"\"\"")
+                }
+            };
+            let file = format!("account = \"a\"\ntext = {}\n", literal.trim());
+            let Ok(table) = toml::de::DeTable::parse(&file) else { panic!("unparsed {file:?}") };
+            let (_, value) = table.get_ref().iter().find(|(k, _)| k.get_ref().as_ref() == "text").unwrap();
+            let toml::de::DeValue::String(parsed) = value.get_ref() else { panic!() };
+            let map = TextMap::new(&file, value.span(), parsed).expect("every literal maps");
+            for (i, c) in parsed.char_indices() {
+                if c.is_alphabetic() {
+                    let (start, _) = map.locate(i..i + c.len_utf8()).unwrap();
+                    proptest::prop_assert_eq!(char_at(&file, start), Some(c), "{:?} in {:?}", c, file);
+                }
+            }
+        }
+    }
 }
