@@ -389,6 +389,17 @@ impl std::fmt::Debug for ActionRun {
 /// each `run:` under `bash --noprofile --norc -eo pipefail`, the step's `env:` with the inputs
 /// (the defaults, then `with`), `GITHUB_STEP_SUMMARY` a file, and gate the built binary.
 fn run_action(s: &Sandbox, with: &[(&str, &str)]) -> ActionRun {
+    run_steps(s, with, false, &[])
+}
+
+/// Runs `action.yml`'s steps: every one but the install step, or (`install`) that one alone,
+/// with `extra` variables (the runner's own, like `GITHUB_REPOSITORY`).
+fn run_steps(
+    s: &Sandbox,
+    with: &[(&str, &str)],
+    install: bool,
+    extra: &[(&str, &str)],
+) -> ActionRun {
     let text = std::fs::read_to_string(repo().join("action.yml")).unwrap();
     let action: serde_yaml::Value = serde_yaml::from_str(&text).expect("action.yml is YAML");
     assert_eq!(action["runs"]["using"].as_str(), Some("composite"));
@@ -424,7 +435,7 @@ fn run_action(s: &Sandbox, with: &[(&str, &str)]) -> ActionRun {
     );
     let mut last = None;
     for step in steps {
-        if step["id"].as_str() == Some("install") {
+        if (step["id"].as_str() == Some("install")) != install {
             continue;
         }
         assert_eq!(step["shell"].as_str(), Some("bash"), "{step:?}");
@@ -439,6 +450,7 @@ fn run_action(s: &Sandbox, with: &[(&str, &str)]) -> ActionRun {
             std::env::var("PATH").unwrap_or_default()
         );
         cmd.env("PATH", path).env("GITHUB_STEP_SUMMARY", &summary);
+        cmd.envs(extra.iter().copied());
         if let Some(env) = step["env"].as_mapping() {
             for (k, v) in env {
                 cmd.env(k.as_str().unwrap(), expand(v.as_str().unwrap(), &inputs));
@@ -806,5 +818,41 @@ fn stdin_text_is_annotated_on_no_file() {
     assert_eq!(
         run.stdout,
         "::error title=gate deny banned_term::\"layoffs\" matches the banned term `layoffs` (account `bsky`)\n"
+    );
+}
+
+#[test]
+fn the_action_installs_gate_from_its_source_at_a_tag() {
+    let s = Sandbox::new();
+    // A `cargo` that says what it was asked, in place of the download.
+    s.write(
+        "bin/cargo",
+        "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"$GITHUB_STEP_SUMMARY.cargo\"\n",
+    );
+    let cargo = s.path().join("bin/cargo");
+    std::fs::set_permissions(&cargo, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let asked = |with: &[(&str, &str)], extra: &[(&str, &str)]| {
+        let _ = std::fs::remove_file(s.path().join("step-summary.md.cargo"));
+        let run = run_steps(&s, with, true, extra);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(
+            run.stdout.starts_with("gate "),
+            "it shows the version installed: {run:?}"
+        );
+        s.read("step-summary.md.cargo")
+    };
+    assert_eq!(
+        asked(&[], &[("GITHUB_SERVER_URL", "https://github.com")]),
+        "install --locked --git https://github.com/OWNER/gate gate\n"
+    );
+    assert_eq!(
+        asked(
+            &[
+                ("version", "v0.2.0"),
+                ("source", "https://git.example.com/team/gate")
+            ],
+            &[]
+        ),
+        "install --locked --git https://git.example.com/team/gate --tag v0.2.0 gate\n"
     );
 }
