@@ -84,9 +84,15 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff)
-    #[command(hide = true)]
-    Man,
+    /// Print the man page (roff), or write one page per subcommand with `--out`
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `gate.1` and one `gate-SUB.1` per subcommand into this folder
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -133,6 +139,9 @@ pub struct CheckArgs {
     /// Judge as if it were this time (RFC 3339, e.g. 2026-11-23T10:00:00Z)
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
+    /// How to print the results (`--json` is `--format json`)
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -229,6 +238,8 @@ pub enum Format {
     Json,
     /// GitHub Actions workflow commands (`::error file=…,line=…,col=…::…`)
     Github,
+    /// One Markdown table, for `$GITHUB_STEP_SUMMARY`
+    Markdown,
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,7 @@ pub mod reviewers;
 pub mod schema;
 pub mod state;
 pub mod terms;
+pub mod textmap;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -107,12 +108,7 @@ fn execute(ctx: &Ctx, command: Command) -> Result<Code, Error> {
             clap_complete::generate(shell, &mut cmd, "gate", &mut std::io::stdout());
             Ok(Code::Ok)
         }
-        Command::Man => {
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout())
-                .map_err(|e| Error::other(format!("cannot write the man page: {e}")))?;
-            Ok(Code::Ok)
-        }
+        Command::Man(args) => commands::man::run(&args),
     }
 }
 

@@ -72,6 +72,8 @@ pub struct Post {
     pub approvals: Vec<Approval>,
     /// How the post is sent, not what it says: none of these is in the digest (SPEC §4).
     pub options: Options,
+    /// Where each byte of `text` was written in the post file (`None` for inline text).
+    pub text_at: Option<crate::textmap::TextMap>,
 }
 
 /// `language`, `visibility` and `reply_to`: from the post file, or `gate post`'s flags.
@@ -266,6 +268,7 @@ impl Post {
             media: Vec::new(),
             approvals: Vec::new(),
             options: Options::default(),
+            text_at: None,
         }
     }
 
@@ -375,8 +378,10 @@ pub fn parse(source: &Source, path: &Path, policy: &Policy) -> Result<Post, Vec<
     }
 
     let author = r.string(root, "author").map(|a| a.value);
+    let mut text_at = None;
     let text = match r.string(root, "text") {
         Some(at) => {
+            text_at = crate::textmap::TextMap::new(&source.text, at.span.clone(), &at.value);
             if at.value.trim().is_empty() {
                 r.error(at.span, "the post's `text` is empty");
             }
@@ -468,6 +473,7 @@ pub fn parse(source: &Source, path: &Path, policy: &Policy) -> Result<Post, Vec<
         media,
         approvals,
         options,
+        text_at,
     })
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::cli::CheckArgs;
+use crate::cli::{CheckArgs, Format};
 use crate::commands::{Ctx, print_json};
 use crate::diagnostic::{Diagnostic, Level};
 use crate::error::{Code, Error, io_reason};
@@ -52,9 +52,14 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
         instances: std::collections::BTreeMap::new(),
     };
     let engine = Engine::new(&policy);
+    let format = if ctx.global.json {
+        Format::Json
+    } else {
+        args.format
+    };
 
     if let Some(path) = &args.jsonl {
-        return check_jsonl(ctx, &engine, path, &accounts, &context);
+        return check_jsonl(ctx, format, &engine, path, &accounts, &context);
     }
 
     let mut posts = Vec::new();
@@ -106,7 +111,16 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
     let verdict = overall(evaluations.iter().map(|(_, e)| e));
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
 
-    if ctx.global.json {
+    if format == Format::Github || format == Format::Markdown {
+        ci_report(
+            format,
+            &policy,
+            &posts,
+            &evaluations,
+            &diagnostics,
+            &invalid,
+        );
+    } else if format == Format::Json {
         let mut entries: Vec<serde_json::Value> = evaluations
             .iter()
             .map(|(_, e)| serde_json::to_value(e).expect("evaluations serialise"))
@@ -167,6 +181,62 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
     } else {
         verdict.code()
     })
+}
+
+/// `--format github` and `--format markdown` for posts given inline or as files.
+fn ci_report(
+    format: Format,
+    policy: &Policy,
+    posts: &[Post],
+    evaluations: &[(usize, Evaluation)],
+    diagnostics: &[Diagnostic],
+    invalid: &[String],
+) {
+    let mut out = std::io::stdout().lock();
+    let of = |i: usize| -> Vec<&Evaluation> {
+        evaluations
+            .iter()
+            .filter(|(j, _)| *j == i)
+            .map(|(_, e)| e)
+            .collect()
+    };
+    if format == Format::Github {
+        for (i, post) in posts.iter().enumerate() {
+            let _ = write!(out, "{}", output::github(policy, post, &of(i)));
+        }
+        for d in diagnostics {
+            let _ = write!(out, "{}", output::github_diagnostic(d));
+        }
+        return;
+    }
+    let _ = write!(out, "{}", output::MARKDOWN_HEAD);
+    for (i, post) in posts.iter().enumerate() {
+        let _ = write!(out, "{}", output::markdown_rows(policy, post, &of(i)));
+    }
+    for file in invalid {
+        let mine: Vec<&Diagnostic> = diagnostics
+            .iter()
+            .filter(|d| d.is_error() && &d.file == file)
+            .collect();
+        let _ = write!(out, "{}", output::markdown_invalid(file, &mine));
+    }
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let _ = writeln!(
+        out,
+        "\n{}",
+        output::summary(evaluations.iter().map(|(_, e)| e.verdict), errors)
+    );
+    drop(out);
+    if !diagnostics.is_empty() {
+        let _ = write!(
+            anstream::stderr(),
+            "{}",
+            Error::Input {
+                diagnostics: diagnostics.to_vec()
+            }
+            .render()
+        );
+    }
 }
 
 /// `--now` as an instant; it must carry an offset so nobody guesses the zone.
@@ -242,6 +312,7 @@ pub struct Line {
 /// is reported where it is and the rest are still checked.
 fn check_jsonl(
     ctx: &Ctx,
+    format: Format,
     engine: &Engine<'_>,
     path: &Path,
     default_accounts: &[&Account],
@@ -265,6 +336,7 @@ fn check_jsonl(
     let mut reader = reader;
     let mut raw = Vec::new();
     let display = path.display().to_string();
+    let mut table = String::new();
     for number in 1.. {
         let line = match next_line(&mut reader, &mut raw, crate::files::POST_CAP) {
             Ok(None) => break,
@@ -278,7 +350,7 @@ fn check_jsonl(
                         "this calendar line",
                     );
                     d.line = number;
-                    bad_line(ctx, &mut out, &mut bad, path, number, d)?;
+                    bad_line(format, &mut out, &mut table, &mut bad, path, number, d)?;
                     continue;
                 }
             },
@@ -295,7 +367,7 @@ fn check_jsonl(
                 d.line = number;
                 d.column = 1;
                 d.snippet = Some((format!("{}…", String::from_utf8_lossy(&raw)), 0, 1));
-                bad_line(ctx, &mut out, &mut bad, path, number, d)?;
+                bad_line(format, &mut out, &mut table, &mut bad, path, number, d)?;
                 continue;
             }
             Err(e) => {
@@ -315,7 +387,7 @@ fn check_jsonl(
         let (item, accounts, now) = match result {
             Ok(x) => x,
             Err(d) => {
-                bad_line(ctx, &mut out, &mut bad, path, number, *d)?;
+                bad_line(format, &mut out, &mut table, &mut bad, path, number, *d)?;
                 continue;
             }
         };
@@ -332,7 +404,14 @@ fn check_jsonl(
         let evaluations = engine.evaluate(&post, &accounts, &line_context);
         let verdict = overall(&evaluations);
         worst = worst.max(verdict);
-        if ctx.global.json {
+        if format == Format::Github {
+            let evals: Vec<&Evaluation> = evaluations.iter().collect();
+            write!(out, "{}", output::github(policy, &post, &evals))
+                .map_err(|e| Error::other(format!("cannot write to stdout: {}", io_reason(&e))))?;
+        } else if format == Format::Markdown {
+            let evals: Vec<&Evaluation> = evaluations.iter().collect();
+            table.push_str(&output::markdown_rows(policy, &post, &evals));
+        } else if format == Format::Json {
             // One object per input line; a line judged for several accounts carries them all.
             if let [single] = evaluations.as_slice() {
                 write_line(&mut out, single)?;
@@ -351,12 +430,23 @@ fn check_jsonl(
         }
         verdicts.push(verdict);
     }
+    if format == Format::Markdown {
+        let _ = write!(
+            out,
+            "{}{table}\n{}\n",
+            output::MARKDOWN_HEAD,
+            output::summary(verdicts.iter().copied(), bad.len())
+        );
+    }
     out.flush()
         .map_err(|e| Error::other(format!("cannot write to stdout: {}", io_reason(&e))))?;
-    if !ctx.global.json && ctx.verbosity() != Verbosity::Quiet {
+    if format == Format::Human && ctx.verbosity() != Verbosity::Quiet {
         let _ = writeln!(human, "{}", output::summary(verdicts, bad.len()));
     }
     if !bad.is_empty() {
+        if format == Format::Github {
+            return Ok(Code::Usage);
+        }
         let _ = write!(
             anstream::stderr(),
             "{}",
@@ -411,14 +501,21 @@ pub fn next_line(
 /// A calendar line that cannot be judged: its error in its place (`--json`: an `invalid`
 /// entry), kept for the summary and exit 2; the other lines are still judged.
 fn bad_line(
-    ctx: &Ctx,
+    format: Format,
     out: &mut impl std::io::Write,
+    table: &mut String,
     bad: &mut Vec<Diagnostic>,
     path: &Path,
     number: usize,
     d: Diagnostic,
 ) -> Result<(), Error> {
-    if ctx.global.json {
+    if format == Format::Github {
+        write!(out, "{}", output::github_diagnostic(&d))
+            .map_err(|e| Error::other(format!("cannot write to stdout: {}", io_reason(&e))))?;
+    } else if format == Format::Markdown {
+        let origin = Origin::Line(path.to_path_buf(), number);
+        table.push_str(&output::markdown_invalid(&origin.to_string(), &[&d]));
+    } else if format == Format::Json {
         let origin = Origin::Line(path.to_path_buf(), number);
         let record = serde_json::json!({"source": origin.to_string(), "verdict": "invalid", "findings": [], "error": d.message});
         write_line(out, &record)?;

@@ -7,6 +7,7 @@ pub mod check;
 pub mod digest;
 pub mod freeze;
 pub mod log;
+pub mod man;
 pub mod policy;
 pub mod post;
 pub mod retract;

@@ -54,6 +54,41 @@ pub fn check(ctx: &Ctx, args: &PolicyCheckArgs) -> Result<Code, Error> {
                 let _ = writeln!(out, "{}", d.github());
             }
         }
+        Format::Markdown => {
+            let mut out = std::io::stdout().lock();
+            let name = path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| file | line | severity | problem |\n| --- | --- | --- | --- |"
+            );
+            for d in &diagnostics {
+                let mut message = d.message.clone();
+                if let Some(hint) = &d.hint {
+                    message.push_str(&format!(" (hint: {hint})"));
+                }
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} |",
+                    d.file,
+                    if d.line > 0 {
+                        d.line.to_string()
+                    } else {
+                        String::new()
+                    },
+                    match d.level {
+                        Level::Error => "**error**",
+                        Level::Warning => "warning",
+                    },
+                    message.replace('|', "\\|").replace('\n', "<br>")
+                );
+            }
+            if diagnostics.is_empty() {
+                let _ = writeln!(out, "| `{name}` |  | valid |  |");
+            }
+        }
         Format::Human => {
             let mut err = anstream::stderr().lock();
             for d in &diagnostics {
