@@ -507,11 +507,11 @@ fn the_action_annotates_the_examples_and_writes_the_summary() {
     assert_eq!(run.code, 4, "{run:?}");
     let lines: Vec<&str> = run.stdout.lines().collect();
     for want in [
-        "::error file=posts/refused/detroit.post.toml,line=4,col=99,endLine=4,endColumn=112,title=gate deny banned_term::\"f.u.c.k.i.n.g\" matches the banned term `fucking` (account `brand-bsky`)",
-        "::error file=posts/refused/layoffs.post.toml,line=3,col=96,endLine=3,endColumn=103,title=gate deny banned_term::\"Layoffs\" matches the banned term `layoffs` (account `brand`)",
-        "::warning file=posts/refused/edited.post.toml,line=5,col=45,endLine=5,endColumn=55,title=gate warn banned_term::\"GUARANTEED\" matches the warned term `guaranteed` (account `brand`)",
-        "::notice file=posts/refused/edited.post.toml,line=5,col=8,title=gate review reviewers::needs 1 reviewer approval, has 0 valid; 1 more approval: `carol` or `dave` may sign (account `brand`)",
-        "::notice file=posts/refused/unapproved.post.toml,line=4,col=8,title=gate review reviewers::needs 2 reviewer approvals, has 0 valid; 2 more approvals: `carol` or `dave` may sign (account `brand-x`)",
+        "::error file=posts/refused/detroit.post.toml,line=5,col=99,endLine=5,endColumn=112,title=gate deny banned_term::\"f.u.c.k.i.n.g\" matches the banned term `fucking` (account `brand-bsky`)",
+        "::error file=posts/refused/layoffs.post.toml,line=4,col=96,endLine=4,endColumn=103,title=gate deny banned_term::\"Layoffs\" matches the banned term `layoffs` (account `brand`)",
+        "::warning file=posts/refused/edited.post.toml,line=6,col=45,endLine=6,endColumn=55,title=gate warn banned_term::\"GUARANTEED\" matches the warned term `guaranteed` (account `brand`)",
+        "::notice file=posts/refused/edited.post.toml,line=6,col=8,title=gate review reviewers::needs 1 reviewer approval, has 0 valid; 1 more approval: `carol` or `dave` may sign (account `brand`)",
+        "::notice file=posts/refused/unapproved.post.toml,line=5,col=8,title=gate review reviewers::needs 2 reviewer approvals, has 0 valid; 2 more approvals: `carol` or `dave` may sign (account `brand-x`)",
     ] {
         assert!(lines.contains(&want), "missing {want}\n{run:?}");
     }
