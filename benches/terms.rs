@@ -26,6 +26,10 @@ impl XorShift {
 
 fn main() {
     use std::time::Instant;
+    if std::env::var("GATE_BENCH").as_deref() == Ok("hostile") {
+        hostile();
+        return;
+    }
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     let terms: Vec<String> = (0..10_000)
         .map(|i| {
@@ -113,4 +117,42 @@ fn main() {
         "bare aho-corasick find_iter {bare_scan:?} ({:.0} MB/s), {bare_hits} matches",
         mb / bare_scan.as_secs_f64()
     );
+}
+
+/// Policies that are valid but hostile to the matcher's build (SPEC §3 limits): every shape
+/// at the largest size the limits allow, and (with GATE_BENCH_OVER=1) past them. Prints the
+/// build time and one `find` on a short post. `GATE_BENCH=hostile cargo bench --bench terms`.
+fn hostile() {
+    use std::time::Instant;
+    let over = std::env::var("GATE_BENCH_OVER").is_ok();
+    let scale = if over { 10 } else { 1 };
+    let shapes: Vec<(String, Vec<String>)> = vec![
+        (
+            format!("{} terms x0..", 10_000 * scale),
+            (0..10_000 * scale).map(|i| format!("x{i}")).collect(),
+        ),
+        (
+            format!("{} copies of one term", 100_000 * scale),
+            vec!["layoffs".to_owned(); 100_000 * scale],
+        ),
+        (
+            format!("one term of {} bytes", 1_000 * scale),
+            vec!["a".repeat(1_000 * scale)],
+        ),
+        (
+            format!("{} terms of 200 bytes", 1_000 * scale),
+            (0..1_000 * scale).map(|i| format!("{i:0>200}")).collect(),
+        ),
+    ];
+    for (name, terms) in shapes {
+        let t = Instant::now();
+        let m = Matcher::new(&terms, &[], &[], &[]).unwrap();
+        let build = t.elapsed();
+        let t = Instant::now();
+        let hits = m.find("hello world x123 layoffs aaaa").len();
+        eprintln!(
+            "{name}: build {build:?}, find {:?} ({hits} hits)",
+            t.elapsed()
+        );
+    }
 }

@@ -56,20 +56,27 @@
 //!
 //! # Matching
 //!
-//! All deny, warn and allow terms live in one Aho-Corasick automaton searched with
-//! overlapping semantics, so a whole-word match is never hidden behind a longer match that
-//! is not on word boundaries. A hit counts only when it starts at the start of the text or
+//! All deny, warn and allow terms live in one hash table of whole-word runs (`words.rs`),
+//! and every whole-word occurrence of every term is reported, overlapping ones included. A hit counts only when it starts at the start of the text or
 //! after a space and ends at the end or before a space. Deny and warn hits (and regex hits)
 //! lying inside an allow hit (of either reading) are dropped. Spans are widened to grapheme
 //! boundaries, so a letter is never reported without its marks.
 
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder};
 use unicode_normalization::char::{decompose_canonical, decompose_compatible, is_combining_mark};
 
 mod tables;
+mod words;
+
+/// The most terms one `[banned_terms]` table (deny, warn and allow together) may hold;
+/// `gate policy check` rejects more. At this size the matcher builds in about 0.15 s
+/// (`GATE_BENCH=hostile cargo bench --bench terms`).
+pub const MAX_TERMS: usize = 100_000;
+
+/// The longest term, in bytes as written; `gate policy check` rejects longer ones.
+pub const MAX_TERM_BYTES: usize = 256;
 
 /// How serious a hit is: deny blocks the post, warn is only reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -114,9 +121,9 @@ struct Pattern {
 /// (cloning is cheap: the automaton and regexes are shared).
 #[derive(Clone)]
 pub struct Matcher {
-    /// `None` when no term survived normalisation (an empty automaton is not useful).
-    ac: Option<AhoCorasick>,
-    /// Indexed by Aho-Corasick pattern id.
+    /// Every normalised term, by whole words.
+    words: words::WordSet,
+    /// Indexed by pattern id.
     patterns: Vec<Pattern>,
     regexes: Vec<(String, Regex)>,
 }
@@ -146,46 +153,32 @@ impl Matcher {
             .map(|(i, p)| compile_regex(p).map(|r| (p.clone(), r)).map_err(|e| (i, e)))
             .collect::<Result<Vec<_>, _>>()?;
 
-        let mut patterns = Vec::with_capacity(deny.len() + warn.len() + allow.len());
-        let mut normalised = Vec::with_capacity(patterns.capacity());
+        // Identical (term, list) pairs are one pattern: a term listed a million times costs
+        // what it costs once.
+        let mut patterns: Vec<Pattern> = Vec::new();
+        let mut normalised: Vec<(String, u32)> = Vec::new();
+        let mut seen: std::collections::HashSet<(&str, u8)> = std::collections::HashSet::new();
         let lists = [(deny, List::Deny), (warn, List::Warn), (allow, List::Allow)];
         for (terms, list) in lists {
             for term in terms {
+                if !seen.insert((term.as_str(), list as u8)) {
+                    continue;
+                }
                 let n = normalize_term(term);
                 if n.is_empty() {
                     continue;
                 }
-                normalised.push(n);
+                normalised.push((n, patterns.len() as u32));
                 patterns.push(Pattern {
                     term: term.clone(),
                     list,
                 });
             }
         }
-
-        let ac = if normalised.is_empty() {
-            None
-        } else {
-            // A DFA scans about 1.5x faster than a contiguous NFA; for 10,000 terms of ~8
-            // bytes it builds in ~30 ms and takes ~8 MB. Beyond ~100 KB of terms its build
-            // time and memory grow past what a CLI run can amortise, so fall back to the
-            // contiguous NFA (~10 ms, under 1 MB for the same 10,000 terms).
-            let bytes: usize = normalised.iter().map(String::len).sum();
-            let kind = if bytes <= 100_000 {
-                AhoCorasickKind::DFA
-            } else {
-                AhoCorasickKind::ContiguousNFA
-            };
-            let ac = AhoCorasickBuilder::new()
-                .match_kind(MatchKind::Standard)
-                .kind(Some(kind))
-                .build(&normalised)
-                .expect("normalised terms are short enough for Aho-Corasick");
-            Some(ac)
-        };
+        let words = words::WordSet::new(normalised.iter().map(|(n, id)| (n.as_str(), *id)));
 
         Ok(Matcher {
-            ac,
+            words,
             patterns,
             regexes,
         })
@@ -262,31 +255,25 @@ impl Matcher {
     /// Whether a normalised text has any whole-word deny or warn hit, or any regex hit
     /// (allow terms are weighed only once there is something to allow).
     fn any_candidate(&self, bytes: &[u8]) -> bool {
-        if let Some(ac) = &self.ac {
-            for m in ac.find_overlapping_iter(bytes) {
-                if is_word_span(bytes, m.start(), m.end())
-                    && self.patterns[m.pattern().as_usize()].list != List::Allow
-                {
-                    return true;
-                }
-            }
+        let mut any = false;
+        self.words.scan(bytes, |id, _, _| {
+            any = self.patterns[id as usize].list != List::Allow;
+            !any
+        });
+        if any || self.regexes.is_empty() {
+            return any;
         }
         let text = std::str::from_utf8(bytes).expect("normalised text is UTF-8");
-        self.regexes
-            .iter()
-            .any(|(_, re)| re.find_iter(text).any(|m| m.start() < m.end()))
+        self.regexes.iter().any(|(_, re)| re.is_match(text))
     }
 
     /// Calls `hit(index, is_regex, start, end)` for every whole-word term hit (of every
     /// list) and every non-empty regex hit in a normalised text.
     fn scan(&self, bytes: &[u8], mut hit: impl FnMut(usize, bool, usize, usize)) {
-        if let Some(ac) = &self.ac {
-            for m in ac.find_overlapping_iter(bytes) {
-                if is_word_span(bytes, m.start(), m.end()) {
-                    hit(m.pattern().as_usize(), false, m.start(), m.end());
-                }
-            }
-        }
+        self.words.scan(bytes, |id, s, e| {
+            hit(id as usize, false, s, e);
+            true
+        });
         let text = std::str::from_utf8(bytes).expect("normalised text is UTF-8");
         for (i, (_, re)) in self.regexes.iter().enumerate() {
             for m in re.find_iter(text) {
@@ -297,7 +284,7 @@ impl Matcher {
         }
     }
 
-    /// Number of (deny+warn+allow) patterns in the automaton, for diagnostics; terms that
+    /// Number of distinct (deny+warn+allow) patterns, for diagnostics; terms that
     /// normalised to nothing are not counted.
     pub fn len(&self) -> usize {
         self.patterns.len()
@@ -307,11 +294,6 @@ impl Matcher {
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
-}
-
-/// A hit in normalised text counts only on word boundaries.
-fn is_word_span(bytes: &[u8], s: usize, e: usize) -> bool {
-    (s == 0 || bytes[s - 1] == b' ') && (e == bytes.len() || bytes[e] == b' ')
 }
 
 /// Widens an original span to grapheme boundaries, so that a finding never splits a
@@ -390,19 +372,19 @@ impl Normalized {
 pub fn normalize(text: &str) -> Normalized {
     let mut b = Builder::new(true);
     b.run(text);
-    let (text_bytes, starts, ends) = (b.text.clone(), b.starts.clone(), b.ends.clone());
+    let utf8 = |v: Vec<u8>| String::from_utf8(v).expect("built from chars and ASCII");
     let alt = b.has_alt.then(|| {
         Box::new(Normalized {
-            text: String::from_utf8(b.alt_text.clone()).expect("built from chars and ASCII"),
-            starts: b.alt_starts.clone(),
-            ends: b.alt_ends.clone(),
+            text: utf8(std::mem::take(&mut b.alt_text)),
+            starts: std::mem::take(&mut b.alt_starts),
+            ends: std::mem::take(&mut b.alt_ends),
             alt: None,
         })
     });
     Normalized {
-        text: String::from_utf8(text_bytes).expect("built from chars and ASCII"),
-        starts,
-        ends,
+        text: utf8(std::mem::take(&mut b.text)),
+        starts: std::mem::take(&mut b.starts),
+        ends: std::mem::take(&mut b.ends),
         alt,
     }
 }
@@ -493,11 +475,17 @@ fn display_order(text: &str, out: &mut String, map: &mut Vec<(usize, usize)>) {
     push(out, map, i, &text[i..]);
 }
 
+/// Whether the text holds U+202E (UTF-8 E2 80 AE), cheaply: most posts have no E2 byte.
+#[inline]
+fn has_rlo(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(0xE2, bytes).any(|i| bytes[i + 1..].starts_with(&[0x80, 0xAE]))
+}
+
 /// Runs the normalisation of one text into `b` (both readings; maps when `b.track`).
 impl Builder {
     fn run(&mut self, text: &str) {
         self.reset();
-        if memchr::memmem::find(text.as_bytes(), "\u{202E}".as_bytes()).is_some() {
+        if has_rlo(text.as_bytes()) {
             let mut display = std::mem::take(&mut self.display);
             let mut map = std::mem::take(&mut self.display_map);
             display_order(text, &mut display, &mut map);
