@@ -3,7 +3,7 @@
 //! against 10,000 terms. Run with `cargo bench --bench terms`.
 
 use aho_corasick::AhoCorasick;
-use gate::terms::{Matcher, normalize};
+use gate::terms::{MAX_TERM_BYTES, MAX_TERMS, Matcher, normalize};
 
 struct XorShift(u64);
 impl XorShift {
@@ -125,23 +125,26 @@ fn main() {
 fn hostile() {
     use std::time::Instant;
     let over = std::env::var("GATE_BENCH_OVER").is_ok();
-    let scale = if over { 10 } else { 1 };
+    // At the limits `gate policy check` enforces (terms::MAX_TERMS, terms::MAX_TERM_BYTES),
+    // or (GATE_BENCH_OVER=1) at the sizes of the report that set them: ten times the count,
+    // and one term of 50 MB.
+    let count = if over { 10 * MAX_TERMS } else { MAX_TERMS };
+    let long = if over { 50 << 20 } else { MAX_TERM_BYTES };
     let shapes: Vec<(String, Vec<String>)> = vec![
         (
-            format!("{} terms x0..", 10_000 * scale),
-            (0..10_000 * scale).map(|i| format!("x{i}")).collect(),
+            format!("{count} terms x0.."),
+            (0..count).map(|i| format!("x{i}")).collect(),
         ),
         (
-            format!("{} copies of one term", 100_000 * scale),
-            vec!["layoffs".to_owned(); 100_000 * scale],
+            format!("{count} copies of one term"),
+            vec!["layoffs".to_owned(); count],
         ),
+        (format!("one term of {long} bytes"), vec!["a".repeat(long)]),
         (
-            format!("one term of {} bytes", 1_000 * scale),
-            vec!["a".repeat(1_000 * scale)],
-        ),
-        (
-            format!("{} terms of 200 bytes", 1_000 * scale),
-            (0..1_000 * scale).map(|i| format!("{i:0>200}")).collect(),
+            format!("{} terms of {MAX_TERM_BYTES} bytes", count / 10),
+            (0..count / 10)
+                .map(|i| format!("{i:0>width$}", width = MAX_TERM_BYTES))
+                .collect(),
         ),
     ];
     for (name, terms) in shapes {
