@@ -6,7 +6,8 @@
 # 10,000 deny terms:
 #   gate check --jsonl   rg -F -i -w -c -f   grep -F -i -w -c -f (100 and 1,000 only)
 #   the floor (benches/floor.rs: bare aho-corasick over the raw bytes)
-# plus peak RSS (/usr/bin/time -v) and the cold start of one `gate check` beside /bin/true.
+# plus peak RSS (/usr/bin/time -v) and the cold start of one `gate check` (with the 100- and
+# the 10,000-term policy) beside /bin/true.
 # Writes bench-data/results.md (and the raw hyperfine JSON under bench-data/results/).
 #
 # Knobs (environment):
@@ -150,6 +151,7 @@ cold_gate=("$GATE" --policy "$DATA/policy-100.toml" check "hello world" --now "$
 "${cold_gate[@]}" > /dev/null || die "\`gate check \"hello world\"\` failed (exit $?)"
 hyperfine -N --output=pipe --warmup 20 --runs "$COLD_RUNS" --export-json "$OUT/hf-cold.json" \
     -n "gate check" "$(q "$GATE") --policy $(q "$DATA/policy-100.toml") check 'hello world' --now $NOW" \
+    -n "gate check (10,000 terms)" "$(q "$GATE") --policy $(q "$DATA/policy-10000.toml") check 'hello world' --now $NOW" \
     -n /bin/true /bin/true >&2
 /usr/bin/time -v -o "$OUT/time-cold.txt" "${cold_gate[@]}" > /dev/null
 printf 'cold\t1\t%s\t-\n' "$(awk -F': ' '/Maximum resident set size/ {print $2}' "$OUT/time-cold.txt")" >> "$OUT/runs.tsv"

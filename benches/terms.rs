@@ -3,7 +3,7 @@
 //! against 10,000 terms. Run with `cargo bench --bench terms`.
 
 use aho_corasick::AhoCorasick;
-use gate::terms::{Matcher, normalize};
+use gate::terms::{MAX_TERM_BYTES, MAX_TERMS, Matcher, normalize};
 
 struct XorShift(u64);
 impl XorShift {
@@ -26,6 +26,10 @@ impl XorShift {
 
 fn main() {
     use std::time::Instant;
+    if std::env::var("GATE_BENCH").as_deref() == Ok("hostile") {
+        hostile();
+        return;
+    }
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     let terms: Vec<String> = (0..10_000)
         .map(|i| {
@@ -113,4 +117,45 @@ fn main() {
         "bare aho-corasick find_iter {bare_scan:?} ({:.0} MB/s), {bare_hits} matches",
         mb / bare_scan.as_secs_f64()
     );
+}
+
+/// Policies that are valid but hostile to the matcher's build (SPEC §3 limits): every shape
+/// at the largest size the limits allow, and (with GATE_BENCH_OVER=1) past them. Prints the
+/// build time and one `find` on a short post. `GATE_BENCH=hostile cargo bench --bench terms`.
+fn hostile() {
+    use std::time::Instant;
+    let over = std::env::var("GATE_BENCH_OVER").is_ok();
+    // At the limits `gate policy check` enforces (terms::MAX_TERMS, terms::MAX_TERM_BYTES),
+    // or (GATE_BENCH_OVER=1) at the sizes of the report that set them: ten times the count,
+    // and one term of 50 MB.
+    let count = if over { 10 * MAX_TERMS } else { MAX_TERMS };
+    let long = if over { 50 << 20 } else { MAX_TERM_BYTES };
+    let shapes: Vec<(String, Vec<String>)> = vec![
+        (
+            format!("{count} terms x0.."),
+            (0..count).map(|i| format!("x{i}")).collect(),
+        ),
+        (
+            format!("{count} copies of one term"),
+            vec!["layoffs".to_owned(); count],
+        ),
+        (format!("one term of {long} bytes"), vec!["a".repeat(long)]),
+        (
+            format!("{} terms of {MAX_TERM_BYTES} bytes", count / 10),
+            (0..count / 10)
+                .map(|i| format!("{i:0>width$}", width = MAX_TERM_BYTES))
+                .collect(),
+        ),
+    ];
+    for (name, terms) in shapes {
+        let t = Instant::now();
+        let m = Matcher::new(&terms, &[], &[], &[]).unwrap();
+        let build = t.elapsed();
+        let t = Instant::now();
+        let hits = m.find("hello world x123 layoffs aaaa").len();
+        eprintln!(
+            "{name}: build {build:?}, find {:?} ({hits} hits)",
+            t.elapsed()
+        );
+    }
 }

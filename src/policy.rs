@@ -470,12 +470,39 @@ fn zone(r: &mut Reader<'_>, at: &At<String>) -> Option<Tz> {
 fn read_terms(r: &mut Reader<'_>, table: &DeTable<'_>, context: &str) -> TermLists {
     r.check_keys(table, TERM_KEYS, context);
     let mut lists = TermLists::default();
+    let mut count = 0usize;
     for (key, out) in [
         ("deny", &mut lists.deny),
         ("warn", &mut lists.warn),
         ("allow", &mut lists.allow),
     ] {
         for term in r.strings(table, key).unwrap_or_default() {
+            count += 1;
+            if count == terms::MAX_TERMS + 1 {
+                r.error(
+                    term.span.clone(),
+                    format!(
+                        "{context} has more than {} terms (the limit on deny, warn and allow together)",
+                        terms::MAX_TERMS
+                    ),
+                )
+                .hint = Some("keep the list to the words that matter, or split it between accounts".into());
+            }
+            if term.value.len() > terms::MAX_TERM_BYTES {
+                r.error(
+                    term.span,
+                    format!(
+                        "the {key} term is {} bytes long, over the limit of {} bytes a term",
+                        term.value.len(),
+                        terms::MAX_TERM_BYTES
+                    ),
+                )
+                .hint = Some("a banned term is a word or a short phrase: shorten it".into());
+                continue;
+            }
+            if count > terms::MAX_TERMS {
+                continue;
+            }
             if terms::normalize_term(&term.value).is_empty() {
                 r.warning(
                     term.span,

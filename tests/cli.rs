@@ -168,6 +168,57 @@ fn policy_check_json_and_github_formats() {
     assert_eq!(ok.json(), json!({"valid": true, "diagnostics": []}));
 }
 
+/// Policies that would be slow to match: more terms or longer terms than the stated limits
+/// (100,000 terms a table, 256 bytes a term) are errors that name the limit and point at
+/// the first term past it; a policy at the limit is valid.
+#[test]
+fn policy_check_enforces_term_limits() {
+    let s = Sandbox::new();
+    let mut policy = String::from("version = 1\n[banned_terms]\nwarn = [\"ok\"]\ndeny = [\n");
+    for i in 0..100_000 {
+        policy.push_str(&format!("\"x{i}\",\n"));
+    }
+    policy.push_str(&format!("\"{}\",\n", "a".repeat(257)));
+    policy.push_str("\"x-past-the-limit\",\n]\n");
+    s.write("gate.toml", &policy);
+    let run = s.run(&["policy", "check", "--json"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let doc = run.json();
+    let diags = doc["diagnostics"].as_array().unwrap();
+    let at = |d: &serde_json::Value| (d["line"].as_u64(), d["column"].as_u64());
+    assert_eq!(diags.len(), 2, "{diags:?}");
+    // Deny terms are counted first: x0 (line 5) to x99999 (line 100,004) are the 100,000
+    // allowed, so the long term on line 100,005 is past both limits.
+    assert_eq!(
+        diags[0]["message"],
+        "`[banned_terms]` has more than 100000 terms (the limit on deny, warn and allow together)"
+    );
+    assert_eq!(at(&diags[0]), (Some(100_005), Some(1)));
+    assert_eq!(
+        diags[1]["message"],
+        "the deny term is 257 bytes long, over the limit of 256 bytes a term"
+    );
+    assert_eq!(at(&diags[1]), (Some(100_005), Some(1)));
+    assert!(
+        diags
+            .iter()
+            .all(|d| d["severity"] == "error" && d["hint"].is_string())
+    );
+
+    // At the limits: valid, and `gate check` still judges posts with it.
+    let mut policy = String::from("version = 1\n[banned_terms]\ndeny = [\n");
+    for i in 0..99_999 {
+        policy.push_str(&format!("\"x{i}\",\n"));
+    }
+    policy.push_str(&format!("\"{}\",\n]\n", "b".repeat(256)));
+    s.write("gate.toml", &policy);
+    let run = s.run(&["policy", "check"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = s.run(&["check", "we say X123 here"]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stdout.contains("x123"), "{}", run.stdout);
+}
+
 #[test]
 fn policy_check_rejects_bad_toml_with_position() {
     let s = Sandbox::new();
