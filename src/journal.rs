@@ -421,26 +421,26 @@ impl Journal {
         }
     }
 
-    /// The deliveries that may count at `now`: gone out in the hour before it, or claimed in
-    /// that hour and not known to have failed.
+    /// The deliveries that may count at `now` or later: gone out since the hour before it, or
+    /// claimed since then and not known to have failed. There is no upper bound: `now` was
+    /// read before the write lock was granted, and sends other processes committed while this
+    /// one waited for it are later than `now` but must count (the judge, reading the clock
+    /// inside the lock, decides which fall in its window).
     fn ledger(&self, now: DateTime<Utc>) -> rusqlite::Result<Vec<Send>> {
         let mut stmt = self.conn.prepare(
             "SELECT digest, account, coalesce(sent_at, updated_at) AS at FROM deliveries
-             WHERE (sent_at IS NOT NULL AND sent_at > ?1 AND sent_at <= ?2)
+             WHERE (sent_at IS NOT NULL AND sent_at > ?1)
                 OR (sent_at IS NULL AND state IN ('pending', 'unknown') AND updated_at > ?1)
              ORDER BY at",
         )?;
-        let rows = stmt.query_map(
-            params![stamp(now - crate::limits::WINDOW), stamp(now)],
-            |r| {
-                let at: String = r.get(2)?;
-                Ok(Send {
-                    digest: r.get(0)?,
-                    account: r.get(1)?,
-                    at: instant(&at).unwrap_or(DateTime::UNIX_EPOCH).min(now),
-                })
-            },
-        )?;
+        let rows = stmt.query_map(params![stamp(now - crate::limits::WINDOW)], |r| {
+            let at: String = r.get(2)?;
+            Ok(Send {
+                digest: r.get(0)?,
+                account: r.get(1)?,
+                at: instant(&at).unwrap_or(DateTime::UNIX_EPOCH),
+            })
+        })?;
         rows.collect()
     }
 
