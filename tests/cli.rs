@@ -1184,3 +1184,37 @@ fn a_freeze_that_cannot_be_audited_says_it_froze() {
         assert_eq!(run.code, 7, "{damage}: still frozen: {run:?}");
     }
 }
+
+// ---------------------------------------------------------------- first-user papercuts
+
+#[test]
+fn the_check_summary_counts_invalid_files_not_errors() {
+    let s = sandbox();
+    s.write("posts/a.post.toml", "account = \"brand\"\ntext = \"fine\"\n");
+    // One file, four errors (two unknown keys, no account, no text): one invalid file.
+    s.write("posts/b.post.toml", "acount = \"brand\"\ntxt = \"x\"\n");
+    let run = s.run(&["check", "--file", "posts", "--now", WEEKDAY]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "allow  posts/a.post.toml → brand\n2 checks: 1 allow, 1 invalid\n"
+    );
+    assert_eq!(run.stderr.matches("error: ").count(), 4, "{run:?}");
+}
+
+#[test]
+fn text_after_file_is_not_read_as_a_path() {
+    let s = sandbox();
+    s.write("posts/a.post.toml", "account = \"brand\"\ntext = \"fine\"\n");
+    let run = s.run(&["check", "--file", "posts", "hello there", "--now", WEEKDAY]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        run.stderr,
+        "error: `hello there` after `--file` is neither a file nor a folder\n  hint: `--file` reads every value after it as a path; check inline text on its own: `gate check \"TEXT\"`\n"
+    );
+    // Several real paths still work.
+    s.write("b.post.toml", "account = \"brand\"\ntext = \"also fine\"\n");
+    let run = s.run(&["check", "--file", "posts", "b.post.toml", "--now", WEEKDAY]);
+    assert_eq!(run.code, 0, "{run:?}");
+}

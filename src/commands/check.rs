@@ -43,6 +43,17 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
             "`--account` applies to inline text; post files name their own accounts",
         ));
     }
+    // `--file` takes every value after it, so `--file posts "some text"` makes the text a
+    // path: say so rather than report a post file that cannot be read.
+    if let Some(stray) = args.file.iter().skip(1).find(|p| !p.exists()) {
+        return Err(Error::usage(format!(
+            "`{}` after `--file` is neither a file nor a folder",
+            stray.display()
+        ))
+        .with_hint(
+            "`--file` reads every value after it as a path; check inline text on its own: `gate check \"TEXT\"`",
+        ));
+    }
     let policy = ctx.load_policy(None)?;
     let accounts = inline_accounts(&policy, &args.account)?;
     let context = Context {
@@ -147,10 +158,11 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
             );
         }
         if evaluations.len() > 1 || errors > 0 {
+            // Files that could not be read count once each, however many errors they hold.
             let _ = writeln!(
                 out,
                 "{}",
-                output::summary(evaluations.iter().map(|(_, e)| e.verdict), errors)
+                output::summary(evaluations.iter().map(|(_, e)| e.verdict), invalid.len())
             );
         }
         drop(out);
