@@ -1997,3 +1997,47 @@ fn mastodon_past_the_keys_hour_with_no_match_is_undetermined() {
     sent_url(&run);
     assert_eq!(s.server.creates().len(), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// First-user papercuts.
+
+/// A post file's multi-line `text` and a line piped on stdin end with a newline that is not
+/// part of the post; the digest still covers the text as written, so approvals stay valid.
+#[test]
+fn the_final_newline_of_a_post_file_and_stdin_is_not_sent() {
+    let s = setup(Kind::Mastodon, true);
+    s.sandbox.write(
+        "release.post.toml",
+        "account = \"brand\"\ntext = \"\"\"\nOur release is out.\nSecond line\n\"\"\"\n",
+    );
+    let run = s.run(&["post", "--yes", "--file", "release.post.toml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = s
+        .sandbox
+        .run_with_stdin(&["post", "--yes", "-"], "From a pipe\n");
+    s.no_token(&run);
+    assert_eq!(run.code, 0, "{run:?}");
+    let sent: Vec<Vec<String>> = s
+        .server
+        .creates()
+        .iter()
+        .map(|r| r.form_values("status"))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            vec!["Our release is out.\nSecond line".to_owned()],
+            vec!["From a pipe".to_owned()]
+        ]
+    );
+    // Only the one final newline goes; the digest keeps the text exactly as written.
+    let digest = s.run(&["digest", "--file", "release.post.toml"]);
+    assert_eq!(digest.code, 0, "{digest:?}");
+    let written = "Our release is out.\nSecond line\n";
+    assert!(
+        digest
+            .stdout
+            .contains(&format!("text {}\n{written}\nmedia 0", written.len())),
+        "{digest:?}"
+    );
+}

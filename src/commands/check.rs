@@ -235,8 +235,9 @@ pub(crate) fn read_stdin() -> Result<String, Error> {
             Error::usage(format!("cannot read the post from stdin: {e}"))
                 .with_hint("a post is text of at most 1 MiB")
         })?;
-    crate::files::utf8("<stdin>", bytes, "the post on stdin")
-        .map_err(|d| Error::Input { diagnostics: vec![*d] })
+    let text = crate::files::utf8("<stdin>", bytes, "the post on stdin")
+        .map_err(|d| Error::Input { diagnostics: vec![*d] })?;
+    Ok(crate::post::without_final_newline(&text).to_owned())
 }
 
 /// One line of a `--jsonl` calendar.
