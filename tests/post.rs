@@ -2041,3 +2041,41 @@ fn the_final_newline_of_a_post_file_and_stdin_is_not_sent() {
         "{digest:?}"
     );
 }
+
+/// `--wait` that cannot wait the hold out within `--max-wait` says so and when it ends.
+#[test]
+fn wait_beyond_max_wait_says_why_it_did_not_wait() {
+    let s = setup(Kind::Mastodon, false);
+    let fmt =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let now = chrono::Utc::now();
+    let end = now + chrono::Duration::hours(2);
+    let held = s.sandbox.write(
+        "held.toml",
+        &format!(
+            "{}\n[[blackouts]]\nfrom = \"{}\"\nto = \"{}\"\nreason = \"Embargo\"\n",
+            policy(Kind::Mastodon, &s.server.url),
+            fmt(now - chrono::Duration::minutes(5)),
+            fmt(end)
+        ),
+    );
+    let run = s.run(&[
+        "--policy",
+        held.to_str().unwrap(),
+        "post",
+        "--yes",
+        "--wait",
+        "--max-wait",
+        "1m",
+        "Our release is out",
+    ]);
+    assert_eq!(run.code, 5, "{run:?}");
+    let until = fmt(end);
+    assert!(
+        run.stderr.contains(&format!(
+            "not waiting: the post is held until {until}, later than `--max-wait 1m` allows\n  hint: give a longer `--max-wait`, or send it then\n"
+        )),
+        "{run:?}"
+    );
+    assert!(s.server.requests().is_empty());
+}

@@ -118,6 +118,14 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
                 std::thread::sleep(pause + Duration::from_millis(500));
                 continue;
             }
+            let max = args.max_wait.as_deref().unwrap_or("12h");
+            ctx.note(&match until {
+                Some(until) => format!(
+                    "not waiting: the post is held until {}, later than `--max-wait {max}` allows\n  hint: give a longer `--max-wait`, or send it then",
+                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+                None => "not waiting: the hold names no time it ends".to_owned(),
+            });
         }
         break (evaluations, context);
     };
