@@ -1218,3 +1218,70 @@ fn text_after_file_is_not_read_as_a_path() {
     let run = s.run(&["check", "--file", "posts", "b.post.toml", "--now", WEEKDAY]);
     assert_eq!(run.code, 0, "{run:?}");
 }
+
+#[test]
+fn freeze_names_its_folder_a_second_freeze_and_a_policy_freeze_are_said() {
+    let mut s = sandbox();
+    let folder = s.path().join("state");
+    // No `$USER` or `$LOGNAME` (cron, containers): the freeze still says who.
+    let run = s.run(&["freeze", "--reason", "first"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "frozen: every `gate post` that uses the state folder `{}` now stops (exit 7)\n  hint: lift it with `gate unfreeze`; to stop every machine that syncs the policy, add `[freeze] reason = \"...\"` to it\n",
+            folder.display()
+        )
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&s.read("state/freeze.json")).unwrap();
+    let by = record["by"].as_str().expect("`by` without `$USER`");
+    assert!(!by.is_empty());
+
+    s.set_var("USER", "alice");
+    let run = s.run(&["freeze", "--reason", "second"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.starts_with(&format!(
+            "note: this replaces the freeze in force since {} by {by}: first\n",
+            chrono::DateTime::parse_from_rfc3339(record["since"].as_str().unwrap())
+                .unwrap()
+                .to_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )),
+        "{run:?}"
+    );
+    let run = judge(&s, "hello", "brand", WEEKDAY);
+    assert_eq!(
+        run.json()["posts"][0]["findings"][0]["message"],
+        "posting is frozen by `gate freeze` in this state folder: second"
+    );
+
+    let run = s.run(&["unfreeze"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "unfrozen: the state folder `{}` no longer stops posting\n",
+            folder.display()
+        )
+    );
+    // Under a policy's `[freeze]`, unfreeze says that posts are still refused, and why.
+    s.write("gate.toml", &format!("{POLICY}\n[freeze]\nreason = \"merger quiet period\"\n"));
+    let run = s.run(&["unfreeze"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "nothing to unfreeze: `gate freeze` is not in force in the state folder `{}`\n\
+             warning: posting is still frozen by the policy `{}`: merger quiet period\n  \
+             hint: `gate unfreeze` lifts only `gate freeze`; remove `[freeze]` from the policy to post again\n",
+            folder.display(),
+            "gate.toml"
+        )
+    );
+    let run = s.run(&["--json", "unfreeze"]);
+    assert_eq!(run.json()["frozen"], true);
+    assert_eq!(run.json()["policy_freeze"]["reason"], "merger quiet period");
+    assert_eq!(judge(&s, "hello", "brand", WEEKDAY).code, 7);
+}
