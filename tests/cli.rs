@@ -249,7 +249,7 @@ fn no_policy_is_exit_3_never_no_rules() {
     assert_eq!(run.code, 3, "{run:?}");
     assert_eq!(
         run.stderr,
-        "error: no policy file found\n  --> gate.toml\n  = hint: pass `--policy PATH`, set `GATE_POLICY`, or put `gate.toml` in this folder or a parent (or in `$XDG_CONFIG_HOME/gate/`); `policy.example.toml` is a start\n"
+        "error: no policy file found\n  = hint: pass `--policy PATH`, set `GATE_POLICY`, or put `gate.toml` in this folder or a parent (or in `$XDG_CONFIG_HOME/gate/`); `policy.example.toml` is a start\n"
     );
 }
 
@@ -1284,4 +1284,35 @@ fn freeze_names_its_folder_a_second_freeze_and_a_policy_freeze_are_said() {
     assert_eq!(run.json()["frozen"], true);
     assert_eq!(run.json()["policy_freeze"]["reason"], "merger quiet period");
     assert_eq!(judge(&s, "hello", "brand", WEEKDAY).code, 7);
+}
+
+#[test]
+fn one_misspelt_key_is_one_error_and_no_policy_names_no_file() {
+    let s = Sandbox::new();
+    s.write(
+        "gate.toml",
+        "version = 1\n\n[accounts.brand]\nplatfrom = \"mastodon\"\nserver = \"https://m.example\"\n",
+    );
+    let run = s.run(&["policy", "check"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: unknown key `platfrom` in `[accounts.brand]`\n --> gate.toml:4:1\n  |\n4 | platfrom = \"mastodon\"\n  | ^^^^^^^^\n  = hint: did you mean `platform`?\n\ninvalid: 1 error\n"
+    );
+    // With no key like it, the missing `platform` is reported, each platform named once.
+    s.write("gate.toml", "version = 1\n\n[accounts.brand]\nserver = \"https://m.example\"\n");
+    let run = s.run(&["policy", "check"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr.starts_with(
+            "error: account `brand` has no `platform`\n --> gate.toml:3:11\n  |\n3 | [accounts.brand]\n  |           ^^^^^\n  = hint: add `platform = \"NAME\"`, one of `mastodon`, `bluesky`, `x`\n"
+        ),
+        "{run:?}"
+    );
+    // No policy anywhere: no `--> gate.toml` pointing at a file that does not exist.
+    std::fs::remove_file(s.path().join("gate.toml")).unwrap();
+    let run = s.run(&["policy", "check"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(!run.stderr.contains("-->"), "{run:?}");
+    assert!(run.stderr.starts_with("error: no policy file found\n  = hint: "), "{run:?}");
 }

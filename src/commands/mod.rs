@@ -76,7 +76,8 @@ impl Ctx {
 
 /// The error for a policy lookup that found nothing (exit 3).
 pub fn no_policy() -> Diagnostic {
-    Diagnostic::whole_file(Level::Error, "gate.toml", "no policy file found").with_hint(
+    // No file is named: there is none, and `gate.toml` is only one of the places looked in.
+    Diagnostic::whole_file(Level::Error, "", "no policy file found").with_hint(
         "pass `--policy PATH`, set `GATE_POLICY`, or put `gate.toml` in this folder or a parent \
          (or in `$XDG_CONFIG_HOME/gate/`); `policy.example.toml` is a start",
     )
