@@ -1316,3 +1316,30 @@ fn one_misspelt_key_is_one_error_and_no_policy_names_no_file() {
     assert!(!run.stderr.contains("-->"), "{run:?}");
     assert!(run.stderr.starts_with("error: no policy file found\n  = hint: "), "{run:?}");
 }
+
+/// The example's commented `client_metadata_url` is documented as what it does and, once
+/// uncommented, is valid where it stands.
+#[test]
+fn the_example_client_metadata_url_works_uncommented() {
+    let s = Sandbox::new();
+    let example = std::fs::read_to_string(repo().join("policy.example.toml")).unwrap();
+    assert!(!example.contains("not used yet"), "stale comment in the example");
+    let mut uncommented = 0;
+    let text: String = example
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest)
+                if rest.starts_with("client_metadata_url")
+                    || (rest.starts_with("[accounts.") && rest.ends_with(".oauth]")) =>
+            {
+                uncommented += 1;
+                format!("{rest}\n")
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    assert!(uncommented >= 1, "the example shows no `client_metadata_url`");
+    s.write("gate.toml", &text);
+    let run = s.run(&["policy", "check"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
