@@ -2079,3 +2079,36 @@ fn wait_beyond_max_wait_says_why_it_did_not_wait() {
     );
     assert!(s.server.requests().is_empty());
 }
+
+/// A server nobody answers at: "could not connect" with the host and the port, not a refusal.
+#[test]
+fn an_unreachable_server_is_named_with_its_port_not_called_a_refusal() {
+    for kind in [Kind::Mastodon, Kind::X] {
+        let s = setup(kind, true);
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        s.sandbox
+            .write("gate.toml", &policy(kind, &format!("http://127.0.0.1:{port}")));
+        let login = s.sandbox.run_with_stdin(
+            &["auth", "login", "brand", "--with-token"],
+            s.server.token(),
+        );
+        assert_eq!(login.code, 0, "{login:?}");
+        let run = s.post("Nobody is listening");
+        assert_eq!(run.code, 9, "{run:?}");
+        assert!(
+            run.stderr
+                .contains(&format!("error: `brand`: could not connect to 127.0.0.1:{port}\n")),
+            "{kind:?}: {run:?}"
+        );
+        assert!(
+            run.stderr.contains(
+                "hint: the server did not answer; check the account's `server` in the policy and the network; nothing was sent"
+            ),
+            "{kind:?}: {run:?}"
+        );
+        assert!(!run.stderr.contains("refused the post"), "{run:?}");
+    }
+}

@@ -773,6 +773,12 @@ fn send_error(account: &Account, e: SendError, resolving: bool, maybe_sent: bool
             .with_hint(format!(
                 "the token was rejected; run `gate auth login {name}`; {sent}"
             )),
+        SendError::Refused {
+            status: crate::platforms::NOT_CONNECTED,
+            message,
+        } => Error::network(format!("`{name}`: {message}")).with_hint(format!(
+            "the server did not answer; check the account's `server` in the policy and the network; {sent}"
+        )),
         SendError::Refused { message, .. } => Error::network(format!("`{name}`: {message}"))
             .with_hint(format!("the network refused the post; {sent}")),
         SendError::RateLimited {
