@@ -785,7 +785,8 @@ fn a_terminal_is_asked_and_no_sends_nothing() {
         s.no_token(&run);
         run
     };
-    let run = ask("n");
+    // The answer takes Enter (item 4 of the first-user papercuts: one key used to send).
+    let run = ask("n\\r");
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
         run.stdout
@@ -795,7 +796,7 @@ fn a_terminal_is_asked_and_no_sends_nothing() {
     assert!(run.stdout.contains("Send this post to `brand`?"), "{run:?}");
     assert!(run.stdout.contains("not sent"), "{run:?}");
     assert!(s.server.account_requests().is_empty());
-    let run = ask("y");
+    let run = ask("y\\r");
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(s.server.posts().len(), 1);
     assert!(
@@ -1503,7 +1504,7 @@ fn a_freeze_while_the_prompt_is_open_stops_the_send() {
     let mut cmd = s.sandbox.program("sh");
     cmd.args([
         "-c",
-        "(sleep 2; \"$GATE\" freeze --reason 'mid-prompt incident' >/dev/null 2>&1; printf y) | script -qec \"\\\"$GATE\\\" post 'Asked, then frozen'\" /dev/null",
+        "(sleep 2; \"$GATE\" freeze --reason 'mid-prompt incident' >/dev/null 2>&1; printf 'y\\r') | script -qec \"\\\"$GATE\\\" post 'Asked, then frozen'\" /dev/null",
     ]);
     let out = cmd.output().unwrap();
     let run = Run {
@@ -2111,4 +2112,55 @@ fn an_unreachable_server_is_named_with_its_port_not_called_a_refusal() {
         );
         assert!(!run.stderr.contains("refused the post"), "{run:?}");
     }
+}
+
+/// Runs `gate post TEXT` on a terminal (`script`), typing `keys` (a `printf` format, with
+/// `sleep`s between) into it.
+fn on_a_terminal(s: &Setup, keys: &str, text: &str) -> Run {
+    common::require_tool("script");
+    let mut cmd = s.sandbox.program("sh");
+    cmd.args([
+        "-c",
+        &format!("({keys}) | script -qec \"\\\"$GATE\\\" post '{text}'\" /dev/null"),
+    ]);
+    let out = cmd.output().unwrap();
+    let run = Run {
+        code: out.status.code().unwrap(),
+        stdout: String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+        stderr: String::from_utf8_lossy(&out.stderr).replace('\r', ""),
+    };
+    s.no_token(&run);
+    run
+}
+
+/// On a terminal, `y` alone does not send: the answer takes Enter.
+#[test]
+fn a_prompt_needs_enter_not_one_key() {
+    let s = setup(Kind::Mastodon, true);
+    // `y`, two seconds without Enter, then Ctrl-C (0x03, what the terminal sends).
+    let run = on_a_terminal(
+        &s,
+        "sleep 1; printf y; sleep 2; printf '\\003'",
+        "Asked, never answered",
+    );
+    assert!(run.stdout.contains("Send this post to `brand`?"), "{run:?}");
+    assert!(s.server.posts().is_empty(), "`y` without Enter sent the post");
+    assert!(s.server.creates().is_empty());
+    assert_ne!(run.code, 0, "{run:?}");
+}
+
+/// Ctrl-C at the prompt leaves the cursor visible (the prompt hides it) and sends nothing.
+#[test]
+fn ctrl_c_at_a_prompt_gives_the_cursor_back() {
+    let s = setup(Kind::Mastodon, true);
+    let run = on_a_terminal(&s, "sleep 1; printf '\\003'", "Asked, then interrupted");
+    assert!(run.stdout.contains("Send this post to `brand`?"), "{run:?}");
+    assert_eq!(run.code, 130, "{run:?}");
+    let hidden = run.stdout.rfind("\x1b[?25l").expect("the prompt hides the cursor");
+    let shown = run.stdout.rfind("\x1b[?25h");
+    assert!(
+        shown.is_some_and(|shown| shown > hidden),
+        "the cursor is left hidden: {run:?}"
+    );
+    assert!(s.server.creates().is_empty());
 }

@@ -137,11 +137,7 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
             .with_hint("pass `--yes` once you have read the post"));
         }
         let question = format!("Sign this post as `{reviewer}`?");
-        let confirmed = dialoguer::Confirm::new()
-            .with_prompt(question)
-            .default(false)
-            .interact()
-            .map_err(|e| Error::other(format!("cannot ask for confirmation: {e}")))?;
+        let confirmed = crate::commands::confirm(question)?;
         if !confirmed {
             ctx.note("not signed");
             return Ok(Code::Failure);

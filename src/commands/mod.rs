@@ -74,6 +74,39 @@ impl Ctx {
     }
 }
 
+/// Asks a yes/no question on the terminal, no by default. It takes `y` or `n` and then
+/// Enter, so one stray keypress never answers for a brand. Ctrl-C leaves the terminal as it
+/// found it: the cursor the prompt hides is shown again, and gate stops (exit 130) having
+/// done nothing more.
+pub fn confirm(question: String) -> Result<bool, Error> {
+    fn interrupted() -> ! {
+        let _ = dialoguer::console::Term::stderr().show_cursor();
+        let _ = writeln!(std::io::stderr());
+        std::process::exit(130);
+    }
+    // The prompt reads keys in raw mode and turns Ctrl-C into SIGINT; without a handler that
+    // would end gate with the cursor still hidden.
+    static HANDLER: std::sync::Once = std::sync::Once::new();
+    HANDLER.call_once(|| {
+        let _ = ctrlc::set_handler(|| interrupted());
+    });
+    match dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .wait_for_newline(true)
+        .interact()
+    {
+        Ok(answer) => Ok(answer),
+        Err(dialoguer::Error::IO(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+            interrupted()
+        }
+        Err(e) => {
+            let _ = dialoguer::console::Term::stderr().show_cursor();
+            Err(Error::other(format!("cannot ask for confirmation: {e}")))
+        }
+    }
+}
+
 /// The error for a policy lookup that found nothing (exit 3).
 pub fn no_policy() -> Diagnostic {
     // No file is named: there is none, and `gate.toml` is only one of the places looked in.

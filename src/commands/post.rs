@@ -175,14 +175,10 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
 
     if !args.yes && !args.dry_run {
         show(&post, &accounts);
-        let confirmed = dialoguer::Confirm::new()
-            .with_prompt(format!(
+        let confirmed = crate::commands::confirm(format!(
                 "Send this post to {}?",
                 crate::schema::list(&names.iter().map(String::as_str).collect::<Vec<_>>())
-            ))
-            .default(false)
-            .interact()
-            .map_err(|e| Error::other(format!("cannot ask for confirmation: {e}")))?;
+            ))?;
         if !confirmed {
             ctx.note("not sent");
             return Ok(Code::Failure);

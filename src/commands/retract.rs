@@ -57,11 +57,7 @@ pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
     }
     if !args.yes {
         show(&row);
-        let confirmed = dialoguer::Confirm::new()
-            .with_prompt(format!("Delete this post from `{name}`?"))
-            .default(false)
-            .interact()
-            .map_err(|e| Error::other(format!("cannot ask for confirmation: {e}")))?;
+        let confirmed = crate::commands::confirm(format!("Delete this post from `{name}`?"))?;
         if !confirmed {
             ctx.note("not retracted");
             return Ok(Code::Failure);
