@@ -2164,3 +2164,54 @@ fn ctrl_c_at_a_prompt_gives_the_cursor_back() {
     );
     assert!(s.server.creates().is_empty());
 }
+
+/// `--dry-run` shows the exact text and media that would go, counted as the network counts
+/// it (not in bytes), with the `warn` findings; `-v` says what gate does when it sends.
+#[test]
+fn dry_run_and_verbose_show_what_would_go_and_what_gate_does() {
+    let s = setup(Kind::Mastodon, true);
+    let url = s.server.url.clone();
+    s.sandbox.write(
+        "gate.toml",
+        &format!(
+            "{}warn = [\"guaranteed\"]\n\n[accounts.bsky]\nplatform = \"bluesky\"\n",
+            policy(Kind::Mastodon, &url)
+        ),
+    );
+    s.sandbox.write("pic.png", "not really a png");
+    s.sandbox.write(
+        "p.post.toml",
+        "account = \"brand\"\ntext = \"Results guaranteed 👍🏽\"\n[[media]]\npath = \"pic.png\"\nalt = \"A picture\"\n",
+    );
+    let run = s.run(&["post", "--dry-run", "--file", "p.post.toml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    // 👍🏽 is 8 bytes, 2 code points (Mastodon counts those) and 1 grapheme (Bluesky).
+    assert!(
+        run.stderr.starts_with(&format!(
+            "--- text (20 characters on Mastodon)\nResults guaranteed 👍🏽\n---\nmedia: pic.png (16 bytes), alt: A picture\nto: `brand` (mastodon at {url})\nwarning: "
+        )),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("`guaranteed`"), "{run:?}");
+    assert!(run.stderr.contains("dry run: would send to `brand`"), "{run:?}");
+    assert!(s.server.creates().is_empty());
+
+    // Bluesky counts graphemes.
+    let run = s.run(&["post", "--dry-run", "--account", "bsky", "Results 👍🏽"]);
+    assert!(
+        run.stderr.starts_with("--- text (9 graphemes on Bluesky)\nResults 👍🏽\n---\n"),
+        "{run:?}"
+    );
+
+    let run = s.run(&["-v", "post", "--yes", "--account", "brand", "Said out loud"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for line in [
+        "looking up `brand`'s credential in the keychain\n",
+        "claimed the delivery to `brand` in the journal (digest ",
+        &format!("sending to `brand`: mastodon at {url}\n"),
+    ] {
+        assert!(run.stderr.contains(line), "{line}: {run:?}");
+    }
+    let quiet = s.run(&["post", "--yes", "--account", "brand", "Said quietly"]);
+    assert!(!quiet.stderr.contains("claimed the delivery"), "{quiet:?}");
+}

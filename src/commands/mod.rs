@@ -67,6 +67,14 @@ impl Ctx {
     }
 
     /// A note for people on stderr, unless `-q`.
+    /// What gate is doing, on stderr with `-v` only: the keychain lookup, the journal's
+    /// claim, the request.
+    pub fn verbose(&self, text: &str) {
+        if self.verbosity() == Verbosity::Verbose {
+            let _ = writeln!(anstream::stderr(), "{}", crate::redact::scrub(text));
+        }
+    }
+
     pub fn note(&self, text: &str) {
         if self.verbosity() != Verbosity::Quiet {
             let _ = writeln!(anstream::stderr(), "{}", crate::redact::scrub(text));
