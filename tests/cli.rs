@@ -1343,3 +1343,33 @@ fn the_example_client_metadata_url_works_uncommented() {
     let run = s.run(&["policy", "check"]);
     assert_eq!(run.code, 0, "{run:?}");
 }
+
+/// The README's first `gate post` example reaches its prompt under the example policy: its
+/// account needs no reviewer (inline text carries no approvals) and the text passes.
+#[test]
+fn the_readmes_first_post_example_can_be_sent() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("gate post \""))
+        .expect("a `gate post \"TEXT\"` example");
+    let text = line.split('"').nth(1).unwrap();
+    let account = line
+        .split_whitespace()
+        .skip_while(|w| *w != "--account")
+        .nth(1)
+        .expect("the example names its account");
+    let s = Sandbox::new();
+    let policy = repo().join("policy.example.toml");
+    let run = s.run(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "check",
+        text,
+        "--account",
+        account,
+        "--now",
+        WEEKDAY,
+    ]);
+    assert_eq!(run.code, 0, "`{line}` cannot be sent: {run:?}");
+}
