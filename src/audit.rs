@@ -310,6 +310,23 @@ fn highest_seq(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     .optional()
 }
 
+/// The text of the post sent to `account` with `digest`, as the audit trail recorded it
+/// (the journal keeps only the digest): for showing what a retract would delete.
+pub fn sent_text(journal: &Journal, digest: &str, account: &str) -> Option<String> {
+    journal
+        .connection()
+        .query_row(
+            "SELECT text FROM audit WHERE event = 'post' AND digest = ?1 AND account = ?2
+             ORDER BY seq DESC LIMIT 1",
+            params![digest, account],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .optional()
+        .ok()
+        .flatten()
+        .flatten()
+}
+
 /// Every entry, in seq order.
 pub fn entries(journal: &Journal) -> Result<Vec<Stored>, Error> {
     let conn = journal.connection();

@@ -59,7 +59,7 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Delete a post that gate sent, after confirmation, and journal it
     Retract(RetractArgs),
-    /// Stop every `gate post` on this machine until `gate unfreeze`
+    /// Stop every `gate post` that uses this state folder until `gate unfreeze`
     Freeze(FreezeArgs),
     /// Lift a freeze made with `gate freeze`
     Unfreeze,

@@ -158,7 +158,10 @@ impl Diagnostic {
             bold = styles.bold
         );
         let Some((text, start, width)) = &self.snippet else {
-            let _ = writeln!(out, "  {blue}-->{blue:#} {}", self.file, blue = styles.blue);
+            // A diagnostic about no file at all (no policy found) points at none.
+            if !self.file.is_empty() {
+                let _ = writeln!(out, "  {blue}-->{blue:#} {}", self.file, blue = styles.blue);
+            }
             if let Some(hint) = &self.hint {
                 let _ = writeln!(out, "  {blue}={blue:#} hint: {hint}", blue = styles.blue);
             }
@@ -195,7 +198,9 @@ impl Diagnostic {
             message.push(')');
         }
         let file = escape_property(&self.file);
-        if self.line == 0 {
+        if self.file.is_empty() {
+            format!("::{kind}::{}", escape_data(&message))
+        } else if self.line == 0 {
             format!("::{kind} file={file}::{}", escape_data(&message))
         } else {
             format!(

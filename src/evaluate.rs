@@ -207,7 +207,7 @@ pub struct Evaluation {
     pub options: crate::post::Options,
 }
 
-/// A freeze in force on this machine (`gate freeze`), passed in by the shell.
+/// A freeze in force in the state folder (`gate freeze`), passed in by the shell.
 #[derive(Debug, Clone)]
 pub struct LocalFreeze {
     pub reason: String,
@@ -434,7 +434,7 @@ impl<'p> Engine<'p> {
             let mut f = Finding::new(
                 Rule::Freeze,
                 Severity::Frozen,
-                format!("posting is frozen on this machine: {}", freeze.reason),
+                format!("posting is frozen by `gate freeze` in this state folder: {}", freeze.reason),
             );
             f.reason = Some(freeze.reason.clone());
             findings.push(f);

@@ -26,7 +26,7 @@ pub fn client() -> Result<reqwest::blocking::Client, Error> {
         .map_err(|e| Error::network(format!("cannot set up the HTTP client: {}", describe(&e))))
 }
 
-/// A reqwest error for people: what failed and where (host only: paths and queries can carry
+/// A reqwest error for people: what failed and where (host and port only: paths and queries can carry
 /// codes or tokens), without the URL's secrets.
 pub fn describe(e: &reqwest::Error) -> String {
     let what = if e.is_timeout() {
@@ -42,9 +42,14 @@ pub fn describe(e: &reqwest::Error) -> String {
     } else {
         "failed"
     };
-    match e.url().and_then(|u| u.host_str().map(str::to_owned)) {
-        Some(host) => format!("{host}: {what}"),
-        None => what.to_owned(),
+    let Some(url) = e.url() else {
+        return what.to_owned();
+    };
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(host), Some(port)) if e.is_connect() => format!("{what} to {host}:{port}"),
+        (Some(host), Some(port)) => format!("{host}:{port}: {what}"),
+        (Some(host), None) => format!("{host}: {what}"),
+        _ => what.to_owned(),
     }
 }
 

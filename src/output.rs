@@ -122,7 +122,9 @@ pub fn evaluation(text: &str, eval: &Evaluation, verbosity: Verbosity) -> String
 }
 
 /// `3 posts checked: 1 allow, 2 deny`, counting each post-and-account pair.
-pub fn summary(evaluations: impl IntoIterator<Item = Verdict>, errors: usize) -> String {
+/// `invalid` counts the files (or lines) that could not be judged, once each however many
+/// errors they hold; they count among the checks.
+pub fn summary(evaluations: impl IntoIterator<Item = Verdict>, invalid: usize) -> String {
     let mut counts = [0usize; 5];
     let mut total = 0;
     for v in evaluations {
@@ -141,8 +143,9 @@ pub fn summary(evaluations: impl IntoIterator<Item = Verdict>, errors: usize) ->
         .filter(|v| counts[**v as usize] > 0)
         .map(|v| format!("{} {}", counts[*v as usize], v.name()))
         .collect();
-    if errors > 0 {
-        parts.push(format!("{errors} invalid"));
+    if invalid > 0 {
+        parts.push(format!("{invalid} invalid"));
+        total += invalid;
     }
     let noun = if total == 1 { "check" } else { "checks" };
     if parts.is_empty() {

@@ -648,13 +648,13 @@ fn read_accounts(
                 }
             },
             None => {
-                if Reader::get(t, "platform").is_none() {
+                if Reader::get(t, "platform").is_none() && !Reader::misspelt(t, "platform") {
                     r.error(
                         name_key.span(),
                         format!("account `{name}` has no `platform`"),
                     )
                     .hint = Some(format!(
-                        "add `platform = \"mastodon\"` (or {})",
+                        "add `platform = \"NAME\"`, one of {}",
                         list(Platform::NAMES)
                     ));
                 }

@@ -67,7 +67,12 @@ pub struct Post {
     /// Accounts named by the post itself; empty for inline text.
     pub accounts: Vec<String>,
     pub author: Option<String>,
+    /// What is judged and sent: a post file's or stdin's text without its one final newline
+    /// (a TOML multi-line string ends with one).
     pub text: String,
+    /// The text exactly as the post file holds it, final newline included: what reviewers
+    /// sign (SPEC §4), so approvals made before gate stripped that newline stay valid.
+    pub written: String,
     pub media: Vec<Media>,
     pub approvals: Vec<Approval>,
     /// How the post is sent, not what it says: none of these is in the digest (SPEC §4).
@@ -264,6 +269,7 @@ impl Post {
             origin,
             accounts: Vec::new(),
             author: None,
+            written: text.clone(),
             text,
             media: Vec::new(),
             approvals: Vec::new(),
@@ -282,8 +288,15 @@ impl Post {
                 alt: m.alt.clone().unwrap_or_default(),
             })
             .collect();
-        digest_message(accounts, &self.text, &media)
+        digest_message(accounts, &self.written, &media)
     }
+}
+
+/// `text` without one final line ending (`\n` or `\r\n`): the newline that closes a TOML
+/// multi-line string or a line piped on stdin is not part of the post.
+pub fn without_final_newline(text: &str) -> &str {
+    text.strip_suffix('\n')
+        .map_or(text, |t| t.strip_suffix('\r').unwrap_or(t))
 }
 
 /// Reads and validates a post file; accounts must exist in `policy`.
@@ -469,7 +482,8 @@ pub fn parse(source: &Source, path: &Path, policy: &Policy) -> Result<Post, Vec<
         origin: Origin::File(path.to_path_buf()),
         accounts: names,
         author,
-        text,
+        text: without_final_newline(&text).to_owned(),
+        written: text,
         media,
         approvals,
         options,

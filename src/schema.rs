@@ -85,6 +85,15 @@ impl<'s> Reader<'s> {
         }
     }
 
+    /// Whether `table` holds a key that looks like a misspelling of `key` (`platfrom` for
+    /// `platform`): its "unknown key, did you mean" error already says what is missing.
+    pub fn misspelt(table: &DeTable<'_>, key: &str) -> bool {
+        table.keys().any(|k| {
+            let name = k.get_ref().as_ref();
+            name != key && did_you_mean(name, [key]).is_some()
+        })
+    }
+
     /// The value under `key`, if present.
     pub fn get<'t, 'i>(
         table: &'t DeTable<'i>,

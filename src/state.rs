@@ -196,7 +196,7 @@ fn unescape_mount(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The freeze in force on this machine, if any. A freeze file gate cannot read counts as a
+/// The freeze in force in this state folder, if any. A freeze file gate cannot read counts as a
 /// freeze: when in doubt, do not post.
 pub fn read_freeze(env: &Env) -> Result<Option<LocalFreeze>, Error> {
     let Some(dir) = env.state_dir() else {
@@ -280,6 +280,19 @@ pub fn private_file(path: &Path) -> Result<(), Error> {
     }
 }
 
+/// Who this process runs as when `$USER` and `$LOGNAME` are unset (cron, containers): the
+/// name `/etc/passwd` gives the uid, else `uid N`.
+fn user_name() -> Option<String> {
+    let uid = rustix::process::getuid().as_raw();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)? == uid.to_string()).then(|| name.to_owned())
+    });
+    Some(name.unwrap_or_else(|| format!("uid {uid}")))
+}
+
 /// Writes the freeze atomically (a temporary file renamed into place).
 pub fn write_freeze(env: &Env, reason: &str, now: DateTime<Utc>) -> Result<PathBuf, Error> {
     let dir = dir(env)?;
@@ -290,7 +303,9 @@ pub fn write_freeze(env: &Env, reason: &str, now: DateTime<Utc>) -> Result<PathB
         by: env
             .var("USER")
             .or_else(|| env.var("LOGNAME"))
-            .map(str::to_owned),
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .or_else(user_name),
     };
     let path = dir.join(FREEZE_FILE);
     let mut bytes = serde_json::to_vec_pretty(&record)

@@ -180,7 +180,7 @@ fn freeze_and_unfreeze_are_recorded_and_log_shows_the_freeze() {
     let run = s.run(&["log"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
-        run.stderr.starts_with("frozen on this machine since ")
+        run.stderr.starts_with("frozen in this state folder since ")
             && run
                 .stderr
                 .ends_with(" by alice: reason 1 (lift it with `gate unfreeze`)\n"),

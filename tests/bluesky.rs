@@ -1608,3 +1608,54 @@ fn an_oauth_session_is_refreshed_once_by_processes_from_two_state_folders() {
     assert_eq!(after.json()["accounts"][0]["checked_online"], true);
     assert_eq!(w.stored()["refresh_token"], second["refresh_token"]);
 }
+
+/// The account's main password, given where an app password belongs: the real PDS's
+/// session scope shows it (`com.atproto.access`, not `com.atproto.appPass`); gate refuses it,
+/// ends that session and stores nothing.
+#[test]
+fn the_main_password_is_refused_for_app_password_sign_in() {
+    let w = world();
+    let run = w.s.run_with_stdin(
+        &["auth", "login", "bsky", "--app-password"],
+        &format!("{}\n", w.alice.password),
+    );
+    assert_clean(&run, &w.alice.password);
+    assert_eq!(run.code, 8, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: `{}` signed in with the account's main password, not an app password; nothing was stored\n  \
+             hint: make an app password (Bluesky: Settings → Privacy and security → App passwords) and sign in with it; never give gate the main password\n",
+            w.alice.handle
+        )
+    );
+    let out = w
+        .bus
+        .secret_tool(&["lookup", "service", "gate", "username", &w.user], "");
+    assert!(!out.status.success() || out.stdout.is_empty(), "stored: {out:?}");
+    let status = w.s.run(&["auth", "status", "bsky"]);
+    assert_eq!(status.code, 8, "{status:?}");
+    // An app password still signs in.
+    let run = w.login();
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+/// `--with-token` cannot make a Bluesky session: it is refused, nothing is stored, so
+/// `gate auth status` and `gate post` agree that there is no credential.
+#[test]
+fn with_token_is_refused_for_a_bluesky_account() {
+    let w = world();
+    let run = w
+        .s
+        .run_with_stdin(&["auth", "login", "bsky", "--with-token"], "any-string-at-all\n");
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: `--with-token` does not work for bluesky account `bsky`: a Bluesky session is made by signing in\n  \
+         hint: run `gate auth login bsky --app-password` (with an app password) or `gate auth login bsky` (atproto OAuth in the browser)\n"
+    );
+    let status = w.s.run(&["auth", "status", "bsky"]);
+    assert_eq!(status.code, 8, "{status:?}");
+    let post = w.s.run(&["post", "--yes", "Nothing to post with"]);
+    assert_eq!(post.code, 8, "{post:?}");
+}

@@ -300,7 +300,7 @@ fn no_policy_is_exit_3_never_no_rules() {
     assert_eq!(run.code, 3, "{run:?}");
     assert_eq!(
         run.stderr,
-        "error: no policy file found\n  --> gate.toml\n  = hint: pass `--policy PATH`, set `GATE_POLICY`, or put `gate.toml` in this folder or a parent (or in `$XDG_CONFIG_HOME/gate/`); `policy.example.toml` is a start\n"
+        "error: no policy file found\n  = hint: pass `--policy PATH`, set `GATE_POLICY`, or put `gate.toml` in this folder or a parent (or in `$XDG_CONFIG_HOME/gate/`); `policy.example.toml` is a start\n"
     );
 }
 
@@ -1234,4 +1234,193 @@ fn a_freeze_that_cannot_be_audited_says_it_froze() {
         let run = s.run(&["check", "hello", "--account", "brand", "--now", WEEKDAY]);
         assert_eq!(run.code, 7, "{damage}: still frozen: {run:?}");
     }
+}
+
+// ---------------------------------------------------------------- first-user papercuts
+
+#[test]
+fn the_check_summary_counts_invalid_files_not_errors() {
+    let s = sandbox();
+    s.write("posts/a.post.toml", "account = \"brand\"\ntext = \"fine\"\n");
+    // One file, four errors (two unknown keys, no account, no text): one invalid file.
+    s.write("posts/b.post.toml", "acount = \"brand\"\ntxt = \"x\"\n");
+    let run = s.run(&["check", "--file", "posts", "--now", WEEKDAY]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "allow  posts/a.post.toml → brand\n2 checks: 1 allow, 1 invalid\n"
+    );
+    assert_eq!(run.stderr.matches("error: ").count(), 4, "{run:?}");
+}
+
+#[test]
+fn text_after_file_is_not_read_as_a_path() {
+    let s = sandbox();
+    s.write("posts/a.post.toml", "account = \"brand\"\ntext = \"fine\"\n");
+    let run = s.run(&["check", "--file", "posts", "hello there", "--now", WEEKDAY]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        run.stderr,
+        "error: `hello there` after `--file` is neither a file nor a folder\n  hint: `--file` reads every value after it as a path; check inline text on its own: `gate check \"TEXT\"`\n"
+    );
+    // Several real paths still work.
+    s.write("b.post.toml", "account = \"brand\"\ntext = \"also fine\"\n");
+    let run = s.run(&["check", "--file", "posts", "b.post.toml", "--now", WEEKDAY]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn freeze_names_its_folder_a_second_freeze_and_a_policy_freeze_are_said() {
+    let mut s = sandbox();
+    let folder = s.path().join("state");
+    // No `$USER` or `$LOGNAME` (cron, containers): the freeze still says who.
+    let run = s.run(&["freeze", "--reason", "first"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "frozen: every `gate post` that uses the state folder `{}` now stops (exit 7)\n  hint: lift it with `gate unfreeze`; to stop every machine that syncs the policy, add `[freeze] reason = \"...\"` to it\n",
+            folder.display()
+        )
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&s.read("state/freeze.json")).unwrap();
+    let by = record["by"].as_str().expect("`by` without `$USER`");
+    assert!(!by.is_empty());
+
+    s.set_var("USER", "alice");
+    let run = s.run(&["freeze", "--reason", "second"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.starts_with(&format!(
+            "note: this replaces the freeze in force since {} by {by}: first\n",
+            chrono::DateTime::parse_from_rfc3339(record["since"].as_str().unwrap())
+                .unwrap()
+                .to_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )),
+        "{run:?}"
+    );
+    let run = judge(&s, "hello", "brand", WEEKDAY);
+    assert_eq!(
+        run.json()["posts"][0]["findings"][0]["message"],
+        "posting is frozen by `gate freeze` in this state folder: second"
+    );
+
+    let run = s.run(&["unfreeze"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "unfrozen: the state folder `{}` no longer stops posting\n",
+            folder.display()
+        )
+    );
+    // Under a policy's `[freeze]`, unfreeze says that posts are still refused, and why.
+    s.write("gate.toml", &format!("{POLICY}\n[freeze]\nreason = \"merger quiet period\"\n"));
+    let run = s.run(&["unfreeze"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "nothing to unfreeze: `gate freeze` is not in force in the state folder `{}`\n\
+             warning: posting is still frozen by the policy `{}`: merger quiet period\n  \
+             hint: `gate unfreeze` lifts only `gate freeze`; remove `[freeze]` from the policy to post again\n",
+            folder.display(),
+            "gate.toml"
+        )
+    );
+    let run = s.run(&["--json", "unfreeze"]);
+    assert_eq!(run.json()["frozen"], true);
+    assert_eq!(run.json()["policy_freeze"]["reason"], "merger quiet period");
+    assert_eq!(judge(&s, "hello", "brand", WEEKDAY).code, 7);
+}
+
+#[test]
+fn one_misspelt_key_is_one_error_and_no_policy_names_no_file() {
+    let s = Sandbox::new();
+    s.write(
+        "gate.toml",
+        "version = 1\n\n[accounts.brand]\nplatfrom = \"mastodon\"\nserver = \"https://m.example\"\n",
+    );
+    let run = s.run(&["policy", "check"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: unknown key `platfrom` in `[accounts.brand]`\n --> gate.toml:4:1\n  |\n4 | platfrom = \"mastodon\"\n  | ^^^^^^^^\n  = hint: did you mean `platform`?\n\ninvalid: 1 error\n"
+    );
+    // With no key like it, the missing `platform` is reported, each platform named once.
+    s.write("gate.toml", "version = 1\n\n[accounts.brand]\nserver = \"https://m.example\"\n");
+    let run = s.run(&["policy", "check"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr.starts_with(
+            "error: account `brand` has no `platform`\n --> gate.toml:3:11\n  |\n3 | [accounts.brand]\n  |           ^^^^^\n  = hint: add `platform = \"NAME\"`, one of `mastodon`, `bluesky`, `x`\n"
+        ),
+        "{run:?}"
+    );
+    // No policy anywhere: no `--> gate.toml` pointing at a file that does not exist.
+    std::fs::remove_file(s.path().join("gate.toml")).unwrap();
+    let run = s.run(&["policy", "check"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(!run.stderr.contains("-->"), "{run:?}");
+    assert!(run.stderr.starts_with("error: no policy file found\n  = hint: "), "{run:?}");
+}
+
+/// The example's commented `client_metadata_url` is documented as what it does and, once
+/// uncommented, is valid where it stands.
+#[test]
+fn the_example_client_metadata_url_works_uncommented() {
+    let s = Sandbox::new();
+    let example = std::fs::read_to_string(repo().join("policy.example.toml")).unwrap();
+    assert!(!example.contains("not used yet"), "stale comment in the example");
+    let mut uncommented = 0;
+    let text: String = example
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest)
+                if rest.starts_with("client_metadata_url")
+                    || (rest.starts_with("[accounts.") && rest.ends_with(".oauth]")) =>
+            {
+                uncommented += 1;
+                format!("{rest}\n")
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    assert!(uncommented >= 1, "the example shows no `client_metadata_url`");
+    s.write("gate.toml", &text);
+    let run = s.run(&["policy", "check"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+/// The README's first `gate post` example reaches its prompt under the example policy: its
+/// account needs no reviewer (inline text carries no approvals) and the text passes.
+#[test]
+fn the_readmes_first_post_example_can_be_sent() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("gate post \""))
+        .expect("a `gate post \"TEXT\"` example");
+    let text = line.split('"').nth(1).unwrap();
+    let account = line
+        .split_whitespace()
+        .skip_while(|w| *w != "--account")
+        .nth(1)
+        .expect("the example names its account");
+    let s = Sandbox::new();
+    let policy = repo().join("policy.example.toml");
+    let run = s.run(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "check",
+        text,
+        "--account",
+        account,
+        "--now",
+        WEEKDAY,
+    ]);
+    assert_eq!(run.code, 0, "`{line}` cannot be sent: {run:?}");
 }

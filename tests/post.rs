@@ -785,7 +785,8 @@ fn a_terminal_is_asked_and_no_sends_nothing() {
         s.no_token(&run);
         run
     };
-    let run = ask("n");
+    // The answer takes Enter (item 4 of the first-user papercuts: one key used to send).
+    let run = ask("n\\r");
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
         run.stdout
@@ -795,7 +796,7 @@ fn a_terminal_is_asked_and_no_sends_nothing() {
     assert!(run.stdout.contains("Send this post to `brand`?"), "{run:?}");
     assert!(run.stdout.contains("not sent"), "{run:?}");
     assert!(s.server.account_requests().is_empty());
-    let run = ask("y");
+    let run = ask("y\\r");
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(s.server.posts().len(), 1);
     assert!(
@@ -1532,7 +1533,7 @@ fn a_freeze_while_the_prompt_is_open_stops_the_send() {
     let mut cmd = s.sandbox.program("sh");
     cmd.args([
         "-c",
-        "(sleep 2; \"$GATE\" freeze --reason 'mid-prompt incident' >/dev/null 2>&1; printf y) | script -qec \"\\\"$GATE\\\" post 'Asked, then frozen'\" /dev/null",
+        "(sleep 2; \"$GATE\" freeze --reason 'mid-prompt incident' >/dev/null 2>&1; printf 'y\\r') | script -qec \"\\\"$GATE\\\" post 'Asked, then frozen'\" /dev/null",
     ]);
     let out = cmd.output().unwrap();
     let run = Run {
@@ -2015,4 +2016,221 @@ fn mastodon_past_the_keys_hour_with_no_match_is_undetermined() {
     let run = s.run(&["post", "--yes", "--force-resend", text]);
     sent_url(&run);
     assert_eq!(s.server.creates().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// First-user papercuts.
+
+/// A post file's multi-line `text` and a line piped on stdin end with a newline that is not
+/// part of the post; the digest still covers the text as written, so approvals stay valid.
+#[test]
+fn the_final_newline_of_a_post_file_and_stdin_is_not_sent() {
+    let s = setup(Kind::Mastodon, true);
+    s.sandbox.write(
+        "release.post.toml",
+        "account = \"brand\"\ntext = \"\"\"\nOur release is out.\nSecond line\n\"\"\"\n",
+    );
+    let run = s.run(&["post", "--yes", "--file", "release.post.toml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = s
+        .sandbox
+        .run_with_stdin(&["post", "--yes", "-"], "From a pipe\n");
+    s.no_token(&run);
+    assert_eq!(run.code, 0, "{run:?}");
+    let sent: Vec<Vec<String>> = s
+        .server
+        .creates()
+        .iter()
+        .map(|r| r.form_values("status"))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            vec!["Our release is out.\nSecond line".to_owned()],
+            vec!["From a pipe".to_owned()]
+        ]
+    );
+    // Only the one final newline goes; the digest keeps the text exactly as written.
+    let digest = s.run(&["digest", "--file", "release.post.toml"]);
+    assert_eq!(digest.code, 0, "{digest:?}");
+    let written = "Our release is out.\nSecond line\n";
+    assert!(
+        digest
+            .stdout
+            .contains(&format!("text {}\n{written}\nmedia 0", written.len())),
+        "{digest:?}"
+    );
+}
+
+/// `--wait` that cannot wait the hold out within `--max-wait` says so and when it ends.
+#[test]
+fn wait_beyond_max_wait_says_why_it_did_not_wait() {
+    let s = setup(Kind::Mastodon, false);
+    let fmt =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let now = chrono::Utc::now();
+    let end = now + chrono::Duration::hours(2);
+    let held = s.sandbox.write(
+        "held.toml",
+        &format!(
+            "{}\n[[blackouts]]\nfrom = \"{}\"\nto = \"{}\"\nreason = \"Embargo\"\n",
+            policy(Kind::Mastodon, &s.server.url),
+            fmt(now - chrono::Duration::minutes(5)),
+            fmt(end)
+        ),
+    );
+    let run = s.run(&[
+        "--policy",
+        held.to_str().unwrap(),
+        "post",
+        "--yes",
+        "--wait",
+        "--max-wait",
+        "1m",
+        "Our release is out",
+    ]);
+    assert_eq!(run.code, 5, "{run:?}");
+    let until = fmt(end);
+    assert!(
+        run.stderr.contains(&format!(
+            "not waiting: the post is held until {until}, later than `--max-wait 1m` allows\n  hint: give a longer `--max-wait`, or send it then\n"
+        )),
+        "{run:?}"
+    );
+    assert!(s.server.requests().is_empty());
+}
+
+/// A server nobody answers at: "could not connect" with the host and the port, not a refusal.
+#[test]
+fn an_unreachable_server_is_named_with_its_port_not_called_a_refusal() {
+    for kind in [Kind::Mastodon, Kind::X] {
+        let s = setup(kind, true);
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        s.sandbox
+            .write("gate.toml", &policy(kind, &format!("http://127.0.0.1:{port}")));
+        let login = s.sandbox.run_with_stdin(
+            &["auth", "login", "brand", "--with-token"],
+            s.server.token(),
+        );
+        assert_eq!(login.code, 0, "{login:?}");
+        let run = s.post("Nobody is listening");
+        assert_eq!(run.code, 9, "{run:?}");
+        assert!(
+            run.stderr
+                .contains(&format!("error: `brand`: could not connect to 127.0.0.1:{port}\n")),
+            "{kind:?}: {run:?}"
+        );
+        assert!(
+            run.stderr.contains(
+                "hint: the server did not answer; check the account's `server` in the policy and the network; nothing was sent"
+            ),
+            "{kind:?}: {run:?}"
+        );
+        assert!(!run.stderr.contains("refused the post"), "{run:?}");
+    }
+}
+
+/// Runs `gate post TEXT` on a terminal (`script`), typing `keys` (a `printf` format, with
+/// `sleep`s between) into it.
+fn on_a_terminal(s: &Setup, keys: &str, text: &str) -> Run {
+    common::require_tool("script");
+    let mut cmd = s.sandbox.program("sh");
+    cmd.args([
+        "-c",
+        &format!("({keys}) | script -qec \"\\\"$GATE\\\" post '{text}'\" /dev/null"),
+    ]);
+    let out = cmd.output().unwrap();
+    let run = Run {
+        code: out.status.code().unwrap(),
+        stdout: String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+        stderr: String::from_utf8_lossy(&out.stderr).replace('\r', ""),
+    };
+    s.no_token(&run);
+    run
+}
+
+/// On a terminal, `y` alone does not send: the answer takes Enter.
+#[test]
+fn a_prompt_needs_enter_not_one_key() {
+    let s = setup(Kind::Mastodon, true);
+    // `y`, two seconds without Enter, then Ctrl-C (0x03, what the terminal sends).
+    let run = on_a_terminal(
+        &s,
+        "sleep 1; printf y; sleep 2; printf '\\003'",
+        "Asked, never answered",
+    );
+    assert!(run.stdout.contains("Send this post to `brand`?"), "{run:?}");
+    assert!(s.server.posts().is_empty(), "`y` without Enter sent the post");
+    assert!(s.server.creates().is_empty());
+    assert_ne!(run.code, 0, "{run:?}");
+}
+
+/// Ctrl-C at the prompt leaves the cursor visible (the prompt hides it) and sends nothing.
+#[test]
+fn ctrl_c_at_a_prompt_gives_the_cursor_back() {
+    let s = setup(Kind::Mastodon, true);
+    let run = on_a_terminal(&s, "sleep 1; printf '\\003'", "Asked, then interrupted");
+    assert!(run.stdout.contains("Send this post to `brand`?"), "{run:?}");
+    assert_eq!(run.code, 130, "{run:?}");
+    let hidden = run.stdout.rfind("\x1b[?25l").expect("the prompt hides the cursor");
+    let shown = run.stdout.rfind("\x1b[?25h");
+    assert!(
+        shown.is_some_and(|shown| shown > hidden),
+        "the cursor is left hidden: {run:?}"
+    );
+    assert!(s.server.creates().is_empty());
+}
+
+/// `--dry-run` shows the exact text and media that would go, counted as the network counts
+/// it (not in bytes), with the `warn` findings; `-v` says what gate does when it sends.
+#[test]
+fn dry_run_and_verbose_show_what_would_go_and_what_gate_does() {
+    let s = setup(Kind::Mastodon, true);
+    let url = s.server.url.clone();
+    s.sandbox.write(
+        "gate.toml",
+        &format!(
+            "{}warn = [\"guaranteed\"]\n\n[accounts.bsky]\nplatform = \"bluesky\"\n",
+            policy(Kind::Mastodon, &url)
+        ),
+    );
+    s.sandbox.write("pic.png", "not really a png");
+    s.sandbox.write(
+        "p.post.toml",
+        "account = \"brand\"\ntext = \"Results guaranteed 👍🏽\"\n[[media]]\npath = \"pic.png\"\nalt = \"A picture\"\n",
+    );
+    let run = s.run(&["post", "--dry-run", "--file", "p.post.toml"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    // 👍🏽 is 8 bytes, 2 code points (Mastodon counts those) and 1 grapheme (Bluesky).
+    assert!(
+        run.stderr.starts_with(&format!(
+            "--- text (20 characters on Mastodon)\nResults guaranteed 👍🏽\n---\nmedia: pic.png (16 bytes), alt: A picture\nto: `brand` (mastodon at {url})\nwarning: "
+        )),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("`guaranteed`"), "{run:?}");
+    assert!(run.stderr.contains("dry run: would send to `brand`"), "{run:?}");
+    assert!(s.server.creates().is_empty());
+
+    // Bluesky counts graphemes.
+    let run = s.run(&["post", "--dry-run", "--account", "bsky", "Results 👍🏽"]);
+    assert!(
+        run.stderr.starts_with("--- text (9 graphemes on Bluesky)\nResults 👍🏽\n---\n"),
+        "{run:?}"
+    );
+
+    let run = s.run(&["-v", "post", "--yes", "--account", "brand", "Said out loud"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for line in [
+        "looking up `brand`'s credential in the keychain\n",
+        "claimed the delivery to `brand` in the journal (digest ",
+        &format!("sending to `brand`: mastodon at {url}\n"),
+    ] {
+        assert!(run.stderr.contains(line), "{line}: {run:?}");
+    }
+    let quiet = s.run(&["post", "--yes", "--account", "brand", "Said quietly"]);
+    assert!(!quiet.stderr.contains("claimed the delivery"), "{quiet:?}");
 }

@@ -452,3 +452,30 @@ fn the_crisis_playbook_works_end_to_end() {
     let verify = s.run(&["log", "--verify"]);
     assert_eq!(verify.code, 0, "{verify:?}");
 }
+
+/// On a terminal, the confirmation shows the text that would be deleted, not only its URL;
+/// `n` and Enter deletes nothing.
+#[test]
+fn the_retract_confirmation_shows_the_text() {
+    common::require_tool("script");
+    let s = setup(Kind::Mastodon, true);
+    let (_, url) = s.post("Our launch is today\nSecond line");
+    let mut cmd = s.sandbox.program("sh");
+    cmd.args([
+        "-c",
+        "(sleep 1; printf 'n\\r') | script -qec \"\\\"$GATE\\\" retract brand --last\" /dev/null",
+    ]);
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(!stdout.contains(s.server.token()), "the token leaked: {stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "Our launch is today\nSecond line\n---\naccount: `brand` (mastodon)\npost:    {url}\n"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Delete this post from `brand`?"), "{stdout}");
+    assert!(stdout.contains("not retracted"), "{stdout}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(s.deletes().is_empty());
+}

@@ -307,7 +307,10 @@ fn approve_unattended_without_yes_refuses() {
 #[test]
 fn a_passphrase_key_unattended_is_a_clear_error() {
     let t = team();
-    let (locked, _) = keygen(&t.s.path().join("keys"), "locked", "secret passphrase");
+    let (locked, locked_pub) = keygen(&t.s.path().join("keys"), "locked", "secret passphrase");
+    // Listed: an unlisted key is refused before its passphrase matters.
+    let policy = t.s.read("gate.toml");
+    t.s.write("gate.toml", &format!("{policy}locked = \"{locked_pub}\"\n"));
     t.s.write("launch.post.toml", POST);
     let run = t.s.run(&[
         "approve",
@@ -340,4 +343,30 @@ fn digest_is_stable_and_documented() {
     t.s.write("launch.post.toml", &POST.replace('\n', "\r\n"));
     let crlf = t.s.run(&["digest", "--file", "launch.post.toml"]);
     assert_eq!(crlf.stdout, run.stdout);
+}
+
+/// The passphrase is asked for after the post and the name it is signed as are shown, and
+/// after the reviewer said yes: never for a post they have not seen.
+#[test]
+fn approve_shows_the_post_and_the_signer_before_the_passphrase() {
+    require_tool("script");
+    let t = team();
+    let (lena, lena_pub) = keygen(&t.s.path().join("keys"), "lena", "lena passphrase");
+    let policy = t.s.read("gate.toml");
+    t.s.write("gate.toml", &format!("{policy}lena = \"{lena_pub}\"\n"));
+    t.s.write("launch.post.toml", POST);
+    let mut cmd = t.s.program("sh");
+    cmd.arg("-c").arg(format!(
+        "(sleep 1; printf 'y\\r'; sleep 1; printf 'lena passphrase\\r') | timeout 20 script -qec \"\\\"$GATE\\\" approve --file launch.post.toml --key {}\" /dev/null",
+        lena.display()
+    ));
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let signer = stdout.find("signing as: `lena`").expect(&stdout);
+    let text = stdout.find("Version 2.0 is out today.").expect(&stdout);
+    let question = stdout.find("Sign this post as `lena`?").expect(&stdout);
+    let passphrase = stdout.find("Passphrase for").expect(&stdout);
+    assert!(signer < question && text < question && question < passphrase, "{stdout}");
+    assert!(t.s.read("launch.post.toml").contains("reviewer = \"lena\""));
 }

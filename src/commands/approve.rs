@@ -28,7 +28,9 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
     let post =
         post::load(&args.file, &policy).map_err(|diagnostics| Error::Input { diagnostics })?;
     let key_path = key_path(ctx, args)?;
-    let key = read_private_key(ctx, &key_path)?;
+    // The public half names the reviewer without the passphrase, which is asked for only
+    // after the post and the name it is signed as have been shown.
+    let key = read_private_key(&key_path)?;
     let Some(reviewer) = reviewers::reviewer_for_key(&policy.reviewer_keys, key.public_key())
     else {
         return Err(Error::usage(format!(
@@ -90,6 +92,7 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
             output::STYLES.bold,
             args.file.display()
         );
+        let _ = writeln!(err, "signing as: `{reviewer}`");
         let _ = writeln!(err, "accounts: {}", post.accounts.join(", "));
         for m in &post.media {
             let _ = writeln!(
@@ -137,17 +140,14 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
             .with_hint("pass `--yes` once you have read the post"));
         }
         let question = format!("Sign this post as `{reviewer}`?");
-        let confirmed = dialoguer::Confirm::new()
-            .with_prompt(question)
-            .default(false)
-            .interact()
-            .map_err(|e| Error::other(format!("cannot ask for confirmation: {e}")))?;
+        let confirmed = crate::commands::confirm(question)?;
         if !confirmed {
             ctx.note("not signed");
             return Ok(Code::Failure);
         }
     }
 
+    let key = unlock(ctx, key, &key_path)?;
     let signature = reviewers::sign(&key, message.as_bytes())
         .map_err(|e| Error::other(format!("cannot sign: {e}")))?;
     append_approval(&args.file, &reviewer, &signature)?;
@@ -206,7 +206,8 @@ fn key_path(ctx: &Ctx, args: &ApproveArgs) -> Result<PathBuf, Error> {
     }
 }
 
-fn read_private_key(ctx: &Ctx, path: &Path) -> Result<ssh_key::PrivateKey, Error> {
+/// The key as the file holds it, still encrypted if it has a passphrase.
+fn read_private_key(path: &Path) -> Result<ssh_key::PrivateKey, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::usage(format!(
             "cannot read the key `{}`: {}",
@@ -224,6 +225,11 @@ fn read_private_key(ctx: &Ctx, path: &Path) -> Result<ssh_key::PrivateKey, Error
             "pass the private half (not `.pub`) of an ed25519 key made by `ssh-keygen -t ed25519`",
         )
     })?;
+    Ok(key)
+}
+
+/// The key ready to sign: asks for its passphrase (three tries) when it has one.
+fn unlock(ctx: &Ctx, key: ssh_key::PrivateKey, path: &Path) -> Result<ssh_key::PrivateKey, Error> {
     if !key.is_encrypted() {
         return Ok(key);
     }

@@ -62,6 +62,18 @@ pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {
         }
         return sign_in(ctx, &policy, account, args);
     }
+    // A Bluesky token alone is no session gate can post with (`gate post` needs the session
+    // `--app-password` or OAuth makes): refused before anything is read or stored.
+    if account.platform == Platform::Bluesky {
+        return Err(Error::usage(format!(
+            "`--with-token` does not work for bluesky account `{}`: a Bluesky session is made by signing in",
+            account.name
+        ))
+        .with_hint(format!(
+            "run `gate auth login {0} --app-password` (with an app password) or `gate auth login {0}` (atproto OAuth in the browser)",
+            account.name
+        )));
+    }
     // Open the keychain first: no point asking for a token that cannot be kept.
     let keychain = Keychain::open(&ctx.env)?;
     let token = read_token(ctx, account)?;
@@ -130,6 +142,19 @@ fn login_app_password(ctx: &Ctx, policy: &Policy, account: &Account) -> Result<C
     let password = read_secret(ctx, "app password", "--app-password", account)?;
     let credential = session::create_session(account, identifier.trim(), &password)?;
     drop(password);
+    // The session's scope says what signed in: an app password gives `com.atproto.appPass`
+    // (or `appPassPrivileged`), the account's main password `com.atproto.access`, full power
+    // over the account. That one is refused: the session is ended and nothing is stored.
+    if credential.scopes.iter().any(|s| s == "com.atproto.access") {
+        let _ = session::delete_session(account, &credential);
+        return Err(Error::credentials(format!(
+            "`{}` signed in with the account's main password, not an app password; nothing was stored",
+            identifier.trim()
+        ))
+        .with_hint(
+            "make an app password (Bluesky: Settings → Privacy and security → App passwords) and sign in with it; never give gate the main password",
+        ));
+    }
     let (user, replaced) = keep(ctx, &keychain, policy, account, &credential)?;
     let handle = credential.identity.clone().unwrap_or_default();
     let did = session::did(&credential).unwrap_or_default().to_owned();

@@ -43,6 +43,17 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
             "`--account` applies to inline text; post files name their own accounts",
         ));
     }
+    // `--file` takes every value after it, so `--file posts "some text"` makes the text a
+    // path: say so rather than report a post file that cannot be read.
+    if let Some(stray) = args.file.iter().skip(1).find(|p| !p.exists()) {
+        return Err(Error::usage(format!(
+            "`{}` after `--file` is neither a file nor a folder",
+            stray.display()
+        ))
+        .with_hint(
+            "`--file` reads every value after it as a path; check inline text on its own: `gate check \"TEXT\"`",
+        ));
+    }
     let policy = ctx.load_policy(None)?;
     let accounts = inline_accounts(&policy, &args.account)?;
     let context = Context {
@@ -161,10 +172,11 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
             );
         }
         if evaluations.len() > 1 || errors > 0 {
+            // Files that could not be read count once each, however many errors they hold.
             let _ = writeln!(
                 out,
                 "{}",
-                output::summary(evaluations.iter().map(|(_, e)| e.verdict), errors)
+                output::summary(evaluations.iter().map(|(_, e)| e.verdict), invalid.len())
             );
         }
         drop(out);
@@ -293,8 +305,9 @@ pub(crate) fn read_stdin() -> Result<String, Error> {
             Error::usage(format!("cannot read the post from stdin: {e}"))
                 .with_hint("a post is text of at most 1 MiB")
         })?;
-    crate::files::utf8("<stdin>", bytes, "the post on stdin")
-        .map_err(|d| Error::Input { diagnostics: vec![*d] })
+    let text = crate::files::utf8("<stdin>", bytes, "the post on stdin")
+        .map_err(|d| Error::Input { diagnostics: vec![*d] })?;
+    Ok(crate::post::without_final_newline(&text).to_owned())
 }
 
 /// One line of a `--jsonl` calendar.

@@ -1,4 +1,5 @@
-//! `gate freeze` and `gate unfreeze`: the crisis switch for this machine.
+//! `gate freeze` and `gate unfreeze`: the crisis switch for every `gate post` that uses this
+//! state folder (`$GATE_HOME`, else `$XDG_STATE_HOME/gate`, else `~/.local/state/gate`).
 
 use chrono::Utc;
 
@@ -13,8 +14,26 @@ pub fn freeze(ctx: &Ctx, args: &FreezeArgs) -> Result<Code, Error> {
         return Err(Error::usage("`--reason` is empty")
             .with_hint("say why posting stops, e.g. `--reason \"account compromised\"`"));
     }
+    // A second freeze replaces the first one's reason: said, never silent.
+    let earlier = state::read_freeze(&ctx.env)?;
     // The freeze takes effect first: a failing audit write must not keep posting open.
     let path = state::write_freeze(&ctx.env, args.reason.trim(), Utc::now())?;
+    if let Some(earlier) = &earlier
+        && !ctx.global.json
+    {
+        ctx.note(&format!(
+            "note: this replaces the freeze in force{}{}: {}",
+            earlier
+                .since
+                .map(|t| format!(" since {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+                .unwrap_or_default(),
+            earlier.by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default(),
+            earlier.reason
+        ));
+    }
+    let replaced = earlier.as_ref().map(|e| {
+        serde_json::json!({"reason": e.reason, "since": e.since, "by": e.by})
+    });
     let mut entry = Entry::new(Event::Freeze);
     entry.text = Some(args.reason.trim().to_owned());
     if let Err(e) = audit::record(&ctx.env, &entry) {
@@ -34,13 +53,17 @@ pub fn freeze(ctx: &Ctx, args: &FreezeArgs) -> Result<Code, Error> {
         )));
     }
     if ctx.global.json {
-        print_json(&serde_json::json!({"frozen": true, "reason": args.reason.trim()}))?;
+        let mut doc = serde_json::json!({"frozen": true, "reason": args.reason.trim()});
+        if let Some(replaced) = replaced {
+            doc["replaced"] = replaced;
+        }
+        print_json(&doc)?;
     } else {
         ctx.note(&format!(
-            "frozen: every `gate post` on this machine now stops (exit 7); state in `{}`",
-            path.display()
+            "frozen: every `gate post` that uses the state folder `{}` now stops (exit 7)",
+            path.parent().unwrap_or(&path).display()
         ));
-        ctx.note("  hint: lift it with `gate unfreeze`");
+        ctx.note("  hint: lift it with `gate unfreeze`; to stop every machine that syncs the policy, add `[freeze] reason = \"...\"` to it");
     }
     Ok(Code::Ok)
 }
@@ -53,12 +76,37 @@ pub fn unfreeze(ctx: &Ctx) -> Result<Code, Error> {
         audit::record(&ctx.env, &entry)?;
     }
     let was = state::remove_freeze(&ctx.env)?;
+    let folder = state::dir(&ctx.env)?;
+    // `gate unfreeze` lifts only `gate freeze`: a policy's `[freeze]` still stops every post.
+    let policy = ctx.global.policy.as_deref();
+    let policy_freeze = crate::policy::locate(policy, &ctx.env).and_then(|(path, _)| {
+        let (policy, _) = crate::policy::load(&path);
+        policy.and_then(|p| p.freeze).map(|f| (path, f.reason))
+    });
     if ctx.global.json {
-        print_json(&serde_json::json!({"frozen": false, "was_frozen": was}))?;
+        let mut doc = serde_json::json!({"frozen": policy_freeze.is_some(), "was_frozen": was});
+        if let Some((path, reason)) = &policy_freeze {
+            doc["policy_freeze"] = serde_json::json!({"policy": path.display().to_string(), "reason": reason});
+        }
+        print_json(&doc)?;
     } else if was {
-        ctx.note("unfrozen: posting from this machine is allowed again");
+        ctx.note(&format!(
+            "unfrozen: the state folder `{}` no longer stops posting",
+            folder.display()
+        ));
     } else {
-        ctx.note("this machine was not frozen");
+        ctx.note(&format!(
+            "nothing to unfreeze: `gate freeze` is not in force in the state folder `{}`",
+            folder.display()
+        ));
+    }
+    if let Some((path, reason)) = policy_freeze
+        && !ctx.global.json
+    {
+        ctx.note(&format!(
+            "warning: posting is still frozen by the policy `{}`: {reason}\n  hint: `gate unfreeze` lifts only `gate freeze`; remove `[freeze]` from the policy to post again",
+            path.display()
+        ));
     }
     Ok(Code::Ok)
 }

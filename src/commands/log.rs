@@ -277,7 +277,7 @@ impl FreezeState {
         let mut lines = Vec::new();
         if let Some(f) = &self.local {
             lines.push(format!(
-                "frozen on this machine{}{}: {} (lift it with `gate unfreeze`)",
+                "frozen in this state folder{}{}: {} (lift it with `gate unfreeze`)",
                 since(f.since),
                 f.by.as_ref()
                     .map(|b| format!(" by {b}"))

@@ -69,6 +69,14 @@ impl Ctx {
     }
 
     /// A note for people on stderr, unless `-q`.
+    /// What gate is doing, on stderr with `-v` only: the keychain lookup, the journal's
+    /// claim, the request.
+    pub fn verbose(&self, text: &str) {
+        if self.verbosity() == Verbosity::Verbose {
+            let _ = writeln!(anstream::stderr(), "{}", crate::redact::scrub(text));
+        }
+    }
+
     pub fn note(&self, text: &str) {
         if self.verbosity() != Verbosity::Quiet {
             let _ = writeln!(anstream::stderr(), "{}", crate::redact::scrub(text));
@@ -76,9 +84,43 @@ impl Ctx {
     }
 }
 
+/// Asks a yes/no question on the terminal, no by default. It takes `y` or `n` and then
+/// Enter, so one stray keypress never answers for a brand. Ctrl-C leaves the terminal as it
+/// found it: the cursor the prompt hides is shown again, and gate stops (exit 130) having
+/// done nothing more.
+pub fn confirm(question: String) -> Result<bool, Error> {
+    fn interrupted() -> ! {
+        let _ = dialoguer::console::Term::stderr().show_cursor();
+        let _ = writeln!(std::io::stderr());
+        std::process::exit(130);
+    }
+    // The prompt reads keys in raw mode and turns Ctrl-C into SIGINT; without a handler that
+    // would end gate with the cursor still hidden.
+    static HANDLER: std::sync::Once = std::sync::Once::new();
+    HANDLER.call_once(|| {
+        let _ = ctrlc::set_handler(|| interrupted());
+    });
+    match dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .wait_for_newline(true)
+        .interact()
+    {
+        Ok(answer) => Ok(answer),
+        Err(dialoguer::Error::IO(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+            interrupted()
+        }
+        Err(e) => {
+            let _ = dialoguer::console::Term::stderr().show_cursor();
+            Err(Error::other(format!("cannot ask for confirmation: {e}")))
+        }
+    }
+}
+
 /// The error for a policy lookup that found nothing (exit 3).
 pub fn no_policy() -> Diagnostic {
-    Diagnostic::whole_file(Level::Error, "gate.toml", "no policy file found").with_hint(
+    // No file is named: there is none, and `gate.toml` is only one of the places looked in.
+    Diagnostic::whole_file(Level::Error, "", "no policy file found").with_hint(
         "pass `--policy PATH`, set `GATE_POLICY`, or put `gate.toml` in this folder or a parent \
          (or in `$XDG_CONFIG_HOME/gate/`); `policy.example.toml` is a start",
     )

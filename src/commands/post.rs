@@ -22,7 +22,7 @@ use crate::commands::{Ctx, print_json};
 use crate::credential::Credential;
 use crate::env::Env;
 use crate::error::{Code, Error, io_reason};
-use crate::evaluate::{Context, Engine, Evaluation, Verdict, overall};
+use crate::evaluate::{Context, Engine, Evaluation, Severity, Verdict, overall};
 use crate::journal::{Journal, State};
 use crate::output::Verbosity;
 use crate::platforms::{self, Lookup, Media, Outgoing, Progress, Published, SendError};
@@ -118,6 +118,14 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
                 std::thread::sleep(pause + Duration::from_millis(500));
                 continue;
             }
+            let max = args.max_wait.as_deref().unwrap_or("12h");
+            ctx.note(&match until {
+                Some(until) => format!(
+                    "not waiting: the post is held until {}, later than `--max-wait {max}` allows\n  hint: give a longer `--max-wait`, or send it then",
+                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+                None => "not waiting: the hold names no time it ends".to_owned(),
+            });
         }
         break (evaluations, context);
     };
@@ -166,15 +174,11 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     let media = read_media(&post);
 
     if !args.yes && !args.dry_run {
-        show(&post, &accounts);
-        let confirmed = dialoguer::Confirm::new()
-            .with_prompt(format!(
+        show(&post, &accounts, &evaluations);
+        let confirmed = crate::commands::confirm(format!(
                 "Send this post to {}?",
                 crate::schema::list(&names.iter().map(String::as_str).collect::<Vec<_>>())
-            ))
-            .default(false)
-            .interact()
-            .map_err(|e| Error::other(format!("cannot ask for confirmation: {e}")))?;
+            ))?;
         if !confirmed {
             ctx.note("not sent");
             return Ok(Code::Failure);
@@ -513,6 +517,9 @@ impl Delivery<'_> {
             .as_ref()
             .is_some_and(|r| matches!(r.state, State::Pending | State::Unknown));
         // The keychain is read only for a delivery that may need the network.
+        self.ctx.verbose(&format!(
+            "looking up `{name}`'s credential in the keychain"
+        ));
         let credential =
             credential_for(&self.ctx.env, self.account).map_err(|e| failed(e, maybe_sent))?;
         if self.client.get().is_none() {
@@ -540,6 +547,11 @@ impl Delivery<'_> {
                     "an earlier attempt to send to `{name}` did not finish; checking whether it went out"
                 ));
             }
+            self.ctx.verbose(&format!(
+                "looking on {} for an earlier attempt to `{name}` (journal state {:?})",
+                self.account.server,
+                row.state
+            ));
             match platform.find(&outgoing, claimed) {
                 Ok(Lookup::Found(published)) => {
                     self.confirmed(&published).map_err(|e| failed(e, true))?;
@@ -564,7 +576,16 @@ impl Delivery<'_> {
         loop {
             tries += 1;
             self.claim(&key).map_err(|stop| stop.with_maybe_sent(maybe_sent))?;
+            self.ctx.verbose(&format!(
+                "claimed the delivery to `{name}` in the journal (digest {}, try {tries})",
+                &self.digest[..16.min(self.digest.len())]
+            ));
             fault_point(&self.ctx.env, "after-journal");
+            self.ctx.verbose(&format!(
+                "sending to `{name}`: {} at {}",
+                self.account.platform,
+                self.account.server
+            ));
             let outcome = platform.publish(&outgoing);
             let outcome = match outcome {
                 Ok(published) => Ok(published),
@@ -765,6 +786,12 @@ fn send_error(account: &Account, e: SendError, resolving: bool, maybe_sent: bool
             .with_hint(format!(
                 "the token was rejected; run `gate auth login {name}`; {sent}"
             )),
+        SendError::Refused {
+            status: crate::platforms::NOT_CONNECTED,
+            message,
+        } => Error::network(format!("`{name}`: {message}")).with_hint(format!(
+            "the server did not answer; check the account's `server` in the policy and the network; {sent}"
+        )),
         SendError::Refused { message, .. } => Error::network(format!("`{name}`: {message}"))
             .with_hint(format!("the network refused the post; {sent}")),
         SendError::RateLimited {
@@ -891,9 +918,16 @@ fn dry_run(
     digest: &str,
     evaluations: &[Evaluation],
 ) -> Result<Code, Error> {
+    if !ctx.global.json && ctx.verbosity() != Verbosity::Quiet {
+        show(post, accounts, evaluations);
+    }
     let journal = Journal::open_existing(&ctx.env)?;
     let mut plan = Vec::new();
     for account in accounts {
+        ctx.verbose(&format!(
+            "looking up `{}`'s credential in the keychain",
+            account.name
+        ));
         credential_for(&ctx.env, account)?;
         let row = match &journal {
             Some(j) => j.get(digest, &account.name)?,
@@ -933,10 +967,23 @@ fn dry_run(
     Ok(Code::Ok)
 }
 
-/// What is about to be sent, exactly, on stderr before the question.
-fn show(post: &Post, accounts: &[&Account]) {
+/// What is about to be sent, exactly, on stderr before the question (and in `--dry-run`):
+/// the text counted as each network counts it, the media, the accounts, and every `warn`
+/// finding, which does not block but should be read.
+fn show(post: &Post, accounts: &[&Account], evaluations: &[Evaluation]) {
     let mut err = anstream::stderr().lock();
-    let _ = writeln!(err, "--- text ({} bytes)", post.text.len());
+    let mut counts: Vec<String> = Vec::new();
+    for platform in [Network::Mastodon, Network::Bluesky, Network::X] {
+        if accounts.iter().any(|a| a.platform == platform) {
+            let n = crate::length::count(platform, &post.text);
+            counts.push(match platform {
+                Network::Bluesky => format!("{n} graphemes on Bluesky"),
+                Network::X => format!("{n} weighted characters on X"),
+                Network::Mastodon => format!("{n} characters on Mastodon"),
+            });
+        }
+    }
+    let _ = writeln!(err, "--- text ({})", counts.join(", "));
     let _ = writeln!(err, "{}", post.text);
     let _ = writeln!(err, "---");
     for m in &post.media {
@@ -956,6 +1003,15 @@ fn show(post: &Post, accounts: &[&Account]) {
     }
     for a in accounts {
         let _ = writeln!(err, "to: `{}` ({} at {})", a.name, a.platform, a.server);
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for e in evaluations {
+        for f in e.findings.iter().filter(|f| f.severity == Severity::Warn) {
+            if !seen.contains(&f.message.as_str()) {
+                seen.push(&f.message);
+                let _ = writeln!(err, "warning: {}", f.message);
+            }
+        }
     }
 }
 

@@ -56,12 +56,8 @@ pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
         .with_hint("pass `--yes` to retract from a script"));
     }
     if !args.yes {
-        show(&row);
-        let confirmed = dialoguer::Confirm::new()
-            .with_prompt(format!("Delete this post from `{name}`?"))
-            .default(false)
-            .interact()
-            .map_err(|e| Error::other(format!("cannot ask for confirmation: {e}")))?;
+        show(&row, crate::audit::sent_text(&journal, &row.digest, name).as_deref());
+        let confirmed = crate::commands::confirm(format!("Delete this post from `{name}`?"))?;
         if !confirmed {
             ctx.note("not retracted");
             return Ok(Code::Failure);
@@ -136,9 +132,19 @@ fn report(ctx: &Ctx, row: &Delivery, at: DateTime<Utc>, earlier: bool) -> Result
     Ok(Code::Ok)
 }
 
-/// The post about to be deleted, on stderr before the question.
-fn show(row: &Delivery) {
+/// The post about to be deleted, on stderr before the question: its text as sent (from the
+/// audit trail), then where and when.
+fn show(row: &Delivery, text: Option<&str>) {
     let mut err = anstream::stderr().lock();
+    match text {
+        Some(text) => {
+            let _ = writeln!(err, "{text}");
+            let _ = writeln!(err, "---");
+        }
+        None => {
+            let _ = writeln!(err, "(the audit trail holds no text for this post)\n---");
+        }
+    }
     let _ = writeln!(err, "account: `{}` ({})", row.account, row.platform);
     let _ = writeln!(err, "post:    {}", row.url.as_deref().unwrap_or("?"));
     if let Some(t) = row.sent_at {

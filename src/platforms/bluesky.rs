@@ -240,6 +240,10 @@ fn refused_locally(message: String) -> SendError {
 /// An error before the record was written: nothing was posted.
 fn before_send(e: CallError) -> SendError {
     match e {
+        CallError::Transport(e) if e.is_connect() => SendError::Refused {
+            status: super::NOT_CONNECTED,
+            message: crate::http::describe(&e),
+        },
         CallError::Transport(e) => {
             refused_locally(format!("{}; nothing was posted", crate::http::describe(&e)))
         }
@@ -250,9 +254,10 @@ fn before_send(e: CallError) -> SendError {
 /// An error from the record write itself (or a read after it): a lost answer is unknown.
 fn after_send(e: CallError) -> SendError {
     match e {
-        CallError::Transport(e) if e.is_connect() => {
-            refused_locally(format!("{}; nothing was posted", crate::http::describe(&e)))
-        }
+        CallError::Transport(e) if e.is_connect() => SendError::Refused {
+            status: super::NOT_CONNECTED,
+            message: crate::http::describe(&e),
+        },
         CallError::Transport(e) => SendError::Unknown {
             message: crate::http::describe(&e),
         },

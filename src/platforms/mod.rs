@@ -109,6 +109,10 @@ pub struct Published {
     pub url: String,
 }
 
+/// The `status` of a `SendError::Refused` for a server gate could not connect to: no HTTP
+/// status, and nothing left this machine.
+pub const NOT_CONNECTED: u16 = 1;
+
 #[derive(Debug)]
 pub enum SendError {
     /// Definitely not sent (the server refused it: 4xx other than 429, validation errors).

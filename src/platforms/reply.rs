@@ -48,7 +48,10 @@ pub fn backoff(attempt: u32) -> Duration {
 pub fn transport(e: &reqwest::Error) -> SendError {
     let message = crate::http::describe(e);
     if e.is_connect() {
-        SendError::Refused { status: 0, message }
+        SendError::Refused {
+            status: super::NOT_CONNECTED,
+            message,
+        }
     } else {
         SendError::Unknown { message }
     }
