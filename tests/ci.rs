@@ -215,7 +215,7 @@ fn calendar_lines_and_inline_text_are_annotated_where_they_are() {
          | `calendar.jsonl:2` | `brand` | **deny** | deny `banned_term`: \"layoffs\" matches the banned term `layoffs` |  |\n\
          | `calendar.jsonl:3` |  | **invalid** | calendar.jsonl:3:10: invalid calendar line: invalid type: integer `3`, expected a string |  |\n\
          \n\
-         2 checks: 1 allow, 1 deny, 1 invalid\n"
+         3 checks: 1 allow, 1 deny, 1 invalid\n"
     );
     let run = s.run(&[
         "check",
@@ -291,7 +291,7 @@ fn markdown_cells_cannot_break_the_table() {
         lines[3],
         "| `worse.post.toml` |  | **invalid** | worse.post.toml:1:11: unknown account `nobody` |  |"
     );
-    assert_eq!(lines[5], "1 check: 1 deny, 1 invalid");
+    assert_eq!(lines[5], "2 checks: 1 deny, 1 invalid");
     // The human errors still reach the log.
     assert!(run.stderr.contains("unknown account `nobody`"), "{run:?}");
 }
