@@ -766,24 +766,10 @@ fn wait_sleeps_through_a_blackout_then_sends() {
 fn a_terminal_is_asked_and_no_sends_nothing() {
     common::require_tool("script");
     let s = setup(Kind::Mastodon, true);
+    // `script -e` gives gate a terminal and returns its exit code; the answer is typed after
+    // the prompt is up.
     let ask = |answer: &str| {
-        let mut cmd = s.sandbox.program("sh");
-        // `script -e` gives gate a terminal and returns its exit code; the answer is typed
-        // after the prompt is up.
-        cmd.args([
-            "-c",
-            &format!(
-                "(sleep 1; printf '{answer}') | script -qec \"\\\"$GATE\\\" post 'Asked on a terminal'\" /dev/null"
-            ),
-        ]);
-        let out = cmd.output().unwrap();
-        let run = Run {
-            code: out.status.code().unwrap(),
-            stdout: String::from_utf8_lossy(&out.stdout).replace('\r', ""),
-            stderr: String::from_utf8_lossy(&out.stderr).replace('\r', ""),
-        };
-        s.no_token(&run);
-        run
+        on_a_terminal(&s, &format!("sleep 1; printf '{answer}'"), "Asked on a terminal")
     };
     // The answer takes Enter (item 4 of the first-user papercuts: one key used to send).
     let run = ask("n\\r");
@@ -1530,18 +1516,11 @@ fn a_policy_changed_while_wait_sleeps_stops_the_send() {
 fn a_freeze_while_the_prompt_is_open_stops_the_send() {
     common::require_tool("script");
     let s = setup(Kind::Mastodon, true);
-    let mut cmd = s.sandbox.program("sh");
-    cmd.args([
-        "-c",
-        "(sleep 2; \"$GATE\" freeze --reason 'mid-prompt incident' >/dev/null 2>&1; printf 'y\\r') | script -qec \"\\\"$GATE\\\" post 'Asked, then frozen'\" /dev/null",
-    ]);
-    let out = cmd.output().unwrap();
-    let run = Run {
-        code: out.status.code().unwrap(),
-        stdout: String::from_utf8_lossy(&out.stdout).replace('\r', ""),
-        stderr: String::from_utf8_lossy(&out.stderr).replace('\r', ""),
-    };
-    s.no_token(&run);
+    let run = on_a_terminal(
+        &s,
+        "sleep 2; \"$GATE\" freeze --reason 'mid-prompt incident' >/dev/null 2>&1; printf 'y\\r'",
+        "Asked, then frozen",
+    );
     assert!(run.stdout.contains("Send this post to `brand`?"), "{run:?}");
     assert_eq!(run.code, 7, "{run:?}");
     assert!(run.stdout.contains("mid-prompt incident"), "{run:?}");
