@@ -3,7 +3,7 @@
 //! against 10,000 terms. Run with `cargo bench --bench terms`.
 
 use aho_corasick::AhoCorasick;
-use gate::terms::{MAX_TERM_BYTES, MAX_TERMS, Matcher, normalize};
+use gate::core::terms::{MAX_TERM_BYTES, MAX_TERMS, Matcher, normalize};
 
 struct XorShift(u64);
 impl XorShift {

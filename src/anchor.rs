@@ -30,9 +30,12 @@ fn user(path: &Path) -> String {
     let path = path
         .parent()
         .and_then(|dir| dir.canonicalize().ok())
-        .map_or_else(|| path.to_path_buf(), |dir| dir.join(path.file_name().unwrap_or_default()));
+        .map_or_else(
+            || path.to_path_buf(),
+            |dir| dir.join(path.file_name().unwrap_or_default()),
+        );
     let digest = Sha256::digest(path.as_os_str().as_encoded_bytes());
-    format!("audit-head-{}", crate::policy::hex(&digest[..12]))
+    format!("audit-head-{}", crate::core::policy::hex(&digest[..12]))
 }
 
 /// The keychain, when one answers; `None` (no anchor) otherwise. Debug builds skip it when

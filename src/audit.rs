@@ -166,7 +166,7 @@ pub fn encode(s: &Stored) -> Vec<u8> {
 }
 
 pub fn hash(s: &Stored) -> String {
-    crate::policy::hex(&Sha256::digest(encode(s)))
+    crate::core::policy::hex(&Sha256::digest(encode(s)))
 }
 
 /// The person running gate: `USER`, `LOGNAME`, else the numeric uid.
@@ -461,10 +461,10 @@ pub fn verify(journal: &Journal) -> Result<Verdict, Error> {
 /// accounts it goes to.
 pub fn for_post(
     event: Event,
-    policy: &crate::policy::Policy,
-    post: &crate::post::Post,
+    policy: &crate::core::policy::Policy,
+    post: &crate::core::post::Post,
     digest: &str,
-    evaluation: &crate::evaluate::Evaluation,
+    evaluation: &crate::core::evaluate::Evaluation,
 ) -> Entry {
     Entry {
         account: evaluation.account.clone(),
@@ -481,11 +481,11 @@ pub fn for_post(
 /// The `post` entry for a delivery `gate post` just confirmed, written by
 /// [`Journal::mark_sent`] in the same transaction as the journal's `sent`.
 pub fn sent_entry(
-    policy: &crate::policy::Policy,
-    post: &crate::post::Post,
+    policy: &crate::core::policy::Policy,
+    post: &crate::core::post::Post,
     digest: &str,
     account: &str,
-    evaluations: &[crate::evaluate::Evaluation],
+    evaluations: &[crate::core::evaluate::Evaluation],
     url: &str,
 ) -> Entry {
     let mut entry = match evaluations
@@ -509,9 +509,9 @@ pub fn sent_entry(
 /// post's digest message, checked as the policy engine checks them (a satisfied `reviewers`
 /// finding is dropped from the evaluation, so it cannot be read from there).
 pub fn counted_reviewers(
-    policy: &crate::policy::Policy,
-    post: &crate::post::Post,
-    evaluation: &crate::evaluate::Evaluation,
+    policy: &crate::core::policy::Policy,
+    post: &crate::core::post::Post,
+    evaluation: &crate::core::evaluate::Evaluation,
 ) -> Vec<String> {
     if post.approvals.is_empty() {
         return Vec::new();
@@ -521,7 +521,7 @@ pub fn counted_reviewers(
     } else {
         post.accounts.clone()
     };
-    crate::reviewers::verify_approvals(
+    crate::core::reviewers::verify_approvals(
         &policy.reviewer_keys,
         post.author.as_deref(),
         post.digest_message(&names).as_bytes(),

@@ -173,7 +173,7 @@ pub struct PostArgs {
     pub language: Option<String>,
     /// Who may see it on Mastodon [default: public]; Bluesky and X refuse anything else
     #[arg(long, value_enum, value_name = "WHO")]
-    pub visibility: Option<crate::post::Visibility>,
+    pub visibility: Option<crate::core::post::Visibility>,
     /// Reply to this post: its id or address on the one account's network (overrides the post
     /// file's `reply_to`)
     #[arg(long, value_name = "ID|URL")]

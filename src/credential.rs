@@ -14,10 +14,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::core::policy::Account;
 use crate::env::Env;
 use crate::error::Error;
 use crate::keychain::{Keychain, SERVICE};
-use crate::policy::Account;
 
 /// How long a process waits for another one's refresh of the same keychain item.
 pub const REFRESH_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -394,7 +394,7 @@ pub fn host(server: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{Platform, TermLists};
+    use crate::core::policy::{Platform, TermLists};
 
     fn full() -> Credential {
         let mut extra = serde_json::Map::new();

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use crate::diagnostic::Diagnostic;
+use crate::core::diagnostic::Diagnostic;
+
+use crate::core::verdict::Verdict;
 
 /// The exit codes of SPEC §2; scripts depend on these numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -22,6 +24,19 @@ pub enum Code {
 impl Code {
     pub fn as_u8(self) -> u8 {
         self as u8
+    }
+}
+
+/// A verdict's exit code (SPEC §2).
+impl From<Verdict> for Code {
+    fn from(verdict: Verdict) -> Code {
+        match verdict {
+            Verdict::Allow => Code::Ok,
+            Verdict::Hold => Code::Hold,
+            Verdict::Review => Code::Review,
+            Verdict::Deny => Code::Deny,
+            Verdict::Frozen => Code::Frozen,
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use crate::diagnostic::{Diagnostic, Level};
+use crate::core::diagnostic::{Diagnostic, Level};
 use crate::error::io_reason;
 
 /// The most a post file, a post on stdin or a line of a calendar may hold.
@@ -20,7 +20,9 @@ pub enum ReadError {
     Io(std::io::Error),
     /// Not a regular file: a folder, a FIFO, a socket, a device.
     NotAFile(&'static str),
-    TooLarge { cap: u64 },
+    TooLarge {
+        cap: u64,
+    },
 }
 
 impl std::fmt::Display for ReadError {
@@ -204,7 +206,10 @@ mod tests {
             Err(ReadError::TooLarge { cap: 10 })
         ));
         assert_eq!(read_file(&big, 11).unwrap().len(), 11);
-        assert!(matches!(read_file(dir.path(), 10), Err(ReadError::NotAFile("a folder"))));
+        assert!(matches!(
+            read_file(dir.path(), 10),
+            Err(ReadError::NotAFile("a folder"))
+        ));
         assert!(matches!(
             read_file(Path::new("/dev/zero"), 10),
             Err(ReadError::NotAFile("a device"))

@@ -157,13 +157,8 @@ pub struct Delivery {
     pub retracted_at: Option<DateTime<Utc>>,
 }
 
-/// A delivery that went out (`sent` or since `retracted`), for rate limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Send {
-    pub digest: String,
-    pub account: String,
-    pub at: DateTime<Utc>,
-}
+pub use crate::core::limits::Send;
+use crate::core::limits::{Sends, WINDOW};
 
 fn instant(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text).ok().map(|t| t.to_utc())
@@ -384,12 +379,12 @@ impl Journal {
         platform: &str,
         key: &str,
         now: DateTime<Utc>,
-        judge: impl FnOnce(crate::limits::Sends) -> Result<(), R>,
+        judge: impl FnOnce(Sends) -> Result<(), R>,
     ) -> Result<Result<(), R>, Error> {
         let err = |e: rusqlite::Error| db_error(&self.path, &e);
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
         let counted = self.ledger(now);
-        let result = counted.map(|sends| judge(crate::limits::Sends(sends)));
+        let result = counted.map(|sends| judge(Sends(sends)));
         let result = match result {
             Ok(Ok(())) => self
                 .conn
@@ -433,7 +428,7 @@ impl Journal {
                 OR (sent_at IS NULL AND state IN ('pending', 'unknown') AND updated_at > ?1)
              ORDER BY at",
         )?;
-        let rows = stmt.query_map(params![stamp(now - crate::limits::WINDOW)], |r| {
+        let rows = stmt.query_map(params![stamp(now - crate::core::limits::WINDOW)], |r| {
             let at: String = r.get(2)?;
             Ok(Send {
                 digest: r.get(0)?,
@@ -620,6 +615,17 @@ impl Journal {
     }
 }
 
+/// The sends of the hour before `now`, from the journal if there is one. The journal is
+/// opened read-only and never created (`gate check` must leave no state behind).
+pub fn recent_sends(env: &Env, now: DateTime<Utc>) -> Result<Sends, Error> {
+    let Some(journal) = Journal::open_read_only(env)? else {
+        return Ok(Sends::default());
+    };
+    let mut sends = journal.sends_since(now - WINDOW)?;
+    sends.retain(|s| s.at <= now);
+    Ok(Sends(sends))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,8 +739,14 @@ mod tests {
             )
         );
         let entry = crate::audit::Entry::new(crate::audit::Event::Retract);
-        j.mark_retracted(&Env::for_tests(dir.path()), "d", "brand", &entry, Utc::now())
-            .unwrap();
+        j.mark_retracted(
+            &Env::for_tests(dir.path()),
+            "d",
+            "brand",
+            &entry,
+            Utc::now(),
+        )
+        .unwrap();
         let row = j.get("d", "brand").unwrap().unwrap();
         assert_eq!(row.state, State::Retracted);
         assert!(row.retracted_at.is_some());
@@ -834,8 +846,14 @@ mod tests {
         let j = Journal::open(&Env::for_tests(dir.path())).unwrap();
         let now = Utc::now();
         j.begin("d", "brand", "mastodon", "k", now).unwrap();
-        j.mark("d", "brand", State::Unknown, "502 after the request left", now)
-            .unwrap();
+        j.mark(
+            "d",
+            "brand",
+            State::Unknown,
+            "502 after the request left",
+            now,
+        )
+        .unwrap();
         // A later try is refused (a 429, a refused connection): the first may still have gone out.
         j.begin("d", "brand", "mastodon", "k", now).unwrap();
         let row = j.get("d", "brand").unwrap().unwrap();
@@ -885,13 +903,20 @@ mod tests {
             .unwrap();
         assert_eq!(refused, Err("held"));
         assert_eq!(seen, ["sent", "pending", "unknown"]);
-        assert_eq!(j.get("new", "brand").unwrap(), None, "a refused claim writes nothing");
+        assert_eq!(
+            j.get("new", "brand").unwrap(),
+            None,
+            "a refused claim writes nothing"
+        );
         assert_eq!(
             j.claim("new", "brand", "x", "k", minutes(10), |_| Ok::<(), ()>(()))
                 .unwrap(),
             Ok(())
         );
-        assert_eq!(j.get("new", "brand").unwrap().unwrap().state, State::Pending);
+        assert_eq!(
+            j.get("new", "brand").unwrap().unwrap().state,
+            State::Pending
+        );
     }
 
     #[test]
@@ -908,10 +933,14 @@ mod tests {
             )
             .unwrap();
         let entry = crate::audit::Entry::new(crate::audit::Event::Post);
-        assert!(j.mark_sent(&env, "d", "brand", ("1", "u"), &entry, now).is_err());
+        assert!(
+            j.mark_sent(&env, "d", "brand", ("1", "u"), &entry, now)
+                .is_err()
+        );
         assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Pending);
         j.conn.execute_batch("DROP TRIGGER no_audit").unwrap();
-        j.mark_sent(&env, "d", "brand", ("1", "u"), &entry, now).unwrap();
+        j.mark_sent(&env, "d", "brand", ("1", "u"), &entry, now)
+            .unwrap();
         assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Sent);
         assert_eq!(crate::audit::entries(&j).unwrap().len(), 1);
     }

@@ -16,11 +16,11 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::core::policy::{Account, Platform};
 use crate::credential::{self, Credential, RefreshFailure};
 use crate::env::Env;
 use crate::error::Error;
 use crate::keychain::Keychain;
-use crate::policy::{Account, Platform};
 
 /// A token with less than this left is refreshed before use.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -522,7 +522,9 @@ pub fn whoami(account: &Account, token: &SecretString) -> Result<WhoAmI, Error> 
         .with_hint("try again later; if it persists, check the account's `server` in the policy"));
     }
     let body: serde_json::Value = crate::http::json(response).map_err(|e| {
-        Error::network(format!("{host}: {e}")).with_hint("try again later; if it persists, check the account's `server` in the policy")
+        Error::network(format!("{host}: {e}")).with_hint(
+            "try again later; if it persists, check the account's `server` in the policy",
+        )
     })?;
     let name = match account.platform {
         Platform::Mastodon => body.get("acct").and_then(|v| v.as_str()).map(|acct| {
@@ -568,7 +570,9 @@ pub fn revoke(
     ];
     let mut request = crate::http::client()?.post(&endpoints.revoke_url);
     match (&secret, account.platform) {
-        (Some(secret), Platform::Mastodon) => form.push(("client_secret", crate::redact::sent(secret))),
+        (Some(secret), Platform::Mastodon) => {
+            form.push(("client_secret", crate::redact::sent(secret)))
+        }
         (Some(secret), _) => {
             form.retain(|(k, _)| *k != "client_id");
             request = request.basic_auth(&client_id, Some(crate::redact::sent(secret)));
@@ -653,7 +657,7 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{OAuthSettings, TermLists};
+    use crate::core::policy::{OAuthSettings, TermLists};
 
     fn account(platform: Platform, server: &str, oauth: OAuthSettings) -> Account {
         Account {

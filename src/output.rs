@@ -1,28 +1,9 @@
 //! Where output goes: data on stdout, everything for people on stderr, colour only when the
 //! stream is a terminal and `NO_COLOR` is unset (anstream strips the styles otherwise).
 
-use anstyle::{AnsiColor, Style};
+use anstyle::Style;
 
-/// The few styles gate uses, so every command colours the same things the same way.
-pub struct Styles {
-    pub error: Style,
-    pub warning: Style,
-    pub ok: Style,
-    pub hold: Style,
-    pub bold: Style,
-    pub blue: Style,
-    pub dim: Style,
-}
-
-pub const STYLES: Styles = Styles {
-    error: AnsiColor::Red.on_default().bold(),
-    warning: AnsiColor::Yellow.on_default().bold(),
-    ok: AnsiColor::Green.on_default().bold(),
-    hold: AnsiColor::Magenta.on_default().bold(),
-    bold: Style::new().bold(),
-    blue: AnsiColor::Blue.on_default().bold(),
-    dim: Style::new().dimmed(),
-};
+pub use crate::core::style::{STYLES, Styles};
 
 /// How loud the human output is (`-q` / `-v`); JSON is unaffected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -34,8 +15,8 @@ pub enum Verbosity {
 
 use std::fmt::Write as _;
 
-use crate::diagnostic::locate;
-use crate::evaluate::{Evaluation, Severity, Verdict};
+use crate::core::diagnostic::locate;
+use crate::core::evaluate::{Evaluation, Severity, Verdict};
 
 fn verdict_style(verdict: Verdict) -> Style {
     match verdict {
@@ -82,7 +63,7 @@ pub fn evaluation(text: &str, eval: &Evaluation, verbosity: Verbosity) -> String
     }
     if verbosity == Verbosity::Verbose {
         // What the banned terms were matched against, to explain a match or a miss.
-        let normalized = crate::terms::normalize(text);
+        let normalized = crate::core::terms::normalize(text);
         let _ = writeln!(
             out,
             "  {}normalised:{:#} {}",
@@ -156,7 +137,7 @@ pub fn summary(evaluations: impl IntoIterator<Item = Verdict>, invalid: usize) -
 }
 
 /// The rule's name as SPEC §5 pins it (`banned_term`, `quiet_hours`, …).
-fn rule_name(rule: crate::evaluate::Rule) -> String {
+fn rule_name(rule: crate::core::evaluate::Rule) -> String {
     serde_json::to_value(rule)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -168,16 +149,16 @@ fn for_accounts(accounts: &[&str]) -> String {
     match accounts {
         [] => String::new(),
         [one] => format!(" (account `{one}`)"),
-        many => format!(" (accounts {})", crate::schema::list(many)),
+        many => format!(" (accounts {})", crate::core::spanned::list(many)),
     }
 }
 
 /// The reviewers who may still sign for a `review` finding: the policy's reviewers, less those
 /// whose approvals counted and the post's author (who may not approve their own post).
 pub fn may_still_sign(
-    policy: &crate::policy::Policy,
-    post: &crate::post::Post,
-    finding: &crate::evaluate::Finding,
+    policy: &crate::core::policy::Policy,
+    post: &crate::core::post::Post,
+    finding: &crate::core::evaluate::Finding,
 ) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for (name, _) in &policy.reviewer_keys {
@@ -194,9 +175,9 @@ pub fn may_still_sign(
 
 /// What a `review` finding waits on, in words: `` 1 more approval: `carol` or `dave` may sign ``.
 fn review_wait(
-    policy: &crate::policy::Policy,
-    post: &crate::post::Post,
-    f: &crate::evaluate::Finding,
+    policy: &crate::core::policy::Policy,
+    post: &crate::core::post::Post,
+    f: &crate::core::evaluate::Finding,
 ) -> String {
     let missing = f.required.unwrap_or(0).saturating_sub(f.valid.unwrap_or(0));
     let who = may_still_sign(policy, post, f);
@@ -208,7 +189,10 @@ fn review_wait(
     match names.as_slice() {
         [] => format!("{more}; no reviewer in the policy is left to sign"),
         [one] => format!("{more}: `{one}` may sign"),
-        [rest @ .., last] => format!("{more}: {} or `{last}` may sign", crate::schema::list(rest)),
+        [rest @ .., last] => format!(
+            "{more}: {} or `{last}` may sign",
+            crate::core::spanned::list(rest)
+        ),
     }
 }
 
@@ -216,12 +200,12 @@ fn review_wait(
 /// finding on several accounts once, naming them. A banned term in a post file is annotated on
 /// its own line and columns in the file.
 pub fn github(
-    policy: &crate::policy::Policy,
-    post: &crate::post::Post,
+    policy: &crate::core::policy::Policy,
+    post: &crate::core::post::Post,
     evals: &[&Evaluation],
 ) -> String {
-    use crate::diagnostic::{escape_data, escape_property};
-    use crate::post::Origin;
+    use crate::core::diagnostic::{escape_data, escape_property};
+    use crate::core::post::Origin;
     // (command, properties, message) → accounts, in the order first seen.
     type Key = (String, String, String);
     let mut annotations: Vec<(Key, Vec<&str>)> = Vec::new();
@@ -292,8 +276,8 @@ pub fn github(
 }
 
 /// An invalid file's problem as a workflow command, titled like the findings.
-pub fn github_diagnostic(d: &crate::diagnostic::Diagnostic) -> String {
-    use crate::diagnostic::{Level, escape_data, escape_property};
+pub fn github_diagnostic(d: &crate::core::diagnostic::Diagnostic) -> String {
+    use crate::core::diagnostic::{Level, escape_data, escape_property};
     let (command, title) = match d.level {
         Level::Error => ("error", "gate invalid file"),
         Level::Warning => ("warning", "gate warning"),
@@ -329,8 +313,8 @@ fn cell(text: &str) -> String {
 /// One row per account the post was judged for (SPEC §9): the findings, and what the post
 /// waits on: for `review` which reviewers may still sign, for `hold` until when.
 pub fn markdown_rows(
-    policy: &crate::policy::Policy,
-    post: &crate::post::Post,
+    policy: &crate::core::policy::Policy,
+    post: &crate::core::post::Post,
     evals: &[&Evaluation],
 ) -> String {
     let mut out = String::new();
@@ -386,7 +370,10 @@ pub fn markdown_rows(
 }
 
 /// The row of a file that could not be judged: its errors, and verdict `invalid`.
-pub fn markdown_invalid(file: &str, diagnostics: &[&crate::diagnostic::Diagnostic]) -> String {
+pub fn markdown_invalid(
+    file: &str,
+    diagnostics: &[&crate::core::diagnostic::Diagnostic],
+) -> String {
     let problems: Vec<String> = diagnostics
         .iter()
         .map(|d| cell(&format!("{}: {}", d.location(), d.message)))

@@ -36,7 +36,9 @@ pub fn remember(text: &str) {
             .map(|q| q.trim_matches('"').to_owned())
             .unwrap_or_default(),
     ];
-    let mut secrets = SECRETS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut secrets = SECRETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     for form in forms {
         if form.len() >= SHORTEST && !secrets.iter().any(|s| **s == form) {
             secrets.push(Zeroizing::new(form));
@@ -48,7 +50,9 @@ pub fn remember(text: &str) {
 
 /// `text` with every remembered secret replaced by `****`.
 pub fn scrub(text: &str) -> Cow<'_, str> {
-    let secrets = SECRETS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let secrets = SECRETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if secrets.is_empty() || !secrets.iter().any(|s| text.contains(s.as_str())) {
         return Cow::Borrowed(text);
     }

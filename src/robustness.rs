@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
-use crate::diagnostic::{Diagnostic, Source};
+use crate::core::diagnostic::{Diagnostic, Source};
 
 /// How long one reader may take on one input of a few kilobytes.
 const BOUND: Duration = Duration::from_secs(2);
@@ -39,10 +39,11 @@ from = "2026-12-24T00:00"
 to = "2026-12-27T00:00"
 "#;
 
-const POST: &str = "account = \"brand\"\ntext = \"\"\"\nOur release is out.\n\"\"\"\nlanguage = \"en\"\n";
+const POST: &str =
+    "account = \"brand\"\ntext = \"\"\"\nOur release is out.\n\"\"\"\nlanguage = \"en\"\n";
 
-fn policy() -> crate::policy::Policy {
-    crate::policy::parse(&Source::new("gate.toml", POLICY))
+fn policy() -> crate::core::policy::Policy {
+    crate::core::policy::parse(&Source::new("gate.toml", POLICY))
         .0
         .expect("the base policy is valid")
 }
@@ -92,7 +93,7 @@ proptest! {
         let started = Instant::now();
         match text("gate.toml", bytes) {
             Ok(source) => {
-                let (policy, diagnostics) = crate::policy::parse(&Source::new("gate.toml", source.clone()));
+                let (policy, diagnostics) = crate::core::policy::parse(&Source::new("gate.toml", source.clone()));
                 placed(&source, &diagnostics)?;
                 // Invalid (exit 3) always says why.
                 prop_assert!(policy.is_some() || diagnostics.iter().any(Diagnostic::is_error));
@@ -111,7 +112,7 @@ proptest! {
         let policy = policy();
         match text("p.post.toml", bytes) {
             Ok(source) => {
-                let result = crate::post::parse(&Source::new("p.post.toml", source.clone()), Path::new("p.post.toml"), &policy);
+                let result = crate::inputs::parse_post(&Source::new("p.post.toml", source.clone()), Path::new("p.post.toml"), &policy);
                 match result {
                     Ok(post) => {
                         // A post that reads is judged and digested without trouble.
@@ -160,16 +161,16 @@ proptest! {
     fn the_normaliser_and_matcher_take_any_text(text in "\\PC{0,200}", raw in proptest::collection::vec(any::<char>(), 0..200)) {
         let started = Instant::now();
         let policy = policy();
-        let engine = crate::evaluate::Engine::new(&policy);
+        let engine = crate::core::evaluate::Engine::new(&policy);
         for t in [text, raw.into_iter().collect::<String>()] {
-            let post = crate::post::Post::inline(crate::post::Origin::Argument, t.clone());
-            let context = crate::evaluate::Context {
+            let post = crate::core::post::Post::inline(crate::core::post::Origin::Argument, t.clone());
+            let context = crate::core::evaluate::Context {
                 now: chrono::DateTime::UNIX_EPOCH,
                 local_freeze: None,
-                sends: crate::limits::Sends::default(),
+                sends: crate::core::limits::Sends::default(),
                 instances: std::collections::BTreeMap::new(),
             };
-            let accounts: Vec<&crate::policy::Account> = policy.accounts.values().collect();
+            let accounts: Vec<&crate::core::policy::Account> = policy.accounts.values().collect();
             for e in engine.evaluate(&post, &accounts, &context) {
                 for f in &e.findings {
                     if let (Some(start), Some(end)) = (f.start, f.end) {

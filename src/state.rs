@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::core::evaluate::LocalFreeze;
 use crate::env::Env;
 use crate::error::{Error, io_reason};
-use crate::evaluate::LocalFreeze;
 
 const FREEZE_FILE: &str = "freeze.json";
 

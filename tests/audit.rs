@@ -422,7 +422,10 @@ fn the_keychain_anchor_catches_what_the_chain_alone_cannot() {
         (
             "drop table",
             |s| {
-                rusqlite::Connection::open(db(s)).unwrap().execute_batch("DROP TABLE audit").unwrap();
+                rusqlite::Connection::open(db(s))
+                    .unwrap()
+                    .execute_batch("DROP TABLE audit")
+                    .unwrap();
             },
             "the audit trail is empty, but it had reached entry 3: its entries were removed",
         ),
@@ -469,7 +472,8 @@ fn the_keychain_anchor_catches_what_the_chain_alone_cannot() {
                     let _ = std::fs::remove_file(format!("{}{f}", db(s).display()));
                 }
                 let conn = rusqlite::Connection::open(db(&other)).unwrap();
-                conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+                conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .unwrap();
                 drop(conn);
                 std::fs::copy(db(&other), db(s)).unwrap();
             },
@@ -487,7 +491,11 @@ fn the_keychain_anchor_catches_what_the_chain_alone_cannot() {
         }
         let run = s.run(&["log", "--verify"]);
         assert_eq!(run.code, 0, "{name}: {run:?}");
-        assert!(run.stderr.contains("the keychain's anchor (entry 3) matches"), "{name}: {run:?}");
+        assert!(
+            run.stderr
+                .contains("the keychain's anchor (entry 3) matches"),
+            "{name}: {run:?}"
+        );
         damage(&s);
         let run = s.run(&["log", "--verify"]);
         assert_eq!(run.code, 1, "{name}: {run:?}");

@@ -104,10 +104,10 @@ impl World {
         assert!(out.status.success(), "{out:?}");
     }
 
-    fn account(&self) -> gate::policy::Account {
-        gate::policy::Account {
+    fn account(&self) -> gate::core::policy::Account {
+        gate::core::policy::Account {
             name: "bsky".into(),
-            platform: gate::policy::Platform::Bluesky,
+            platform: gate::core::policy::Platform::Bluesky,
             server: self.pds.url.clone(),
             handle: Some(self.alice.handle.clone()),
             reviewers_required: None,
@@ -952,7 +952,10 @@ fn a_post_with_a_link_a_mention_a_tag_and_an_image_is_published_exactly_once() {
     // The identical retry (say, after a timeout) is a no-op: one record, the same answer.
     let again = adapter.publish(&post).expect("the retry succeeds");
     assert_eq!(again, published);
-    assert_eq!(adapter.find(&post, since).unwrap(), Lookup::Found(published.clone()));
+    assert_eq!(
+        adapter.find(&post, since).unwrap(),
+        Lookup::Found(published.clone())
+    );
     let list = w
         .pds
         .query(
@@ -1632,7 +1635,10 @@ fn the_main_password_is_refused_for_app_password_sign_in() {
     let out = w
         .bus
         .secret_tool(&["lookup", "service", "gate", "username", &w.user], "");
-    assert!(!out.status.success() || out.stdout.is_empty(), "stored: {out:?}");
+    assert!(
+        !out.status.success() || out.stdout.is_empty(),
+        "stored: {out:?}"
+    );
     let status = w.s.run(&["auth", "status", "bsky"]);
     assert_eq!(status.code, 8, "{status:?}");
     // An app password still signs in.
@@ -1645,9 +1651,10 @@ fn the_main_password_is_refused_for_app_password_sign_in() {
 #[test]
 fn with_token_is_refused_for_a_bluesky_account() {
     let w = world();
-    let run = w
-        .s
-        .run_with_stdin(&["auth", "login", "bsky", "--with-token"], "any-string-at-all\n");
+    let run = w.s.run_with_stdin(
+        &["auth", "login", "bsky", "--with-token"],
+        "any-string-at-all\n",
+    );
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(
         run.stderr,

@@ -1066,7 +1066,8 @@ fn jsonl_lines_that_are_not_utf8_or_too_long_are_their_own_errors() {
         run.stderr
     );
     assert!(
-        run.stderr.contains("error: this calendar line is longer than 1 MiB\n --> cal.jsonl:3:1\n"),
+        run.stderr
+            .contains("error: this calendar line is longer than 1 MiB\n --> cal.jsonl:3:1\n"),
         "{}",
         run.stderr
     );
@@ -1097,18 +1098,17 @@ fn invalid_utf8_is_reported_at_its_line_and_column() {
     .unwrap();
     let run = s.run(&["policy", "check"]);
     assert_eq!(run.code, 3, "{run:?}");
-    assert!(
-        run.stderr.contains("--> gate.toml:2:10"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("--> gate.toml:2:10"), "{}", run.stderr);
 }
 
 /// A post file that cannot be parsed never reads as `allow` in the JSON, beside one that can.
 #[test]
 fn an_unparsable_post_file_is_invalid_in_the_json() {
     let s = sandbox();
-    s.write("posts/ok.post.toml", "account = \"brand\"\ntext = \"Fine\"\n");
+    s.write(
+        "posts/ok.post.toml",
+        "account = \"brand\"\ntext = \"Fine\"\n",
+    );
     s.write("posts/broken.post.toml", "account = \"brand\"\ntext = \n");
     let run = s.run(&["check", "--file", "posts", "--json", "--now", WEEKDAY]);
     assert_eq!(run.code, 2, "{run:?}");
@@ -1135,7 +1135,10 @@ fn media_outside_the_folder_or_not_a_regular_file_is_refused() {
     std::os::unix::fs::symlink(s.path().join("secret.txt"), s.path().join("posts/link.png"))
         .unwrap();
     let fifo = s.path().join("posts/pipe.png");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(made.success());
     std::os::unix::fs::symlink("/dev/zero", s.path().join("posts/zero.png")).unwrap();
     let absolute = s.path().join("secret.txt");
@@ -1152,11 +1155,17 @@ fn media_outside_the_folder_or_not_a_regular_file_is_refused() {
     for (path, why) in cases {
         s.write(
             "posts/m.post.toml",
-            &format!("account = \"brand\"\ntext = \"Pic\"\n[[media]]\npath = \"{path}\"\nalt = \"a\"\n"),
+            &format!(
+                "account = \"brand\"\ntext = \"Pic\"\n[[media]]\npath = \"{path}\"\nalt = \"a\"\n"
+            ),
         );
         let started = std::time::Instant::now();
         let run = s.run(&["check", "--file", "posts/m.post.toml", "--now", WEEKDAY]);
-        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{path}: took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{path}: took {:?}",
+            started.elapsed()
+        );
         assert_eq!(run.code, 2, "{path}: {run:?}");
         assert!(
             run.stderr
@@ -1171,7 +1180,11 @@ fn media_outside_the_folder_or_not_a_regular_file_is_refused() {
         "posts/m.post.toml",
         "account = \"brand\"\ntext = \"Pic\"\n[[media]]\npath = \"ok.png\"\nalt = \"a\"\n",
     );
-    assert_eq!(s.run(&["check", "--file", "posts/m.post.toml", "--now", WEEKDAY]).code, 0);
+    assert_eq!(
+        s.run(&["check", "--file", "posts/m.post.toml", "--now", WEEKDAY])
+            .code,
+        0
+    );
 }
 
 /// stdin and post files are read up to 1 MiB; more is an error naming the cap.
@@ -1230,7 +1243,11 @@ fn a_freeze_that_cannot_be_audited_says_it_froze() {
             "{damage}: {}",
             run.stderr
         );
-        assert!(run.stderr.contains("hint: the freeze is in force"), "{damage}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("hint: the freeze is in force"),
+            "{damage}: {}",
+            run.stderr
+        );
         let run = s.run(&["check", "hello", "--account", "brand", "--now", WEEKDAY]);
         assert_eq!(run.code, 7, "{damage}: still frozen: {run:?}");
     }
@@ -1241,7 +1258,10 @@ fn a_freeze_that_cannot_be_audited_says_it_froze() {
 #[test]
 fn the_check_summary_counts_invalid_files_not_errors() {
     let s = sandbox();
-    s.write("posts/a.post.toml", "account = \"brand\"\ntext = \"fine\"\n");
+    s.write(
+        "posts/a.post.toml",
+        "account = \"brand\"\ntext = \"fine\"\n",
+    );
     // One file, four errors (two unknown keys, no account, no text): one invalid file.
     s.write("posts/b.post.toml", "acount = \"brand\"\ntxt = \"x\"\n");
     let run = s.run(&["check", "--file", "posts", "--now", WEEKDAY]);
@@ -1256,7 +1276,10 @@ fn the_check_summary_counts_invalid_files_not_errors() {
 #[test]
 fn text_after_file_is_not_read_as_a_path() {
     let s = sandbox();
-    s.write("posts/a.post.toml", "account = \"brand\"\ntext = \"fine\"\n");
+    s.write(
+        "posts/a.post.toml",
+        "account = \"brand\"\ntext = \"fine\"\n",
+    );
     let run = s.run(&["check", "--file", "posts", "hello there", "--now", WEEKDAY]);
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(run.stdout, "");
@@ -1284,8 +1307,7 @@ fn freeze_names_its_folder_a_second_freeze_and_a_policy_freeze_are_said() {
             folder.display()
         )
     );
-    let record: serde_json::Value =
-        serde_json::from_str(&s.read("state/freeze.json")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&s.read("state/freeze.json")).unwrap();
     let by = record["by"].as_str().expect("`by` without `$USER`");
     assert!(!by.is_empty());
 
@@ -1318,7 +1340,10 @@ fn freeze_names_its_folder_a_second_freeze_and_a_policy_freeze_are_said() {
         )
     );
     // Under a policy's `[freeze]`, unfreeze says that posts are still refused, and why.
-    s.write("gate.toml", &format!("{POLICY}\n[freeze]\nreason = \"merger quiet period\"\n"));
+    s.write(
+        "gate.toml",
+        &format!("{POLICY}\n[freeze]\nreason = \"merger quiet period\"\n"),
+    );
     let run = s.run(&["unfreeze"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
@@ -1351,7 +1376,10 @@ fn one_misspelt_key_is_one_error_and_no_policy_names_no_file() {
         "error: unknown key `platfrom` in `[accounts.brand]`\n --> gate.toml:4:1\n  |\n4 | platfrom = \"mastodon\"\n  | ^^^^^^^^\n  = hint: did you mean `platform`?\n\ninvalid: 1 error\n"
     );
     // With no key like it, the missing `platform` is reported, each platform named once.
-    s.write("gate.toml", "version = 1\n\n[accounts.brand]\nserver = \"https://m.example\"\n");
+    s.write(
+        "gate.toml",
+        "version = 1\n\n[accounts.brand]\nserver = \"https://m.example\"\n",
+    );
     let run = s.run(&["policy", "check"]);
     assert_eq!(run.code, 3, "{run:?}");
     assert!(
@@ -1365,7 +1393,11 @@ fn one_misspelt_key_is_one_error_and_no_policy_names_no_file() {
     let run = s.run(&["policy", "check"]);
     assert_eq!(run.code, 3, "{run:?}");
     assert!(!run.stderr.contains("-->"), "{run:?}");
-    assert!(run.stderr.starts_with("error: no policy file found\n  = hint: "), "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with("error: no policy file found\n  = hint: "),
+        "{run:?}"
+    );
 }
 
 /// The example's commented `client_metadata_url` is documented as what it does and, once
@@ -1374,7 +1406,10 @@ fn one_misspelt_key_is_one_error_and_no_policy_names_no_file() {
 fn the_example_client_metadata_url_works_uncommented() {
     let s = Sandbox::new();
     let example = std::fs::read_to_string(repo().join("policy.example.toml")).unwrap();
-    assert!(!example.contains("not used yet"), "stale comment in the example");
+    assert!(
+        !example.contains("not used yet"),
+        "stale comment in the example"
+    );
     let mut uncommented = 0;
     let text: String = example
         .lines()
@@ -1389,7 +1424,10 @@ fn the_example_client_metadata_url_works_uncommented() {
             _ => format!("{line}\n"),
         })
         .collect();
-    assert!(uncommented >= 1, "the example shows no `client_metadata_url`");
+    assert!(
+        uncommented >= 1,
+        "the example shows no `client_metadata_url`"
+    );
     s.write("gate.toml", &text);
     let run = s.run(&["policy", "check"]);
     assert_eq!(run.code, 0, "{run:?}");

@@ -769,7 +769,11 @@ fn a_terminal_is_asked_and_no_sends_nothing() {
     // `script -e` gives gate a terminal and returns its exit code; the answer is typed after
     // the prompt is up.
     let ask = |answer: &str| {
-        on_a_terminal(&s, &format!("sleep 1; printf '{answer}'"), "Asked on a terminal")
+        on_a_terminal(
+            &s,
+            &format!("sleep 1; printf '{answer}'"),
+            "Asked on a terminal",
+        )
     };
     // The answer takes Enter (item 4 of the first-user papercuts: one key used to send).
     let run = ask("n\\r");
@@ -888,10 +892,9 @@ fn adapters_publish_find_and_delete_through_the_trait() {
     for kind in [Kind::Mastodon, Kind::X] {
         let token = canary();
         let server = Server::start(kind, &token);
-        let (policy, diagnostics) = gate::policy::parse(&gate::diagnostic::Source::new(
-            "gate.toml",
-            policy(kind, &server.url),
-        ));
+        let (policy, diagnostics) = gate::core::policy::parse(
+            &gate::core::diagnostic::Source::new("gate.toml", policy(kind, &server.url)),
+        );
         let policy = policy.unwrap_or_else(|| panic!("{diagnostics:?}"));
         let account = policy.account("brand").unwrap();
         let connect = |token: &str| {
@@ -1394,7 +1397,11 @@ fn a_refusal_after_an_unknown_try_is_resolved_by_looking_not_reported_as_not_sen
         ),
         (
             "Made, then the token rejected",
-            Fault::Status(401, vec![], r#"{"error":"The access token was revoked"}"#.into()),
+            Fault::Status(
+                401,
+                vec![],
+                r#"{"error":"The access token was revoked"}"#.into(),
+            ),
         ),
     ];
     for (text, second) in cases {
@@ -1419,7 +1426,12 @@ fn a_refusal_after_an_unknown_try_is_resolved_by_looking_not_reported_as_not_sen
 }
 
 /// A policy with `brand` on `server` and a blackout that ends at `end`, plus `extra`.
-fn blackout_policy(kind: Kind, url: &str, end: chrono::DateTime<chrono::Utc>, extra: &str) -> String {
+fn blackout_policy(
+    kind: Kind,
+    url: &str,
+    end: chrono::DateTime<chrono::Utc>,
+    extra: &str,
+) -> String {
     let fmt =
         |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     format!(
@@ -1478,7 +1490,15 @@ fn a_policy_changed_while_wait_sleeps_stops_the_send() {
             &blackout_policy(Kind::Mastodon, &s.server.url, end, ""),
         );
         let mut child = s.spawn(
-            &["post", "--yes", "--json", "--wait", "--max-wait", "1m", text],
+            &[
+                "post",
+                "--yes",
+                "--json",
+                "--wait",
+                "--max-wait",
+                "1m",
+                text,
+            ],
             None,
         );
         let stderr = wait_for(&mut child, "held until");
@@ -1591,13 +1611,22 @@ fn a_freeze_between_the_accounts_of_a_post_stops_the_rest() {
 fn ten_processes_woken_together_send_exactly_the_limit() {
     let s = setup(Kind::Mastodon, true);
     let end = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 4, 0).unwrap();
-    let policy = blackout_policy(Kind::Mastodon, &s.server.url, end, "")
-        .replace("[banned_terms]", "[limits]\nmax_posts_per_hour = 3\n\n[banned_terms]");
+    let policy = blackout_policy(Kind::Mastodon, &s.server.url, end, "").replace(
+        "[banned_terms]",
+        "[limits]\nmax_posts_per_hour = 3\n\n[banned_terms]",
+    );
     s.sandbox.write("gate.toml", &policy);
     let children: Vec<Child> = (0..10)
         .map(|i| {
             s.spawn(
-                &["post", "--yes", "--wait", "--max-wait", "1m", &format!("Announcement {i}")],
+                &[
+                    "post",
+                    "--yes",
+                    "--wait",
+                    "--max-wait",
+                    "1m",
+                    &format!("Announcement {i}"),
+                ],
                 None,
             )
         })
@@ -1630,9 +1659,10 @@ fn a_server_that_echoes_the_token_never_gets_it_printed_or_stored() {
                 r.body
             );
             match (r.method.as_str(), r.path.as_str()) {
-                ("GET", "/api/v1/accounts/verify_credentials") => {
-                    json(200, serde_json::json!({"id": "7", "username": "brand", "acct": "brand"}))
-                }
+                ("GET", "/api/v1/accounts/verify_credentials") => json(
+                    200,
+                    serde_json::json!({"id": "7", "username": "brand", "acct": "brand"}),
+                ),
                 ("GET", "/api/v1/accounts/7/statuses") => json(200, serde_json::json!([])),
                 _ => json(status, serde_json::json!({ "error": echoed })),
             }
@@ -1651,8 +1681,10 @@ fn a_server_that_echoes_the_token_never_gets_it_printed_or_stored() {
             let run = sandbox.run(&args);
             assert_ne!(run.code, 0, "{status}: {run:?}");
             assert!(
-                server.requests().iter().any(|r| r.header("authorization")
-                    == Some(&format!("Bearer {token}"))),
+                server
+                    .requests()
+                    .iter()
+                    .any(|r| r.header("authorization") == Some(&format!("Bearer {token}"))),
                 "the token was sent"
             );
             assert!(
@@ -1681,14 +1713,16 @@ fn a_server_that_echoes_the_token_never_gets_it_printed_or_stored() {
 #[test]
 fn a_redirect_is_never_followed_with_a_credential() {
     use common::fake_http::{FakeServer, Reply, json};
-    let thief = FakeServer::start(|_| json(200, serde_json::json!({"id": "1", "url": "https://x/1"})));
+    let thief =
+        FakeServer::start(|_| json(200, serde_json::json!({"id": "1", "url": "https://x/1"})));
     let token = canary();
     for status in [307u16, 308, 302] {
         let to = format!("{}/api/v1/statuses", thief.url);
         let server = FakeServer::start(move |r| match (r.method.as_str(), r.path.as_str()) {
-            ("GET", "/api/v1/accounts/verify_credentials") => {
-                json(200, serde_json::json!({"id": "7", "username": "brand", "acct": "brand"}))
-            }
+            ("GET", "/api/v1/accounts/verify_credentials") => json(
+                200,
+                serde_json::json!({"id": "7", "username": "brand", "acct": "brand"}),
+            ),
             ("GET", "/api/v1/accounts/7/statuses") => json(200, serde_json::json!([])),
             _ => Reply {
                 status,
@@ -1876,7 +1910,11 @@ fn x_more_candidates_than_one_page_is_undetermined_until_force_resend() {
     assert!(run.stderr.contains("`--force-resend`"), "{run:?}");
     assert!(s.server.posts_with(text).is_empty());
     assert_eq!(s.server.creates().len(), 1);
-    assert_eq!(s.states(), vec!["unknown".to_owned()], "a try that may have gone out stays unknown");
+    assert_eq!(
+        s.states(),
+        vec!["unknown".to_owned()],
+        "a try that may have gone out stays unknown"
+    );
 
     // Again without the flag: still undetermined, still nothing sent.
     let run = s.post(text);
@@ -1933,7 +1971,11 @@ fn mastodon_a_status_with_a_remote_mention_is_found_by_its_source_after_the_hour
         let posts = s.server.posts_with(text);
         assert_eq!(posts.len(), 1, "the first create made it");
         assert_eq!(posts[0].media_ids.len(), usize::from(media));
-        assert_eq!(s.states(), vec!["unknown".to_owned()], "a try that may have gone out stays unknown");
+        assert_eq!(
+            s.states(),
+            vec!["unknown".to_owned()],
+            "a try that may have gone out stays unknown"
+        );
         let creates = s.server.creates().len();
 
         // An hour and more later, for gate and for the server.
@@ -2088,8 +2130,10 @@ fn an_unreachable_server_is_named_with_its_port_not_called_a_refusal() {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
-        s.sandbox
-            .write("gate.toml", &policy(kind, &format!("http://127.0.0.1:{port}")));
+        s.sandbox.write(
+            "gate.toml",
+            &policy(kind, &format!("http://127.0.0.1:{port}")),
+        );
         let login = s.sandbox.run_with_stdin(
             &["auth", "login", "brand", "--with-token"],
             s.server.token(),
@@ -2098,8 +2142,9 @@ fn an_unreachable_server_is_named_with_its_port_not_called_a_refusal() {
         let run = s.post("Nobody is listening");
         assert_eq!(run.code, 9, "{run:?}");
         assert!(
-            run.stderr
-                .contains(&format!("error: `brand`: could not connect to 127.0.0.1:{port}\n")),
+            run.stderr.contains(&format!(
+                "error: `brand`: could not connect to 127.0.0.1:{port}\n"
+            )),
             "{kind:?}: {run:?}"
         );
         assert!(
@@ -2142,7 +2187,10 @@ fn a_prompt_needs_enter_not_one_key() {
         "Asked, never answered",
     );
     assert!(run.stdout.contains("Send this post to `brand`?"), "{run:?}");
-    assert!(s.server.posts().is_empty(), "`y` without Enter sent the post");
+    assert!(
+        s.server.posts().is_empty(),
+        "`y` without Enter sent the post"
+    );
     assert!(s.server.creates().is_empty());
     assert_ne!(run.code, 0, "{run:?}");
 }
@@ -2154,7 +2202,10 @@ fn ctrl_c_at_a_prompt_gives_the_cursor_back() {
     let run = on_a_terminal(&s, "sleep 1; printf '\\003'", "Asked, then interrupted");
     assert!(run.stdout.contains("Send this post to `brand`?"), "{run:?}");
     assert_eq!(run.code, 130, "{run:?}");
-    let hidden = run.stdout.rfind("\x1b[?25l").expect("the prompt hides the cursor");
+    let hidden = run
+        .stdout
+        .rfind("\x1b[?25l")
+        .expect("the prompt hides the cursor");
     let shown = run.stdout.rfind("\x1b[?25h");
     assert!(
         shown.is_some_and(|shown| shown > hidden),
@@ -2191,13 +2242,17 @@ fn dry_run_and_verbose_show_what_would_go_and_what_gate_does() {
         "{run:?}"
     );
     assert!(run.stderr.contains("`guaranteed`"), "{run:?}");
-    assert!(run.stderr.contains("dry run: would send to `brand`"), "{run:?}");
+    assert!(
+        run.stderr.contains("dry run: would send to `brand`"),
+        "{run:?}"
+    );
     assert!(s.server.creates().is_empty());
 
     // Bluesky counts graphemes.
     let run = s.run(&["post", "--dry-run", "--account", "bsky", "Results 👍🏽"]);
     assert!(
-        run.stderr.starts_with("--- text (9 graphemes on Bluesky)\nResults 👍🏽\n---\n"),
+        run.stderr
+            .starts_with("--- text (9 graphemes on Bluesky)\nResults 👍🏽\n---\n"),
         "{run:?}"
     );
 

@@ -467,14 +467,20 @@ fn the_retract_confirmation_shows_the_text() {
     ]);
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "");
-    assert!(!stdout.contains(s.server.token()), "the token leaked: {stdout}");
+    assert!(
+        !stdout.contains(s.server.token()),
+        "the token leaked: {stdout}"
+    );
     assert!(
         stdout.contains(&format!(
             "Our launch is today\nSecond line\n---\naccount: `brand` (mastodon)\npost:    {url}\n"
         )),
         "{stdout}"
     );
-    assert!(stdout.contains("Delete this post from `brand`?"), "{stdout}");
+    assert!(
+        stdout.contains("Delete this post from `brand`?"),
+        "{stdout}"
+    );
     assert!(stdout.contains("not retracted"), "{stdout}");
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(s.deletes().is_empty());

@@ -367,6 +367,9 @@ fn approve_shows_the_post_and_the_signer_before_the_passphrase() {
     let text = stdout.find("Version 2.0 is out today.").expect(&stdout);
     let question = stdout.find("Sign this post as `lena`?").expect(&stdout);
     let passphrase = stdout.find("Passphrase for").expect(&stdout);
-    assert!(signer < question && text < question && question < passphrase, "{stdout}");
+    assert!(
+        signer < question && text < question && question < passphrase,
+        "{stdout}"
+    );
     assert!(t.s.read("launch.post.toml").contains("reviewer = \"lena\""));
 }

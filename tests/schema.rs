@@ -8,9 +8,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{Sandbox, repo};
-use gate::diagnostic::{Diagnostic, Source};
-use gate::policy::{self, Policy};
-use gate::post;
+use gate::core::diagnostic::{Diagnostic, Source};
+use gate::core::policy::{self, Policy};
+use gate::core::post;
 use serde_json::Value;
 
 fn validator(schema: &Value) -> jsonschema::Validator {
@@ -52,7 +52,7 @@ fn read_policy(name: &str, text: &str) -> (Option<Policy>, Vec<Diagnostic>) {
 
 fn example_policy() -> Policy {
     let path = repo().join("policy.example.toml");
-    let (policy, diagnostics) = policy::load(&path);
+    let (policy, diagnostics) = gate::inputs::load_policy(&path);
     policy.unwrap_or_else(|| panic!("the example policy is invalid: {diagnostics:?}"))
 }
 
@@ -149,7 +149,7 @@ fn the_example_files_name_their_schema_on_the_first_line() {
 }
 
 fn example_posts() -> Vec<PathBuf> {
-    post::find_post_files(&repo().join("examples")).unwrap()
+    gate::inputs::find_post_files(&repo().join("examples")).unwrap()
 }
 
 // ---------------------------------------------------------------- valid files validate
@@ -164,7 +164,7 @@ fn the_example_policy_and_posts_validate() {
     let v = validator(&post_schema());
     for path in example_posts() {
         // gate accepts each as a post file (the refused ones are refused by the rules, later).
-        if let Err(d) = post::load(&path, &policy) {
+        if let Err(d) = gate::inputs::load_post(&path, &policy) {
             panic!("gate rejects {}: {d:?}", path.display());
         }
         let text = std::fs::read_to_string(&path).unwrap();
@@ -647,7 +647,7 @@ fn invalid_post_files_are_rejected_by_gate_and_by_the_schema() {
     let v = validator(&post_schema());
     for (text, message) in INVALID_POSTS {
         let source = Source::new("x.post.toml", *text);
-        let diagnostics = post::parse(&source, Path::new("x.post.toml"), &policy)
+        let diagnostics = gate::inputs::parse_post(&source, Path::new("x.post.toml"), &policy)
             .err()
             .unwrap_or_else(|| panic!("gate accepts {text:?}"));
         assert!(
@@ -662,7 +662,7 @@ fn invalid_post_files_are_rejected_by_gate_and_by_the_schema() {
         "accounts = [\"brand\", \"brand-bsky\"]\ntext = \"hi\"\nauthor = \"erin\"\n",
     ] {
         let source = Source::new("x.post.toml", text);
-        if let Err(d) = post::parse(&source, Path::new("x.post.toml"), &policy) {
+        if let Err(d) = gate::inputs::parse_post(&source, Path::new("x.post.toml"), &policy) {
             panic!("{text:?}: {d:?}");
         }
         assert_eq!(
@@ -786,7 +786,7 @@ fn urls_times_and_language_tags_match_where_the_readers_take_them() {
         ("en-toolongsubtag", false),
     ] {
         let text = format!("account = \"brand\"\ntext = \"hi\"\nlanguage = \"{tag}\"\n");
-        let read = post::parse(
+        let read = gate::inputs::parse_post(
             &Source::new("x.post.toml", text.clone()),
             Path::new("x.post.toml"),
             &policy,
@@ -1021,7 +1021,7 @@ fn the_post_schema_lists_every_key_the_reader_takes_and_no_other() {
         assert_eq!(keys, sorted(table), "{pointer}");
         for key in keys.iter().map(String::as_str).chain(["colour"]) {
             let text = format!("{prefix}{key} = 0\n");
-            let d = post::parse(
+            let d = gate::inputs::parse_post(
                 &Source::new("x.post.toml", text.clone()),
                 Path::new("x.post.toml"),
                 &policy,

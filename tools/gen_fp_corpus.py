@@ -2,10 +2,10 @@
 """Builds the false-positive corpus of the banned-term matcher from real, human-written
 sentences: the message catalogues (gettext .mo files) that Debian packages install under
 /usr/share/locale, in English (the msgids) and their translations, plus the hand-picked
-sentences in src/terms/fp_seed.txt (words that contain banned substrings: class,
+sentences in src/core/terms/fp_seed.txt (words that contain banned substrings: class,
 assistant, Scunthorpe, Massachusetts, "kill switch", URLs, ...).
 
-    python3 tools/gen_fp_corpus.py > src/terms/false_positives.txt
+    python3 tools/gen_fp_corpus.py > src/core/terms/false_positives.txt
 
 Each line: `LANG<TAB>sentence`. Selection is deterministic (sorted files, sorted messages, a
 fixed stride), keeps sentences of 25 to 220 characters with no format directives, tabs or

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Generates src/terms/tables.rs: which characters imitate a plain letter a-z, which are
+"""Generates src/core/terms/tables.rs: which characters imitate a plain letter a-z, which are
 invisible, and which separators may spell a word letter by letter.
 
-    python3 tools/gen_lookalikes.py [PATH_TO_unicode-security/src/tables.rs] > src/terms/tables.rs
+    python3 tools/gen_lookalikes.py [PATH_TO_unicode-security/src/tables.rs] > src/core/terms/tables.rs
 
 Sources (nothing is downloaded):
 - the UTS #39 confusables table as the `unicode-security` crate ships it (its

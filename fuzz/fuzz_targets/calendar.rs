@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 const POLICY: &str = "version = 1\n[accounts.brand]\nplatform = \"mastodon\"\nserver = \"https://m.example\"\n";
 
 fuzz_target!(|data: &[u8]| {
-    let policy = gate::policy::parse(&gate::diagnostic::Source::new("gate.toml", POLICY))
+    let policy = gate::core::policy::parse(&gate::core::diagnostic::Source::new("gate.toml", POLICY))
         .0
         .expect("valid");
     let mut reader = std::io::BufReader::with_capacity(16, data);

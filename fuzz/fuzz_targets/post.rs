@@ -8,11 +8,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = gate::files::utf8("p.post.toml", data.to_vec(), "the post file") else {
         return;
     };
-    let policy = gate::policy::parse(&gate::diagnostic::Source::new("gate.toml", POLICY))
+    let policy = gate::core::policy::parse(&gate::core::diagnostic::Source::new("gate.toml", POLICY))
         .0
         .expect("valid");
-    let source = gate::diagnostic::Source::new("p.post.toml", text);
-    if let Ok(post) = gate::post::parse(&source, std::path::Path::new("p.post.toml"), &policy) {
+    let source = gate::core::diagnostic::Source::new("p.post.toml", text);
+    if let Ok(post) = gate::inputs::parse_post(&source, std::path::Path::new("p.post.toml"), &policy) {
         let _ = post.digest_message(&post.accounts);
     }
 });

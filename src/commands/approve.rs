@@ -11,11 +11,10 @@ use chrono::Utc;
 use crate::audit;
 use crate::cli::ApproveArgs;
 use crate::commands::Ctx;
+use crate::core::evaluate::{Context, Engine, Severity, overall};
+use crate::core::reviewers;
 use crate::error::{Code, Error, io_reason};
-use crate::evaluate::{Context, Engine, Severity, overall};
 use crate::output;
-use crate::post;
-use crate::reviewers;
 use crate::state;
 
 pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
@@ -25,8 +24,8 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
             "add `[reviewers.keys]` with each reviewer's `ssh-ed25519 ...` public key",
         ));
     }
-    let post =
-        post::load(&args.file, &policy).map_err(|diagnostics| Error::Input { diagnostics })?;
+    let post = crate::inputs::load_post(&args.file, &policy)
+        .map_err(|diagnostics| Error::Input { diagnostics })?;
     let key_path = key_path(ctx, args)?;
     // The public half names the reviewer without the passphrase, which is asked for only
     // after the post and the name it is signed as have been shown.
@@ -53,7 +52,7 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
     let context = Context {
         now: Utc::now(),
         local_freeze: state::read_freeze(&ctx.env)?,
-        sends: crate::limits::Sends::default(),
+        sends: crate::core::limits::Sends::default(),
         instances: std::collections::BTreeMap::new(),
     };
     let evaluations = engine.evaluate(&post, &accounts, &context);
@@ -128,7 +127,7 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
         );
         return Ok(Code::Deny);
     }
-    if overall(&evaluations) == crate::evaluate::Verdict::Frozen {
+    if overall(&evaluations) == crate::core::evaluate::Verdict::Frozen {
         ctx.note("note: posting is frozen; your approval will count once the freeze is lifted");
     }
 
@@ -153,8 +152,8 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
     append_approval(&args.file, &reviewer, &signature)?;
 
     // Read the file back: the approval must parse and count, or something is badly wrong.
-    let reread =
-        post::load(&args.file, &policy).map_err(|diagnostics| Error::Input { diagnostics })?;
+    let reread = crate::inputs::load_post(&args.file, &policy)
+        .map_err(|diagnostics| Error::Input { diagnostics })?;
     let check = reviewers::verify_approvals(
         &policy.reviewer_keys,
         reread.author.as_deref(),
@@ -166,7 +165,8 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
             "the appended approval does not verify; the post file was changed meanwhile?",
         ));
     }
-    let digest = crate::policy::hex(&<sha2::Sha256 as sha2::Digest>::digest(message.as_bytes()));
+    let digest =
+        crate::core::policy::hex(&<sha2::Sha256 as sha2::Digest>::digest(message.as_bytes()));
     for account in &post.accounts {
         let entry = audit::Entry {
             account: Some(account.clone()),

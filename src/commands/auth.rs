@@ -14,11 +14,11 @@ use zeroize::Zeroizing;
 use crate::audit::{self, Entry, Event};
 use crate::cli::{AuthLoginArgs, AuthLogoutArgs, AuthStatusArgs};
 use crate::commands::{Ctx, print_json};
+use crate::core::policy::{Account, Platform, Policy};
 use crate::credential::{self, Credential, MAX_SECRET};
 use crate::error::{Code, Error};
 use crate::keychain::Keychain;
 use crate::oauth::{self, App, Endpoints, WhoAmI};
-use crate::policy::{Account, Platform, Policy};
 
 fn account<'p>(policy: &'p Policy, name: &str) -> Result<&'p Account, Error> {
     super::named_account(policy, name, "")
@@ -109,7 +109,7 @@ pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {
 /// `--app-password`: a Bluesky session from the account's handle and an app password.
 fn login_app_password(ctx: &Ctx, policy: &Policy, account: &Account) -> Result<Code, Error> {
     use crate::platforms::bluesky::session;
-    if account.platform != crate::policy::Platform::Bluesky {
+    if account.platform != crate::core::policy::Platform::Bluesky {
         return Err(Error::usage(format!(
             "`--app-password` is for bluesky accounts; `{}` is a {} account",
             account.name,

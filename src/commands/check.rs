@@ -8,12 +8,12 @@ use serde::Deserialize;
 
 use crate::cli::{CheckArgs, Format};
 use crate::commands::{Ctx, print_json};
-use crate::diagnostic::{Diagnostic, Level};
+use crate::core::diagnostic::{Diagnostic, Level};
+use crate::core::evaluate::{Context, Engine, Evaluation, Verdict, overall};
+use crate::core::policy::{Account, Policy, Written, parse_datetime};
+use crate::core::post::{Origin, Post};
 use crate::error::{Code, Error, io_reason};
-use crate::evaluate::{Context, Engine, Evaluation, Verdict, overall};
 use crate::output::{self, Verbosity};
-use crate::policy::{Account, Policy, Written, parse_datetime};
-use crate::post::{self, Origin, Post};
 use crate::state;
 
 /// The journal's sends of the hour before `now`, read-only, when the policy has rate limits.
@@ -21,11 +21,11 @@ fn recent_sends(
     ctx: &Ctx,
     policy: &Policy,
     now: DateTime<Utc>,
-) -> Result<crate::limits::Sends, Error> {
+) -> Result<crate::core::limits::Sends, Error> {
     if policy.limits.is_empty() {
-        return Ok(crate::limits::Sends::default());
+        return Ok(crate::core::limits::Sends::default());
     }
-    crate::limits::load(&ctx.env, now)
+    crate::journal::recent_sends(&ctx.env, now)
 }
 
 pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
@@ -86,7 +86,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
     }
     for path in &args.file {
         let files = if path.is_dir() {
-            let files = post::find_post_files(path).map_err(|e| {
+            let files = crate::inputs::find_post_files(path).map_err(|e| {
                 Error::other(format!("cannot read the folder `{}`: {e}", path.display()))
             })?;
             if files.is_empty() {
@@ -100,7 +100,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
             vec![path.clone()]
         };
         for file in files {
-            match post::load(&file, &policy) {
+            match crate::inputs::load_post(&file, &policy) {
                 Ok(p) => posts.push(p),
                 Err(d) => {
                     if d.iter().any(Diagnostic::is_error) {
@@ -191,7 +191,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
     Ok(if errors > 0 {
         Code::Usage
     } else {
-        verdict.code()
+        Code::from(verdict)
     })
 }
 
@@ -305,9 +305,11 @@ pub(crate) fn read_stdin() -> Result<String, Error> {
             Error::usage(format!("cannot read the post from stdin: {e}"))
                 .with_hint("a post is text of at most 1 MiB")
         })?;
-    let text = crate::files::utf8("<stdin>", bytes, "the post on stdin")
-        .map_err(|d| Error::Input { diagnostics: vec![*d] })?;
-    Ok(crate::post::without_final_newline(&text).to_owned())
+    let text =
+        crate::files::utf8("<stdin>", bytes, "the post on stdin").map_err(|d| Error::Input {
+            diagnostics: vec![*d],
+        })?;
+    Ok(crate::core::post::without_final_newline(&text).to_owned())
 }
 
 /// One line of a `--jsonl` calendar.
@@ -467,7 +469,7 @@ fn check_jsonl(
         );
         return Ok(Code::Usage);
     }
-    Ok(worst.code())
+    Ok(Code::from(worst))
 }
 
 /// Reads the next line (without its `\n`) into `raw`: `None` at the end, `Some(Err(cap))` for a
@@ -551,7 +553,7 @@ pub fn parse_line<'p>(
         let mut d = Diagnostic::whole_file(Level::Error, path.display().to_string(), message);
         d.line = number;
         d.column = column.max(1);
-        let located = crate::diagnostic::locate(
+        let located = crate::core::diagnostic::locate(
             line,
             line.char_indices()
                 .nth(column.saturating_sub(1))
@@ -581,7 +583,7 @@ pub fn parse_line<'p>(
                 let column = line
                     .find(&quoted)
                     .map_or(1, |i| line[..i].chars().count() + 1);
-                let hint = crate::diagnostic::did_you_mean(
+                let hint = crate::core::diagnostic::did_you_mean(
                     name,
                     policy.accounts.keys().map(String::as_str),
                 )

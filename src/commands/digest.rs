@@ -5,17 +5,16 @@ use std::io::Write as _;
 use crate::cli::DigestArgs;
 use crate::commands::Ctx;
 use crate::error::{Code, Error};
-use crate::post;
 
 pub fn run(ctx: &Ctx, args: &DigestArgs) -> Result<Code, Error> {
     let policy = ctx.load_policy(None)?;
-    let post =
-        post::load(&args.file, &policy).map_err(|diagnostics| Error::Input { diagnostics })?;
+    let post = crate::inputs::load_post(&args.file, &policy)
+        .map_err(|diagnostics| Error::Input { diagnostics })?;
     let message = post.digest_message(&post.accounts);
     if ctx.global.json {
         super::print_json(&serde_json::json!({
             "file": args.file.display().to_string(),
-            "namespace": crate::reviewers::NAMESPACE,
+            "namespace": crate::core::reviewers::NAMESPACE,
             "message": message,
         }))?;
     } else {

@@ -25,24 +25,38 @@ pub fn freeze(ctx: &Ctx, args: &FreezeArgs) -> Result<Code, Error> {
             "note: this replaces the freeze in force{}{}: {}",
             earlier
                 .since
-                .map(|t| format!(" since {}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+                .map(|t| format!(
+                    " since {}",
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ))
                 .unwrap_or_default(),
-            earlier.by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default(),
+            earlier
+                .by
+                .as_ref()
+                .map(|b| format!(" by {b}"))
+                .unwrap_or_default(),
             earlier.reason
         ));
     }
-    let replaced = earlier.as_ref().map(|e| {
-        serde_json::json!({"reason": e.reason, "since": e.since, "by": e.by})
-    });
+    let replaced = earlier
+        .as_ref()
+        .map(|e| serde_json::json!({"reason": e.reason, "since": e.since, "by": e.by}));
     let mut entry = Entry::new(Event::Freeze);
     entry.text = Some(args.reason.trim().to_owned());
     if let Err(e) = audit::record(&ctx.env, &entry) {
         // The freeze holds: say so first, so nobody in a crisis reads "failed" and thinks
         // posting is still open.
         let why = anstream::adapter::strip_str(&e.render()).to_string();
-        let why = why.trim_start_matches("error: ").lines().next().unwrap_or_default().to_owned();
+        let why = why
+            .trim_start_matches("error: ")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         if ctx.global.json {
-            print_json(&serde_json::json!({"frozen": true, "reason": args.reason.trim(), "audited": false, "audit_error": why}))?;
+            print_json(
+                &serde_json::json!({"frozen": true, "reason": args.reason.trim(), "audited": false, "audit_error": why}),
+            )?;
         }
         return Err(Error::other(format!(
             "frozen, but the freeze is not in the audit trail: {why}"
@@ -79,14 +93,15 @@ pub fn unfreeze(ctx: &Ctx) -> Result<Code, Error> {
     let folder = state::dir(&ctx.env)?;
     // `gate unfreeze` lifts only `gate freeze`: a policy's `[freeze]` still stops every post.
     let policy = ctx.global.policy.as_deref();
-    let policy_freeze = crate::policy::locate(policy, &ctx.env).and_then(|(path, _)| {
-        let (policy, _) = crate::policy::load(&path);
+    let policy_freeze = crate::inputs::locate_policy(policy, &ctx.env).and_then(|(path, _)| {
+        let (policy, _) = crate::inputs::load_policy(&path);
         policy.and_then(|p| p.freeze).map(|f| (path, f.reason))
     });
     if ctx.global.json {
         let mut doc = serde_json::json!({"frozen": policy_freeze.is_some(), "was_frozen": was});
         if let Some((path, reason)) = &policy_freeze {
-            doc["policy_freeze"] = serde_json::json!({"policy": path.display().to_string(), "reason": reason});
+            doc["policy_freeze"] =
+                serde_json::json!({"policy": path.display().to_string(), "reason": reason});
         }
         print_json(&doc)?;
     } else if was {

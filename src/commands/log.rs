@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 use crate::audit::{self, Stored, Verdict};
 use crate::cli::LogArgs;
 use crate::commands::{Ctx, print_json};
+use crate::core::evaluate::LocalFreeze;
+use crate::core::policy::{Freeze, Policy};
 use crate::error::{Code, Error};
-use crate::evaluate::LocalFreeze;
 use crate::journal::Journal;
-use crate::policy::{self as policy_file, Freeze, Policy};
 use crate::state;
 
 pub fn run(ctx: &Ctx, args: &LogArgs) -> Result<Code, Error> {
@@ -63,7 +63,9 @@ fn verify(ctx: &Ctx) -> Result<Code, Error> {
             "the state folder `{}` is not a folder",
             dir.display()
         ))
-        .with_hint("`GATE_HOME` must name gate's state folder; the audit trail cannot be checked"));
+        .with_hint(
+            "`GATE_HOME` must name gate's state folder; the audit trail cannot be checked",
+        ));
     }
     // Read before the journal is opened (opening creates what is missing).
     let anchor = crate::anchor::read(&ctx.env, &path);
@@ -83,7 +85,10 @@ fn verify(ctx: &Ctx) -> Result<Code, Error> {
     if emptied {
         verdict = Verdict::Broken {
             seq: 1,
-            problem: format!("the journal `{}` is empty (0 bytes): it was emptied outside gate", path.display()),
+            problem: format!(
+                "the journal `{}` is empty (0 bytes): it was emptied outside gate",
+                path.display()
+            ),
         };
     }
     let anchored = match (&verdict, &anchor) {
@@ -140,7 +145,9 @@ fn verify(ctx: &Ctx) -> Result<Code, Error> {
     match verdict {
         Verdict::Intact { entries, last } => {
             if ctx.global.json {
-                print_json(&json!({"intact": true, "entries": entries, "last_hash": last, "anchored": anchored}))?;
+                print_json(
+                    &json!({"intact": true, "entries": entries, "last_hash": last, "anchored": anchored}),
+                )?;
             } else {
                 println!("{entries} entries, chain intact");
                 match (&anchor, anchored) {
@@ -246,8 +253,8 @@ fn excerpt(text: &str) -> String {
 
 /// The policy if one is found and valid; `gate log` works without one.
 fn locate_policy(ctx: &Ctx) -> Option<Policy> {
-    let (path, _) = policy_file::locate(ctx.global.policy.as_deref(), &ctx.env)?;
-    policy_file::load(&path).0
+    let (path, _) = crate::inputs::locate_policy(ctx.global.policy.as_deref(), &ctx.env)?;
+    crate::inputs::load_policy(&path).0
 }
 
 /// The freezes in force: this machine's (`gate freeze`) and the policy's `[freeze]`.

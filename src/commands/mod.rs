@@ -17,11 +17,11 @@ use std::io::Write as _;
 use std::path::Path;
 
 use crate::cli::Global;
-use crate::diagnostic::{Diagnostic, Level};
+use crate::core::diagnostic::{Diagnostic, Level};
+use crate::core::policy::{self as policy_file, Policy};
 use crate::env::Env;
 use crate::error::Error;
 use crate::output::Verbosity;
-use crate::policy::{self as policy_file, Policy};
 
 /// What every command gets: the global flags and the environment they run in.
 pub struct Ctx {
@@ -43,12 +43,12 @@ impl Ctx {
     /// Finds and validates the policy; warnings are printed, errors returned (exit 3).
     pub fn load_policy(&self, explicit: Option<&Path>) -> Result<Policy, Error> {
         let flag = explicit.or(self.global.policy.as_deref());
-        let Some((path, _)) = policy_file::locate(flag, &self.env) else {
+        let Some((path, _)) = crate::inputs::locate_policy(flag, &self.env) else {
             return Err(Error::Policy {
                 diagnostics: vec![no_policy()],
             });
         };
-        let (policy, diagnostics) = policy_file::load(&path);
+        let (policy, diagnostics) = crate::inputs::load_policy(&path);
         match policy {
             Some(policy) => {
                 self.print_warnings(&diagnostics);
@@ -129,10 +129,10 @@ pub fn no_policy() -> Diagnostic {
 /// The policy's account `name`, or a usage error with a "did you mean" or the accounts the
 /// policy defines; `flag` names where the name came from (empty for a positional argument).
 pub fn named_account<'p>(
-    policy: &'p crate::policy::Policy,
+    policy: &'p crate::core::policy::Policy,
     name: &str,
     flag: &str,
-) -> Result<&'p crate::policy::Account, Error> {
+) -> Result<&'p crate::core::policy::Account, Error> {
     policy.account(name).ok_or_else(|| {
         let message = if flag.is_empty() {
             format!("unknown account `{name}`")

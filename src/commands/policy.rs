@@ -7,12 +7,12 @@ use serde_json::json;
 
 use crate::cli::{Format, PolicyCheckArgs, PolicyTestArgs};
 use crate::commands::{Ctx, print_json};
-use crate::diagnostic::{Diagnostic, Level};
+use crate::core::diagnostic::{Diagnostic, Level};
+use crate::core::evaluate::{Context, Engine, overall};
+use crate::core::policy::TestCase;
+use crate::core::post::{Origin, Post};
 use crate::error::{Code, Error};
-use crate::evaluate::{Context, Engine, overall};
 use crate::output::{STYLES, Verbosity};
-use crate::policy::{self, TestCase};
-use crate::post::{Origin, Post};
 
 /// A diagnostic as SPEC §5 pins it: `severity`, `message`, `line`, `column` (and the file).
 pub fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
@@ -36,8 +36,8 @@ pub fn check(ctx: &Ctx, args: &PolicyCheckArgs) -> Result<Code, Error> {
         args.format
     };
     let flag = args.path.as_deref().or(ctx.global.policy.as_deref());
-    let (diagnostics, path) = match policy::locate(flag, &ctx.env) {
-        Some((path, _)) => (policy::load(&path).1, Some(path)),
+    let (diagnostics, path) = match crate::inputs::locate_policy(flag, &ctx.env) {
+        Some((path, _)) => (crate::inputs::load_policy(&path).1, Some(path)),
         None => (vec![super::no_policy()], None),
     };
     let valid = !diagnostics.iter().any(Diagnostic::is_error);
@@ -133,7 +133,7 @@ fn plural(n: usize) -> &'static str {
 /// The outcome of one `[[tests]]` case.
 struct CaseResult<'a> {
     case: &'a TestCase,
-    got: crate::evaluate::Verdict,
+    got: crate::core::evaluate::Verdict,
     findings: Vec<String>,
 }
 
@@ -155,7 +155,7 @@ pub fn test(ctx: &Ctx, args: &PolicyTestArgs) -> Result<Code, Error> {
             let context = Context {
                 now: case.now.unwrap_or(now),
                 local_freeze: None,
-                sends: crate::limits::Sends::default(),
+                sends: crate::core::limits::Sends::default(),
                 instances: std::collections::BTreeMap::new(),
             };
             let evaluations = engine.evaluate(&post, &accounts, &context);

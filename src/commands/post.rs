@@ -19,15 +19,15 @@ use crate::audit::{self, Event};
 use crate::cli::PostArgs;
 use crate::commands::check::{inline_accounts, read_stdin, targets};
 use crate::commands::{Ctx, print_json};
+use crate::core::evaluate::{Context, Engine, Evaluation, Severity, Verdict, overall};
+use crate::core::policy::{Account, Platform as Network, hex};
+use crate::core::post::{self, Origin, Post};
 use crate::credential::Credential;
 use crate::env::Env;
 use crate::error::{Code, Error, io_reason};
-use crate::evaluate::{Context, Engine, Evaluation, Severity, Verdict, overall};
 use crate::journal::{Journal, State};
 use crate::output::Verbosity;
 use crate::platforms::{self, Lookup, Media, Outgoing, Progress, Published, SendError};
-use crate::policy::{Account, Platform as Network, hex};
-use crate::post::{self, Origin, Post};
 use crate::state;
 
 /// How long a process waits for another that is sending the same delivery.
@@ -56,9 +56,8 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     let mut post = match (&args.text, &args.file) {
         (Some(text), _) if text == "-" => Post::inline(Origin::Stdin, read_stdin()?),
         (Some(text), _) => Post::inline(Origin::Argument, text.clone()),
-        (None, Some(path)) => {
-            post::load(path, &policy).map_err(|diagnostics| Error::Input { diagnostics })?
-        }
+        (None, Some(path)) => crate::inputs::load_post(path, &policy)
+            .map_err(|diagnostics| Error::Input { diagnostics })?,
         (None, None) => unreachable!("checked above"),
     };
     apply_flags(&mut post, args)?;
@@ -67,7 +66,7 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     if accounts.is_empty() {
         return Err(Error::usage("no account to send to").with_hint(format!(
             "name one with `--account NAME`; the policy defines {}",
-            crate::policy::account_list(&policy.accounts)
+            crate::core::policy::account_list(&policy.accounts)
         )));
     }
     // A visibility Bluesky or X cannot honour, a reply to several accounts, a reply target
@@ -93,9 +92,9 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
             now,
             local_freeze: state::read_freeze(&ctx.env)?,
             sends: if policy.limits.is_empty() {
-                crate::limits::Sends::default()
+                crate::core::limits::Sends::default()
             } else {
-                crate::limits::load(&ctx.env, now)?
+                crate::journal::recent_sends(&ctx.env, now)?
             },
             instances: BTreeMap::new(),
         };
@@ -140,7 +139,7 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
             )?;
         }
         report_verdict(ctx, &post, evaluations, verdict)?;
-        Ok(verdict.code())
+        Ok(Code::from(verdict))
     };
     if verdict != Verdict::Allow {
         return refuse(&evaluations, verdict);
@@ -176,9 +175,9 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     if !args.yes && !args.dry_run {
         show(&post, &accounts, &evaluations);
         let confirmed = crate::commands::confirm(format!(
-                "Send this post to {}?",
-                crate::schema::list(&names.iter().map(String::as_str).collect::<Vec<_>>())
-            ))?;
+            "Send this post to {}?",
+            crate::core::spanned::list(&names.iter().map(String::as_str).collect::<Vec<_>>())
+        ))?;
         if !confirmed {
             ctx.note("not sent");
             return Ok(Code::Failure);
@@ -207,8 +206,8 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     for account in &accounts {
         let progress = Progress::new(show_progress, &account.name);
         let reply_to = match &post.options.reply_to {
-            Some(written) => Some(platforms::target::reply_target(account, written).map_err(
-                |why| Error::usage(why).with_hint(platforms::target::hint(account.platform)),
+            Some(written) => Some(crate::core::target::reply_target(account, written).map_err(
+                |why| Error::usage(why).with_hint(crate::core::target::hint(account.platform)),
             )?),
             None => None,
         };
@@ -310,7 +309,7 @@ enum Stop {
 impl Stop {
     fn code(&self) -> Code {
         match self {
-            Stop::Refused { evaluation, .. } => evaluation.verdict.code(),
+            Stop::Refused { evaluation, .. } => Code::from(evaluation.verdict),
             Stop::Failed { error, .. } => error.code(),
         }
     }
@@ -375,12 +374,12 @@ impl Stop {
 /// needed to judge it again.
 struct Moment<'a> {
     ctx: &'a Ctx,
-    policy: &'a crate::policy::Policy,
+    policy: &'a crate::core::policy::Policy,
     engine: &'a Engine<'a>,
     post: &'a Post,
     /// Every account the post goes to (the digest covers them all).
     accounts: &'a [&'a str],
-    instances: &'a BTreeMap<String, crate::length::Instance>,
+    instances: &'a BTreeMap<String, crate::core::length::Instance>,
 }
 
 impl Moment<'_> {
@@ -390,8 +389,8 @@ impl Moment<'_> {
     fn judge(
         &self,
         account: &str,
-        freeze: Option<crate::evaluate::LocalFreeze>,
-        sends: crate::limits::Sends,
+        freeze: Option<crate::core::evaluate::LocalFreeze>,
+        sends: crate::core::limits::Sends,
     ) -> Result<Option<Evaluation>, Error> {
         let changed = self.policy_now()?;
         let (engine, owned);
@@ -432,7 +431,7 @@ impl Moment<'_> {
 
     /// The policy file as it is now, when it differs from the one loaded; an error (exit 3)
     /// when it can no longer be read or is invalid.
-    fn policy_now(&self) -> Result<Option<crate::policy::Policy>, Error> {
+    fn policy_now(&self) -> Result<Option<crate::core::policy::Policy>, Error> {
         let bytes = std::fs::read(&self.policy.path).map_err(|e| {
             Error::other(format!(
                 "cannot read the policy `{}` again before sending: {}",
@@ -444,7 +443,7 @@ impl Moment<'_> {
         if hex(&Sha256::digest(&bytes)) == self.policy.sha256 {
             return Ok(None);
         }
-        let (policy, diagnostics) = crate::policy::load(&self.policy.path);
+        let (policy, diagnostics) = crate::inputs::load_policy(&self.policy.path);
         match policy {
             Some(policy) => {
                 self.ctx.note(&format!(
@@ -517,9 +516,8 @@ impl Delivery<'_> {
             .as_ref()
             .is_some_and(|r| matches!(r.state, State::Pending | State::Unknown));
         // The keychain is read only for a delivery that may need the network.
-        self.ctx.verbose(&format!(
-            "looking up `{name}`'s credential in the keychain"
-        ));
+        self.ctx
+            .verbose(&format!("looking up `{name}`'s credential in the keychain"));
         let credential =
             credential_for(&self.ctx.env, self.account).map_err(|e| failed(e, maybe_sent))?;
         if self.client.get().is_none() {
@@ -549,8 +547,7 @@ impl Delivery<'_> {
             }
             self.ctx.verbose(&format!(
                 "looking on {} for an earlier attempt to `{name}` (journal state {:?})",
-                self.account.server,
-                row.state
+                self.account.server, row.state
             ));
             match platform.find(&outgoing, claimed) {
                 Ok(Lookup::Found(published)) => {
@@ -568,14 +565,20 @@ impl Delivery<'_> {
                         "`{name}`: {reason}; sending anyway (`--force-resend`)"
                     ));
                 }
-                Err(e) => return Err(failed(send_error(self.account, e, true, maybe_sent), maybe_sent)),
+                Err(e) => {
+                    return Err(failed(
+                        send_error(self.account, e, true, maybe_sent),
+                        maybe_sent,
+                    ));
+                }
             }
         }
 
         let mut tries = 0;
         loop {
             tries += 1;
-            self.claim(&key).map_err(|stop| stop.with_maybe_sent(maybe_sent))?;
+            self.claim(&key)
+                .map_err(|stop| stop.with_maybe_sent(maybe_sent))?;
             self.ctx.verbose(&format!(
                 "claimed the delivery to `{name}` in the journal (digest {}, try {tries})",
                 &self.digest[..16.min(self.digest.len())]
@@ -583,8 +586,7 @@ impl Delivery<'_> {
             fault_point(&self.ctx.env, "after-journal");
             self.ctx.verbose(&format!(
                 "sending to `{name}`: {} at {}",
-                self.account.platform,
-                self.account.server
+                self.account.platform, self.account.server
             ));
             let outcome = platform.publish(&outgoing);
             let outcome = match outcome {
@@ -855,7 +857,7 @@ fn instance_limits(
     accounts: &[&Account],
     digest: &str,
     client: &OnceCell<reqwest::blocking::Client>,
-) -> Result<BTreeMap<String, crate::length::Instance>, Error> {
+) -> Result<BTreeMap<String, crate::core::length::Instance>, Error> {
     let mastodon: Vec<&&Account> = accounts
         .iter()
         .filter(|a| a.platform == Network::Mastodon)
@@ -865,7 +867,7 @@ fn instance_limits(
         return Ok(limits);
     }
     let journal = Journal::open_existing(&ctx.env)?;
-    let mut asked: BTreeMap<&str, Option<crate::length::Instance>> = BTreeMap::new();
+    let mut asked: BTreeMap<&str, Option<crate::core::length::Instance>> = BTreeMap::new();
     for account in mastodon {
         if let Some(j) = &journal
             && j.get(digest, &account.name)?
@@ -942,9 +944,10 @@ fn dry_run(
                 "an earlier attempt may have gone out; would look for it, then send only if it is not there",
                 None,
             ),
-            Some(r) if r.state == State::Failed => {
-                ("an earlier attempt was refused; would look for it, then send", None)
-            }
+            Some(r) if r.state == State::Failed => (
+                "an earlier attempt was refused; would look for it, then send",
+                None,
+            ),
             _ => ("would send", None),
         };
         let options = if post.options.is_empty() {
@@ -975,7 +978,7 @@ fn show(post: &Post, accounts: &[&Account], evaluations: &[Evaluation]) {
     let mut counts: Vec<String> = Vec::new();
     for platform in [Network::Mastodon, Network::Bluesky, Network::X] {
         if accounts.iter().any(|a| a.platform == platform) {
-            let n = crate::length::count(platform, &post.text);
+            let n = crate::core::length::count(platform, &post.text);
             counts.push(match platform {
                 Network::Bluesky => format!("{n} graphemes on Bluesky"),
                 Network::X => format!("{n} weighted characters on X"),

@@ -12,10 +12,10 @@ use serde_json::json;
 
 use crate::cli::RetractArgs;
 use crate::commands::{Ctx, print_json};
+use crate::core::policy::Account;
 use crate::error::{Code, Error};
 use crate::journal::{Delivery, Journal, State};
 use crate::platforms::{self, SendError};
-use crate::policy::Account;
 
 /// How long to wait for a `gate post` that holds the same delivery.
 const LOCK_WAIT: Duration = Duration::from_secs(300);
@@ -56,7 +56,10 @@ pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
         .with_hint("pass `--yes` to retract from a script"));
     }
     if !args.yes {
-        show(&row, crate::audit::sent_text(&journal, &row.digest, name).as_deref());
+        show(
+            &row,
+            crate::audit::sent_text(&journal, &row.digest, name).as_deref(),
+        );
         let confirmed = crate::commands::confirm(format!("Delete this post from `{name}`?"))?;
         if !confirmed {
             ctx.note("not retracted");

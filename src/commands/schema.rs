@@ -10,12 +10,12 @@ use serde_json::{Map, Value, json};
 
 use crate::cli::SchemaKind;
 use crate::commands::Ctx;
-use crate::error::{Code, Error};
-use crate::policy::{
+use crate::core::policy::{
     ACCOUNT_KEYS, BLACKOUT_KEYS, FREEZE_KEYS, LIMIT_KEYS, LINK_KEYS, MEDIA_RULE_KEYS, OAUTH_KEYS,
     Platform, REVIEWER_KEYS, TERM_KEYS, TEST_KEYS, TOP_KEYS, WINDOW_KEYS,
 };
-use crate::post::{APPROVAL_KEYS, MEDIA_KEYS, POST_KEYS, Visibility};
+use crate::core::post::{APPROVAL_KEYS, MEDIA_KEYS, POST_KEYS, Visibility};
+use crate::error::{Code, Error};
 
 const DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
 pub const POLICY_ID: &str = "urn:gate:schema:policy:1";

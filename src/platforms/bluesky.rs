@@ -21,14 +21,14 @@ use serde_json::{Value, json};
 use self::facets::Feature;
 use self::xrpc::{CallError, Xrpc, XrpcError};
 use super::{Lookup, Outgoing, Platform, Published, SendError};
+use crate::core::policy::Account;
 use crate::credential::Credential;
 use crate::error::Error;
-use crate::policy::Account;
 
 pub use self::session::usable_session;
 
 /// The collection posts live in.
-pub const POST: &str = "app.bsky.feed.post";
+pub const POST: &str = crate::core::target::BLUESKY_POST;
 /// Bluesky takes at most this many images in a post, each at most this many bytes.
 pub const MAX_IMAGES: usize = 4;
 pub const MAX_IMAGE_BYTES: usize = 1_000_000;
@@ -355,9 +355,7 @@ impl Platform for Bluesky {
         post: &Outgoing<'_>,
         _since: chrono::DateTime<chrono::Utc>,
     ) -> Result<Lookup, SendError> {
-        Ok(self
-            .lookup(post)?
-            .map_or(Lookup::Absent, Lookup::Found))
+        Ok(self.lookup(post)?.map_or(Lookup::Absent, Lookup::Found))
     }
 
     fn delete(&self, id: &str) -> Result<(), SendError> {

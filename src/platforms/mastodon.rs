@@ -190,7 +190,7 @@ const INSTANCE_WAIT: Duration = Duration::from_secs(10);
 /// `GET /api/v2/instance` (public: no token is sent): the instance's
 /// `configuration.statuses.max_characters` and `characters_reserved_per_url` (23 when absent),
 /// or why they cannot be read.
-pub fn instance(client: &Client, server: &str) -> Result<crate::length::Instance, String> {
+pub fn instance(client: &Client, server: &str) -> Result<crate::core::length::Instance, String> {
     let url = format!("{}/api/v2/instance", server.trim_end_matches('/'));
     let response = client
         .get(&url)
@@ -219,8 +219,8 @@ pub fn instance(client: &Client, server: &str) -> Result<crate::length::Instance
         .filter(|n| *n > 0)
         .ok_or("no `configuration.statuses.max_characters`")?;
     let characters_reserved_per_url =
-        number("characters_reserved_per_url")?.unwrap_or(crate::length::URL_LENGTH);
-    Ok(crate::length::Instance {
+        number("characters_reserved_per_url")?.unwrap_or(crate::core::length::URL_LENGTH);
+    Ok(crate::core::length::Instance {
         max_characters,
         characters_reserved_per_url,
     })
@@ -268,9 +268,7 @@ impl Platform for Mastodon {
                     if attempt < ATTEMPTS
                         && retry_after.is_none_or(|d| d <= Duration::from_secs(60)) =>
                 {
-                    crate::pause::sleep(
-                        retry_after.unwrap_or_else(|| reply::backoff(attempt + 2)),
-                    );
+                    crate::pause::sleep(retry_after.unwrap_or_else(|| reply::backoff(attempt + 2)));
                 }
                 Err(e) => return Err(reply::after_unknown(e, unknown)),
             }

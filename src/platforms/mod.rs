@@ -1,7 +1,7 @@
 //! One trait for every network; one adapter per network behind it.
 use std::time::Duration;
 
-pub use crate::post::Visibility;
+pub use crate::core::post::Visibility;
 
 /// An attachment as it will be uploaded.
 pub struct Media {
@@ -17,7 +17,7 @@ pub struct Media {
 pub struct Outgoing<'a> {
     pub text: &'a str,
     pub media: &'a [Media],
-    /// The parent in the adapter's form (`target::reply_target`): Mastodon a status id, X a
+    /// The parent in the adapter's form (`core::target::reply_target`): Mastodon a status id, X a
     /// post id, Bluesky an `at://` URI.
     pub reply_to: Option<&'a str>,
     /// A BCP 47 tag. Mastodon `language`, Bluesky `langs`; X has no such field and ignores it.
@@ -175,16 +175,15 @@ pub trait Platform {
 pub mod bluesky;
 pub mod mastodon;
 mod reply;
-pub mod target;
 pub mod x;
 
 /// The adapter for `account`'s network, speaking to its `server` with `credential`.
 pub fn connect(
-    account: &crate::policy::Account,
+    account: &crate::core::policy::Account,
     credential: crate::credential::Credential,
     client: reqwest::blocking::Client,
 ) -> Result<Box<dyn Platform>, crate::error::Error> {
-    use crate::policy::Platform as Network;
+    use crate::core::policy::Platform as Network;
     Ok(match account.platform {
         Network::Mastodon => Box::new(mastodon::Mastodon::new(&account.server, credential, client)),
         Network::X => Box::new(x::X::new(&account.server, credential, client)),

@@ -17,7 +17,7 @@ pub fn random_key() -> String {
     let mut bytes = [0u8; 16];
     // The OS random source failing is not something gate can work around.
     getrandom::fill(&mut bytes).expect("the OS random source works");
-    crate::policy::hex(&bytes)
+    crate::core::policy::hex(&bytes)
 }
 
 /// A key derived from a delivery's stable name (the post's digest and the account): every
@@ -28,7 +28,7 @@ pub fn derived_key(delivery: &str) -> String {
     let mut h = Sha256::new();
     h.update(b"gate-idempotency-key-v1\0");
     h.update(delivery.as_bytes());
-    crate::policy::hex(&h.finalize()[..16])
+    crate::core::policy::hex(&h.finalize()[..16])
 }
 
 /// The pause before retry number `attempt` (1-based): exponential from 250 ms, capped,

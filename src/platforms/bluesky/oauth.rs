@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::dpop::{self, Dpop};
+use crate::core::policy::Account;
 use crate::credential::{self, Credential, RefreshFailure};
 use crate::error::Error;
-use crate::policy::Account;
 
 /// What gate asks for unless the policy's `scopes` say otherwise: `atproto` (required) and
 /// `transition:generic` (write records and blobs, as app passwords can).
@@ -532,7 +532,10 @@ pub fn revoke(account: &Account, c: &Credential) -> Result<bool, Error> {
     };
     let http = crate::http::client()?;
     let token = c.refresh_token.as_ref().unwrap_or(&c.access_token);
-    let form = [("token", crate::redact::sent(token)), ("client_id", client_id)];
+    let form = [
+        ("token", crate::redact::sent(token)),
+        ("client_id", client_id),
+    ];
     post_form(&http, &dpop, endpoint, &form)
         .map_err(|r| refused(account, "revoke the sign-in", r))?;
     Ok(true)
@@ -545,7 +548,7 @@ mod tests {
     fn account() -> Account {
         Account {
             name: "bsky".into(),
-            platform: crate::policy::Platform::Bluesky,
+            platform: crate::core::policy::Platform::Bluesky,
             server: "https://pds.example".into(),
             handle: Some("brand.example".into()),
             reviewers_required: None,

@@ -12,11 +12,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+use crate::core::policy::Account;
 use crate::credential::{self, Credential, RefreshFailure};
 use crate::env::Env;
 use crate::error::Error;
 use crate::keychain::Keychain;
-use crate::policy::Account;
 
 use super::xrpc::{CallError, Xrpc};
 

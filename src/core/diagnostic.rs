@@ -145,7 +145,7 @@ impl Diagnostic {
 
     /// The human rendering: `error: …`, ` --> file:3:7`, the line and a caret, then the hint.
     pub fn render(&self) -> String {
-        let styles = &crate::output::STYLES;
+        let styles = &crate::core::style::STYLES;
         let mut out = String::new();
         let (label, style) = match self.level {
             Level::Error => ("error", styles.error),

@@ -4,7 +4,7 @@
 use unicode_normalization::UnicodeNormalization;
 use unicode_segmentation::UnicodeSegmentation;
 
-use crate::policy::Platform;
+use crate::core::policy::Platform;
 
 /// Every link counts this much on X and Mastodon, whatever its real length.
 pub const URL_LENGTH: usize = 23;

@@ -1,16 +1,21 @@
 //! Rate limits: `[limits] max_posts_per_hour` (every account together) and
 //! `[accounts.NAME] max_posts_per_hour`, counted from the journal's sends in the last hour.
 //!
-//! The shell reads the sends ([`load`]); the pure core ([`held`]) decides with them and `now`.
+//! The shell reads the sends (`journal::recent_sends`); the pure core ([`held`]) decides with them and `now`.
 //! A send counts while `now - 1 h < sent_at <= now`; a retracted post still counts, because it
 //! went out. The post being judged never counts against itself, so re-running a `gate post`
 //! that already went out still prints its URL instead of being held by its own send.
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::env::Env;
-use crate::error::Error;
-use crate::journal::{Journal, Send};
+/// A delivery that went out or may have (`sent`, `retracted`, `pending`, `unknown`), as the
+/// state store reports it for rate limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Send {
+    pub digest: String,
+    pub account: String,
+    pub at: DateTime<Utc>,
+}
 
 /// The window a limit counts over.
 pub const WINDOW: Duration = Duration::hours(1);
@@ -18,17 +23,6 @@ pub const WINDOW: Duration = Duration::hours(1);
 /// The journal's sends that may count at `now`, passed to the core in `evaluate::Context`.
 #[derive(Debug, Clone, Default)]
 pub struct Sends(pub Vec<Send>);
-
-/// The sends of the hour before `now`, from the journal if there is one. The journal is
-/// opened read-only and never created (`gate check` must leave no state behind).
-pub fn load(env: &Env, now: DateTime<Utc>) -> Result<Sends, Error> {
-    let Some(journal) = Journal::open_read_only(env)? else {
-        return Ok(Sends::default());
-    };
-    let mut sends = journal.sends_since(now - WINDOW)?;
-    sends.retain(|s| s.at <= now);
-    Ok(Sends(sends))
-}
 
 /// A limit that is reached: how many sends count, and when enough of them leave the window
 /// for one more post to fit.

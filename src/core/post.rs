@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::diagnostic::{Diagnostic, Level, Source};
-use crate::policy::{Account, Platform, Policy, hex, unknown_account};
-use crate::reviewers::{Approval, MediaDigest, digest_message};
-use crate::schema::{At, Reader};
+use crate::core::diagnostic::{Diagnostic, Source};
+use crate::core::policy::{Account, Platform, Policy, hex, unknown_account};
+use crate::core::reviewers::{Approval, MediaDigest, digest_message};
+use crate::core::spanned::{At, Reader};
 
 // The keys of a post file and of its `[[media]]` and `[[approvals]]` entries: the reader denies
 // every other, and `gate schema post` describes exactly these.
@@ -78,7 +78,7 @@ pub struct Post {
     /// How the post is sent, not what it says: none of these is in the digest (SPEC §4).
     pub options: Options,
     /// Where each byte of `text` was written in the post file (`None` for inline text).
-    pub text_at: Option<crate::textmap::TextMap>,
+    pub text_at: Option<crate::core::textmap::TextMap>,
 }
 
 /// `language`, `visibility` and `reply_to`: from the post file, or `gate post`'s flags.
@@ -236,19 +236,19 @@ pub fn misfits(options: &Options, accounts: &[&Account]) -> Vec<Misfit> {
                 key: OptionKey::ReplyTo,
                 message: format!(
                     "a reply goes to one account; this post goes to {}",
-                    crate::schema::list(
+                    crate::core::spanned::list(
                         &accounts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>()
                     )
                 ),
                 hint: "a post's id belongs to one network: write one reply per account".into(),
             });
         } else if let [account] = accounts
-            && let Err(why) = crate::platforms::target::reply_target(account, target)
+            && let Err(why) = crate::core::target::reply_target(account, target)
         {
             out.push(Misfit {
                 key: OptionKey::ReplyTo,
                 message: why,
-                hint: crate::platforms::target::hint(account.platform).to_owned(),
+                hint: crate::core::target::hint(account.platform).to_owned(),
             });
         }
     }
@@ -299,31 +299,10 @@ pub fn without_final_newline(text: &str) -> &str {
         .map_or(text, |t| t.strip_suffix('\r').unwrap_or(t))
 }
 
-/// Reads and validates a post file; accounts must exist in `policy`.
-pub fn load(path: &Path, policy: &Policy) -> Result<Post, Vec<Diagnostic>> {
-    let display = path.display().to_string();
-    let bytes = crate::files::read_file(path, crate::files::POST_CAP).map_err(|e| {
-        let d = Diagnostic::whole_file(
-            Level::Error,
-            &display,
-            format!("cannot read the post file: {e}"),
-        );
-        vec![match e {
-            crate::files::ReadError::TooLarge { .. } => {
-                d.with_hint("a post file holds one post's text and settings; media stay in files of their own")
-            }
-            _ => d,
-        }]
-    })?;
-    let text = crate::files::utf8(&display, bytes, "the post file").map_err(|d| vec![*d])?;
-    let source = Source::new(display, text);
-    parse(&source, path, policy)
-}
-
 /// The largest media file any of `accounts`' networks takes (every network's when the post
 /// names none): checked with `stat` before a byte is read.
 fn media_cap(policy: &Policy, accounts: &[String]) -> u64 {
-    use crate::policy::Platform;
+    use crate::core::policy::Platform;
     let cap = |p: Platform| match p {
         Platform::Bluesky => 1_000_000,
         // Mastodon's default limit for videos (images: 16 MB).
@@ -336,14 +315,41 @@ fn media_cap(policy: &Policy, accounts: &[String]) -> u64 {
         .filter_map(|a| policy.account(a))
         .map(|a| cap(a.platform))
         .collect();
-    named
-        .into_iter()
-        .max()
-        .unwrap_or_else(|| [Platform::Bluesky, Platform::Mastodon, Platform::X].map(cap).into_iter().max().unwrap_or(0))
+    named.into_iter().max().unwrap_or_else(|| {
+        [Platform::Bluesky, Platform::Mastodon, Platform::X]
+            .map(cap)
+            .into_iter()
+            .max()
+            .unwrap_or(0)
+    })
 }
 
-/// Validates post-file text; media paths resolve relative to `path`'s folder.
-pub fn parse(source: &Source, path: &Path, policy: &Policy) -> Result<Post, Vec<Diagnostic>> {
+/// What the shell found at a `[[media]]` path, as the post wrote it.
+pub struct MediaFile {
+    /// The file, resolved (inside the post file's folder).
+    pub path: PathBuf,
+    pub data: Vec<u8>,
+}
+
+/// Why a `[[media]]` path could not be read: the message and what to do.
+pub struct MediaProblem {
+    pub message: String,
+    pub hint: String,
+}
+
+/// Reads the media a post file names: the shell's, so the core reads no file itself.
+pub trait MediaReader {
+    /// The file `written` names, of at most `cap` bytes.
+    fn read(&mut self, written: &str, cap: u64) -> Result<MediaFile, MediaProblem>;
+}
+
+/// Validates the text of the post file at `path`; `media_reader` reads the files its `[[media]]` entries name.
+pub fn parse(
+    source: &Source,
+    path: &Path,
+    policy: &Policy,
+    media_reader: &mut dyn MediaReader,
+) -> Result<Post, Vec<Diagnostic>> {
     let mut r = Reader::new(source);
     let Some(root) = r.parse() else {
         return Err(r.diagnostics);
@@ -394,7 +400,7 @@ pub fn parse(source: &Source, path: &Path, policy: &Policy) -> Result<Post, Vec<
     let mut text_at = None;
     let text = match r.string(root, "text") {
         Some(at) => {
-            text_at = crate::textmap::TextMap::new(&source.text, at.span.clone(), &at.value);
+            text_at = crate::core::textmap::TextMap::new(&source.text, at.span.clone(), &at.value);
             if at.value.trim().is_empty() {
                 r.error(at.span, "the post's `text` is empty");
             }
@@ -409,7 +415,6 @@ pub fn parse(source: &Source, path: &Path, policy: &Policy) -> Result<Post, Vec<
         }
     };
 
-    let base = path.parent().unwrap_or(Path::new("."));
     let media_cap = media_cap(policy, &names);
     let mut media = Vec::new();
     for (t, span) in r.tables(root, "media") {
@@ -421,33 +426,17 @@ pub fn parse(source: &Source, path: &Path, policy: &Policy) -> Result<Post, Vec<
             }
             continue;
         };
-        match crate::files::media(base, &written.value, media_cap) {
-            Ok((full, bytes)) => media.push(Media {
+        match media_reader.read(&written.value, media_cap) {
+            Ok(file) => media.push(Media {
                 written: written.value,
-                path: full,
+                path: file.path,
                 alt,
-                sha256: hex(&Sha256::digest(&bytes)),
-                bytes: bytes.len() as u64,
-                data: bytes.into(),
+                sha256: hex(&Sha256::digest(&file.data)),
+                bytes: file.data.len() as u64,
+                data: file.data.into(),
             }),
-            Err(e) => {
-                let hint = match &e {
-                    crate::files::MediaError::Outside => {
-                        "media must be files inside the post file's folder (no absolute paths, no `..` out of it, no symlinks pointing out)".to_owned()
-                    }
-                    crate::files::MediaError::Read(crate::files::ReadError::TooLarge { cap }) => format!(
-                        "the largest file the post's networks take is {}",
-                        crate::files::size(*cap)
-                    ),
-                    crate::files::MediaError::Read(_) => {
-                        "media paths are relative to the post file's folder".to_owned()
-                    }
-                };
-                r.error(
-                    written.span,
-                    format!("cannot read media `{}`: {e}", written.value),
-                )
-                .hint = Some(hint);
+            Err(problem) => {
+                r.error(written.span, problem.message).hint = Some(problem.hint);
             }
         }
     }
@@ -516,14 +505,14 @@ fn read_options(
                 spans.0 = at.span;
             }
             None => {
-                let hint = match crate::diagnostic::did_you_mean(
+                let hint = match crate::core::diagnostic::did_you_mean(
                     &at.value,
                     Visibility::NAMES.iter().copied(),
                 ) {
                     Some(close) => format!("did you mean `{close}`?"),
                     None => format!(
                         "`visibility` takes {} (Mastodon only)",
-                        crate::schema::list(Visibility::NAMES)
+                        crate::core::spanned::list(Visibility::NAMES)
                     ),
                 };
                 r.error(at.span, format!("invalid `visibility` `{}`", at.value))
@@ -549,20 +538,6 @@ fn read_options(
         r.error(span, m.message).hint = Some(m.hint);
     }
     options
-}
-
-/// Every `*.post.toml` below `dir`, sorted so reports are stable.
-pub fn find_post_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let mut files = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.map_err(|e| e.to_string())?;
-        if entry.file_type().is_file()
-            && entry.file_name().to_string_lossy().ends_with(".post.toml")
-        {
-            files.push(entry.into_path());
-        }
-    }
-    Ok(files)
 }
 
 #[cfg(test)]

@@ -4,108 +4,19 @@
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 use sha2::Digest as _;
 
-use crate::hours::Cover;
-use crate::length;
-use crate::links::{Judgement, LinkRules, Shorteners};
-use crate::policy::{Account, Platform, Policy};
-use crate::post::Post;
-use crate::reviewers::{self, Rejection};
-use crate::terms::{self, Matcher};
-
-/// The outcome for a post; ordered so that the strongest verdict is the greatest
-/// (SPEC §2: frozen, then deny, then review, then hold).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Allow,
-    Hold,
-    Review,
-    Deny,
-    Frozen,
-}
-
-impl Verdict {
-    pub fn name(self) -> &'static str {
-        match self {
-            Verdict::Allow => "allow",
-            Verdict::Hold => "hold",
-            Verdict::Review => "review",
-            Verdict::Deny => "deny",
-            Verdict::Frozen => "frozen",
-        }
-    }
-
-    pub fn code(self) -> crate::error::Code {
-        use crate::error::Code;
-        match self {
-            Verdict::Allow => Code::Ok,
-            Verdict::Hold => Code::Hold,
-            Verdict::Review => Code::Review,
-            Verdict::Deny => Code::Deny,
-            Verdict::Frozen => Code::Frozen,
-        }
-    }
-}
-
-impl FromStr for Verdict {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "allow" => Ok(Verdict::Allow),
-            "hold" => Ok(Verdict::Hold),
-            "review" => Ok(Verdict::Review),
-            "deny" => Ok(Verdict::Deny),
-            "frozen" => Ok(Verdict::Frozen),
-            _ => Err(()),
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// How much a finding weighs; `warn` is reported and blocks nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Warn,
-    Hold,
-    Review,
-    Deny,
-    Frozen,
-}
-
-impl Severity {
-    pub fn verdict(self) -> Verdict {
-        match self {
-            Severity::Warn => Verdict::Allow,
-            Severity::Hold => Verdict::Hold,
-            Severity::Review => Verdict::Review,
-            Severity::Deny => Verdict::Deny,
-            Severity::Frozen => Verdict::Frozen,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Warn => "warn",
-            Severity::Hold => "hold",
-            Severity::Review => "review",
-            Severity::Deny => "deny",
-            Severity::Frozen => "frozen",
-        }
-    }
-}
+use crate::core::hours::Cover;
+use crate::core::length;
+use crate::core::links::{Judgement, LinkRules, Shorteners};
+use crate::core::policy::{Account, Platform, Policy};
+use crate::core::post::Post;
+use crate::core::reviewers::{self, Rejection};
+use crate::core::terms::{self, Matcher};
+pub use crate::core::verdict::{Severity, Verdict};
 
 /// The rule a finding comes from (SPEC §5 pins these names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -204,7 +115,7 @@ pub struct Evaluation {
     pub findings: Vec<Finding>,
     /// `language`, `visibility`, `reply_to` when the post sets them (not judged: shown).
     #[serde(flatten)]
-    pub options: crate::post::Options,
+    pub options: crate::core::post::Options,
 }
 
 /// A freeze in force in the state folder (`gate freeze`), passed in by the shell.
@@ -220,8 +131,8 @@ pub struct LocalFreeze {
 pub struct Context {
     pub now: DateTime<Utc>,
     pub local_freeze: Option<LocalFreeze>,
-    /// The journal's sends of the last hour (`limits::load`); empty without a journal.
-    pub sends: crate::limits::Sends,
+    /// The journal's sends of the last hour (`journal::recent_sends`); empty without a journal.
+    pub sends: crate::core::limits::Sends,
     /// What Mastodon accounts' instances said about length, by account name (`gate post`
     /// asks them before sending; `gate check` never does, so it is empty there).
     pub instances: BTreeMap<String, length::Instance>,
@@ -255,7 +166,7 @@ impl<'p> Engine<'p> {
     }
 
     fn matcher(&self, account: Option<&Account>) -> &Matcher {
-        let build = |lists: &crate::policy::TermLists| {
+        let build = |lists: &crate::core::policy::TermLists| {
             // Validation already compiled every regex, so this cannot fail.
             Matcher::new(&lists.deny, &lists.warn, &lists.allow, &lists.regex)
                 .unwrap_or_else(|(i, e)| panic!("regex {i} passed validation but failed: {e}"))
@@ -369,21 +280,25 @@ impl<'p> Engine<'p> {
         post: &Post,
         accounts: &[&Account],
         ctx: &'c Context,
-    ) -> Vec<&'c crate::journal::Send> {
+    ) -> Vec<&'c crate::core::limits::Send> {
         if ctx.sends.0.is_empty() || self.policy.limits.is_empty() {
             return Vec::new();
         }
         let names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
-        let digest = crate::policy::hex(&sha2::Sha256::digest(
+        let digest = crate::core::policy::hex(&sha2::Sha256::digest(
             post.digest_message(&names).as_bytes(),
         ));
         ctx.sends.0.iter().filter(|s| s.digest != digest).collect()
     }
 
     /// `[limits] max_posts_per_hour`: every account's sends together.
-    fn global_limit(&self, sends: &[&crate::journal::Send], now: DateTime<Utc>) -> Option<Finding> {
+    fn global_limit(
+        &self,
+        sends: &[&crate::core::limits::Send],
+        now: DateTime<Utc>,
+    ) -> Option<Finding> {
         let limit = self.policy.limits.per_hour?;
-        let held = crate::limits::held(limit, sends.iter().map(|s| s.at), now)?;
+        let held = crate::core::limits::held(limit, sends.iter().map(|s| s.at), now)?;
         Some(rate_finding(
             format!(
                 "{} sent in the last hour, the policy's limit (`[limits] max_posts_per_hour = {limit}`)",
@@ -398,7 +313,7 @@ impl<'p> Engine<'p> {
     fn account_limit(
         &self,
         account: &Account,
-        sends: &[&crate::journal::Send],
+        sends: &[&crate::core::limits::Send],
         now: DateTime<Utc>,
     ) -> Option<Finding> {
         let limit = *self.policy.limits.per_account_hour.get(&account.name)?;
@@ -406,7 +321,7 @@ impl<'p> Engine<'p> {
             .iter()
             .filter(|s| s.account == account.name)
             .map(|s| s.at);
-        let held = crate::limits::held(limit, mine, now)?;
+        let held = crate::core::limits::held(limit, mine, now)?;
         Some(rate_finding(
             format!(
                 "{} sent to `{}` in the last hour, its limit (`max_posts_per_hour = {limit}`)",
@@ -434,7 +349,10 @@ impl<'p> Engine<'p> {
             let mut f = Finding::new(
                 Rule::Freeze,
                 Severity::Frozen,
-                format!("posting is frozen by `gate freeze` in this state folder: {}", freeze.reason),
+                format!(
+                    "posting is frozen by `gate freeze` in this state folder: {}",
+                    freeze.reason
+                ),
             );
             f.reason = Some(freeze.reason.clone());
             findings.push(f);
@@ -515,7 +433,7 @@ fn posts(n: usize) -> String {
     format!("{n} post{}", if n == 1 { "" } else { "s" })
 }
 
-fn rate_finding(what: String, limit: u32, held: crate::limits::Held) -> Finding {
+fn rate_finding(what: String, limit: u32, held: crate::core::limits::Held) -> Finding {
     let until = held.until.to_rfc3339_opts(SecondsFormat::Secs, true);
     let mut f = Finding::new(
         Rule::RateLimit,
@@ -721,7 +639,7 @@ mod tests {
             "version = 1\n[accounts.brand]\nplatform = \"mastodon\"\nserver = \"https://m.example\"\n{extra}"
         );
         let (policy, diagnostics) =
-            crate::policy::parse(&crate::diagnostic::Source::new("gate.toml", text));
+            crate::core::policy::parse(&crate::core::diagnostic::Source::new("gate.toml", text));
         policy.unwrap_or_else(|| panic!("{diagnostics:?}"))
     }
 
@@ -731,7 +649,7 @@ mod tests {
         instance: Option<length::Instance>,
     ) -> Option<Finding> {
         let account = policy.account("brand").unwrap();
-        let post = Post::inline(crate::post::Origin::Argument, text.to_owned());
+        let post = Post::inline(crate::core::post::Origin::Argument, text.to_owned());
         account_findings(&post, account, instance.as_ref())
             .into_iter()
             .find(|f| f.rule == Rule::Length)

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Utc};
@@ -12,12 +12,12 @@ use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 use toml::de::{DeTable, DeValue};
 
-use crate::diagnostic::{Diagnostic, Level, Source};
-use crate::evaluate::Verdict;
-use crate::hours::{self, Blackout, Schedule, Side, Window};
-use crate::links::{DomainPattern, LinkRules, Shorteners};
-use crate::schema::{At, Reader, list};
-use crate::{reviewers, terms};
+use crate::core::diagnostic::{Diagnostic, Source};
+use crate::core::evaluate::Verdict;
+use crate::core::hours::{self, Blackout, Schedule, Side, Window};
+use crate::core::links::{DomainPattern, LinkRules, Shorteners};
+use crate::core::spanned::{At, Reader, list};
+use crate::core::{reviewers, terms};
 
 // The keys each table of the policy takes: the reader denies every other, and `gate schema
 // policy` describes exactly these.
@@ -249,76 +249,6 @@ pub enum Origin {
     Config,
 }
 
-/// Finds the policy file by the documented lookup order: `--policy`, `$GATE_POLICY`,
-/// `gate.toml` here or in the nearest parent, `$XDG_CONFIG_HOME/gate/gate.toml`.
-pub fn locate(flag: Option<&Path>, env: &crate::env::Env) -> Option<(PathBuf, Origin)> {
-    if let Some(path) = flag {
-        return Some((path.to_path_buf(), Origin::Flag));
-    }
-    if let Some(path) = env.var("GATE_POLICY").filter(|p| !p.is_empty()) {
-        return Some((PathBuf::from(path), Origin::Env));
-    }
-    let mut dir = env.cwd.clone();
-    loop {
-        let candidate = dir.join("gate.toml");
-        if candidate.is_file() {
-            return Some((relative_to(&candidate, &env.cwd), Origin::Search));
-        }
-        if !dir.pop() {
-            break;
-        }
-    }
-    let config = env.config_dir()?.join("gate").join("gate.toml");
-    config.is_file().then_some((config, Origin::Config))
-}
-
-/// `path` as seen from `base` (`gate.toml`, `../gate.toml`), which is what CI annotations
-/// and people expect; unchanged when it is not below an ancestor of `base`.
-fn relative_to(path: &Path, base: &Path) -> PathBuf {
-    let mut up = PathBuf::new();
-    for ancestor in base.ancestors() {
-        if let Ok(rest) = path.strip_prefix(ancestor) {
-            return up.join(rest);
-        }
-        up.push("..");
-    }
-    path.to_path_buf()
-}
-
-/// Loads and validates a policy. Returns the policy only when there is no error; warnings
-/// come back either way.
-pub fn load(path: &Path) -> (Option<Policy>, Vec<Diagnostic>) {
-    let display = path.display().to_string();
-    let text = match crate::files::read_file(path, crate::files::POLICY_CAP) {
-        Ok(bytes) => match crate::files::utf8(&display, bytes, "the policy file") {
-            Ok(text) => text,
-            Err(d) => return (None, vec![*d]),
-        },
-        Err(e) => {
-            let d = Diagnostic::whole_file(
-                Level::Error,
-                display,
-                format!("cannot read the policy file: {e}"),
-            );
-            let d = match &e {
-                crate::files::ReadError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => d
-                    .with_hint("write one from `policy.example.toml`, or point `--policy` or `GATE_POLICY` at it"),
-                _ => d,
-            };
-            return (None, vec![d]);
-        }
-    };
-    let source = Source::new(display, text);
-    let (policy, diagnostics) = parse(&source);
-    (
-        policy.map(|mut p| {
-            p.path = path.to_path_buf();
-            p
-        }),
-        diagnostics,
-    )
-}
-
 /// Validates policy text; `source.name` is used in diagnostics.
 pub fn parse(source: &Source) -> (Option<Policy>, Vec<Diagnostic>) {
     let mut reader = Reader::new(source);
@@ -453,7 +383,7 @@ fn zone(r: &mut Reader<'_>, at: &At<String>) -> Option<Tz> {
     match at.value.parse::<Tz>() {
         Ok(tz) => Some(tz),
         Err(_) => {
-            let hint = match crate::diagnostic::did_you_mean(
+            let hint = match crate::core::diagnostic::did_you_mean(
                 &at.value,
                 chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()),
             ) {
@@ -562,7 +492,7 @@ fn read_reviewers(
                     value.span(),
                     format!(
                         "the key of reviewer `{name}` must be a string, found {}",
-                        crate::schema::type_name(value.get_ref())
+                        crate::core::spanned::type_name(value.get_ref())
                     ),
                 );
                 continue;
@@ -635,7 +565,7 @@ fn read_accounts(
             Some(at) => match at.value.parse::<Platform>() {
                 Ok(p) => Some(p),
                 Err(()) => {
-                    let hint = match crate::diagnostic::did_you_mean(
+                    let hint = match crate::core::diagnostic::did_you_mean(
                         &at.value,
                         Platform::NAMES.iter().copied(),
                     ) {
@@ -970,7 +900,7 @@ fn instant(
         DeValue::String(s) => s.to_string(),
         DeValue::Datetime(d) => d.to_string(),
         other => {
-            let found = crate::schema::type_name(other);
+            let found = crate::core::spanned::type_name(other);
             r.error(
                 value.span(),
                 format!("`{key}` must be a date-time, found {found}"),
@@ -1181,7 +1111,7 @@ pub fn unknown_account(r: &mut Reader<'_>, at: &At<String>, accounts: &BTreeMap<
 /// The hint for an unknown account name: the close one if there is one, else the accounts
 /// the policy defines (or how to define one).
 pub fn account_hint(accounts: &BTreeMap<String, Account>, name: &str) -> String {
-    match crate::diagnostic::did_you_mean(name, accounts.keys().map(String::as_str)) {
+    match crate::core::diagnostic::did_you_mean(name, accounts.keys().map(String::as_str)) {
         Some(close) => format!("did you mean `{close}`?"),
         None if accounts.is_empty() => {
             "the policy defines no accounts: add an `[accounts.NAME]` table".into()

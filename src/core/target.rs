@@ -2,7 +2,7 @@
 //! status id, X a post id, Bluesky an `at://` URI. Addresses copied from a browser are
 //! accepted where the id can be read from them without asking the network.
 
-use crate::policy::{Account, Platform};
+use crate::core::policy::{Account, Platform};
 
 /// The reply target `written` as `account`'s adapter takes it, or why it cannot be one.
 pub fn reply_target(account: &Account, written: &str) -> Result<String, String> {
@@ -92,10 +92,12 @@ fn x(written: &str) -> Result<String, String> {
     }
 }
 
+/// The record collection of a Bluesky post.
+pub const BLUESKY_POST: &str = "app.bsky.feed.post";
+
 /// An `at://` URI of a post, or `https://bsky.app/profile/WHO/post/RKEY` (WHO a handle or a
 /// DID: the PDS resolves a handle when it reads the parent).
 fn bluesky(written: &str) -> Result<String, String> {
-    const POST: &str = super::bluesky::POST;
     let valid = |who: &str, rkey: &str| {
         !who.is_empty()
             && !rkey.is_empty()
@@ -109,7 +111,7 @@ fn bluesky(written: &str) -> Result<String, String> {
     if let Some(rest) = written.strip_prefix("at://") {
         let parts: Vec<&str> = rest.split('/').collect();
         return match parts.as_slice() {
-            [who, collection, rkey] if *collection == POST && valid(who, rkey) => {
+            [who, collection, rkey] if *collection == BLUESKY_POST && valid(who, rkey) => {
                 Ok(written.to_owned())
             }
             _ => Err(format!("`{written}` is not the at:// URI of a post")),
@@ -129,7 +131,7 @@ fn bluesky(written: &str) -> Result<String, String> {
         .unwrap_or_default();
     match segments.as_slice() {
         ["profile", who, "post", rkey] if valid(who, rkey) => {
-            Ok(format!("at://{who}/{POST}/{rkey}"))
+            Ok(format!("at://{who}/{BLUESKY_POST}/{rkey}"))
         }
         _ => Err(format!("`{written}` is not the address of a Bluesky post")),
     }
@@ -147,8 +149,8 @@ mod tests {
             handle: None,
             reviewers_required: None,
             max_chars: None,
-            banned_terms: crate::policy::TermLists::default(),
-            oauth: crate::policy::OAuthSettings::default(),
+            banned_terms: crate::core::policy::TermLists::default(),
+            oauth: crate::core::policy::OAuthSettings::default(),
         }
     }
 

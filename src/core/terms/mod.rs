@@ -1516,7 +1516,7 @@ mod tests {
         "project falcon",
     ];
 
-    /// The false-positive corpus (src/terms/false_positives.txt, built by
+    /// The false-positive corpus (src/core/terms/false_positives.txt, built by
     /// tools/gen_fp_corpus.py): real sentences in twelve languages, rich in words that
     /// contain a banned term. Not one may produce a finding.
     #[test]

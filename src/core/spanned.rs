@@ -6,7 +6,7 @@ use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::diagnostic::{Diagnostic, Level, Source, did_you_mean};
+use crate::core::diagnostic::{Diagnostic, Level, Source, did_you_mean};
 
 /// A TOML value with the byte span it came from.
 pub type Value<'i> = Spanned<DeValue<'i>>;
