@@ -67,6 +67,8 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
+    /// Whoever read stdout closed it (`gate check ... | head`): not a failure, nothing to say.
+    Closed,
 }
 
 impl Error {
@@ -81,6 +83,23 @@ impl Error {
         Error::Other {
             message: message.into(),
             hint: None,
+        }
+    }
+
+    /// A failed write to stdout: [`Error::Closed`] when the reader went away (a broken pipe),
+    /// which exits 0 as `head` expects, otherwise a failure naming why.
+    pub fn stdout(e: &std::io::Error) -> Error {
+        match e.kind() {
+            std::io::ErrorKind::BrokenPipe => Error::Closed,
+            _ => Error::other(format!("cannot write to stdout: {}", io_reason(e))),
+        }
+    }
+
+    /// A JSON document that could not be written: serde reports the pipe's own I/O error.
+    pub fn json(e: serde_json::Error) -> Error {
+        match e.io_error_kind() {
+            Some(std::io::ErrorKind::BrokenPipe) => Error::Closed,
+            _ => Error::other(format!("cannot write JSON: {e}")),
         }
     }
 
@@ -117,6 +136,7 @@ impl Error {
             Error::Credentials { .. } => Code::Credentials,
             Error::Network { .. } => Code::Network,
             Error::Other { .. } => Code::Failure,
+            Error::Closed => Code::Ok,
         }
     }
 
@@ -147,6 +167,7 @@ impl Error {
                 .map(Diagnostic::render)
                 .collect::<Vec<_>>()
                 .join("\n"),
+            Error::Closed => String::new(),
         }
     }
 }

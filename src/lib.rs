@@ -105,6 +105,9 @@ fn execute(ctx: &Ctx, command: Command) -> Result<Code, Error> {
 /// Prints an error on stderr; with `--json`, stdout also gets `{"error": …}` so a script
 /// reading stdout always gets a document.
 fn report(ctx: &Ctx, error: &Error) {
+    if let Error::Closed = error {
+        return;
+    }
     let _ = write!(anstream::stderr(), "{}", error.render());
     if ctx.global.json {
         let diagnostics: Vec<_> = match error {
@@ -121,6 +124,7 @@ fn report(ctx: &Ctx, error: &Error) {
             | Error::Network { message, .. } => message.clone(),
             Error::Policy { .. } => "the policy file is missing or invalid".to_owned(),
             Error::Input { .. } => "an input file is invalid".to_owned(),
+            Error::Closed => String::new(),
         };
         let _ = commands::print_json(&serde_json::json!({
             "error": { "code": error.code().as_u8(), "message": message, "diagnostics": diagnostics }

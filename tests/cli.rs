@@ -675,6 +675,32 @@ fn jsonl_gives_one_result_per_line_in_order() {
     assert_eq!(lines[2]["findings"][0]["until"], "2026-11-24T08:00:00Z");
 }
 
+/// `gate check ... | head -1`: the reader closes the pipe after one line; gate stops quietly
+/// and exits 0, as `head` users expect (no error, no panic on stderr).
+#[test]
+fn a_closed_stdout_is_not_a_failure() {
+    use std::io::BufRead as _;
+    let s = sandbox();
+    let lines: String = (0..20_000)
+        .map(|i| format!("{{\"text\": \"hello number {i}\", \"account\": \"brand\"}}\n"))
+        .collect();
+    s.write("cal.jsonl", &lines);
+    let mut cmd = s.command(&["check", "--jsonl", "cal.jsonl", "--json", "--now", WEEKDAY]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("gate starts");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is dropped here: the pipe is closed after one line.
+    let output = child.wait_with_output().unwrap();
+    assert!(first.contains("\"verdict\""), "{first}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "stderr: {stderr}");
+    assert_eq!(stderr, "", "a broken pipe is said nothing about");
+}
+
 #[test]
 fn jsonl_bad_lines_are_reported_where_they_are() {
     let s = sandbox();

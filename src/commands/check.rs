@@ -422,7 +422,7 @@ fn check_jsonl(
         if format == Format::Github {
             let evals: Vec<&Evaluation> = evaluations.iter().collect();
             write!(out, "{}", output::github(policy, &post, &evals))
-                .map_err(|e| Error::other(format!("cannot write to stdout: {}", io_reason(&e))))?;
+                .map_err(|e| Error::stdout(&e))?;
         } else if format == Format::Markdown {
             let evals: Vec<&Evaluation> = evaluations.iter().collect();
             table.push_str(&output::markdown_rows(policy, &post, &evals));
@@ -453,8 +453,7 @@ fn check_jsonl(
             output::summary(verdicts.iter().copied(), bad.len())
         );
     }
-    out.flush()
-        .map_err(|e| Error::other(format!("cannot write to stdout: {}", io_reason(&e))))?;
+    out.flush().map_err(|e| Error::stdout(&e))?;
     if format == Format::Human && ctx.verbosity() != Verbosity::Quiet {
         let _ = writeln!(human, "{}", output::summary(verdicts, bad.len()));
     }
@@ -525,8 +524,7 @@ fn bad_line(
     d: Diagnostic,
 ) -> Result<(), Error> {
     if format == Format::Github {
-        write!(out, "{}", output::github_diagnostic(&d))
-            .map_err(|e| Error::other(format!("cannot write to stdout: {}", io_reason(&e))))?;
+        write!(out, "{}", output::github_diagnostic(&d)).map_err(|e| Error::stdout(&e))?;
     } else if format == Format::Markdown {
         let origin = Origin::Line(path.to_path_buf(), number);
         table.push_str(&output::markdown_invalid(&origin.to_string(), &[&d]));
@@ -623,8 +621,6 @@ pub fn parse_line<'p>(
 }
 
 fn write_line<T: serde::Serialize>(out: &mut impl std::io::Write, value: &T) -> Result<(), Error> {
-    serde_json::to_writer(&mut *out, value)
-        .map_err(|e| Error::other(format!("cannot write JSON: {e}")))?;
-    out.write_all(b"\n")
-        .map_err(|e| Error::other(format!("cannot write to stdout: {}", io_reason(&e))))
+    serde_json::to_writer(&mut *out, value).map_err(Error::json)?;
+    out.write_all(b"\n").map_err(|e| Error::stdout(&e))
 }

@@ -21,7 +21,7 @@ pub fn run(ctx: &Ctx, args: &DigestArgs) -> Result<Code, Error> {
         // The raw bytes, so `gate digest --file F | ssh-keygen -Y sign ...` signs exactly them.
         std::io::stdout()
             .write_all(message.as_bytes())
-            .map_err(|e| Error::other(format!("cannot write to stdout: {e}")))?;
+            .map_err(|e| Error::stdout(&e))?;
     }
     Ok(Code::Ok)
 }

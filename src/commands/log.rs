@@ -49,8 +49,7 @@ pub fn run(ctx: &Ctx, args: &LogArgs) -> Result<Code, Error> {
         } else {
             human(e)
         };
-        writeln!(out, "{line}")
-            .map_err(|e| Error::other(format!("cannot write to stdout: {e}")))?;
+        writeln!(out, "{line}").map_err(|e| Error::stdout(&e))?;
     }
     Ok(Code::Ok)
 }

@@ -145,9 +145,7 @@ pub fn named_account<'p>(
 
 /// Prints a JSON document on stdout, followed by a newline.
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Error::other(format!("cannot write JSON: {e}")))?;
+    let text = serde_json::to_string_pretty(value).map_err(Error::json)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", crate::redact::scrub(&text))
-        .map_err(|e| Error::other(format!("cannot write to stdout: {e}")))
+    writeln!(out, "{}", crate::redact::scrub(&text)).map_err(|e| Error::stdout(&e))
 }
