@@ -152,7 +152,7 @@ impl Error {
             | Error::Other { message, hint }
             | Error::Credentials { message, hint }
             | Error::Network { message, hint } => {
-                let s = &crate::output::STYLES;
+                let s = &crate::core::style::STYLES;
                 let mut out = format!(
                     "{}error{:#}{}: {message}{:#}\n",
                     s.error, s.error, s.bold, s.bold

@@ -3,7 +3,7 @@
 
 use anstyle::Style;
 
-pub use crate::core::style::{STYLES, Styles};
+use crate::core::style::STYLES;
 
 /// How loud the human output is (`-q` / `-v`); JSON is unaffected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -13,6 +13,7 @@ use crate::cli::ApproveArgs;
 use crate::commands::Ctx;
 use crate::core::evaluate::{Context, Engine, Severity, overall};
 use crate::core::reviewers;
+use crate::core::style::STYLES;
 use crate::error::{Code, Error, io_reason};
 use crate::output;
 use crate::state;
@@ -87,8 +88,8 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
         let _ = writeln!(
             err,
             "{}post{:#}: {}",
-            output::STYLES.bold,
-            output::STYLES.bold,
+            STYLES.bold,
+            STYLES.bold,
             args.file.display()
         );
         let _ = writeln!(err, "signing as: `{reviewer}`");

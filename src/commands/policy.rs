@@ -11,8 +11,9 @@ use crate::core::diagnostic::{Diagnostic, Level};
 use crate::core::evaluate::{Context, Engine, overall};
 use crate::core::policy::TestCase;
 use crate::core::post::{Origin, Post};
+use crate::core::style::STYLES;
 use crate::error::{Code, Error};
-use crate::output::{STYLES, Verbosity};
+use crate::output::Verbosity;
 
 /// A diagnostic as SPEC §5 pins it: `severity`, `message`, `line`, `column` (and the file).
 pub fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
