@@ -516,77 +516,158 @@ impl Builder {
         let mut i = 0;
         while i < bytes.len() {
             let byte = bytes[i];
-            if byte.is_ascii_alphanumeric() {
+            let class = ASCII_CLASS[byte as usize];
+            if class == ALNUM {
                 // Fast path: a whole run of ASCII letters and digits at once.
                 let run = bytes[i..]
                     .iter()
-                    .position(|c| !c.is_ascii_alphanumeric())
+                    .position(|&c| ASCII_CLASS[c as usize] != ALNUM)
                     .map_or(bytes.len(), |n| i + n);
                 self.ascii_word(&bytes[i..run], i);
                 i = run;
-            } else if byte < 0x80 {
-                self.sep_char(byte as char, i, i + 1);
+            } else if class != HIGH {
+                self.sep_char(byte as char, class, i, i + 1);
                 i += 1;
             } else {
                 let c = text[i..].chars().next().expect("i is on a char boundary");
                 let end = i + c.len_utf8();
-                let case = Case::of(c);
-                let mut first = true;
-                fold_char_cached(c, &mut |d| {
-                    if d.is_alphanumeric() {
-                        self.word_char(d, i, end, if first { case } else { Case::Other });
-                        first = false;
-                    } else {
-                        self.sep_char(d, i, end);
+                let folded = self.folded(c);
+                if folded.n == Folded::LONG {
+                    // Longer than the cache holds (such as U+FDFA): the slow way.
+                    let case = Case::of(c);
+                    let mut first = true;
+                    fold_char(c, &mut |d| {
+                        if d.is_alphanumeric() {
+                            self.word_char(d, i, end, if first { case } else { Case::Other });
+                            first = false;
+                        } else {
+                            self.sep_char(d, sep_class(d), i, end);
+                        }
+                    });
+                } else {
+                    let mut case = folded.case;
+                    for k in 0..folded.n as usize {
+                        let d = folded.out[k];
+                        if folded.alnum & (1 << k) != 0 {
+                            self.word_char(d, i, end, case);
+                            case = Case::Other;
+                        } else {
+                            self.sep_char(d, sep_class(d), i, end);
+                        }
                     }
-                });
+                }
                 i = end;
             }
         }
     }
+
+    /// The folding of one non-ASCII character (`fold_char`), through a small direct-mapped
+    /// cache kept with the builder: posts repeat the same few non-ASCII characters (accents,
+    /// quotes, emoji), and folding one costs several table lookups. Its size is fixed, so
+    /// hostile input cannot grow it.
+    #[inline]
+    fn folded(&mut self, c: char) -> Folded {
+        const SLOTS: usize = 1 << 10;
+        if self.fold_cache.is_empty() {
+            self.fold_cache = vec![Folded::EMPTY; SLOTS];
+        }
+        let slot = ((c as u32).wrapping_mul(0x9E37_79B1) >> 22) as usize;
+        let cached = self.fold_cache[slot];
+        if cached.key == c as u32 {
+            return cached;
+        }
+        let mut f = Folded {
+            key: c as u32,
+            case: Case::of(c),
+            ..Folded::EMPTY
+        };
+        let mut n = 0usize;
+        fold_char(c, &mut |d| {
+            if n < Folded::INLINE {
+                f.out[n] = d;
+                if d.is_alphanumeric() {
+                    f.alnum |= 1 << n;
+                }
+            }
+            n += 1;
+        });
+        f.n = if n > Folded::INLINE {
+            Folded::LONG
+        } else {
+            n as u8
+        };
+        self.fold_cache[slot] = f;
+        f
+    }
 }
 
-/// `fold_char` through a per-thread memo: posts repeat the same few non-ASCII characters
-/// (accents, quotes, emoji), and folding one costs several table lookups. The memo is
-/// cleared when it grows past a bound, so hostile input cannot grow it forever; it keeps
-/// foldings of up to four characters inline (longer ones, such as U+FDFA, are recomputed).
-fn fold_char_cached(c: char, out: &mut impl FnMut(char)) {
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-    const MAX_ENTRIES: usize = 4096;
+/// One cached folding (see `Builder::folded`).
+#[derive(Debug, Clone, Copy)]
+struct Folded {
+    /// The character folded, or `u32::MAX` for an empty slot.
+    key: u32,
+    /// Its case, for CamelCase splitting.
+    case: Case,
+    /// How many characters it folds to, or `LONG` for more than `INLINE`.
+    n: u8,
+    /// Bit k: `out[k]` is alphanumeric.
+    alnum: u8,
+    out: [char; Folded::INLINE],
+}
+
+impl Folded {
     const INLINE: usize = 4;
-    thread_local! {
-        static MEMO: RefCell<HashMap<char, ([char; INLINE], u8)>> = RefCell::new(HashMap::new());
-    }
-    let hit = MEMO.with(|memo| memo.borrow().get(&c).copied());
-    let (chars, n) = match hit {
-        Some(v) => v,
-        None => {
-            let mut chars = ['\0'; INLINE];
-            let mut n = 0usize;
-            fold_char(c, &mut |d| {
-                if n < INLINE {
-                    chars[n] = d;
-                }
-                n += 1;
-            });
-            if n > INLINE {
-                fold_char(c, out);
-                return;
-            }
-            let v = (chars, n as u8);
-            MEMO.with(|memo| {
-                let mut memo = memo.borrow_mut();
-                if memo.len() >= MAX_ENTRIES {
-                    memo.clear();
-                }
-                memo.insert(c, v);
-            });
-            v
-        }
+    const LONG: u8 = u8::MAX;
+    const EMPTY: Folded = Folded {
+        key: u32::MAX,
+        case: Case::Other,
+        n: 0,
+        alnum: 0,
+        out: ['\0'; Folded::INLINE],
     };
-    for &d in &chars[..n as usize] {
-        out(d);
+}
+
+/// Byte classes of the ASCII fast path (`ASCII_CLASS`): how a byte of the text is treated,
+/// without any Unicode lookup. Non-ASCII bytes are `HIGH` (decoded and folded).
+const ALNUM: u8 = 0;
+/// A separator that may join single letters (`.` `-` `_` `*` `/` `|` `\` `~` `+`).
+const JOIN: u8 = 1;
+/// White space (a joiner too).
+const SPACE: u8 = 2;
+/// Any other separator (punctuation, `#`, control characters).
+const OTHER: u8 = 3;
+const HIGH: u8 = 4;
+
+static ASCII_CLASS: [u8; 256] = {
+    let mut t = [HIGH; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_alphanumeric() {
+            ALNUM
+        } else if matches!(c, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r') {
+            SPACE
+        } else if matches!(c, b'.' | b'-' | b'_' | b'*' | b'/' | b'|' | b'\\' | b'~' | b'+') {
+            JOIN
+        } else {
+            OTHER
+        };
+        b += 1;
+    }
+    t
+};
+
+/// The class of a separator character (one that is not alphanumeric).
+#[inline]
+fn sep_class(c: char) -> u8 {
+    if c.is_ascii() {
+        ASCII_CLASS[c as usize]
+    } else if c.is_whitespace() {
+        SPACE
+    } else if is_joiner(c) {
+        JOIN
+    } else {
+        OTHER
     }
 }
 
@@ -726,6 +807,8 @@ struct Builder {
     /// Scratch for right-to-left overrides.
     display: String,
     display_map: Vec<(usize, usize)>,
+    /// The fold cache (see `Builder::folded`), allocated at the first non-ASCII character.
+    fold_cache: Vec<Folded>,
     /// Scratch for removing positions.
     tmp_text: Vec<u8>,
     tmp_starts: Vec<usize>,
@@ -885,8 +968,9 @@ impl Builder {
         }
     }
 
+    /// A separator character `c` of class `class` (`sep_class`).
     #[inline]
-    fn sep_char(&mut self, c: char, start: usize, end: usize) {
+    fn sep_char(&mut self, c: char, class: u8, start: usize, end: usize) {
         if self.in_word {
             self.end_word();
         }
@@ -900,10 +984,10 @@ impl Builder {
         self.sep_end = end;
         self.sep_chars += 1;
         self.sep_hyphen = matches!(c, '-' | '\u{2010}' | '\u{2011}');
-        if !c.is_whitespace() {
+        if class != SPACE {
             self.sep_ws = false;
         }
-        if self.sep_joinable && !is_joiner(c) {
+        if class == OTHER {
             self.sep_joinable = false;
         }
     }
