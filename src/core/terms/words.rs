@@ -30,8 +30,8 @@ pub(super) struct WordSet {
     ids: Vec<u32>,
     /// Entry index + 1, or 0 for an empty slot; the length is a power of two.
     slots: Vec<u32>,
-    /// A bit per (first byte, second byte) of the first word of every key: most words of a
-    /// post start with a pair no term starts with, and are rejected without hashing.
+    /// A bit per first word of every key (`first_word_bit`): most words of a post are the
+    /// first word of no key, and are rejected without a lookup.
     firsts: Vec<u64>,
 }
 
@@ -60,13 +60,19 @@ fn hash(bytes: &[u8]) -> u64 {
     h
 }
 
+/// Bits in `WordSet::firsts`.
+const FIRST_BITS: usize = 1 << 17;
+
+/// The bit of `WordSet::firsts` for a word (no spaces, not empty): a hash of its first two
+/// bytes, its last byte and its length, so most words of a post that begin like some term
+/// (`from`, `some`, `price`) are still rejected without a lookup.
 #[inline]
-fn pair(word: &[u8]) -> usize {
-    let a = word[0] as usize;
-    let b = word
-        .get(1)
-        .map_or(0, |&b| if b == b' ' { 0 } else { b as usize });
-    (a << 8) | b
+fn first_word_bit(word: &[u8]) -> usize {
+    let a = u64::from(word[0]);
+    let b = u64::from(*word.get(1).unwrap_or(&0));
+    let z = u64::from(word[word.len() - 1]);
+    let key = a | (b << 8) | (z << 16) | ((word.len() as u64) << 24);
+    (mix(key, K) as usize) & (FIRST_BITS - 1)
 }
 
 impl WordSet {
@@ -83,7 +89,7 @@ impl WordSet {
             }
         }
         let mut set = WordSet {
-            firsts: vec![0; 1 << 10],
+            firsts: vec![0; FIRST_BITS / 64],
             ..WordSet::default()
         };
         let capacity = (grouped.len() * 2).next_power_of_two().max(16);
@@ -102,8 +108,9 @@ impl WordSet {
                 ids: (i0, set.ids.len() as u32),
                 prefix,
             };
-            let p = pair(key.as_bytes());
-            set.firsts[p >> 6] |= 1 << (p & 63);
+            let first = key.split(' ').next().expect("split yields one piece");
+            let f = first_word_bit(first.as_bytes());
+            set.firsts[f >> 6] |= 1 << (f & 63);
             let mask = set.slots.len() - 1;
             let mut s = entry.hash as usize & mask;
             while set.slots[s] != 0 {
@@ -134,38 +141,78 @@ impl WordSet {
     }
 
     /// Calls `hit(pattern id, start, end)` for every run of whole words of `text` (normalised:
-    /// words separated by single spaces) that is a term, overlapping ones included.
+    /// words separated by single spaces) that is a term, overlapping ones included; stops
+    /// when `hit` returns false.
     #[inline]
     pub(super) fn scan(&self, text: &[u8], mut hit: impl FnMut(u32, usize, usize) -> bool) {
-        if self.entries.is_empty() {
+        if self.entries.is_empty() || text.is_empty() {
             return;
         }
+        // Every word of the text is tested against `firsts` (its first two bytes, last byte
+        // and length), and only one that is the first word of some key is looked up. The
+        // spaces are found eight bytes at a time (a word-wide equality test).
+        const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+        const SPACES: u64 = 0x2020_2020_2020_2020;
+        let mut word = 0;
+        let mut chunks = text.chunks_exact(8);
+        let mut base = 0;
+        for chunk in &mut chunks {
+            let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes")) ^ SPACES;
+            // The high bit of each byte that is zero in `x`, i.e. a space in `text`.
+            let mut spaces = !(((x & LOW7) + LOW7) | x) & !LOW7;
+            while spaces != 0 {
+                let space = base + (spaces.trailing_zeros() / 8) as usize;
+                spaces &= spaces - 1;
+                if !self.probe(text, word, space, &mut hit) {
+                    return;
+                }
+                word = space + 1;
+            }
+            base += 8;
+        }
+        for (k, &b) in chunks.remainder().iter().enumerate() {
+            if b == b' ' {
+                if !self.probe(text, word, base + k, &mut hit) {
+                    return;
+                }
+                word = base + k + 1;
+            }
+        }
+        if word < text.len() {
+            self.probe(text, word, text.len(), &mut hit);
+        }
+    }
+
+    /// The terms that start with the word `text[i..end]`; false when `hit` asked to stop.
+    #[inline]
+    fn probe(
+        &self,
+        text: &[u8],
+        i: usize,
+        end: usize,
+        hit: &mut impl FnMut(u32, usize, usize) -> bool,
+    ) -> bool {
+        if i >= end {
+            return true;
+        }
+        let f = first_word_bit(&text[i..end]);
+        if self.firsts[f >> 6] & (1 << (f & 63)) == 0 {
+            return true;
+        }
         let n = text.len();
-        let word_end = |from: usize| {
-            text[from..]
-                .iter()
-                .position(|&b| b == b' ')
-                .map_or(n, |k| from + k)
-        };
-        let mut i = 0;
-        while i < n {
-            let j = word_end(i);
-            let p = pair(&text[i..]);
-            if self.firsts[p >> 6] & (1 << (p & 63)) != 0 {
-                let mut end = j;
-                while let Some(e) = self.get(&text[i..end]) {
-                    for &id in &self.ids[e.ids.0 as usize..e.ids.1 as usize] {
-                        if !hit(id, i, end) {
-                            return;
-                        }
-                    }
-                    if !e.prefix || end >= n {
-                        break;
-                    }
-                    end = word_end(end + 1);
+        let word_end = |from: usize| memchr::memchr(b' ', &text[from..]).map_or(n, |k| from + k);
+        let mut end = end;
+        while let Some(e) = self.get(&text[i..end]) {
+            for &id in &self.ids[e.ids.0 as usize..e.ids.1 as usize] {
+                if !hit(id, i, end) {
+                    return false;
                 }
             }
-            i = j + 1;
+            if !e.prefix || end >= n {
+                break;
+            }
+            end = word_end(end + 1);
         }
+        true
     }
 }
