@@ -518,12 +518,23 @@ impl Builder {
             let byte = bytes[i];
             let class = ASCII_CLASS[byte as usize];
             if class == ALNUM {
-                // Fast path: a whole run of ASCII letters and digits at once.
-                let run = bytes[i..]
-                    .iter()
-                    .position(|&c| ASCII_CLASS[c as usize] != ALNUM)
-                    .map_or(bytes.len(), |n| i + n);
-                self.ascii_word(&bytes[i..run], i);
+                // Fast path: a whole run of ASCII letters and digits at once, lower-cased as
+                // it is copied.
+                if !self.in_word {
+                    self.begin_word(byte.is_ascii_alphabetic());
+                }
+                let from = self.text.len();
+                self.text.reserve(bytes.len() - i);
+                let mut run = i;
+                while let Some(&b) = bytes.get(run) {
+                    let lower = ASCII_LOWER[b as usize];
+                    if lower == 0 {
+                        break;
+                    }
+                    self.text.push(lower);
+                    run += 1;
+                }
+                self.ascii_word(&bytes[i..run], from, i);
                 i = run;
             } else if class != HIGH {
                 self.sep_char(byte as char, class, i, i + 1);
@@ -652,6 +663,20 @@ static ASCII_CLASS: [u8; 256] = {
         } else {
             OTHER
         };
+        b += 1;
+    }
+    t
+};
+
+/// An ASCII letter or digit, lower-cased; 0 for every other byte.
+static ASCII_LOWER: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            t[b] = c.to_ascii_lowercase();
+        }
         b += 1;
     }
     t
@@ -922,14 +947,11 @@ impl Builder {
         self.case_prev = Some(case);
     }
 
-    /// A run of ASCII letters and digits starting at original offset `pos`.
+    /// A run of ASCII letters and digits starting at original offset `pos`, already copied
+    /// (lower-cased) to `text[from..]` by `feed`.
     #[inline]
-    fn ascii_word(&mut self, run: &[u8], pos: usize) {
-        if !self.in_word {
-            self.begin_word(run[0].is_ascii_alphabetic());
-        }
+    fn ascii_word(&mut self, run: &[u8], from: usize, pos: usize) {
         self.word_chars += run.len();
-        let from = self.text.len();
         if self.hashtag {
             for (k, &c) in run.iter().enumerate() {
                 let case = if c.is_ascii_uppercase() {
@@ -942,8 +964,6 @@ impl Builder {
                 self.note_case(case, from + k);
             }
         }
-        self.text.extend_from_slice(run);
-        self.text[from..].make_ascii_lowercase();
         if self.track {
             self.starts.extend(pos..pos + run.len());
             self.ends.extend(pos + 1..pos + run.len() + 1);
