@@ -155,27 +155,40 @@ impl Matcher {
 
         // Identical (term, list) pairs are one pattern: a term listed a million times costs
         // what it costs once.
+        // Every normalised term goes into one buffer (ranges of it, by pattern id), through
+        // one builder: a policy of 10,000 terms costs few allocations.
         let mut patterns: Vec<Pattern> = Vec::new();
-        let mut normalised: Vec<(String, u32)> = Vec::new();
-        let mut seen: std::collections::HashSet<(&str, u8)> = std::collections::HashSet::new();
+        let mut buffer = String::new();
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        let mut seen: std::collections::HashSet<(&str, u8), words::Fixed> =
+            std::collections::HashSet::default();
         let lists = [(deny, List::Deny), (warn, List::Warn), (allow, List::Allow)];
-        for (terms, list) in lists {
-            for term in terms {
-                if !seen.insert((term.as_str(), list as u8)) {
-                    continue;
+        with_scratch(|b| {
+            for (terms, list) in lists {
+                for term in terms {
+                    if !seen.insert((term.as_str(), list as u8)) {
+                        continue;
+                    }
+                    b.run(term);
+                    if b.text.is_empty() {
+                        continue;
+                    }
+                    let from = buffer.len();
+                    buffer.push_str(std::str::from_utf8(&b.text).expect("built from chars and ASCII"));
+                    ranges.push((from, buffer.len()));
+                    patterns.push(Pattern {
+                        term: term.clone(),
+                        list,
+                    });
                 }
-                let n = normalize_term(term);
-                if n.is_empty() {
-                    continue;
-                }
-                normalised.push((n, patterns.len() as u32));
-                patterns.push(Pattern {
-                    term: term.clone(),
-                    list,
-                });
             }
-        }
-        let words = words::WordSet::new(normalised.iter().map(|(n, id)| (n.as_str(), *id)));
+        });
+        let words = words::WordSet::new(
+            ranges
+                .iter()
+                .enumerate()
+                .map(|(id, &(a, b))| (&buffer[a..b], id as u32)),
+        );
 
         Ok(Matcher {
             words,
@@ -187,14 +200,9 @@ impl Matcher {
     /// Every hit, sorted by (start, end), deduplicated (same term + same span once, keeping
     /// the stricter level) so a term listed twice does not inflate the report.
     pub fn find(&self, text: &str) -> Vec<Hit> {
-        use std::cell::RefCell;
-        thread_local! {
-            static SCRATCH: RefCell<Builder> = RefCell::new(Builder::new(false));
-        }
         // Matched on the text alone, in buffers kept between posts; the maps back to the
         // original are built only for a post with a hit (most have none).
-        let candidate = SCRATCH.with(|b| {
-            let mut b = b.borrow_mut();
+        let candidate = with_scratch(|b| {
             b.run(text);
             self.any_candidate(&b.text) || (b.has_alt && self.any_candidate(&b.alt_text))
         });
@@ -392,9 +400,23 @@ pub fn normalize(text: &str) -> Normalized {
 /// The normalised text alone, without the maps back to the original (and without the
 /// second reading): what a policy term is searched for as.
 pub fn normalize_text(text: &str) -> String {
-    let mut b = Builder::new(false);
-    b.run(text);
-    String::from_utf8(std::mem::take(&mut b.text)).expect("built from chars and ASCII")
+    with_scratch(|b| {
+        b.run(text);
+        String::from_utf8(b.text.clone()).expect("built from chars and ASCII")
+    })
+}
+
+/// Runs `f` with this thread's untracked builder, whose buffers (and fold cache) are kept
+/// between texts so that a post or a term allocates nothing; a fresh one if it is in use.
+fn with_scratch<T>(f: impl FnOnce(&mut Builder) -> T) -> T {
+    use std::cell::RefCell;
+    thread_local! {
+        static SCRATCH: RefCell<Builder> = RefCell::new(Builder::new(false));
+    }
+    SCRATCH.with(|b| match b.try_borrow_mut() {
+        Ok(mut b) => f(&mut b),
+        Err(_) => f(&mut Builder::new(false)),
+    })
 }
 
 /// One character class for CamelCase splitting of hashtags.

@@ -43,6 +43,33 @@ fn mix(a: u64, b: u64) -> u64 {
     (m as u64) ^ ((m >> 64) as u64)
 }
 
+/// A `BuildHasher` with this module's hash: fixed, so the same terms make the same table on
+/// every run, and cheaper than SipHash for the many short keys of a policy.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Fixed;
+
+impl std::hash::BuildHasher for Fixed {
+    type Hasher = FixedHasher;
+    fn build_hasher(&self) -> FixedHasher {
+        FixedHasher(0)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FixedHasher(u64);
+
+impl std::hash::Hasher for FixedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = mix(self.0 ^ hash(bytes), K);
+    }
+    fn write_u8(&mut self, b: u8) {
+        self.0 = mix(self.0 ^ u64::from(b), K);
+    }
+}
+
 #[inline]
 fn hash(bytes: &[u8]) -> u64 {
     let mut h = mix(bytes.len() as u64 ^ 0x243F_6A88_85A3_08D3, K);
@@ -76,32 +103,51 @@ fn first_word_bit(word: &[u8]) -> usize {
 }
 
 impl WordSet {
-    /// `terms` are (normalised term, pattern id); empty terms are skipped.
+    /// `terms` are (normalised term, pattern id); empty terms are skipped. Keys are laid out
+    /// in the order they first appear, so the table is the same on every run.
     pub(super) fn new<'a>(terms: impl IntoIterator<Item = (&'a str, u32)>) -> WordSet {
-        let mut grouped: HashMap<&'a str, (Vec<u32>, bool)> = HashMap::new();
+        // Key index by key, with this module's own hash (no per-process seed, no SipHash).
+        let mut index: HashMap<&'a str, u32, Fixed> = HashMap::default();
+        let mut keys: Vec<(&'a str, bool)> = Vec::new();
+        // (key index, pattern id)
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        let mut key = |k: &'a str, keys: &mut Vec<(&'a str, bool)>| {
+            *index.entry(k).or_insert_with(|| {
+                keys.push((k, false));
+                keys.len() as u32 - 1
+            })
+        };
         for (term, id) in terms {
             if term.is_empty() {
                 continue;
             }
-            grouped.entry(term).or_default().0.push(id);
+            let k = key(term, &mut keys);
+            pairs.push((k, id));
             for (i, _) in term.match_indices(' ') {
-                grouped.entry(&term[..i]).or_default().1 = true;
+                let p = key(&term[..i], &mut keys);
+                keys[p as usize].1 = true;
             }
         }
+        // Ids grouped by key, each key's in the order given.
+        pairs.sort_by_key(|&(k, _)| k);
         let mut set = WordSet {
             firsts: vec![0; FIRST_BITS / 64],
             ..WordSet::default()
         };
-        let capacity = (grouped.len() * 2).next_power_of_two().max(16);
+        let capacity = (keys.len() * 2).next_power_of_two().max(16);
         set.slots = vec![0; capacity];
-        // A fixed order, so that the table (and so the order of hits) is the same each run.
-        let mut grouped: Vec<(&str, (Vec<u32>, bool))> = grouped.into_iter().collect();
-        grouped.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for (key, (ids, prefix)) in grouped {
+        set.entries.reserve(keys.len());
+        set.ids.reserve(pairs.len());
+        set.keys.reserve(keys.iter().map(|(k, _)| k.len()).sum());
+        let mut next = 0;
+        for (k, (key, prefix)) in keys.into_iter().enumerate() {
             let k0 = set.keys.len() as u32;
             set.keys.extend_from_slice(key.as_bytes());
             let i0 = set.ids.len() as u32;
-            set.ids.extend_from_slice(&ids);
+            while next < pairs.len() && pairs[next].0 as usize == k {
+                set.ids.push(pairs[next].1);
+                next += 1;
+            }
             let entry = Entry {
                 hash: hash(key.as_bytes()),
                 key: (k0, set.keys.len() as u32),
