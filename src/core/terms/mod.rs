@@ -161,7 +161,10 @@ impl Matcher {
         let mut buffer = String::new();
         let mut ranges: Vec<(usize, usize)> = Vec::new();
         let mut seen: std::collections::HashSet<(&str, u8), words::Fixed> =
-            std::collections::HashSet::default();
+            std::collections::HashSet::with_capacity_and_hasher(
+                deny.len() + warn.len() + allow.len(),
+                words::Fixed,
+            );
         let lists = [(deny, List::Deny), (warn, List::Warn), (allow, List::Allow)];
         with_scratch(|b| {
             for (terms, list) in lists {

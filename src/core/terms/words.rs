@@ -105,9 +105,10 @@ fn first_word_bit(word: &[u8]) -> usize {
 impl WordSet {
     /// `terms` are (normalised term, pattern id); empty terms are skipped. Keys are laid out
     /// in the order they first appear, so the table is the same on every run.
-    pub(super) fn new<'a>(terms: impl IntoIterator<Item = (&'a str, u32)>) -> WordSet {
+    pub(super) fn new<'a>(terms: impl ExactSizeIterator<Item = (&'a str, u32)>) -> WordSet {
         // Key index by key, with this module's own hash (no per-process seed, no SipHash).
-        let mut index: HashMap<&'a str, u32, Fixed> = HashMap::default();
+        let mut index: HashMap<&'a str, u32, Fixed> =
+            HashMap::with_capacity_and_hasher(terms.len(), Fixed);
         let mut keys: Vec<(&'a str, bool)> = Vec::new();
         // (key index, pattern id)
         let mut pairs: Vec<(u32, u32)> = Vec::new();
