@@ -51,8 +51,12 @@
 //! (`#BigLayoffs2026` also reads `big layoffs 2026`) or a word hyphenated with a single
 //! hyphen (`lay-offs` also reads `layoffs`); both readings are matched.
 //!
-//! ASCII bytes skip all of this: they are lower-cased and classified directly, which keeps
-//! mostly-ASCII posts on a fast path.
+//! ASCII bytes skip all of this: a 256-entry table classifies each byte (letter or digit,
+//! joiner, white space, other separator, non-ASCII), and runs of ASCII letters and digits
+//! are lower-cased and copied eight bytes at a time, which keeps mostly-ASCII posts on a
+//! fast path. The folding of a non-ASCII character is remembered in a small fixed-size cache
+//! kept with the per-thread builder, so a post allocates nothing and the same accents and
+//! emoji are folded once.
 //!
 //! # Matching
 //!
