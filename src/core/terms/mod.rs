@@ -181,7 +181,9 @@ impl Matcher {
                         continue;
                     }
                     let from = buffer.len();
-                    buffer.push_str(std::str::from_utf8(&b.text).expect("built from chars and ASCII"));
+                    buffer.push_str(
+                        std::str::from_utf8(&b.text).expect("built from chars and ASCII"),
+                    );
                     ranges.push((from, buffer.len()));
                     patterns.push(Pattern {
                         term: term.clone(),
@@ -699,7 +701,10 @@ static ASCII_CLASS: [u8; 256] = {
             ALNUM
         } else if matches!(c, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r') {
             SPACE
-        } else if matches!(c, b'.' | b'-' | b'_' | b'*' | b'/' | b'|' | b'\\' | b'~' | b'+') {
+        } else if matches!(
+            c,
+            b'.' | b'-' | b'_' | b'*' | b'/' | b'|' | b'\\' | b'~' | b'+'
+        ) {
             JOIN
         } else {
             OTHER
@@ -1203,9 +1208,17 @@ mod tests {
                 .iter()
                 .position(|&b| ASCII_LOWER[b as usize] == 0)
                 .unwrap_or(8);
-            (chunk[..n].iter().map(|&b| ASCII_LOWER[b as usize]).collect::<Vec<u8>>(), n)
+            (
+                chunk[..n]
+                    .iter()
+                    .map(|&b| ASCII_LOWER[b as usize])
+                    .collect::<Vec<u8>>(),
+                n,
+            )
         };
-        let fillers = [b'a', b'Z', b'0', b'9', b'z', b'A', b'@', b'[', b'`', b'{', b'/', b':'];
+        let fillers = [
+            b'a', b'Z', b'0', b'9', b'z', b'A', b'@', b'[', b'`', b'{', b'/', b':',
+        ];
         for filler in fillers {
             for at in 0..8 {
                 for b in 0..=255u8 {
