@@ -407,16 +407,22 @@ fn check_jsonl(
             }
         };
         let post = Post::inline(origin, item.text);
-        let line_context = Context {
-            now: now.unwrap_or(context.now),
-            local_freeze: context.local_freeze.clone(),
-            sends: match now {
-                Some(at) if at != context.now => recent_sends(ctx, policy, at)?,
-                _ => context.sends.clone(),
-            },
-            instances: std::collections::BTreeMap::new(),
+        // A line with its own `at` is judged in its own context; the others share one (not
+        // cloned per line).
+        let own_context;
+        let line_context = match now {
+            Some(at) if at != context.now => {
+                own_context = Context {
+                    now: at,
+                    local_freeze: context.local_freeze.clone(),
+                    sends: recent_sends(ctx, policy, at)?,
+                    instances: std::collections::BTreeMap::new(),
+                };
+                &own_context
+            }
+            _ => context,
         };
-        let evaluations = engine.evaluate(&post, &accounts, &line_context);
+        let evaluations = engine.evaluate(&post, &accounts, line_context);
         let verdict = overall(&evaluations);
         worst = worst.max(verdict);
         if format == Format::Github {

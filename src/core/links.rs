@@ -112,7 +112,7 @@ impl LinkRules {
         let shortener = |host: &str| {
             SHORTENERS
                 .iter()
-                .any(|s| host == *s || host.ends_with(&format!(".{s}")))
+                .any(|s| host.strip_suffix(s).is_some_and(|p| p.is_empty() || p.ends_with('.')))
         };
         let mut out = Vec::new();
         for link in find_links(text, |host| {

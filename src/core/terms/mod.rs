@@ -51,8 +51,12 @@
 //! (`#BigLayoffs2026` also reads `big layoffs 2026`) or a word hyphenated with a single
 //! hyphen (`lay-offs` also reads `layoffs`); both readings are matched.
 //!
-//! ASCII bytes skip all of this: they are lower-cased and classified directly, which keeps
-//! mostly-ASCII posts on a fast path.
+//! ASCII bytes skip all of this: a 256-entry table classifies each byte (letter or digit,
+//! joiner, white space, other separator, non-ASCII), and runs of ASCII letters and digits
+//! are lower-cased and copied eight bytes at a time, which keeps mostly-ASCII posts on a
+//! fast path. The folding of a non-ASCII character is remembered in a small fixed-size cache
+//! kept with the per-thread builder, so a post allocates nothing and the same accents and
+//! emoji are folded once.
 //!
 //! # Matching
 //!
@@ -155,27 +159,45 @@ impl Matcher {
 
         // Identical (term, list) pairs are one pattern: a term listed a million times costs
         // what it costs once.
+        // Every normalised term goes into one buffer (ranges of it, by pattern id), through
+        // one builder: a policy of 10,000 terms costs few allocations.
         let mut patterns: Vec<Pattern> = Vec::new();
-        let mut normalised: Vec<(String, u32)> = Vec::new();
-        let mut seen: std::collections::HashSet<(&str, u8)> = std::collections::HashSet::new();
+        let mut buffer = String::new();
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        let mut seen: std::collections::HashSet<(&str, u8), words::Fixed> =
+            std::collections::HashSet::with_capacity_and_hasher(
+                deny.len() + warn.len() + allow.len(),
+                words::Fixed,
+            );
         let lists = [(deny, List::Deny), (warn, List::Warn), (allow, List::Allow)];
-        for (terms, list) in lists {
-            for term in terms {
-                if !seen.insert((term.as_str(), list as u8)) {
-                    continue;
+        with_scratch(|b| {
+            for (terms, list) in lists {
+                for term in terms {
+                    if !seen.insert((term.as_str(), list as u8)) {
+                        continue;
+                    }
+                    b.run(term);
+                    if b.text.is_empty() {
+                        continue;
+                    }
+                    let from = buffer.len();
+                    buffer.push_str(
+                        std::str::from_utf8(&b.text).expect("built from chars and ASCII"),
+                    );
+                    ranges.push((from, buffer.len()));
+                    patterns.push(Pattern {
+                        term: term.clone(),
+                        list,
+                    });
                 }
-                let n = normalize_term(term);
-                if n.is_empty() {
-                    continue;
-                }
-                normalised.push((n, patterns.len() as u32));
-                patterns.push(Pattern {
-                    term: term.clone(),
-                    list,
-                });
             }
-        }
-        let words = words::WordSet::new(normalised.iter().map(|(n, id)| (n.as_str(), *id)));
+        });
+        let words = words::WordSet::new(
+            ranges
+                .iter()
+                .enumerate()
+                .map(|(id, &(a, b))| (&buffer[a..b], id as u32)),
+        );
 
         Ok(Matcher {
             words,
@@ -187,14 +209,9 @@ impl Matcher {
     /// Every hit, sorted by (start, end), deduplicated (same term + same span once, keeping
     /// the stricter level) so a term listed twice does not inflate the report.
     pub fn find(&self, text: &str) -> Vec<Hit> {
-        use std::cell::RefCell;
-        thread_local! {
-            static SCRATCH: RefCell<Builder> = RefCell::new(Builder::new(false));
-        }
         // Matched on the text alone, in buffers kept between posts; the maps back to the
         // original are built only for a post with a hit (most have none).
-        let candidate = SCRATCH.with(|b| {
-            let mut b = b.borrow_mut();
+        let candidate = with_scratch(|b| {
             b.run(text);
             self.any_candidate(&b.text) || (b.has_alt && self.any_candidate(&b.alt_text))
         });
@@ -392,9 +409,23 @@ pub fn normalize(text: &str) -> Normalized {
 /// The normalised text alone, without the maps back to the original (and without the
 /// second reading): what a policy term is searched for as.
 pub fn normalize_text(text: &str) -> String {
-    let mut b = Builder::new(false);
-    b.run(text);
-    String::from_utf8(std::mem::take(&mut b.text)).expect("built from chars and ASCII")
+    with_scratch(|b| {
+        b.run(text);
+        String::from_utf8(b.text.clone()).expect("built from chars and ASCII")
+    })
+}
+
+/// Runs `f` with this thread's untracked builder, whose buffers (and fold cache) are kept
+/// between texts so that a post or a term allocates nothing; a fresh one if it is in use.
+fn with_scratch<T>(f: impl FnOnce(&mut Builder) -> T) -> T {
+    use std::cell::RefCell;
+    thread_local! {
+        static SCRATCH: RefCell<Builder> = RefCell::new(Builder::new(false));
+    }
+    SCRATCH.with(|b| match b.try_borrow_mut() {
+        Ok(mut b) => f(&mut b),
+        Err(_) => f(&mut Builder::new(false)),
+    })
 }
 
 /// One character class for CamelCase splitting of hashtags.
@@ -516,77 +547,220 @@ impl Builder {
         let mut i = 0;
         while i < bytes.len() {
             let byte = bytes[i];
-            if byte.is_ascii_alphanumeric() {
-                // Fast path: a whole run of ASCII letters and digits at once.
-                let run = bytes[i..]
-                    .iter()
-                    .position(|c| !c.is_ascii_alphanumeric())
-                    .map_or(bytes.len(), |n| i + n);
-                self.ascii_word(&bytes[i..run], i);
+            let class = ASCII_CLASS[byte as usize];
+            if class == ALNUM {
+                // Fast path: a whole run of ASCII letters and digits at once, lower-cased as
+                // it is copied.
+                if !self.in_word {
+                    self.begin_word(byte.is_ascii_alphabetic());
+                }
+                let from = self.text.len();
+                let mut run = i;
+                // Eight bytes at a time while they are all letters and digits, then the
+                // letters and digits that begin the next eight.
+                while let Some(chunk) = bytes.get(run..run + 8) {
+                    let (lower, n) = alnum_prefix(chunk.try_into().expect("8 bytes"));
+                    self.text.extend_from_slice(&lower);
+                    self.text.truncate(self.text.len() - 8 + n);
+                    run += n;
+                    if n < 8 {
+                        break;
+                    }
+                }
+                if run + 8 > bytes.len() {
+                    while let Some(&b) = bytes.get(run) {
+                        let lower = ASCII_LOWER[b as usize];
+                        if lower == 0 {
+                            break;
+                        }
+                        self.text.push(lower);
+                        run += 1;
+                    }
+                }
+                self.ascii_word(&bytes[i..run], from, i);
                 i = run;
-            } else if byte < 0x80 {
-                self.sep_char(byte as char, i, i + 1);
+            } else if class != HIGH {
+                self.sep_char(byte as char, class, i, i + 1);
                 i += 1;
             } else {
                 let c = text[i..].chars().next().expect("i is on a char boundary");
                 let end = i + c.len_utf8();
-                let case = Case::of(c);
-                let mut first = true;
-                fold_char_cached(c, &mut |d| {
-                    if d.is_alphanumeric() {
-                        self.word_char(d, i, end, if first { case } else { Case::Other });
-                        first = false;
-                    } else {
-                        self.sep_char(d, i, end);
+                let folded = self.folded(c);
+                if folded.n == Folded::LONG {
+                    // Longer than the cache holds (such as U+FDFA): the slow way.
+                    let case = Case::of(c);
+                    let mut first = true;
+                    fold_char(c, &mut |d| {
+                        if d.is_alphanumeric() {
+                            self.word_char(d, i, end, if first { case } else { Case::Other });
+                            first = false;
+                        } else {
+                            self.sep_char(d, sep_class(d), i, end);
+                        }
+                    });
+                } else {
+                    let mut case = folded.case;
+                    for k in 0..folded.n as usize {
+                        let d = folded.out[k];
+                        if folded.alnum & (1 << k) != 0 {
+                            self.word_char(d, i, end, case);
+                            case = Case::Other;
+                        } else {
+                            self.sep_char(d, sep_class(d), i, end);
+                        }
                     }
-                });
+                }
                 i = end;
             }
         }
     }
+
+    /// The folding of one non-ASCII character (`fold_char`), through a small direct-mapped
+    /// cache kept with the builder: posts repeat the same few non-ASCII characters (accents,
+    /// quotes, emoji), and folding one costs several table lookups. Its size is fixed, so
+    /// hostile input cannot grow it.
+    #[inline]
+    fn folded(&mut self, c: char) -> Folded {
+        const SLOTS: usize = 1 << 10;
+        if self.fold_cache.is_empty() {
+            self.fold_cache = vec![Folded::EMPTY; SLOTS];
+        }
+        let slot = ((c as u32).wrapping_mul(0x9E37_79B1) >> 22) as usize;
+        let cached = self.fold_cache[slot];
+        if cached.key == c as u32 {
+            return cached;
+        }
+        let mut f = Folded {
+            key: c as u32,
+            case: Case::of(c),
+            ..Folded::EMPTY
+        };
+        let mut n = 0usize;
+        fold_char(c, &mut |d| {
+            if n < Folded::INLINE {
+                f.out[n] = d;
+                if d.is_alphanumeric() {
+                    f.alnum |= 1 << n;
+                }
+            }
+            n += 1;
+        });
+        f.n = if n > Folded::INLINE {
+            Folded::LONG
+        } else {
+            n as u8
+        };
+        self.fold_cache[slot] = f;
+        f
+    }
 }
 
-/// `fold_char` through a per-thread memo: posts repeat the same few non-ASCII characters
-/// (accents, quotes, emoji), and folding one costs several table lookups. The memo is
-/// cleared when it grows past a bound, so hostile input cannot grow it forever; it keeps
-/// foldings of up to four characters inline (longer ones, such as U+FDFA, are recomputed).
-fn fold_char_cached(c: char, out: &mut impl FnMut(char)) {
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-    const MAX_ENTRIES: usize = 4096;
+/// One cached folding (see `Builder::folded`).
+#[derive(Debug, Clone, Copy)]
+struct Folded {
+    /// The character folded, or `u32::MAX` for an empty slot.
+    key: u32,
+    /// Its case, for CamelCase splitting.
+    case: Case,
+    /// How many characters it folds to, or `LONG` for more than `INLINE`.
+    n: u8,
+    /// Bit k: `out[k]` is alphanumeric.
+    alnum: u8,
+    out: [char; Folded::INLINE],
+}
+
+impl Folded {
     const INLINE: usize = 4;
-    thread_local! {
-        static MEMO: RefCell<HashMap<char, ([char; INLINE], u8)>> = RefCell::new(HashMap::new());
-    }
-    let hit = MEMO.with(|memo| memo.borrow().get(&c).copied());
-    let (chars, n) = match hit {
-        Some(v) => v,
-        None => {
-            let mut chars = ['\0'; INLINE];
-            let mut n = 0usize;
-            fold_char(c, &mut |d| {
-                if n < INLINE {
-                    chars[n] = d;
-                }
-                n += 1;
-            });
-            if n > INLINE {
-                fold_char(c, out);
-                return;
-            }
-            let v = (chars, n as u8);
-            MEMO.with(|memo| {
-                let mut memo = memo.borrow_mut();
-                if memo.len() >= MAX_ENTRIES {
-                    memo.clear();
-                }
-                memo.insert(c, v);
-            });
-            v
-        }
+    const LONG: u8 = u8::MAX;
+    const EMPTY: Folded = Folded {
+        key: u32::MAX,
+        case: Case::Other,
+        n: 0,
+        alnum: 0,
+        out: ['\0'; Folded::INLINE],
     };
-    for &d in &chars[..n as usize] {
-        out(d);
+}
+
+/// Byte classes of the ASCII fast path (`ASCII_CLASS`): how a byte of the text is treated,
+/// without any Unicode lookup. Non-ASCII bytes are `HIGH` (decoded and folded).
+const ALNUM: u8 = 0;
+/// A separator that may join single letters (`.` `-` `_` `*` `/` `|` `\` `~` `+`).
+const JOIN: u8 = 1;
+/// White space (a joiner too).
+const SPACE: u8 = 2;
+/// Any other separator (punctuation, `#`, control characters).
+const OTHER: u8 = 3;
+const HIGH: u8 = 4;
+
+static ASCII_CLASS: [u8; 256] = {
+    let mut t = [HIGH; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_alphanumeric() {
+            ALNUM
+        } else if matches!(c, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r') {
+            SPACE
+        } else if matches!(
+            c,
+            b'.' | b'-' | b'_' | b'*' | b'/' | b'|' | b'\\' | b'~' | b'+'
+        ) {
+            JOIN
+        } else {
+            OTHER
+        };
+        b += 1;
+    }
+    t
+};
+
+/// An ASCII letter or digit, lower-cased; 0 for every other byte.
+static ASCII_LOWER: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            t[b] = c.to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    t
+};
+
+/// Eight bytes lower-cased (ASCII letters only; other bytes are garbage) and how many of
+/// them, from the first, are ASCII letters or digits: the fast path of `Builder::feed`, with
+/// byte-wise range tests done on a whole `u64` (each byte is first cut to 7 bits, so no
+/// addition carries into the next byte).
+#[inline]
+fn alnum_prefix(chunk: [u8; 8]) -> ([u8; 8], usize) {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const fn splat(b: u8) -> u64 {
+        0x0101_0101_0101_0101 * b as u64
+    }
+    // The high bit of each byte of `x` (bytes below 0x80) that lies in lo..=hi.
+    let within = |x: u64, lo: u8, hi: u8| {
+        x.wrapping_add(splat(0x80 - lo)) & !x.wrapping_add(splat(0x7F - hi)) & HIGH
+    };
+    let w = u64::from_le_bytes(chunk);
+    let w7 = w & !HIGH;
+    let lower = w7 | (within(w7, b'A', b'Z') >> 2);
+    let ok = (within(lower, b'a', b'z') | within(lower, b'0', b'9')) & !w;
+    let n = ((!ok & HIGH).trailing_zeros() / 8) as usize;
+    (lower.to_le_bytes(), n)
+}
+
+/// The class of a separator character (one that is not alphanumeric).
+#[inline]
+fn sep_class(c: char) -> u8 {
+    if c.is_ascii() {
+        ASCII_CLASS[c as usize]
+    } else if c.is_whitespace() {
+        SPACE
+    } else if is_joiner(c) {
+        JOIN
+    } else {
+        OTHER
     }
 }
 
@@ -726,6 +900,8 @@ struct Builder {
     /// Scratch for right-to-left overrides.
     display: String,
     display_map: Vec<(usize, usize)>,
+    /// The fold cache (see `Builder::folded`), allocated at the first non-ASCII character.
+    fold_cache: Vec<Folded>,
     /// Scratch for removing positions.
     tmp_text: Vec<u8>,
     tmp_starts: Vec<usize>,
@@ -839,14 +1015,11 @@ impl Builder {
         self.case_prev = Some(case);
     }
 
-    /// A run of ASCII letters and digits starting at original offset `pos`.
+    /// A run of ASCII letters and digits starting at original offset `pos`, already copied
+    /// (lower-cased) to `text[from..]` by `feed`.
     #[inline]
-    fn ascii_word(&mut self, run: &[u8], pos: usize) {
-        if !self.in_word {
-            self.begin_word(run[0].is_ascii_alphabetic());
-        }
+    fn ascii_word(&mut self, run: &[u8], from: usize, pos: usize) {
         self.word_chars += run.len();
-        let from = self.text.len();
         if self.hashtag {
             for (k, &c) in run.iter().enumerate() {
                 let case = if c.is_ascii_uppercase() {
@@ -859,8 +1032,6 @@ impl Builder {
                 self.note_case(case, from + k);
             }
         }
-        self.text.extend_from_slice(run);
-        self.text[from..].make_ascii_lowercase();
         if self.track {
             self.starts.extend(pos..pos + run.len());
             self.ends.extend(pos + 1..pos + run.len() + 1);
@@ -885,8 +1056,9 @@ impl Builder {
         }
     }
 
+    /// A separator character `c` of class `class` (`sep_class`).
     #[inline]
-    fn sep_char(&mut self, c: char, start: usize, end: usize) {
+    fn sep_char(&mut self, c: char, class: u8, start: usize, end: usize) {
         if self.in_word {
             self.end_word();
         }
@@ -900,10 +1072,10 @@ impl Builder {
         self.sep_end = end;
         self.sep_chars += 1;
         self.sep_hyphen = matches!(c, '-' | '\u{2010}' | '\u{2011}');
-        if !c.is_whitespace() {
+        if class != SPACE {
             self.sep_ws = false;
         }
-        if self.sep_joinable && !is_joiner(c) {
+        if class == OTHER {
             self.sep_joinable = false;
         }
     }
@@ -1025,6 +1197,40 @@ mod tests {
             .into_iter()
             .map(|h| (h.term.clone(), text[h.start..h.end].to_string()))
             .collect()
+    }
+
+    /// The eight-byte fast path agrees with the byte table for every byte value at every
+    /// position, beside letters, digits and the bytes next to the ranges' ends.
+    #[test]
+    fn alnum_prefix_agrees_with_the_byte_table() {
+        let scalar = |chunk: [u8; 8]| {
+            let n = chunk
+                .iter()
+                .position(|&b| ASCII_LOWER[b as usize] == 0)
+                .unwrap_or(8);
+            (
+                chunk[..n]
+                    .iter()
+                    .map(|&b| ASCII_LOWER[b as usize])
+                    .collect::<Vec<u8>>(),
+                n,
+            )
+        };
+        let fillers = [
+            b'a', b'Z', b'0', b'9', b'z', b'A', b'@', b'[', b'`', b'{', b'/', b':',
+        ];
+        for filler in fillers {
+            for at in 0..8 {
+                for b in 0..=255u8 {
+                    let mut chunk = [filler; 8];
+                    chunk[at] = b;
+                    let (lower, n) = alnum_prefix(chunk);
+                    let (want, want_n) = scalar(chunk);
+                    assert_eq!(n, want_n, "{chunk:?}");
+                    assert_eq!(&lower[..n], &want[..], "{chunk:?}");
+                }
+            }
+        }
     }
 
     #[test]
