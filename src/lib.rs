@@ -15,7 +15,6 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod inputs;
-pub mod journal;
 pub mod keychain;
 pub mod lock;
 pub mod loopback;
@@ -27,6 +26,7 @@ pub mod redact;
 #[cfg(test)]
 mod robustness;
 pub mod state;
+pub mod store;
 
 use std::io::Write as _;
 use std::process::ExitCode;

@@ -40,6 +40,17 @@ impl Ctx {
         }
     }
 
+    /// The state store SPEC §6 names (`$GATE_STATE_URL`, the policy's `[state] url`, else the
+    /// local SQLite store), opened once for the command. `policy`: the command's policy, when
+    /// it loaded one; commands that work without a policy look for one here for its `[state]`.
+    pub fn store(
+        &self,
+        policy: Option<&Policy>,
+        access: crate::store::Access,
+    ) -> Result<Box<dyn crate::store::Store>, Error> {
+        crate::store::open(&self.env, policy, access)
+    }
+
     /// Finds and validates the policy; warnings are printed, errors returned (exit 3).
     pub fn load_policy(&self, explicit: Option<&Path>) -> Result<Policy, Error> {
         let flag = explicit.or(self.global.policy.as_deref());
