@@ -683,8 +683,12 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
             "accounts": accounts,
             "frozen": freeze.frozen(),
             "freeze": freeze.json(),
+            "state_store": {"backend": store.backend(), "location": store.location()},
         }))?;
     } else {
+        if store.backend() != "sqlite" {
+            ctx.note(&format!("state: the team store `{}`", store.location()));
+        }
         // Only a freeze in force is worth a line here; `gate log` also says "not frozen".
         if freeze.frozen() {
             ctx.note(&freeze.line());

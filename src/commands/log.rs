@@ -26,6 +26,14 @@ pub fn run(ctx: &Ctx, args: &LogArgs) -> Result<Code, Error> {
         return verify(ctx, store);
     }
     if !ctx.global.json {
+        if store.backend() == "sqlite" {
+            ctx.verbose(&format!("the audit trail in `{}`", store.location()));
+        } else {
+            ctx.note(&format!(
+                "the audit trail of the team store `{}`",
+                store.location()
+            ));
+        }
         let freeze = FreezeState::read(store, policy.as_ref())?;
         ctx.note(&freeze.line());
     }

@@ -476,12 +476,10 @@ impl Delivery<'_> {
     fn run(&self, message: &Outgoing<'_>) -> Result<(Published, bool), Stop> {
         let name = self.account.name.as_str();
         let failed = |error: Error, maybe_sent: bool| Stop::Failed { error, maybe_sent };
-        let _lock = crate::lock::acquire(
-            &self.ctx.env,
-            &format!("deliver-{}-{name}", &self.digest[..32]),
-            LOCK_WAIT,
-        )
-        .map_err(|e| failed(e, false))?;
+        let lock = self
+            .store
+            .lock_delivery(self.digest, name, LOCK_WAIT)
+            .map_err(|e| failed(e, false))?;
         fault_point(&self.ctx.env, "locked");
         let row = self
             .store
@@ -582,6 +580,9 @@ impl Delivery<'_> {
                 &self.digest[..16.min(self.digest.len())]
             ));
             fault_point(&self.ctx.env, "after-journal");
+            // A team store's lock goes with its connection: without it, another machine may
+            // be resolving this delivery, so nothing is sent (the row stays `pending`).
+            lock.still_held().map_err(|e| failed(e, maybe_sent))?;
             self.ctx.verbose(&format!(
                 "sending to `{name}`: {} at {}",
                 self.account.platform, self.account.server

@@ -64,11 +64,7 @@ pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
     }
 
     // One process at a time per delivery: the same lock `gate post` sends under.
-    let _lock = crate::lock::acquire(
-        &ctx.env,
-        &format!("deliver-{}-{name}", &row.digest[..32.min(row.digest.len())]),
-        LOCK_WAIT,
-    )?;
+    let _lock = store.lock_delivery(&row.digest, name, LOCK_WAIT)?;
     let Some(row) = store.get(&row.digest, name)? else {
         return Err(unknown());
     };

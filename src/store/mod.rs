@@ -14,6 +14,7 @@
 //! `gate retract` turns a `sent` row `retracted` once the network has deleted the post; the row
 //! keeps its `sent_at`, so the post still counts in rate limits.
 
+pub mod postgres;
 pub mod sqlite;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -119,6 +120,15 @@ pub trait Store {
     /// its password.
     fn location(&self) -> String;
 
+    /// Takes the lock one delivery is sent under (a lookup, the claim, the send and the
+    /// record happen while it is held), waiting up to `wait` for another process that holds
+    /// it: a lock file on this machine, and with a team store a lock in the database too.
+    fn lock_delivery(
+        &self,
+        digest: &str,
+        account: &str,
+        wait: std::time::Duration,
+    ) -> Result<Box<dyn Held + '_>, Error>;
     /// The delivery of `digest` to `account`, if there is one.
     fn get(&self, digest: &str, account: &str) -> Result<Option<Delivery>, Error>;
     /// Claims the delivery for one try, in one atomic step: the freeze and the rate ledger of
@@ -190,6 +200,45 @@ pub trait Store {
     fn verify(&self) -> Result<Verification, Error>;
 }
 
+/// A delivery's lock, released when dropped.
+pub trait Held {
+    /// Whether the lock is still this process's, right before a send: a team store's lock
+    /// goes with the connection that took it.
+    fn still_held(&self) -> Result<(), Error>;
+}
+
+/// The delivery's lock file on this machine (`deliver-DIGEST-ACCOUNT` in the lock folder).
+pub(crate) fn local_lock(
+    env: &Env,
+    digest: &str,
+    account: &str,
+    wait: std::time::Duration,
+) -> Result<crate::lock::Lock, Error> {
+    crate::lock::acquire(
+        env,
+        &format!("deliver-{}-{account}", &digest[..32.min(digest.len())]),
+        wait,
+    )
+}
+
+struct LocalHeld(#[allow(dead_code)] crate::lock::Lock);
+
+impl Held for LocalHeld {
+    fn still_held(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// [`Store::lock_delivery`] for a store on this machine: the lock file alone.
+pub(crate) fn local_held(
+    env: &Env,
+    digest: &str,
+    account: &str,
+    wait: std::time::Duration,
+) -> Result<Box<dyn Held>, Error> {
+    Ok(Box::new(LocalHeld(local_lock(env, digest, account, wait)?)))
+}
+
 impl dyn Store + '_ {
     /// [`Store::claim`] with a judge that gives its reason: `Ok(Err(reason))` when it refused
     /// (nothing written), `Ok(Ok(()))` when the row is `pending`.
@@ -239,20 +288,28 @@ pub enum Access {
 /// Opens the state store SPEC §6 names for this command (`$GATE_STATE_URL`, then the policy's
 /// `[state] url`, else SQLite under the state folder). Nothing is read or created until the
 /// first call that needs it.
+/// A team store is connected to at once (an unreachable one is an error, never a fallback),
+/// and its schema created or migrated when the role may.
 pub fn open(env: &Env, policy: Option<&Policy>, access: Access) -> Result<Box<dyn Store>, Error> {
-    let _ = policy;
-    if let Some(url) = env.var("GATE_STATE_URL").filter(|u| !u.trim().is_empty()) {
-        return Err(team_store_missing(url));
+    match team_target(env, policy)? {
+        Some(target) => Ok(Box::new(postgres::Postgres::connect(
+            env,
+            target,
+            access == Access::Write,
+        )?)),
+        None => Ok(Box::new(sqlite::Sqlite::open(env, access))),
     }
-    Ok(Box::new(sqlite::Sqlite::open(env, access)))
 }
 
-fn team_store_missing(url: &str) -> Error {
-    let shown = url.split('@').next_back().unwrap_or(url);
-    Error::other(format!(
-        "`GATE_STATE_URL` names a team store (`{shown}`), which this gate cannot use"
-    ))
-    .with_hint("unset `GATE_STATE_URL` to use this machine's state folder")
+/// The team store SPEC §6 names: `$GATE_STATE_URL`, then the policy's `[state] url`.
+pub fn team_target(env: &Env, policy: Option<&Policy>) -> Result<Option<postgres::Target>, Error> {
+    if let Some(url) = env.var("GATE_STATE_URL").filter(|u| !u.trim().is_empty()) {
+        return postgres::Target::new(url, "GATE_STATE_URL").map(Some);
+    }
+    match policy.and_then(|p| p.state_url.as_deref()) {
+        Some(url) => postgres::Target::new(url, "the policy's `[state] url`").map(Some),
+        None => Ok(None),
+    }
 }
 
 /// The freezes in force: the store's (`gate freeze`) and the policy's `[freeze]`.

@@ -34,7 +34,7 @@ use crate::error::{Error, io_reason};
 pub const FILE: &str = "journal.sqlite3";
 /// 2: `retracted` deliveries (`gate retract`); 3: the `audit` table (src/audit.rs), which
 /// every open creates if it is missing; 4: the `unknown` state (a try whose outcome is unknown).
-const VERSION: i64 = 4;
+pub const VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -604,6 +604,21 @@ impl Sqlite {
         rows.collect::<Result<Vec<_>, _>>().map_err(err)
     }
 
+    /// The journal's schema version; `None` when there is no journal yet.
+    pub fn schema_version(&self) -> Result<Option<i64>, Error> {
+        let Some(db) = self.reader()? else {
+            return Ok(None);
+        };
+        db.conn
+            .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+            .map_err(|e| db_error(&db.path, &e))
+    }
+
+    /// Creates (or migrates) the journal now.
+    pub fn create(&self) -> Result<(), Error> {
+        self.writer().map(|_| ())
+    }
+
     /// Every delivery, for `gate state import`.
     pub fn deliveries(&self) -> Result<Vec<(Delivery, String)>, Error> {
         let Some(db) = self.reader()? else {
@@ -654,6 +669,15 @@ impl Sqlite {
 impl super::Store for Sqlite {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn lock_delivery(
+        &self,
+        digest: &str,
+        account: &str,
+        wait: Duration,
+    ) -> Result<Box<dyn super::Held + '_>, Error> {
+        super::local_held(&self.env, digest, account, wait)
     }
 
     fn location(&self) -> String {
