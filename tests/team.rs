@@ -383,6 +383,50 @@ fn a_store_that_cannot_be_reached_or_is_newer_stops_the_post_and_names_the_store
 }
 
 #[test]
+fn the_password_comes_from_the_keychain_and_the_url_in_the_policy_has_none() {
+    let password = canary();
+    let server = pg::Pg::with_password(&password);
+    let bus = SessionBus::with_gnome_keyring();
+    let mut s = Sandbox::new();
+    bus.attach(&mut s);
+    let url = format!(
+        "postgres://gate@127.0.0.1:{}/postgres?sslmode=disable",
+        server.port
+    );
+    s.write(
+        "gate.toml",
+        &format!("version = 1\n\n[state]\nurl = \"{url}\"\n"),
+    );
+    let run = s.run(&["state", "status"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains(&format!("the team state store `{url}` asks for a password")),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("gate state password"), "{run:?}");
+    let run = s.run_with_stdin(&["state", "password"], &format!("{password}\n"));
+    assert_eq!(run.code, 0, "{run:?}");
+    // What the keychain holds, as `secret-tool` sees it.
+    let item = format!("state:{}", url.split('?').next().unwrap());
+    let out = bus.secret_tool(&["lookup", "service", "gate", "username", &item], "");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), password);
+    let run = s.run(&["state", "status", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["from"], "the policy's `[state] url`");
+    assert_eq!(run.json()["location"], url.as_str());
+    let run = s.run(&["freeze", "--reason", "from the policy's store"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for run in [s.run(&["log"]), s.run(&["state", "status"])] {
+        assert!(!run.stdout.contains(&password) && !run.stderr.contains(&password));
+    }
+    assert_eq!(
+        server.sql("postgres", "SELECT reason FROM gate_freeze"),
+        "from the policy's store"
+    );
+}
+
+#[test]
 fn policy_check_refuses_a_password_in_the_state_url() {
     let s = Sandbox::new();
     s.write(

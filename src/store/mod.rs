@@ -241,24 +241,22 @@ pub(crate) fn local_held(
 
 impl dyn Store + '_ {
     /// [`Store::claim`] with a judge that gives its reason: `Ok(Err(reason))` when it refused
-    /// (nothing written), `Ok(Ok(()))` when the row is `pending`.
+    /// (nothing written), `Ok(Ok(()))` when the row is `pending`. A store that retries a claim
+    /// it lost to a concurrent transaction asks the judge again, with the ledger of then.
     pub fn judged_claim<R>(
         &self,
         claim: &Claim<'_>,
-        judge: impl FnOnce(Ledger) -> Result<(), R>,
+        mut judge: impl FnMut(Ledger) -> Result<(), R>,
     ) -> Result<Result<(), R>, Error> {
-        let mut judge = Some(judge);
         let mut refused = None;
-        let allowed = self.claim(claim, &mut |ledger| {
-            let Some(judge) = judge.take() else {
-                return false;
-            };
-            match judge(ledger) {
-                Ok(()) => true,
-                Err(why) => {
-                    refused = Some(why);
-                    false
-                }
+        let allowed = self.claim(claim, &mut |ledger| match judge(ledger) {
+            Ok(()) => {
+                refused = None;
+                true
+            }
+            Err(why) => {
+                refused = Some(why);
+                false
             }
         })?;
         match (allowed, refused) {

@@ -233,8 +233,9 @@ fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
     tokio_postgres_rustls::MakeRustlsConnect::new(config)
 }
 
+/// The driver's "the server asked for a password and none was given".
 fn password_missing(e: &postgres::Error) -> bool {
-    e.to_string().contains("password missing")
+    reason(e).contains("password missing")
 }
 
 /// The PostgreSQL store of one command.
@@ -823,14 +824,17 @@ impl super::Store for Postgres {
                         by: r.get(2),
                     })
                 })?;
-            tx.execute(
-                "INSERT INTO gate_ledger (name) VALUES ('*'), ($1) ON CONFLICT DO NOTHING",
-                &[&claim.account],
-            )?;
-            tx.query(
-                "SELECT name FROM gate_ledger WHERE name IN ('*', $1) ORDER BY name FOR UPDATE",
-                &[&claim.account],
-            )?;
+            // The team's row first, then the account's: every claim locks in this order.
+            for name in ["*", claim.account] {
+                tx.execute(
+                    "INSERT INTO gate_ledger (name) VALUES ($1) ON CONFLICT DO NOTHING",
+                    &[&name],
+                )?;
+                tx.query(
+                    "SELECT name FROM gate_ledger WHERE name = $1 FOR UPDATE",
+                    &[&name],
+                )?;
+            }
             let sends = tx
                 .query(
                     "SELECT digest, account, coalesce(sent_at, updated_at) AS at FROM gate_deliveries

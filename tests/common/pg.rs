@@ -53,10 +53,20 @@ fn free_port() -> u16 {
 impl Pg {
     /// A server of the test's own (for tests that restart it); stopped when dropped.
     pub fn own() -> Pg {
-        Pg::start()
+        Pg::start_with(None)
+    }
+
+    /// A server of the test's own where the role `gate` signs in over TCP with `password`
+    /// (SCRAM-SHA-256); stopped when dropped.
+    pub fn with_password(password: &str) -> Pg {
+        Pg::start_with(Some(password))
     }
 
     fn start() -> Pg {
+        Pg::start_with(None)
+    }
+
+    fn start_with(password: Option<&str>) -> Pg {
         let bin = bin_dir();
         let root = rustix_is_root();
         let user = root.then_some("nobody");
@@ -82,13 +92,27 @@ impl Pg {
             user,
         };
         let data = pg.dir.join("data");
-        let out = pg
-            .as_server(&pg.bin.join("initdb"))
+        let mut initdb = pg.as_server(&pg.bin.join("initdb"));
+        initdb
             .arg("-D")
             .arg(&data)
-            .args(["-U", "gate", "--auth=trust", "-E", "UTF8", "--no-sync"])
-            .output()
-            .unwrap();
+            .args(["-U", "gate", "-E", "UTF8", "--no-sync"]);
+        match password {
+            None => {
+                initdb.arg("--auth=trust");
+            }
+            Some(password) => {
+                let file = pg.dir.join("pwfile");
+                std::fs::write(&file, password).unwrap();
+                if let Some(user) = pg.user {
+                    Command::new("chown").arg(user).arg(&file).status().unwrap();
+                }
+                initdb
+                    .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
+                    .arg(format!("--pwfile={}", file.display()));
+            }
+        }
+        let out = initdb.output().unwrap();
         assert!(
             out.status.success(),
             "initdb failed: {}",
@@ -176,21 +200,21 @@ impl Pg {
         )
     }
 
-    /// Runs SQL in `db` with psql; its output, unaligned.
-    pub fn sql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "gate",
-            ])
+    /// psql over the server's Unix socket (trusted on every server these tests start).
+    fn psql(&self, db: &str, sql: &str) -> std::process::Output {
+        Command::new(self.bin.join("psql"))
+            .arg("-h")
+            .arg(&self.dir)
+            .args(["-p", &self.port.to_string(), "-U", "gate"])
             .args(["-d", db, "-v", "ON_ERROR_STOP=1", "-XAtq", "-c", sql])
             .stdin(Stdio::null())
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Runs SQL in `db` with psql; its output, unaligned.
+    pub fn sql(&self, db: &str, sql: &str) -> String {
+        let out = self.psql(db, sql);
         assert!(
             out.status.success(),
             "psql {sql}: {}",
@@ -201,19 +225,7 @@ impl Pg {
 
     /// Runs SQL that is expected to fail; its error.
     pub fn sql_fails(&self, db: &str, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "gate",
-            ])
-            .args(["-d", db, "-v", "ON_ERROR_STOP=1", "-XAtq", "-c", sql])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let out = self.psql(db, sql);
         assert!(!out.status.success(), "psql {sql} succeeded");
         String::from_utf8_lossy(&out.stderr).trim().to_owned()
     }
