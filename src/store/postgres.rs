@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use postgres::error::SqlState;
+use postgres::types::Type;
 use postgres::{Client, Config, GenericClient, Row};
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -335,17 +336,11 @@ impl Postgres {
     /// The schema version in the database (0 when gate's tables are not there).
     fn found_version(&self) -> Result<i32, Error> {
         let mut client = self.client.borrow_mut();
-        let exists: bool = client
-            .query_one("SELECT to_regclass('gate_schema') IS NOT NULL", &[])
-            .map_err(|e| self.err(&e))?
-            .get(0);
-        if !exists {
-            return Ok(0);
+        match client.query_typed_one("SELECT coalesce(max(version), 0) FROM gate_schema", &[]) {
+            Ok(row) => Ok(row.get(0)),
+            Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(0),
+            Err(e) => Err(self.err(&e)),
         }
-        let row = client
-            .query_one("SELECT coalesce(max(version), 0) FROM gate_schema", &[])
-            .map_err(|e| self.err(&e))?;
-        Ok(row.get(0))
     }
 
     /// Brings the schema up to [`VERSION`], in one transaction that concurrent migrators wait
@@ -421,11 +416,11 @@ impl Postgres {
     fn one(
         &self,
         sql: &str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
+        params: &[(&(dyn postgres::types::ToSql + Sync), Type)],
     ) -> Result<Option<Delivery>, Error> {
         self.client
             .borrow_mut()
-            .query_opt(sql, params)
+            .query_typed_opt(sql, params)
             .map(|row| row.as_ref().map(delivery))
             .map_err(|e| self.err(&e))
     }
@@ -638,7 +633,7 @@ fn stored(r: &Row) -> Stored {
 
 fn last_entry(tx: &mut impl GenericClient) -> Result<Option<(i64, String)>, postgres::Error> {
     Ok(tx
-        .query_opt(
+        .query_typed_opt(
             "SELECT seq, hash FROM gate_audit ORDER BY seq DESC LIMIT 1",
             &[],
         )?
@@ -646,27 +641,27 @@ fn last_entry(tx: &mut impl GenericClient) -> Result<Option<(i64, String)>, post
 }
 
 fn insert_stored(tx: &mut impl GenericClient, s: &Stored) -> Result<(), postgres::Error> {
-    tx.execute(
+    tx.execute_typed(
         &format!(
             "INSERT INTO gate_audit ({AUDIT_COLUMNS})
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ),
         &[
-            &s.seq,
-            &s.time,
-            &s.event,
-            &s.user,
-            &s.host,
-            &s.account,
-            &s.digest,
-            &s.text,
-            &s.verdict,
-            &s.findings,
-            &s.reviewers,
-            &s.policy_sha256,
-            &s.url,
-            &s.prev,
-            &s.hash,
+            (&s.seq, Type::INT8),
+            (&s.time, Type::TEXT),
+            (&s.event, Type::TEXT),
+            (&s.user, Type::TEXT),
+            (&s.host, Type::TEXT),
+            (&s.account, Type::TEXT),
+            (&s.digest, Type::TEXT),
+            (&s.text, Type::TEXT),
+            (&s.verdict, Type::TEXT),
+            (&s.findings, Type::TEXT),
+            (&s.reviewers, Type::TEXT),
+            (&s.policy_sha256, Type::TEXT),
+            (&s.url, Type::TEXT),
+            (&s.prev, Type::TEXT),
+            (&s.hash, Type::TEXT),
         ],
     )
     .map(|_| ())
@@ -700,10 +695,10 @@ impl super::Held for Held<'_> {
             .store
             .client
             .borrow_mut()
-            .query_one(
+            .query_typed_one(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
                    AND classid = $1::int4::oid AND objid = $2::int4::oid AND objsubid = 2 AND granted",
-                &[&LOCK_SPACE, &self.key],
+                &[(&LOCK_SPACE, Type::INT4), (&self.key, Type::INT4)],
             )
             .map(|r| r.get::<_, i64>(0) > 0);
         match held {
@@ -728,9 +723,9 @@ fn lock_lost(store: &Postgres) -> Error {
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         if let Ok(mut client) = self.store.client.try_borrow_mut() {
-            let _ = client.execute(
+            let _ = client.query_typed(
                 "SELECT pg_advisory_unlock($1, $2)",
-                &[&LOCK_SPACE, &self.key],
+                &[(&LOCK_SPACE, Type::INT4), (&self.key, Type::INT4)],
             );
         }
     }
@@ -759,7 +754,10 @@ impl super::Store for Postgres {
             let got: bool = self
                 .client
                 .borrow_mut()
-                .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_SPACE, &key])
+                .query_typed_one(
+                    "SELECT pg_try_advisory_lock($1, $2)",
+                    &[(&LOCK_SPACE, Type::INT4), (&key, Type::INT4)],
+                )
                 .map_err(|e| self.err(&e))?
                 .get(0);
             if got {
@@ -799,7 +797,7 @@ impl super::Store for Postgres {
         }
         self.one(
             &format!("SELECT {COLUMNS} FROM gate_deliveries WHERE digest = $1 AND account = $2"),
-            &[&digest, &account],
+            &[(&digest, Type::TEXT), (&account, Type::TEXT)],
         )
     }
 
@@ -812,36 +810,37 @@ impl super::Store for Postgres {
         let pid = i32::try_from(std::process::id()).unwrap_or(0);
         let since = claim.now - crate::core::limits::WINDOW;
         let result = self.transaction(|tx| {
-            let freeze = tx
-                .query_one(
-                    "SELECT reason, since, by_user FROM gate_freeze WHERE one FOR SHARE",
-                    &[],
-                )
-                .map(|r| {
-                    r.get::<_, Option<String>>(0).map(|reason| LocalFreeze {
-                        reason,
-                        since: r.get(1),
-                        by: r.get(2),
-                    })
-                })?;
-            // The team's row first, then the account's: every claim locks in this order.
-            for name in ["*", claim.account] {
-                tx.execute(
-                    "INSERT INTO gate_ledger (name) VALUES ($1) ON CONFLICT DO NOTHING",
-                    &[&name],
+            // The freeze, shared (a `gate freeze` waits for this claim, or this claim for it),
+            // and the team's and the account's ledger rows, for update, in one statement; the
+            // rows are made on an account's first claim.
+            let lock = "WITH f AS (SELECT reason, since, by_user FROM gate_freeze WHERE one FOR SHARE),
+                             l AS (SELECT name FROM gate_ledger WHERE name IN ('*', $1)
+                                   ORDER BY name COLLATE \"C\" FOR UPDATE)
+                        SELECT f.reason, f.since, f.by_user, (SELECT count(*) FROM l) FROM f";
+            let account = [(&claim.account as &(dyn postgres::types::ToSql + Sync), Type::TEXT)];
+            let mut row = tx.query_typed_one(lock, &account)?;
+            if row.get::<_, i64>(3) < 2 {
+                tx.execute_typed(
+                    "INSERT INTO gate_ledger (name) VALUES ('*'), ($1) ON CONFLICT DO NOTHING",
+                    &account,
                 )?;
-                tx.query(
-                    "SELECT name FROM gate_ledger WHERE name = $1 FOR UPDATE",
-                    &[&name],
-                )?;
+                row = tx.query_typed_one(lock, &account)?;
             }
+            let freeze = row
+                .get::<_, Option<String>>(0)
+                .map(|reason| LocalFreeze {
+                    reason,
+                    since: row.get(1),
+                    by: row.get(2),
+                });
+            // Counted after the locks were granted: a claim that committed meanwhile counts.
             let sends = tx
-                .query(
+                .query_typed(
                     "SELECT digest, account, coalesce(sent_at, updated_at) AS at FROM gate_deliveries
                      WHERE (sent_at IS NOT NULL AND sent_at > $1)
                         OR (sent_at IS NULL AND state IN ('pending', 'unknown') AND updated_at > $1)
                      ORDER BY at",
-                    &[&since],
+                    &[(&since, Type::TIMESTAMPTZ)],
                 )?
                 .iter()
                 .map(|r| Send {
@@ -856,7 +855,7 @@ impl super::Store for Postgres {
             }) {
                 return Ok(false);
             }
-            tx.execute(
+            tx.execute_typed(
                 "INSERT INTO gate_deliveries (digest, account, platform, idempotency_key, state, pid, host, attempts, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, 'pending', $5, $6, 1, $7, $7)
                  ON CONFLICT (digest, account) DO UPDATE SET
@@ -865,13 +864,13 @@ impl super::Store for Postgres {
                    pid = excluded.pid, host = excluded.host,
                    attempts = gate_deliveries.attempts + 1, updated_at = excluded.updated_at",
                 &[
-                    &claim.digest,
-                    &claim.account,
-                    &claim.platform,
-                    &claim.key,
-                    &pid,
-                    &host,
-                    &claim.now,
+                    (&claim.digest, Type::TEXT),
+                    (&claim.account, Type::TEXT),
+                    (&claim.platform, Type::TEXT),
+                    (&claim.key, Type::TEXT),
+                    (&pid, Type::INT4),
+                    (&host, Type::TEXT),
+                    (&claim.now, Type::TIMESTAMPTZ),
                 ],
             )?;
             Ok(true)
@@ -890,10 +889,16 @@ impl super::Store for Postgres {
         let (id, url) = published;
         let stored = self
             .transaction(|tx| {
-                tx.execute(
+                tx.execute_typed(
                     "UPDATE gate_deliveries SET state = 'sent', remote_id = $3, url = $4, error = NULL, sent_at = $5, updated_at = $5
                      WHERE digest = $1 AND account = $2",
-                    &[&digest, &account, &id, &url, &now],
+                    &[
+                        (&digest, Type::TEXT),
+                        (&account, Type::TEXT),
+                        (&id, Type::TEXT),
+                        (&url, Type::TEXT),
+                        (&now, Type::TIMESTAMPTZ),
+                    ],
                 )?;
                 append_in(tx, &self.env, entry, now)
             })
@@ -959,7 +964,7 @@ impl super::Store for Postgres {
                  WHERE account = $1 AND sent_at IS NOT NULL AND (remote_id = $2 OR url = $2)
                  ORDER BY sent_at DESC LIMIT 1"
             ),
-            &[&account, &id_or_url],
+            &[(&account, Type::TEXT), (&id_or_url, Type::TEXT)],
         )
     }
 
@@ -972,7 +977,7 @@ impl super::Store for Postgres {
                 "SELECT {COLUMNS} FROM gate_deliveries
                  WHERE account = $1 AND sent_at IS NOT NULL ORDER BY sent_at DESC LIMIT 1"
             ),
-            &[&account],
+            &[(&account, Type::TEXT)],
         )
     }
 
@@ -984,12 +989,12 @@ impl super::Store for Postgres {
         let rows = self
             .client
             .borrow_mut()
-            .query(
+            .query_typed(
                 "SELECT digest, account, coalesce(sent_at, updated_at) AS at FROM gate_deliveries
                  WHERE (sent_at IS NOT NULL AND sent_at > $1)
                     OR (sent_at IS NULL AND state IN ('pending', 'unknown') AND updated_at > $1)
                  ORDER BY at",
-                &[&since],
+                &[(&since, Type::TIMESTAMPTZ)],
             )
             .map_err(|e| self.err(&e))?;
         Ok(Sends(
@@ -1010,7 +1015,7 @@ impl super::Store for Postgres {
         let row = self
             .client
             .borrow_mut()
-            .query_opt(
+            .query_typed_opt(
                 "SELECT reason, since, by_user FROM gate_freeze WHERE one",
                 &[],
             )
@@ -1113,4 +1118,50 @@ impl super::Store for Postgres {
 /// Stamps as the audit trail writes them.
 pub fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shown_url_never_holds_the_password() {
+        assert_eq!(
+            redact("postgres://gate:hunter2@db.example.com:5432/gate?sslmode=verify-full")
+                .as_deref(),
+            Some("postgres://gate@db.example.com:5432/gate?sslmode=verify-full")
+        );
+        assert_eq!(
+            redact("postgresql://db.example.com/gate").as_deref(),
+            Some("postgresql://db.example.com/gate")
+        );
+        assert_eq!(redact("mysql://gate@db/gate"), None);
+        assert_eq!(redact("not a url"), None);
+        let target = Target::new("postgres://gate:pw@db:5432/gate?sslmode=disable", "x").unwrap();
+        assert_eq!(target.keychain_item(), "state:postgres://gate@db:5432/gate");
+    }
+
+    #[test]
+    fn sslmode_is_read_by_gate_and_the_rest_by_the_driver() {
+        for (mode, tls) in [
+            ("", true),
+            ("?sslmode=prefer", true),
+            ("?sslmode=disable", false),
+            ("?sslmode=require", true),
+            ("?sslmode=verify-ca", true),
+            ("?sslmode=verify-full&application_name=x", true),
+        ] {
+            let (config, use_tls) = config(&format!("postgres://gate@db:5432/gate{mode}"))
+                .unwrap_or_else(|e| panic!("{mode}: {e}"));
+            assert_eq!(use_tls, tls, "{mode}");
+            assert_eq!(config.get_dbname(), Some("gate"));
+            assert_eq!(config.get_user(), Some("gate"));
+            assert_eq!(config.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        }
+        assert!(
+            config("postgres://gate@db/gate?sslmode=sometimes")
+                .unwrap_err()
+                .contains("unknown sslmode `sometimes`")
+        );
+    }
 }
