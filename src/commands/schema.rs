@@ -255,7 +255,7 @@ pub fn policy() -> Value {
                 )),
                 "limits" => Value::Object(object(
                     "`[limits]`",
-                    "Rate limits, counted from this machine's journal of what `gate post` sent in the last hour; reaching one holds the next post (exit 5).",
+                    "Rate limits, counted from the state store's ledger of what `gate post` sent (or is sending) in the last hour; reaching one holds the next post (exit 5).",
                     LIMIT_KEYS,
                     |key| {
                         Some(match key {
