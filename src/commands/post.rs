@@ -6,7 +6,6 @@
 //! unknown: `find` it before sending again → commit `pending` with the delivery's key →
 //! publish → commit `sent` with the network's id and URL → print the URL.
 
-use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -52,7 +51,9 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
         None => DEFAULT_MAX_WAIT,
     };
     let policy = ctx.load_policy(None)?;
-    // The state store, opened once for the whole command (nothing is read until needed).
+    // Most runs send: the HTTP client is built meanwhile, beside the store's opening.
+    let client = crate::http::Prepared::start();
+    // The state store, opened once for the whole command.
     let store = ctx.store(Some(&policy), Access::Write)?;
     let store: &dyn Store = store.as_ref();
     let mut post = match (&args.text, &args.file) {
@@ -157,7 +158,6 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     // Mastodon instances say how long a status may be: asked (without a token) for each
     // delivery that may still need the network, then the post is judged again with it. This
     // comes before the question, the journal and any upload.
-    let client: OnceCell<reqwest::blocking::Client> = OnceCell::new();
     context.instances = instance_limits(ctx, store, &accounts, &digest, &client)?;
     let evaluations = if context.instances.is_empty() {
         evaluations
@@ -459,7 +459,7 @@ impl Moment<'_> {
 struct Delivery<'a> {
     ctx: &'a Ctx,
     store: &'a dyn Store,
-    client: &'a OnceCell<reqwest::blocking::Client>,
+    client: &'a crate::http::Prepared,
     account: &'a Account,
     digest: &'a str,
     moment: &'a Moment<'a>,
@@ -516,12 +516,11 @@ impl Delivery<'_> {
             .verbose(&format!("looking up `{name}`'s credential in the keychain"));
         let credential =
             credential_for(&self.ctx.env, self.account).map_err(|e| failed(e, maybe_sent))?;
-        if self.client.get().is_none() {
-            let _ = self
-                .client
-                .set(crate::http::client().map_err(|e| failed(e, maybe_sent))?);
-        }
-        let client = self.client.get().expect("set above").clone();
+        let client = self
+            .client
+            .get()
+            .map_err(|e| failed(e, maybe_sent))?
+            .clone();
         let platform = platforms::connect(self.account, credential, client)
             .map_err(|e| failed(e, maybe_sent))?;
         let key = match &row {
@@ -856,7 +855,7 @@ fn instance_limits(
     store: &dyn Store,
     accounts: &[&Account],
     digest: &str,
-    client: &OnceCell<reqwest::blocking::Client>,
+    client: &crate::http::Prepared,
 ) -> Result<BTreeMap<String, crate::core::length::Instance>, Error> {
     let mastodon: Vec<&&Account> = accounts
         .iter()
@@ -878,11 +877,7 @@ fn instance_limits(
         let found = match asked.get(server) {
             Some(found) => *found,
             None => {
-                if client.get().is_none() {
-                    let _ = client.set(crate::http::client()?);
-                }
-                let found = match platforms::mastodon::instance(client.get().expect("set"), server)
-                {
+                let found = match platforms::mastodon::instance(client.get()?, server) {
                     Ok(instance) => {
                         if ctx.verbosity() == Verbosity::Verbose {
                             ctx.note(&format!(
