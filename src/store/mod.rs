@@ -136,7 +136,9 @@ pub trait Store {
     /// is the row made `pending` (a new row with `claim.key`, or an existing one with one more
     /// attempt; its key never changes, and an `unknown` row stays `unknown`). Concurrent
     /// claims take turns, so N processes woken together cannot all pass one rate limit.
-    /// `Ok(false)`: judged and refused, nothing written. Most callers want
+    /// `Ok(false)`: judged and refused, nothing written. `judge` runs inside the store's
+    /// transaction and must not call the store; a store that retries a claim it lost to a
+    /// concurrent transaction calls it again. Most callers want
     /// [`judged_claim`](trait.Store.html#method.judged_claim).
     fn claim(
         &self,
