@@ -53,7 +53,7 @@ impl Event {
     }
 }
 
-/// What a command knows about an event; [`record`] adds the time, user, host and chain.
+/// What a command knows about an event; [`chained`] adds the time, user, host and chain.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub event: Event,
