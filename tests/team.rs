@@ -706,6 +706,23 @@ fn a_freeze_on_one_machine_stops_a_send_another_machine_has_confirmed() {
     let run = t.machines[1].run(&["post", "--yes", text]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(t.fake.posts().len(), 1);
+    // `gate auth status` and `gate log` name the store they use.
+    let run = t.machines[0].run(&["auth", "status", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.json()["state_store"],
+        serde_json::json!({"backend": "postgres", "location": t.url})
+    );
+    let run = t.machines[3].run(&["log"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.starts_with(&format!(
+            "the audit trail of the team store `{}`\nnot frozen\n",
+            t.url
+        )),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("team incident"), "{run:?}");
 }
 
 #[test]
