@@ -1,5 +1,5 @@
 //! The audit trail's anchor: the chain head (the last entry's seq and hash) kept outside the
-//! journal, in the OS keychain, so that `gate log --verify` notices what a chain cannot show
+//! store, in the OS keychain (one item per store), so that `gate log --verify` notices what a chain cannot show
 //! by itself: a dropped or emptied audit table, a deleted or emptied journal, entries removed
 //! from the end (with `sqlite_sequence` rewound to hide it).
 //!
@@ -26,7 +26,7 @@ pub struct Head {
 }
 
 /// The keychain item for the journal at `path` (one per state folder).
-fn user(path: &Path) -> String {
+pub fn journal_item(path: &Path) -> String {
     let path = path
         .parent()
         .and_then(|dir| dir.canonicalize().ok())
@@ -48,11 +48,11 @@ fn keychain(env: &Env) -> Option<Keychain> {
     Keychain::open(env).ok()
 }
 
-/// Moves the anchor of the journal at `path` to an audit entry just committed.
-pub fn advance_to(env: &Env, path: &Path, entry: &crate::audit::Stored) {
+/// Moves the anchor kept in the keychain item `item` to an audit entry just committed.
+pub fn advance_to(env: &Env, item: &str, entry: &crate::audit::Stored) {
     advance(
         env,
-        path,
+        item,
         &Head {
             seq: entry.seq,
             hash: entry.hash.clone(),
@@ -60,20 +60,19 @@ pub fn advance_to(env: &Env, path: &Path, entry: &crate::audit::Stored) {
     );
 }
 
-/// Moves the anchor of the journal at `path` forward to `head` (best effort: an unreachable
-/// keychain leaves the trail unanchored, never a failed command).
-pub fn advance(env: &Env, path: &Path, head: &Head) {
+/// Moves the anchor kept in `item` forward to `head` (best effort: an unreachable keychain
+/// leaves the trail unanchored, never a failed command).
+pub fn advance(env: &Env, item: &str, head: &Head) {
     let Some(keychain) = keychain(env) else {
         return;
     };
-    let user = user(path);
-    if let Ok(Some(current)) = read_with(&keychain, &user)
+    if let Ok(Some(current)) = read_with(&keychain, item)
         && current.seq >= head.seq
     {
         return;
     }
     if let Ok(text) = serde_json::to_string(head) {
-        let _ = keychain.set(&user, &SecretString::from(text));
+        let _ = keychain.set(item, &SecretString::from(text));
     }
 }
 
@@ -87,7 +86,7 @@ fn read_with(keychain: &Keychain, user: &str) -> Result<Option<Head>, String> {
     }
 }
 
-/// What the keychain holds for the journal at `path`.
+/// What the keychain item `item` holds.
 pub enum Found {
     Head(Head),
     /// The keychain answered: no entry was ever anchored for this state folder.
@@ -96,11 +95,11 @@ pub enum Found {
     Unreachable(String),
 }
 
-pub fn read(env: &Env, path: &Path) -> Found {
+pub fn read(env: &Env, item: &str) -> Found {
     let Some(keychain) = keychain(env) else {
         return Found::Unreachable("no keychain is reachable".to_owned());
     };
-    match read_with(&keychain, &user(path)) {
+    match read_with(&keychain, item) {
         Ok(Some(head)) => Found::Head(head),
         Ok(None) => Found::None,
         Err(why) => Found::Unreachable(why),

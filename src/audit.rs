@@ -1,6 +1,6 @@
-//! The audit trail: an append-only, hash-chained `audit` table in the journal database
-//! (`$GATE_HOME/journal.sqlite3`). Every post, refusal, approval, freeze, unfreeze, retract,
-//! login and logout appends one entry; `gate log --verify` recomputes the chain.
+//! The audit trail's model: its entries and their hash chain, whichever store keeps them
+//! (src/store/). Every post, refusal, approval, freeze, unfreeze, retract, login and logout
+//! appends one entry; `gate log --verify` recomputes the chain.
 //!
 //! Each entry's `hash` is SHA-256 over [`encode`]: the tag `gate-audit-v1\n`, then every
 //! field in a fixed order (seq, time, event, user, host, account, digest, text, verdict,
@@ -10,42 +10,17 @@
 //! So editing any field (or the hash) breaks the entry's own hash, removing one leaves a gap
 //! in `seq`, and swapping two makes an entry's hash match another `seq` than its own.
 //!
-//! Appending happens inside `BEGIN IMMEDIATE`: the last entry is read and the next one
-//! inserted under SQLite's write lock, so concurrent gate processes chain one after another.
-//! The table is `AUTOINCREMENT`, so SQLite also remembers the highest seq ever used, which
-//! exposes a removed last entry. What the chain cannot stop: someone who can write the file
-//! and recomputes every hash after their edit. Keep the last hash `gate log --verify` prints
-//! somewhere else to catch that.
+//! The store appends under its write lock (the last entry read and the next one inserted in
+//! one transaction), so concurrent gate processes chain one after another, and it remembers
+//! the highest seq it ever handed out, which exposes a removed last entry. What the chain
+//! cannot stop: someone who can write the store and recomputes every hash after their edit.
+//! The anchor (src/anchor.rs) keeps the head elsewhere to catch that.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::env::Env;
-use crate::error::Error;
-use crate::journal::Journal;
-
-/// Created by the journal's migration (schema version 2).
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS audit (
-    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
-    time          TEXT NOT NULL,
-    event         TEXT NOT NULL,
-    user          TEXT NOT NULL,
-    host          TEXT NOT NULL,
-    account       TEXT,
-    digest        TEXT,
-    text          TEXT,
-    verdict       TEXT,
-    findings      TEXT,
-    reviewers     TEXT,
-    policy_sha256 TEXT,
-    url           TEXT,
-    prev          TEXT NOT NULL,
-    hash          TEXT NOT NULL
-);
-";
 
 /// The `prev` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -78,7 +53,7 @@ impl Event {
     }
 }
 
-/// What a command knows about an event; [`record`] adds the time, user, host and chain.
+/// What a command knows about an event; [`chained`] adds the time, user, host and chain.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub event: Event,
@@ -197,68 +172,17 @@ pub fn host_name(env: &Env) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-fn db_error(journal: &Journal, e: &rusqlite::Error) -> Error {
-    Error::other(format!(
-        "cannot write the audit trail in `{}`: {e}",
-        journal.path.display()
-    ))
-    .with_hint("check that the state folder is writable; `GATE_HOME` moves it")
-}
-
-/// Appends an entry to the audit trail (creating the journal database if needed).
-pub fn record(env: &Env, entry: &Entry) -> Result<(), Error> {
-    let journal = Journal::open(env)?;
-    append(&journal, env, entry, Utc::now()).map(|_| ())
-}
-
-/// Appends under `BEGIN IMMEDIATE`, chained to the last entry; returns the stored entry.
-pub fn append(
-    journal: &Journal,
-    env: &Env,
-    entry: &Entry,
-    now: DateTime<Utc>,
-) -> Result<Stored, Error> {
-    let conn = journal.connection();
-    let err = |e: rusqlite::Error| db_error(journal, &e);
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
-    match insert(conn, env, entry, now) {
-        Ok(stored) => {
-            conn.execute_batch("COMMIT").map_err(err)?;
-            crate::anchor::advance_to(env, &journal.path, &stored);
-            Ok(stored)
-        }
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(err(e))
-        }
-    }
-}
-
-/// Inserts an entry chained to the last one, inside the caller's write transaction (so a
-/// delivery's `sent` and its `post` entry commit together).
-pub(crate) fn insert(
-    conn: &Connection,
-    env: &Env,
-    entry: &Entry,
-    now: DateTime<Utc>,
-) -> rusqlite::Result<Stored> {
+/// The stored entry for `entry` as the `seq`th of the trail, chained to `prev` (the hash of
+/// the entry before, or [`GENESIS`]): time, user and host filled in, its hash computed.
+pub fn chained(env: &Env, entry: &Entry, seq: i64, prev: String, now: DateTime<Utc>) -> Stored {
     let findings = entry
         .findings
         .as_ref()
         .map(|f| serde_json::to_string(f).expect("JSON values serialise"));
     let reviewers = (!entry.reviewers.is_empty())
         .then(|| serde_json::to_string(&entry.reviewers).expect("strings serialise"));
-    let last: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let high = highest_seq(conn)?.unwrap_or(0);
-    let (last_seq, prev) = last.unwrap_or((0, GENESIS.to_owned()));
     let mut stored = Stored {
-        seq: last_seq.max(high) + 1,
+        seq,
         time: now.to_rfc3339_opts(SecondsFormat::Millis, true),
         event: entry.event.name().to_owned(),
         user: os_user(env),
@@ -267,99 +191,15 @@ pub(crate) fn insert(
         digest: entry.digest.clone(),
         text: entry.text.clone(),
         verdict: entry.verdict.clone(),
-        findings: findings.clone(),
-        reviewers: reviewers.clone(),
+        findings,
+        reviewers,
         policy_sha256: entry.policy_sha256.clone(),
         url: entry.url.clone(),
         prev,
         hash: String::new(),
     };
     stored.hash = hash(&stored);
-    conn.execute(
-        "INSERT INTO audit (seq, time, event, user, host, account, digest, text, verdict,
-                            findings, reviewers, policy_sha256, url, prev, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        params![
-            stored.seq,
-            stored.time,
-            stored.event,
-            stored.user,
-            stored.host,
-            stored.account,
-            stored.digest,
-            stored.text,
-            stored.verdict,
-            stored.findings,
-            stored.reviewers,
-            stored.policy_sha256,
-            stored.url,
-            stored.prev,
-            stored.hash
-        ],
-    )?;
-    Ok(stored)
-}
-
-/// The highest seq SQLite ever handed out for `audit` (kept in `sqlite_sequence`).
-fn highest_seq(conn: &Connection) -> rusqlite::Result<Option<i64>> {
-    conn.query_row(
-        "SELECT seq FROM sqlite_sequence WHERE name = 'audit'",
-        [],
-        |r| r.get(0),
-    )
-    .optional()
-}
-
-/// The text of the post sent to `account` with `digest`, as the audit trail recorded it
-/// (the journal keeps only the digest): for showing what a retract would delete.
-pub fn sent_text(journal: &Journal, digest: &str, account: &str) -> Option<String> {
-    journal
-        .connection()
-        .query_row(
-            "SELECT text FROM audit WHERE event = 'post' AND digest = ?1 AND account = ?2
-             ORDER BY seq DESC LIMIT 1",
-            params![digest, account],
-            |r| r.get::<_, Option<String>>(0),
-        )
-        .optional()
-        .ok()
-        .flatten()
-        .flatten()
-}
-
-/// Every entry, in seq order.
-pub fn entries(journal: &Journal) -> Result<Vec<Stored>, Error> {
-    let conn = journal.connection();
-    let err = |e: rusqlite::Error| db_error(journal, &e);
-    let mut stmt = conn
-        .prepare(
-            "SELECT seq, time, event, user, host, account, digest, text, verdict, findings,
-                    reviewers, policy_sha256, url, prev, hash
-             FROM audit ORDER BY seq",
-        )
-        .map_err(err)?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok(Stored {
-                seq: r.get(0)?,
-                time: r.get(1)?,
-                event: r.get(2)?,
-                user: r.get(3)?,
-                host: r.get(4)?,
-                account: r.get(5)?,
-                digest: r.get(6)?,
-                text: r.get(7)?,
-                verdict: r.get(8)?,
-                findings: r.get(9)?,
-                reviewers: r.get(10)?,
-                policy_sha256: r.get(11)?,
-                url: r.get(12)?,
-                prev: r.get(13)?,
-                hash: r.get(14)?,
-            })
-        })
-        .map_err(err)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(err)
+    stored
 }
 
 /// What `--verify` found.
@@ -376,20 +216,17 @@ pub enum Verdict {
     },
 }
 
-/// Recomputes the chain and names the first entry that was edited, removed or reordered.
+/// Recomputes the chain of `rows` (in seq order) and names the first entry that was edited,
+/// removed or reordered; `high` is the highest seq the store ever handed out.
 ///
 /// Walking in seq order, for each entry: its hash must match its own fields (else: it was
 /// moved, when the hash matches its fields under another entry's seq, or edited); its seq
 /// must follow the previous one (else: an entry is missing); its `prev` must be the previous
-/// entry's hash. At the end, SQLite's highest handed-out seq must be the last entry's.
-pub fn verify(journal: &Journal) -> Result<Verdict, Error> {
-    let rows = entries(journal)?;
-    let high = highest_seq(journal.connection())
-        .map_err(|e| db_error(journal, &e))?
-        .unwrap_or(0);
+/// entry's hash. At the end, the highest handed-out seq must be the last entry's.
+pub fn check_chain(rows: &[Stored], high: i64) -> Verdict {
     let mut prev_seq = 0;
     let mut prev_hash = GENESIS.to_owned();
-    for row in &rows {
+    for row in rows {
         if hash(row) != row.hash {
             let moved_from = rows
                 .iter()
@@ -402,10 +239,10 @@ pub fn verify(journal: &Journal) -> Result<Verdict, Error> {
                 ),
                 None => format!("entry {} was edited", row.seq),
             };
-            return Ok(Verdict::Broken {
+            return Verdict::Broken {
                 seq: row.seq,
                 problem,
-            });
+            };
         }
         if row.seq != prev_seq + 1 {
             let missing = prev_seq + 1;
@@ -420,16 +257,16 @@ pub fn verify(journal: &Journal) -> Result<Verdict, Error> {
                     row.seq
                 )
             };
-            return Ok(Verdict::Broken {
+            return Verdict::Broken {
                 seq: missing,
                 problem,
-            });
+            };
         }
         if row.prev != prev_hash {
-            return Ok(Verdict::Broken {
+            return Verdict::Broken {
                 seq: row.seq,
                 problem: format!("entry {} does not follow entry {prev_seq}", row.seq),
-            });
+            };
         }
         prev_seq = row.seq;
         prev_hash = row.hash.clone();
@@ -445,15 +282,15 @@ pub fn verify(journal: &Journal) -> Result<Verdict, Error> {
                 "entry {missing} is missing (the last entry is {prev_seq}, but {high} were written)"
             )
         };
-        return Ok(Verdict::Broken {
+        return Verdict::Broken {
             seq: missing,
             problem,
-        });
+        };
     }
-    Ok(Verdict::Intact {
+    Verdict::Intact {
         entries: rows.len(),
         last: prev_hash,
-    })
+    }
 }
 
 /// The entry for one account's judged post: its verdict, findings, the reviewers whose
@@ -479,7 +316,7 @@ pub fn for_post(
 }
 
 /// The `post` entry for a delivery `gate post` just confirmed, written by
-/// [`Journal::mark_sent`] in the same transaction as the journal's `sent`.
+/// [`crate::store::Store::mark_sent`] in the same transaction as the journal's `sent`.
 pub fn sent_entry(
     policy: &crate::core::policy::Policy,
     post: &crate::core::post::Post,
@@ -534,17 +371,6 @@ pub fn counted_reviewers(
 mod tests {
     use super::*;
 
-    fn journal(dir: &std::path::Path) -> (Journal, Env) {
-        let env = Env::for_tests(dir);
-        (Journal::open(&env).unwrap(), env)
-    }
-
-    fn freeze(j: &Journal, env: &Env, reason: &str) -> Stored {
-        let mut e = Entry::new(Event::Freeze);
-        e.text = Some(reason.to_owned());
-        append(j, env, &e, Utc::now()).unwrap()
-    }
-
     #[test]
     fn the_encoding_is_length_delimited_and_pinned() {
         let s = Stored {
@@ -592,82 +418,5 @@ mod tests {
             ..s.clone()
         };
         assert_ne!(encode(&empty), encode(&s));
-    }
-
-    #[test]
-    fn entries_chain_and_verify() {
-        let dir = tempfile::tempdir().unwrap();
-        let (j, env) = journal(dir.path());
-        assert_eq!(
-            verify(&j).unwrap(),
-            Verdict::Intact {
-                entries: 0,
-                last: GENESIS.to_owned()
-            }
-        );
-        let a = freeze(&j, &env, "one");
-        let b = freeze(&j, &env, "two");
-        assert_eq!((a.seq, b.seq), (1, 2));
-        assert_eq!(a.prev, GENESIS);
-        assert_eq!(b.prev, a.hash);
-        assert_eq!(
-            verify(&j).unwrap(),
-            Verdict::Intact {
-                entries: 2,
-                last: b.hash
-            }
-        );
-    }
-
-    #[test]
-    fn a_removed_last_entry_is_named_and_the_next_append_leaves_the_gap() {
-        let dir = tempfile::tempdir().unwrap();
-        let (j, env) = journal(dir.path());
-        for r in ["a", "b", "c"] {
-            freeze(&j, &env, r);
-        }
-        j.connection()
-            .execute("DELETE FROM audit WHERE seq = 3", [])
-            .unwrap();
-        let broken = Verdict::Broken {
-            seq: 3,
-            problem: "entry 3 is missing (the last entry is 2, but 3 were written)".into(),
-        };
-        assert_eq!(verify(&j).unwrap(), broken);
-        let d = freeze(&j, &env, "d");
-        assert_eq!(d.seq, 4);
-        assert_eq!(
-            verify(&j).unwrap(),
-            Verdict::Broken {
-                seq: 3,
-                problem: "entry 3 is missing (2 is followed by 4)".into()
-            }
-        );
-    }
-
-    #[test]
-    fn a_relinked_entry_with_a_recomputed_hash_does_not_follow() {
-        let dir = tempfile::tempdir().unwrap();
-        let (j, env) = journal(dir.path());
-        for r in ["a", "b", "c"] {
-            freeze(&j, &env, r);
-        }
-        // Entry 3 rewritten to point at a made-up predecessor, its own hash recomputed.
-        let mut third = entries(&j).unwrap().pop().unwrap();
-        third.prev = "f".repeat(64);
-        third.hash = hash(&third);
-        j.connection()
-            .execute(
-                "UPDATE audit SET prev = ?1, hash = ?2 WHERE seq = 3",
-                params![third.prev, third.hash],
-            )
-            .unwrap();
-        assert_eq!(
-            verify(&j).unwrap(),
-            Verdict::Broken {
-                seq: 3,
-                problem: "entry 3 does not follow entry 2".into()
-            }
-        );
     }
 }

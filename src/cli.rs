@@ -59,7 +59,7 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Delete a post that gate sent, after confirmation, and journal it
     Retract(RetractArgs),
-    /// Stop every `gate post` that uses this state folder until `gate unfreeze`
+    /// Stop every `gate post` that uses this state store until `gate unfreeze`
     Freeze(FreezeArgs),
     /// Lift a freeze made with `gate freeze`
     Unfreeze,
@@ -68,6 +68,12 @@ pub enum Command {
     /// Store, show and remove account tokens in the OS keychain
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// The state store: which one is in use, its schema, and moving local state into it
+    ///
+    /// The store is `$GATE_STATE_URL`, else the policy's `[state] url` (PostgreSQL, shared by
+    /// the team), else SQLite in the state folder (this machine).
+    #[command(subcommand)]
+    State(StateCommand),
     /// Print the JSON Schema of the policy file or of post files, for editors and CI
     ///
     /// The documents are JSON Schema draft 2020-12 and describe every key the readers take.
@@ -260,6 +266,25 @@ pub struct LogArgs {
     /// Recompute the hash chain; exit 1 naming the first entry edited, removed or reordered
     #[arg(long, conflicts_with_all = ["account", "since"])]
     pub verify: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Name the backend (never the password), its schema version, whether it answers, and the freeze
+    Status,
+    /// Create or bring up to date the team store's schema, or print its SQL for a DBA
+    Migrate(StateMigrateArgs),
+    /// Copy this machine's journal and audit trail into the team store (chain verified)
+    Import,
+    /// Store the team store's password in the OS keychain (read from stdin, or asked for)
+    Password,
+}
+
+#[derive(Debug, Args)]
+pub struct StateMigrateArgs {
+    /// Print the SQL instead of running it (for a DBA; nothing is connected to)
+    #[arg(long)]
+    pub print_sql: bool,
 }
 
 #[derive(Debug, Subcommand)]

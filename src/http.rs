@@ -26,6 +26,38 @@ pub fn client() -> Result<reqwest::blocking::Client, Error> {
         .map_err(|e| Error::network(format!("cannot set up the HTTP client: {}", describe(&e))))
 }
 
+/// The HTTP client, built on another thread from the moment a command is likely to send
+/// (loading the system's root certificates is most of its cost, DESIGN.md), so that it is
+/// ready by the time the first request goes out; waited for when first needed.
+pub struct Prepared {
+    building: std::cell::RefCell<
+        Option<std::thread::JoinHandle<Result<reqwest::blocking::Client, Error>>>,
+    >,
+    built: std::cell::OnceCell<reqwest::blocking::Client>,
+}
+
+impl Prepared {
+    pub fn start() -> Prepared {
+        Prepared {
+            building: std::cell::RefCell::new(Some(std::thread::spawn(client))),
+            built: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The client (built here if the other thread could not).
+    pub fn get(&self) -> Result<&reqwest::blocking::Client, Error> {
+        if let Some(client) = self.built.get() {
+            return Ok(client);
+        }
+        let building = self.building.borrow_mut().take();
+        let built = match building.map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) | None => client(),
+        }?;
+        Ok(self.built.get_or_init(|| built))
+    }
+}
+
 /// A reqwest error for people: what failed and where (host and port only: paths and queries can carry
 /// codes or tokens), without the URL's secrets.
 pub fn describe(e: &reqwest::Error) -> String {

@@ -15,7 +15,6 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod inputs;
-pub mod journal;
 pub mod keychain;
 pub mod lock;
 pub mod loopback;
@@ -27,13 +26,14 @@ pub mod redact;
 #[cfg(test)]
 mod robustness;
 pub mod state;
+pub mod store;
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{AuthCommand, Cli, ColorWhen, Command, PolicyCommand};
+use crate::cli::{AuthCommand, Cli, ColorWhen, Command, PolicyCommand, StateCommand};
 use crate::commands::Ctx;
 use crate::error::{Code, Error};
 
@@ -92,6 +92,10 @@ fn execute(ctx: &Ctx, command: Command) -> Result<Code, Error> {
         Command::Auth(AuthCommand::Login(args)) => commands::auth::login(ctx, &args),
         Command::Auth(AuthCommand::Status(args)) => commands::auth::status(ctx, &args),
         Command::Auth(AuthCommand::Logout(args)) => commands::auth::logout(ctx, &args),
+        Command::State(StateCommand::Status) => commands::state::status(ctx),
+        Command::State(StateCommand::Migrate(args)) => commands::state::migrate(ctx, &args),
+        Command::State(StateCommand::Import) => commands::state::import(ctx),
+        Command::State(StateCommand::Password) => commands::state::password(ctx),
         Command::Schema { kind } => commands::schema::run(ctx, kind),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

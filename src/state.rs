@@ -1,24 +1,12 @@
-//! gate's local state under `$GATE_HOME` (or the XDG state folder): for now the machine's
-//! freeze switch, and the check that the folder is on a filesystem whose locks work.
+//! gate's local state folder, `$GATE_HOME` (or the XDG state folder): where it is, the check
+//! that it is on a filesystem whose locks work, and private folders and files in it. The
+//! SQLite store (src/store/sqlite.rs) keeps its journal and freeze file there.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
-use crate::core::evaluate::LocalFreeze;
 use crate::env::Env;
 use crate::error::{Error, io_reason};
-
-const FREEZE_FILE: &str = "freeze.json";
-
-#[derive(Debug, Serialize, Deserialize)]
-struct FreezeRecord {
-    reason: String,
-    since: DateTime<Utc>,
-    by: Option<String>,
-}
 
 /// The state folder; an error when neither `GATE_HOME`, `XDG_STATE_HOME` nor `HOME` is set,
 /// or when it is on a network filesystem ([`refuse_network_fs`]).
@@ -196,42 +184,6 @@ fn unescape_mount(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The freeze in force in this state folder, if any. A freeze file gate cannot read counts as a
-/// freeze: when in doubt, do not post.
-pub fn read_freeze(env: &Env) -> Result<Option<LocalFreeze>, Error> {
-    let Some(dir) = env.state_dir() else {
-        return Ok(None);
-    };
-    let path = dir.join(FREEZE_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Ok(Some(LocalFreeze {
-                reason: format!(
-                    "the freeze file `{}` cannot be read ({})",
-                    path.display(),
-                    io_reason(&e)
-                ),
-                since: None,
-                by: None,
-            }));
-        }
-    };
-    Ok(Some(match serde_json::from_str::<FreezeRecord>(&text) {
-        Ok(record) => LocalFreeze {
-            reason: record.reason,
-            since: Some(record.since),
-            by: record.by,
-        },
-        Err(_) => LocalFreeze {
-            reason: format!("the freeze file `{}` is damaged", path.display()),
-            since: None,
-            by: None,
-        },
-    }))
-}
-
 /// `path` as a folder, created with its parents if missing.
 pub fn create_dir(path: &Path) -> Result<(), Error> {
     use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
@@ -282,7 +234,7 @@ pub fn private_file(path: &Path) -> Result<(), Error> {
 
 /// Who this process runs as when `$USER` and `$LOGNAME` are unset (cron, containers): the
 /// name `/etc/passwd` gives the uid, else `uid N`.
-fn user_name() -> Option<String> {
+pub(crate) fn user_name() -> Option<String> {
     let uid = rustix::process::getuid().as_raw();
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let name = passwd.lines().find_map(|line| {
@@ -291,28 +243,6 @@ fn user_name() -> Option<String> {
         (fields.nth(1)? == uid.to_string()).then(|| name.to_owned())
     });
     Some(name.unwrap_or_else(|| format!("uid {uid}")))
-}
-
-/// Writes the freeze atomically (a temporary file renamed into place).
-pub fn write_freeze(env: &Env, reason: &str, now: DateTime<Utc>) -> Result<PathBuf, Error> {
-    let dir = dir(env)?;
-    create_dir(&dir)?;
-    let record = FreezeRecord {
-        reason: reason.to_owned(),
-        since: now,
-        by: env
-            .var("USER")
-            .or_else(|| env.var("LOGNAME"))
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-            .or_else(user_name),
-    };
-    let path = dir.join(FREEZE_FILE);
-    let mut bytes = serde_json::to_vec_pretty(&record)
-        .map_err(|e| Error::other(format!("cannot encode the freeze: {e}")))?;
-    bytes.push(b'\n');
-    write_atomic(&path, &bytes)?;
-    Ok(path)
 }
 
 /// Replaces `path` with `bytes` all at once: a temporary file in the same folder, synced, then
@@ -340,20 +270,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
             io_reason(&e)
         ))
     })
-}
-
-/// Removes the freeze; `false` when there was none.
-pub fn remove_freeze(env: &Env) -> Result<bool, Error> {
-    let path = dir(env)?.join(FREEZE_FILE);
-    match std::fs::remove_file(&path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::other(format!(
-            "cannot remove `{}`: {}",
-            path.display(),
-            io_reason(&e)
-        ))),
-    }
 }
 
 #[cfg(test)]

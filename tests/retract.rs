@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use common::keychain::{SessionBus, canary};
 use common::{Run, Sandbox};
 use fake::{Kind, Server};
+use gate::store::Store as _;
 
 struct Setup {
     sandbox: Sandbox,
@@ -85,8 +86,9 @@ impl Setup {
         }
     }
 
-    fn journal(&self) -> gate::journal::Journal {
-        gate::journal::Journal::open_at(&self.sandbox.path().join("state/journal.sqlite3")).unwrap()
+    fn journal(&self) -> gate::store::sqlite::Sqlite {
+        gate::store::sqlite::Sqlite::open_at(&self.sandbox.path().join("state/journal.sqlite3"))
+            .unwrap()
     }
 }
 
@@ -121,7 +123,7 @@ fn retract_deletes_as_documented_and_journals_it_once() {
 
         // The journal says so, with the time.
         let row = s.journal().find_sent("brand", &id).unwrap().unwrap();
-        assert_eq!(row.state, gate::journal::State::Retracted);
+        assert_eq!(row.state, gate::store::State::Retracted);
         assert_eq!(
             doc["retracted_at"].as_str(),
             row.retracted_at.map(secs).as_deref()
@@ -259,7 +261,7 @@ fn unattended_without_yes_refuses_before_the_keychain_and_the_network() {
     assert_eq!(s.server.requests().len(), before, "a request was made");
     assert_eq!(s.server.posts().len(), 1);
     let row = s.journal().find_sent("brand", &url).unwrap().unwrap();
-    assert_eq!(row.state, gate::journal::State::Sent);
+    assert_eq!(row.state, gate::store::State::Sent);
 }
 
 #[test]
@@ -299,9 +301,10 @@ fn a_rejected_token_is_exit_8_and_an_unreachable_server_exit_9() {
         "{run:?}"
     );
     let journal =
-        gate::journal::Journal::open_at(&sandbox.path().join("state/journal.sqlite3")).unwrap();
+        gate::store::sqlite::Sqlite::open_at(&sandbox.path().join("state/journal.sqlite3"))
+            .unwrap();
     let row = journal.find_sent("brand", &id).unwrap().unwrap();
-    assert_eq!(row.state, gate::journal::State::Sent);
+    assert_eq!(row.state, gate::store::State::Sent);
 }
 
 #[test]

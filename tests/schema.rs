@@ -870,6 +870,11 @@ fn policy_tables() -> Vec<(&'static str, &'static [&'static str], &'static str)>
     vec![
         ("/properties", policy::TOP_KEYS, ""),
         (
+            "/properties/state/properties",
+            policy::STATE_KEYS,
+            "[state]\n",
+        ),
+        (
             "/properties/accounts/additionalProperties/properties",
             policy::ACCOUNT_KEYS,
             "[accounts.a]\n",

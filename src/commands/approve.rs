@@ -16,7 +16,6 @@ use crate::core::reviewers;
 use crate::core::style::STYLES;
 use crate::error::{Code, Error, io_reason};
 use crate::output;
-use crate::state;
 
 pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
     let policy = ctx.load_policy(None)?;
@@ -50,9 +49,10 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
         .filter_map(|a| policy.account(a))
         .collect();
     let engine = Engine::new(&policy);
+    let store = ctx.store(Some(&policy), crate::store::Access::Write)?;
     let context = Context {
         now: Utc::now(),
-        local_freeze: state::read_freeze(&ctx.env)?,
+        local_freeze: store.freeze()?,
         sends: crate::core::limits::Sends::default(),
         instances: std::collections::BTreeMap::new(),
     };
@@ -177,7 +177,7 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
             policy_sha256: Some(policy.sha256.clone()),
             ..audit::Entry::new(audit::Event::Approve)
         };
-        audit::record(&ctx.env, &entry)?;
+        store.record(&entry)?;
     }
     if ctx.global.json {
         super::print_json(

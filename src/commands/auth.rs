@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::audit::{self, Entry, Event};
+use crate::audit::{Entry, Event};
 use crate::cli::{AuthLoginArgs, AuthLogoutArgs, AuthStatusArgs};
 use crate::commands::{Ctx, print_json};
 use crate::core::policy::{Account, Platform, Policy};
@@ -47,7 +47,8 @@ fn audited(ctx: &Ctx, event: Event, policy: &Policy, account: &Account) -> Resul
         policy_sha256: Some(policy.sha256.clone()),
         ..Entry::new(event)
     };
-    audit::record(&ctx.env, &entry)
+    ctx.store(Some(policy), crate::store::Access::Write)?
+        .record(&entry)
 }
 
 pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {
@@ -653,7 +654,8 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
         });
     }
     let backend = keychain.backend();
-    let freeze = super::log::FreezeState::read(ctx, Some(&policy))?;
+    let store = ctx.store(Some(&policy), crate::store::Access::Read)?;
+    let freeze = crate::store::FreezeState::read(store.as_ref(), Some(&policy))?;
     if ctx.global.json {
         let accounts: Vec<_> = rows
             .iter()
@@ -681,8 +683,12 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
             "accounts": accounts,
             "frozen": freeze.frozen(),
             "freeze": freeze.json(),
+            "state_store": {"backend": store.backend(), "location": store.location()},
         }))?;
     } else {
+        if store.backend() != "sqlite" {
+            ctx.note(&format!("state: the team store `{}`", store.location()));
+        }
         // Only a freeze in force is worth a line here; `gate log` also says "not frozen".
         if freeze.frozen() {
             ctx.note(&freeze.line());

@@ -14,18 +14,19 @@ use crate::core::policy::{Account, Policy, Written, parse_datetime};
 use crate::core::post::{Origin, Post};
 use crate::error::{Code, Error, io_reason};
 use crate::output::{self, Verbosity};
-use crate::state;
+use crate::store::{Access, Store};
 
-/// The journal's sends of the hour before `now`, read-only, when the policy has rate limits.
+/// The store's rate ledger of the hour before `now` (read-only), when the policy has rate
+/// limits.
 fn recent_sends(
-    ctx: &Ctx,
+    store: &dyn Store,
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<crate::core::limits::Sends, Error> {
     if policy.limits.is_empty() {
         return Ok(crate::core::limits::Sends::default());
     }
-    crate::journal::recent_sends(&ctx.env, now)
+    store.ledger(now)
 }
 
 pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
@@ -56,10 +57,13 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
     }
     let policy = ctx.load_policy(None)?;
     let accounts = inline_accounts(&policy, &args.account)?;
+    // Read-only: `gate check` never creates or migrates the store.
+    let store = ctx.store(Some(&policy), Access::Read)?;
+    let store: &dyn Store = store.as_ref();
     let context = Context {
         now,
-        local_freeze: state::read_freeze(&ctx.env)?,
-        sends: recent_sends(ctx, &policy, now)?,
+        local_freeze: store.freeze()?,
+        sends: recent_sends(store, &policy, now)?,
         instances: std::collections::BTreeMap::new(),
     };
     let engine = Engine::new(&policy);
@@ -70,7 +74,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
     };
 
     if let Some(path) = &args.jsonl {
-        return check_jsonl(ctx, format, &engine, path, &accounts, &context);
+        return check_jsonl(ctx, store, format, &engine, path, &accounts, &context);
     }
 
     let mut posts = Vec::new();
@@ -325,8 +329,10 @@ pub struct Line {
 
 /// Checks a JSON Lines calendar as a stream: one result per input line, in order. A bad line
 /// is reported where it is and the rest are still checked.
+#[allow(clippy::too_many_arguments)]
 fn check_jsonl(
     ctx: &Ctx,
+    store: &dyn Store,
     format: Format,
     engine: &Engine<'_>,
     path: &Path,
@@ -415,7 +421,7 @@ fn check_jsonl(
                 own_context = Context {
                     now: at,
                     local_freeze: context.local_freeze.clone(),
-                    sends: recent_sends(ctx, policy, at)?,
+                    sends: recent_sends(store, policy, at)?,
                     instances: std::collections::BTreeMap::new(),
                 };
                 &own_context

@@ -3,21 +3,27 @@
 
 use chrono::Utc;
 
-use crate::audit::{self, Entry, Event};
+use crate::audit::{Entry, Event};
 use crate::cli::FreezeArgs;
 use crate::commands::{Ctx, print_json};
 use crate::error::{Code, Error};
 use crate::state;
+use crate::store::{Access, LocalFreeze};
 
 pub fn freeze(ctx: &Ctx, args: &FreezeArgs) -> Result<Code, Error> {
     if args.reason.trim().is_empty() {
         return Err(Error::usage("`--reason` is empty")
             .with_hint("say why posting stops, e.g. `--reason \"account compromised\"`"));
     }
+    let store = ctx.store(None, Access::Write)?;
     // A second freeze replaces the first one's reason: said, never silent.
-    let earlier = state::read_freeze(&ctx.env)?;
+    let earlier = store.freeze()?;
     // The freeze takes effect first: a failing audit write must not keep posting open.
-    let path = state::write_freeze(&ctx.env, args.reason.trim(), Utc::now())?;
+    store.set_freeze(&LocalFreeze {
+        reason: args.reason.trim().to_owned(),
+        since: Some(Utc::now()),
+        by: crate::store::freezer(&ctx.env),
+    })?;
     if let Some(earlier) = &earlier
         && !ctx.global.json
     {
@@ -43,7 +49,7 @@ pub fn freeze(ctx: &Ctx, args: &FreezeArgs) -> Result<Code, Error> {
         .map(|e| serde_json::json!({"reason": e.reason, "since": e.since, "by": e.by}));
     let mut entry = Entry::new(Event::Freeze);
     entry.text = Some(args.reason.trim().to_owned());
-    if let Err(e) = audit::record(&ctx.env, &entry) {
+    if let Err(e) = store.record(&entry) {
         // The freeze holds: say so first, so nobody in a crisis reads "failed" and thinks
         // posting is still open.
         let why = anstream::adapter::strip_str(&e.render()).to_string();
@@ -63,7 +69,7 @@ pub fn freeze(ctx: &Ctx, args: &FreezeArgs) -> Result<Code, Error> {
         ))
         .with_hint(format!(
             "the freeze is in force (`{}`): every `gate post` here stops; repair the journal, then record it again with `gate freeze`",
-            path.display()
+            freeze_place(store.as_ref())
         )));
     }
     if ctx.global.json {
@@ -73,24 +79,35 @@ pub fn freeze(ctx: &Ctx, args: &FreezeArgs) -> Result<Code, Error> {
         }
         print_json(&doc)?;
     } else {
-        ctx.note(&format!(
-            "frozen: every `gate post` that uses the state folder `{}` now stops (exit 7)",
-            path.parent().unwrap_or(&path).display()
-        ));
+        if store.backend() == "sqlite" {
+            ctx.note(&format!(
+                "frozen: every `gate post` that uses the state folder `{}` now stops (exit 7)",
+                state::dir(&ctx.env)?.display()
+            ));
+        } else {
+            ctx.note(&format!(
+                "frozen: every `gate post` that uses the team store `{}` now stops (exit 7), on every machine",
+                store.location()
+            ));
+        }
         ctx.note("  hint: lift it with `gate unfreeze`; to stop every machine that syncs the policy, add `[freeze] reason = \"...\"` to it");
     }
     Ok(Code::Ok)
 }
 
 pub fn unfreeze(ctx: &Ctx) -> Result<Code, Error> {
+    let store = ctx.store(None, Access::Write)?;
     // Lifting a freeze is recorded first: no unaudited unfreeze.
-    if let Some(freeze) = state::read_freeze(&ctx.env)? {
+    if let Some(freeze) = store.freeze()? {
         let mut entry = Entry::new(Event::Unfreeze);
         entry.text = Some(freeze.reason);
-        audit::record(&ctx.env, &entry)?;
+        store.record(&entry)?;
     }
-    let was = state::remove_freeze(&ctx.env)?;
-    let folder = state::dir(&ctx.env)?;
+    let was = store.clear_freeze()?;
+    let place = match store.backend() {
+        "sqlite" => format!("the state folder `{}`", state::dir(&ctx.env)?.display()),
+        _ => format!("the team store `{}`", store.location()),
+    };
     // `gate unfreeze` lifts only `gate freeze`: a policy's `[freeze]` still stops every post.
     let policy = ctx.global.policy.as_deref();
     let policy_freeze = crate::inputs::locate_policy(policy, &ctx.env).and_then(|(path, _)| {
@@ -105,14 +122,10 @@ pub fn unfreeze(ctx: &Ctx) -> Result<Code, Error> {
         }
         print_json(&doc)?;
     } else if was {
-        ctx.note(&format!(
-            "unfrozen: the state folder `{}` no longer stops posting",
-            folder.display()
-        ));
+        ctx.note(&format!("unfrozen: {place} no longer stops posting"));
     } else {
         ctx.note(&format!(
-            "nothing to unfreeze: `gate freeze` is not in force in the state folder `{}`",
-            folder.display()
+            "nothing to unfreeze: `gate freeze` is not in force in {place}"
         ));
     }
     if let Some((path, reason)) = policy_freeze
@@ -124,4 +137,15 @@ pub fn unfreeze(ctx: &Ctx) -> Result<Code, Error> {
         ));
     }
     Ok(Code::Ok)
+}
+
+/// Where the freeze is kept, for messages: the SQLite store's freeze file, or the team store.
+fn freeze_place(store: &dyn crate::store::Store) -> String {
+    match store.backend() {
+        "sqlite" => std::path::Path::new(&store.location())
+            .with_file_name(crate::store::sqlite::FREEZE_FILE)
+            .display()
+            .to_string(),
+        _ => store.location(),
+    }
 }

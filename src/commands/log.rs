@@ -7,33 +7,37 @@
 
 use std::io::Write as _;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 
-use crate::audit::{self, Stored, Verdict};
+use crate::audit::{Stored, Verdict};
 use crate::cli::LogArgs;
 use crate::commands::{Ctx, print_json};
-use crate::core::evaluate::LocalFreeze;
-use crate::core::policy::{Freeze, Policy};
+use crate::core::policy::Policy;
 use crate::error::{Code, Error};
-use crate::journal::Journal;
-use crate::state;
+use crate::store::{Access, FreezeState, Store, Verification};
 
 pub fn run(ctx: &Ctx, args: &LogArgs) -> Result<Code, Error> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
+    let policy = locate_policy(ctx);
+    let store = ctx.store(policy.as_ref(), Access::Write)?;
+    let store: &dyn Store = store.as_ref();
     if args.verify {
-        return verify(ctx);
+        return verify(ctx, store);
     }
-    let journal = Journal::open_existing(&ctx.env)?;
     if !ctx.global.json {
-        let policy = locate_policy(ctx);
-        let freeze = FreezeState::read(ctx, policy.as_ref())?;
+        if store.backend() == "sqlite" {
+            ctx.verbose(&format!("the audit trail in `{}`", store.location()));
+        } else {
+            ctx.note(&format!(
+                "the audit trail of the team store `{}`",
+                store.location()
+            ));
+        }
+        let freeze = FreezeState::read(store, policy.as_ref())?;
         ctx.note(&freeze.line());
     }
-    let entries = match &journal {
-        Some(j) => audit::entries(j)?,
-        None => Vec::new(),
-    };
+    let entries = store.entries()?;
     let mut out = std::io::stdout().lock();
     for e in entries.iter().filter(|e| {
         args.account
@@ -54,93 +58,12 @@ pub fn run(ctx: &Ctx, args: &LogArgs) -> Result<Code, Error> {
     Ok(Code::Ok)
 }
 
-fn verify(ctx: &Ctx) -> Result<Code, Error> {
-    let dir = state::dir(&ctx.env)?;
-    let path = dir.join(crate::journal::FILE);
-    if dir.exists() && !dir.is_dir() {
-        return Err(Error::other(format!(
-            "the state folder `{}` is not a folder",
-            dir.display()
-        ))
-        .with_hint(
-            "`GATE_HOME` must name gate's state folder; the audit trail cannot be checked",
-        ));
-    }
-    // Read before the journal is opened (opening creates what is missing).
-    let anchor = crate::anchor::read(&ctx.env, &path);
-    let emptied = std::fs::metadata(&path).is_ok_and(|m| m.len() == 0);
-    let journal = if emptied {
-        None
-    } else {
-        Journal::open_existing(&ctx.env)?
-    };
-    let mut verdict = match &journal {
-        Some(j) => audit::verify(j)?,
-        None => Verdict::Intact {
-            entries: 0,
-            last: audit::GENESIS.to_owned(),
-        },
-    };
-    if emptied {
-        verdict = Verdict::Broken {
-            seq: 1,
-            problem: format!(
-                "the journal `{}` is empty (0 bytes): it was emptied outside gate",
-                path.display()
-            ),
-        };
-    }
-    let anchored = match (&verdict, &anchor) {
-        (Verdict::Intact { .. }, crate::anchor::Found::Head(head)) => {
-            let found = match &journal {
-                Some(j) => audit::entries(j)?,
-                None => Vec::new(),
-            };
-            let last = found.last().map_or(0, |e| e.seq);
-            match found.iter().find(|e| e.seq == head.seq) {
-                Some(e) if e.hash == head.hash => {}
-                Some(_) => {
-                    verdict = Verdict::Broken {
-                        seq: head.seq,
-                        problem: format!(
-                            "entry {} is not the one the keychain anchored: the trail was rewritten",
-                            head.seq
-                        ),
-                    };
-                }
-                None if journal.is_none() => {
-                    verdict = Verdict::Broken {
-                        seq: 1,
-                        problem: format!(
-                            "the journal `{}` is gone, but its audit trail had reached entry {}",
-                            path.display(),
-                            head.seq
-                        ),
-                    };
-                }
-                None if last == 0 => {
-                    verdict = Verdict::Broken {
-                        seq: 1,
-                        problem: format!(
-                            "the audit trail is empty, but it had reached entry {}: its entries were removed",
-                            head.seq
-                        ),
-                    };
-                }
-                None => {
-                    verdict = Verdict::Broken {
-                        seq: last + 1,
-                        problem: format!(
-                            "entries after {last} were removed: the trail had reached entry {}",
-                            head.seq
-                        ),
-                    };
-                }
-            }
-            Some(head.seq)
-        }
-        _ => None,
-    };
+fn verify(ctx: &Ctx, store: &dyn Store) -> Result<Code, Error> {
+    let Verification {
+        verdict,
+        anchored,
+        unanchored,
+    } = store.verify()?;
     match verdict {
         Verdict::Intact { entries, last } => {
             if ctx.global.json {
@@ -149,14 +72,14 @@ fn verify(ctx: &Ctx) -> Result<Code, Error> {
                 )?;
             } else {
                 println!("{entries} entries, chain intact");
-                match (&anchor, anchored) {
-                    (_, Some(seq)) => ctx.note(&format!(
+                match (anchored, unanchored) {
+                    (Some(seq), _) => ctx.note(&format!(
                         "the keychain's anchor (entry {seq}) matches; the last entry's hash is {last}"
                     )),
-                    (crate::anchor::Found::Unreachable(why), _) => ctx.note(&format!(
+                    (None, Some(why)) => ctx.note(&format!(
                         "not anchored ({why}): only the chain itself was checked; the last entry's hash is {last}: keep it elsewhere to detect a rewritten trail"
                     )),
-                    _ => ctx.note(&format!("the last entry's hash is {last}")),
+                    (None, None) => ctx.note(&format!("the last entry's hash is {last}")),
                 }
             }
             Ok(Code::Ok)
@@ -164,7 +87,7 @@ fn verify(ctx: &Ctx) -> Result<Code, Error> {
         Verdict::Broken { seq, problem } => {
             let error = Error::other(problem.clone()).with_hint(format!(
                 "the audit trail in `{}` was changed outside gate; compare it with a backup",
-                path.display()
+                store.location()
             ));
             if ctx.global.json {
                 print_json(&json!({"intact": false, "seq": seq, "problem": problem}))?;
@@ -254,66 +177,6 @@ fn excerpt(text: &str) -> String {
 fn locate_policy(ctx: &Ctx) -> Option<Policy> {
     let (path, _) = crate::inputs::locate_policy(ctx.global.policy.as_deref(), &ctx.env)?;
     crate::inputs::load_policy(&path).0
-}
-
-/// The freezes in force: this machine's (`gate freeze`) and the policy's `[freeze]`.
-pub struct FreezeState {
-    pub local: Option<LocalFreeze>,
-    pub policy: Option<Freeze>,
-}
-
-impl FreezeState {
-    pub fn read(ctx: &Ctx, policy: Option<&Policy>) -> Result<FreezeState, Error> {
-        Ok(FreezeState {
-            local: state::read_freeze(&ctx.env)?,
-            policy: policy.and_then(|p| p.freeze.clone()),
-        })
-    }
-
-    pub fn frozen(&self) -> bool {
-        self.local.is_some() || self.policy.is_some()
-    }
-
-    /// The human summary, one line (two when both freezes are in force).
-    pub fn line(&self) -> String {
-        let since = |t: Option<DateTime<Utc>>| {
-            t.map(|t| format!(" since {}", t.to_rfc3339_opts(SecondsFormat::Secs, true)))
-                .unwrap_or_default()
-        };
-        let mut lines = Vec::new();
-        if let Some(f) = &self.local {
-            lines.push(format!(
-                "frozen in this state folder{}{}: {} (lift it with `gate unfreeze`)",
-                since(f.since),
-                f.by.as_ref()
-                    .map(|b| format!(" by {b}"))
-                    .unwrap_or_default(),
-                f.reason
-            ));
-        }
-        if let Some(f) = &self.policy {
-            lines.push(format!(
-                "frozen by the policy's `[freeze]`{}: {}",
-                since(f.since),
-                f.reason
-            ));
-        }
-        if lines.is_empty() {
-            "not frozen".to_owned()
-        } else {
-            lines.join("\n")
-        }
-    }
-
-    pub fn json(&self) -> Value {
-        let stamp =
-            |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
-        json!({
-            "frozen": self.frozen(),
-            "local": self.local.as_ref().map(|f| json!({"reason": f.reason, "since": stamp(f.since), "by": f.by})),
-            "policy": self.policy.as_ref().map(|f| json!({"reason": f.reason, "since": stamp(f.since)})),
-        })
-    }
 }
 
 #[cfg(test)]

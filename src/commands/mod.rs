@@ -12,6 +12,7 @@ pub mod policy;
 pub mod post;
 pub mod retract;
 pub mod schema;
+pub mod state;
 
 use std::io::Write as _;
 use std::path::Path;
@@ -38,6 +39,47 @@ impl Ctx {
         } else {
             Verbosity::Normal
         }
+    }
+
+    /// The state store SPEC §6 names (`$GATE_STATE_URL`, the policy's `[state] url`, else the
+    /// local SQLite store), opened once for the command. `policy`: the command's policy, when
+    /// it loaded one; commands that work without a policy look for one here for its `[state]`.
+    pub fn store(
+        &self,
+        policy: Option<&Policy>,
+        access: crate::store::Access,
+    ) -> Result<Box<dyn crate::store::Store>, Error> {
+        match policy {
+            Some(policy) => crate::store::open(&self.env, Some(policy), access),
+            None => {
+                let found = self.policy_for_state()?;
+                crate::store::open(&self.env, found.as_ref(), access)
+            }
+        }
+    }
+
+    /// For a command that works without a policy: the policy when one is found and valid,
+    /// for its `[state] url`. One that is found but invalid must still not send a team's
+    /// freeze to this machine's file: its `[state] url` is read on its own, and a broken one
+    /// is an error.
+    pub fn policy_for_state(&self) -> Result<Option<Policy>, Error> {
+        let Some((path, _)) =
+            crate::inputs::locate_policy(self.global.policy.as_deref(), &self.env)
+        else {
+            return Ok(None);
+        };
+        let (policy, diagnostics) = crate::inputs::load_policy(&path);
+        if policy.is_some() {
+            return Ok(policy);
+        }
+        let names_state = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| text.parse::<toml::Table>().ok())
+            .is_some_and(|t| t.contains_key("state"));
+        if names_state && self.env.var("GATE_STATE_URL").is_none() {
+            return Err(Error::Policy { diagnostics });
+        }
+        Ok(None)
     }
 
     /// Finds and validates the policy; warnings are printed, errors returned (exit 3).

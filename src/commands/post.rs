@@ -6,7 +6,6 @@
 //! unknown: `find` it before sending again → commit `pending` with the delivery's key →
 //! publish → commit `sent` with the network's id and URL → print the URL.
 
-use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -25,10 +24,9 @@ use crate::core::post::{self, Origin, Post};
 use crate::credential::Credential;
 use crate::env::Env;
 use crate::error::{Code, Error, io_reason};
-use crate::journal::{Journal, State};
 use crate::output::Verbosity;
 use crate::platforms::{self, Lookup, Media, Outgoing, Progress, Published, SendError};
-use crate::state;
+use crate::store::{Access, Claim, State, Store};
 
 /// How long a process waits for another that is sending the same delivery.
 const LOCK_WAIT: Duration = Duration::from_secs(300);
@@ -53,6 +51,11 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
         None => DEFAULT_MAX_WAIT,
     };
     let policy = ctx.load_policy(None)?;
+    // Most runs send: the HTTP client is built meanwhile, beside the store's opening.
+    let client = crate::http::Prepared::start();
+    // The state store, opened once for the whole command.
+    let store = ctx.store(Some(&policy), Access::Write)?;
+    let store: &dyn Store = store.as_ref();
     let mut post = match (&args.text, &args.file) {
         (Some(text), _) if text == "-" => Post::inline(Origin::Stdin, read_stdin()?),
         (Some(text), _) => Post::inline(Origin::Argument, text.clone()),
@@ -90,11 +93,11 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
         let now = Utc::now();
         let context = Context {
             now,
-            local_freeze: state::read_freeze(&ctx.env)?,
+            local_freeze: store.freeze()?,
             sends: if policy.limits.is_empty() {
                 crate::core::limits::Sends::default()
             } else {
-                crate::journal::recent_sends(&ctx.env, now)?
+                store.ledger(now)?
             },
             instances: BTreeMap::new(),
         };
@@ -133,10 +136,7 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     let digest = hex(&Sha256::digest(post.digest_message(&names).as_bytes()));
     let refuse = |evaluations: &[Evaluation], verdict: Verdict| -> Result<Code, Error> {
         for e in evaluations {
-            audit::record(
-                &ctx.env,
-                &audit::for_post(Event::Refused, &policy, &post, &digest, e),
-            )?;
+            store.record(&audit::for_post(Event::Refused, &policy, &post, &digest, e))?;
         }
         report_verdict(ctx, &post, evaluations, verdict)?;
         Ok(Code::from(verdict))
@@ -158,8 +158,7 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     // Mastodon instances say how long a status may be: asked (without a token) for each
     // delivery that may still need the network, then the post is judged again with it. This
     // comes before the question, the journal and any upload.
-    let client: OnceCell<reqwest::blocking::Client> = OnceCell::new();
-    context.instances = instance_limits(ctx, &accounts, &digest, &client)?;
+    context.instances = instance_limits(ctx, store, &accounts, &digest, &client)?;
     let evaluations = if context.instances.is_empty() {
         evaluations
     } else {
@@ -185,10 +184,9 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     }
 
     if args.dry_run {
-        return dry_run(ctx, &post, &accounts, &digest, &evaluations);
+        return dry_run(ctx, store, &post, &accounts, &digest, &evaluations);
     }
 
-    let journal = Journal::open(&ctx.env)?;
     let show_progress =
         ctx.env.stderr_is_terminal && !ctx.global.json && ctx.verbosity() != Verbosity::Quiet;
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -222,7 +220,7 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
         };
         let delivery = Delivery {
             ctx,
-            journal: &journal,
+            store,
             client: &client,
             account,
             digest: &digest,
@@ -460,8 +458,8 @@ impl Moment<'_> {
 /// One delivery of the post to one account, and what it needs.
 struct Delivery<'a> {
     ctx: &'a Ctx,
-    journal: &'a Journal,
-    client: &'a OnceCell<reqwest::blocking::Client>,
+    store: &'a dyn Store,
+    client: &'a crate::http::Prepared,
     account: &'a Account,
     digest: &'a str,
     moment: &'a Moment<'a>,
@@ -478,15 +476,13 @@ impl Delivery<'_> {
     fn run(&self, message: &Outgoing<'_>) -> Result<(Published, bool), Stop> {
         let name = self.account.name.as_str();
         let failed = |error: Error, maybe_sent: bool| Stop::Failed { error, maybe_sent };
-        let _lock = crate::lock::acquire(
-            &self.ctx.env,
-            &format!("deliver-{}-{name}", &self.digest[..32]),
-            LOCK_WAIT,
-        )
-        .map_err(|e| failed(e, false))?;
+        let lock = self
+            .store
+            .lock_delivery(self.digest, name, LOCK_WAIT)
+            .map_err(|e| failed(e, false))?;
         fault_point(&self.ctx.env, "locked");
         let row = self
-            .journal
+            .store
             .get(self.digest, name)
             .map_err(|e| failed(e, false))?;
         if let Some(row) = &row {
@@ -520,12 +516,11 @@ impl Delivery<'_> {
             .verbose(&format!("looking up `{name}`'s credential in the keychain"));
         let credential =
             credential_for(&self.ctx.env, self.account).map_err(|e| failed(e, maybe_sent))?;
-        if self.client.get().is_none() {
-            let _ = self
-                .client
-                .set(crate::http::client().map_err(|e| failed(e, maybe_sent))?);
-        }
-        let client = self.client.get().expect("set above").clone();
+        let client = self
+            .client
+            .get()
+            .map_err(|e| failed(e, maybe_sent))?
+            .clone();
         let platform = platforms::connect(self.account, credential, client)
             .map_err(|e| failed(e, maybe_sent))?;
         let key = match &row {
@@ -584,6 +579,9 @@ impl Delivery<'_> {
                 &self.digest[..16.min(self.digest.len())]
             ));
             fault_point(&self.ctx.env, "after-journal");
+            // A team store's lock goes with its connection: without it, another machine may
+            // be resolving this delivery, so nothing is sent (the row stays `pending`).
+            lock.still_held().map_err(|e| failed(e, maybe_sent))?;
             self.ctx.verbose(&format!(
                 "sending to `{name}`: {} at {}",
                 self.account.platform, self.account.server
@@ -664,25 +662,26 @@ impl Delivery<'_> {
             error,
             maybe_sent: false,
         };
-        let freeze = state::read_freeze(&self.ctx.env).map_err(failed)?;
         let mut error = None;
+        let claim = Claim {
+            digest: self.digest,
+            account: name,
+            platform: self.account.platform.name(),
+            key,
+            now: Utc::now(),
+        };
         let claimed = self
-            .journal
-            .claim(
-                self.digest,
-                name,
-                self.account.platform.name(),
-                key,
-                Utc::now(),
-                |sends| match self.moment.judge(name, freeze, sends) {
+            .store
+            .judged_claim(&claim, |ledger| {
+                match self.moment.judge(name, ledger.freeze, ledger.sends) {
                     Ok(None) => Ok(()),
                     Ok(Some(evaluation)) => Err(Some(Box::new(evaluation))),
                     Err(e) => {
                         error = Some(e);
                         Err(None)
                     }
-                },
-            )
+                }
+            })
             .map_err(failed)?;
         match claimed {
             Ok(()) => Ok(()),
@@ -694,7 +693,7 @@ impl Delivery<'_> {
                     self.digest,
                     &evaluation,
                 );
-                audit::append(self.journal, &self.ctx.env, &entry, Utc::now()).map_err(failed)?;
+                self.store.append(&entry, Utc::now()).map_err(failed)?;
                 Err(Stop::Refused {
                     evaluation,
                     maybe_sent: false,
@@ -709,7 +708,7 @@ impl Delivery<'_> {
     /// Records a try that ended without a post (best effort: the error already says what happened).
     fn mark(&self, state: State, message: &str) {
         let _ = self
-            .journal
+            .store
             .mark(self.digest, &self.account.name, state, message, Utc::now());
     }
 
@@ -725,9 +724,8 @@ impl Delivery<'_> {
             self.evaluations,
             &published.url,
         );
-        self.journal
+        self.store
             .mark_sent(
-                &self.ctx.env,
                 self.digest,
                 name,
                 (&published.id, &published.url),
@@ -854,9 +852,10 @@ fn fault_point(_: &Env, _: &str) {}
 /// answers something else, is left out: the policy's limits apply (said with `-v`).
 fn instance_limits(
     ctx: &Ctx,
+    store: &dyn Store,
     accounts: &[&Account],
     digest: &str,
-    client: &OnceCell<reqwest::blocking::Client>,
+    client: &crate::http::Prepared,
 ) -> Result<BTreeMap<String, crate::core::length::Instance>, Error> {
     let mastodon: Vec<&&Account> = accounts
         .iter()
@@ -866,12 +865,11 @@ fn instance_limits(
     if mastodon.is_empty() {
         return Ok(limits);
     }
-    let journal = Journal::open_existing(&ctx.env)?;
     let mut asked: BTreeMap<&str, Option<crate::core::length::Instance>> = BTreeMap::new();
     for account in mastodon {
-        if let Some(j) = &journal
-            && j.get(digest, &account.name)?
-                .is_some_and(|row| matches!(row.state, State::Sent | State::Retracted))
+        if store
+            .get(digest, &account.name)?
+            .is_some_and(|row| matches!(row.state, State::Sent | State::Retracted))
         {
             continue;
         }
@@ -879,11 +877,7 @@ fn instance_limits(
         let found = match asked.get(server) {
             Some(found) => *found,
             None => {
-                if client.get().is_none() {
-                    let _ = client.set(crate::http::client()?);
-                }
-                let found = match platforms::mastodon::instance(client.get().expect("set"), server)
-                {
+                let found = match platforms::mastodon::instance(client.get()?, server) {
                     Ok(instance) => {
                         if ctx.verbosity() == Verbosity::Verbose {
                             ctx.note(&format!(
@@ -915,6 +909,7 @@ fn instance_limits(
 
 fn dry_run(
     ctx: &Ctx,
+    store: &dyn Store,
     post: &Post,
     accounts: &[&Account],
     digest: &str,
@@ -923,7 +918,6 @@ fn dry_run(
     if !ctx.global.json && ctx.verbosity() != Verbosity::Quiet {
         show(post, accounts, evaluations);
     }
-    let journal = Journal::open_existing(&ctx.env)?;
     let mut plan = Vec::new();
     for account in accounts {
         ctx.verbose(&format!(
@@ -931,10 +925,7 @@ fn dry_run(
             account.name
         ));
         credential_for(&ctx.env, account)?;
-        let row = match &journal {
-            Some(j) => j.get(digest, &account.name)?,
-            None => None,
-        };
+        let row = store.get(digest, &account.name)?;
         let (what, url) = match row {
             Some(r) if r.state == State::Sent => ("already sent", r.url),
             Some(r) if r.state == State::Retracted => {

@@ -14,8 +14,8 @@ use crate::cli::RetractArgs;
 use crate::commands::{Ctx, print_json};
 use crate::core::policy::Account;
 use crate::error::{Code, Error};
-use crate::journal::{Delivery, Journal, State};
 use crate::platforms::{self, SendError};
+use crate::store::{Access, Delivery, State, Store};
 
 /// How long to wait for a `gate post` that holds the same delivery.
 const LOCK_WAIT: Duration = Duration::from_secs(300);
@@ -34,14 +34,13 @@ pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
             "give the id or URL that `gate post` printed; delete a post made elsewhere on the network itself",
         )
     };
-    let Some(journal) = Journal::open_existing(&ctx.env)? else {
-        return Err(unknown());
+    let store = ctx.store(Some(&policy), Access::Write)?;
+    let store: &dyn Store = store.as_ref();
+    let found = match wanted {
+        Some(p) => store.find_sent(name, p)?,
+        None => store.last_sent(name)?,
     };
-    let find = |journal: &Journal| match wanted {
-        Some(p) => journal.find_sent(name, p),
-        None => journal.last_sent(name),
-    };
-    let Some(row) = find(&journal)? else {
+    let Some(row) = found else {
         return Err(unknown());
     };
     if row.state == State::Retracted {
@@ -56,10 +55,7 @@ pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
         .with_hint("pass `--yes` to retract from a script"));
     }
     if !args.yes {
-        show(
-            &row,
-            crate::audit::sent_text(&journal, &row.digest, name).as_deref(),
-        );
+        show(&row, store.sent_text(&row.digest, name).as_deref());
         let confirmed = crate::commands::confirm(format!("Delete this post from `{name}`?"))?;
         if !confirmed {
             ctx.note("not retracted");
@@ -68,12 +64,8 @@ pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
     }
 
     // One process at a time per delivery: the same lock `gate post` sends under.
-    let _lock = crate::lock::acquire(
-        &ctx.env,
-        &format!("deliver-{}-{name}", &row.digest[..32.min(row.digest.len())]),
-        LOCK_WAIT,
-    )?;
-    let Some(row) = journal.get(&row.digest, name)? else {
+    let _lock = store.lock_delivery(&row.digest, name, LOCK_WAIT)?;
+    let Some(row) = store.get(&row.digest, name)? else {
         return Err(unknown());
     };
     if row.state == State::Retracted {
@@ -95,7 +87,7 @@ pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
     entry.digest = Some(row.digest.clone());
     entry.url = row.url.clone();
     entry.policy_sha256 = Some(policy.sha256.clone());
-    journal.mark_retracted(&ctx.env, &row.digest, name, &entry, now)?;
+    store.mark_retracted(&row.digest, name, &entry, now)?;
     if gone_before {
         ctx.note("the network no longer had this post; recorded as retracted");
     }

@@ -12,7 +12,7 @@ use crate::cli::SchemaKind;
 use crate::commands::Ctx;
 use crate::core::policy::{
     ACCOUNT_KEYS, BLACKOUT_KEYS, FREEZE_KEYS, LIMIT_KEYS, LINK_KEYS, MEDIA_RULE_KEYS, OAUTH_KEYS,
-    Platform, REVIEWER_KEYS, TERM_KEYS, TEST_KEYS, TOP_KEYS, WINDOW_KEYS,
+    Platform, REVIEWER_KEYS, STATE_KEYS, TERM_KEYS, TEST_KEYS, TOP_KEYS, WINDOW_KEYS,
 };
 use crate::core::post::{APPROVAL_KEYS, MEDIA_KEYS, POST_KEYS, Visibility};
 use crate::error::{Code, Error};
@@ -255,7 +255,7 @@ pub fn policy() -> Value {
                 )),
                 "limits" => Value::Object(object(
                     "`[limits]`",
-                    "Rate limits, counted from this machine's journal of what `gate post` sent in the last hour; reaching one holds the next post (exit 5).",
+                    "Rate limits, counted from the state store's ledger of what `gate post` sent (or is sending) in the last hour; reaching one holds the next post (exit 5).",
                     LIMIT_KEYS,
                     |key| {
                         Some(match key {
@@ -263,6 +263,20 @@ pub fn policy() -> Value {
                                 "At most this many posts to all accounts together in any hour (1 or more).",
                                 1,
                                 u32::MAX.into(),
+                            ),
+                            _ => return None,
+                        })
+                    },
+                )),
+                "state" => Value::Object(object(
+                    "`[state]`",
+                    "The team's state store (deliveries, freeze, rate ledger, audit trail) instead of this machine's SQLite file; `$GATE_STATE_URL` overrides it.",
+                    STATE_KEYS,
+                    |key| {
+                        Some(match key {
+                            "url" => pattern(
+                                "A PostgreSQL URL without a password, e.g. `postgres://gate@db.example.com:5432/gate?sslmode=verify-full`; the password comes from the OS keychain or `$GATE_STATE_URL`.",
+                                "^postgres(ql)?://[^:@/]*@?[^@]*$",
                             ),
                             _ => return None,
                         })

@@ -131,7 +131,8 @@ pub struct LocalFreeze {
 pub struct Context {
     pub now: DateTime<Utc>,
     pub local_freeze: Option<LocalFreeze>,
-    /// The journal's sends of the last hour (`journal::recent_sends`); empty without a journal.
+    /// The state store's rate ledger of the hour (`Store::ledger`: sent, retracted, pending and
+    /// unknown deliveries); empty without a store.
     pub sends: crate::core::limits::Sends,
     /// What Mastodon accounts' instances said about length, by account name (`gate post`
     /// asks them before sending; `gate check` never does, so it is empty there).

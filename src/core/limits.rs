@@ -1,7 +1,8 @@
 //! Rate limits: `[limits] max_posts_per_hour` (every account together) and
 //! `[accounts.NAME] max_posts_per_hour`, counted from the journal's sends in the last hour.
 //!
-//! The shell reads the sends (`journal::recent_sends`); the pure core ([`held`]) decides with them and `now`.
+//! The shell reads the ledger from the state store (`Store::ledger`: `sent`, `retracted`,
+//! `pending` and `unknown` deliveries); the pure core ([`held`]) decides with them and `now`.
 //! A send counts while `now - 1 h < sent_at <= now`; a retracted post still counts, because it
 //! went out. The post being judged never counts against itself, so re-running a `gate post`
 //! that already went out still prints its URL instead of being held by its own send.

@@ -33,6 +33,7 @@ pub const TOP_KEYS: &[&str] = &[
     "links",
     "media",
     "limits",
+    "state",
     "tests",
 ];
 pub const ACCOUNT_KEYS: &[&str] = &[
@@ -62,6 +63,7 @@ pub const FREEZE_KEYS: &[&str] = &["reason", "since"];
 pub const LINK_KEYS: &[&str] = &["allow", "deny", "shorteners"];
 pub const MEDIA_RULE_KEYS: &[&str] = &["require_alt_text"];
 pub const LIMIT_KEYS: &[&str] = &["max_posts_per_hour"];
+pub const STATE_KEYS: &[&str] = &["url"];
 pub const TEST_KEYS: &[&str] = &["name", "text", "account", "now", "expect"];
 
 /// The networks gate can post to.
@@ -207,6 +209,8 @@ pub struct Policy {
     pub require_alt_text: bool,
     /// `[limits]` and each account's `max_posts_per_hour`.
     pub limits: Limits,
+    /// `[state] url`: the team's state store (SPEC §6), never with a password.
+    pub state_url: Option<String>,
     pub tests: Vec<TestCase>,
 }
 
@@ -320,6 +324,7 @@ fn read_policy(r: &mut Reader<'_>, root: &DeTable<'_>) -> Option<Policy> {
         None => false,
     };
     let limits = read_limits(r, root);
+    let state_url = read_state(r, root);
     let tests = read_tests(r, root, &accounts);
 
     let sha256 = hex(&Sha256::digest(r.source.text.as_bytes()));
@@ -336,8 +341,47 @@ fn read_policy(r: &mut Reader<'_>, root: &DeTable<'_>) -> Option<Policy> {
         links,
         require_alt_text,
         limits,
+        state_url,
         tests,
     })
+}
+
+/// `[state] url`: a `postgres://` (or `postgresql://`) URL naming the team's store. A password
+/// in it is refused: it would be in every clone of the policy (SPEC §6).
+fn read_state(r: &mut Reader<'_>, root: &DeTable<'_>) -> Option<String> {
+    let (t, _) = r.table(root, "state")?;
+    r.check_keys(t, STATE_KEYS, "`[state]`");
+    let at = r.string(t, "url")?;
+    let text = at.value.trim();
+    let Ok(url) = url::Url::parse(text) else {
+        r.error(at.span, format!("`{text}` is not a URL")).hint =
+            Some("write `postgres://USER@HOST:5432/DATABASE`".into());
+        return None;
+    };
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        r.error(
+            at.span,
+            format!(
+                "a state store URL must start with `postgres://`, not `{}://`",
+                url.scheme()
+            ),
+        )
+        .hint = Some("write `postgres://USER@HOST:5432/DATABASE`".into());
+        return None;
+    }
+    if url.password().is_some() {
+        r.error(at.span, "the `[state] url` holds a password").hint = Some(
+            "remove it from the policy; store it in the OS keychain (`gate state password`) or give the whole URL in `GATE_STATE_URL`"
+                .into(),
+        );
+        return None;
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        r.error(at.span, "the `[state] url` names no host").hint =
+            Some("write `postgres://USER@HOST:5432/DATABASE`".into());
+        return None;
+    }
+    Some(text.to_owned())
 }
 
 /// `[limits] max_posts_per_hour` and every `[accounts.NAME] max_posts_per_hour` (the

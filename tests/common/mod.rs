@@ -9,6 +9,7 @@ pub mod fault_proxy;
 pub mod keychain;
 pub mod oauth;
 pub mod pds;
+pub mod pg;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
