@@ -180,19 +180,6 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// A keychain that cannot be used is exit 8 with its fix; a bad `GATE_KEYCHAIN` is a usage error.
-impl From<crate::keychain::KeychainError> for Error {
-    fn from(e: crate::keychain::KeychainError) -> Error {
-        let hint = e.hint();
-        match e {
-            crate::keychain::KeychainError::Setting(_) => {
-                Error::usage(e.to_string()).with_hint(hint)
-            }
-            _ => Error::credentials(e.to_string()).with_hint(hint),
-        }
-    }
-}
-
 /// An I/O error's reason in gate's style: lowercase, without the `(os error N)` tail.
 pub fn io_reason(e: &std::io::Error) -> String {
     let text = match e.kind() {

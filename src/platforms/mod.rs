@@ -190,3 +190,16 @@ pub fn connect(
         Network::Bluesky => Box::new(bluesky::Bluesky::new(account, &credential)?),
     })
 }
+
+/// The account's credential from the keychain, refreshed first when it is about to expire
+/// (under the account's lock); missing, expired beyond refresh or refused is exit 8.
+pub fn credential_for(
+    env: &crate::env::Env,
+    account: &crate::core::policy::Account,
+) -> Result<crate::credential::Credential, crate::error::Error> {
+    use crate::core::policy::Platform as Network;
+    match account.platform {
+        Network::Bluesky => bluesky::session::usable_session(env, account),
+        Network::Mastodon | Network::X => crate::oauth::usable_credential(env, account),
+    }
+}
