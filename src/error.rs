@@ -140,6 +140,23 @@ impl Error {
         }
     }
 
+    /// What went wrong in one line, without `error: ` or the hint, every secret gate sent
+    /// hidden: for a row of `gate auth status`, a note in the journal, a JSON field.
+    pub fn message(&self) -> String {
+        let text = match self {
+            Error::Usage { message, .. }
+            | Error::Other { message, .. }
+            | Error::Credentials { message, .. }
+            | Error::Network { message, .. } => message.clone(),
+            Error::Policy { .. } | Error::Input { .. } | Error::Closed => {
+                let rendered = anstream::adapter::strip_str(&self.render_raw()).to_string();
+                rendered.trim_start_matches("error: ").to_owned()
+            }
+        };
+        let first = text.lines().next().unwrap_or("");
+        crate::redact::scrub(first).into_owned()
+    }
+
     /// The human rendering for stderr, with every secret gate sent hidden (a server may have
     /// echoed one into the message).
     pub fn render(&self) -> String {

@@ -18,7 +18,6 @@ pub mod inputs;
 pub mod keychain;
 pub mod lock;
 pub mod loopback;
-pub mod oauth;
 pub mod output;
 pub mod pause;
 pub mod platforms;

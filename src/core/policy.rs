@@ -156,7 +156,7 @@ pub struct Account {
     pub oauth: OAuthSettings,
 }
 
-/// `[accounts.NAME.oauth]`, as written; `crate::oauth` fills in the platform defaults.
+/// `[accounts.NAME.oauth]`, as written; `crate::platforms::oauth2` fills in the platform defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OAuthSettings {
     /// X: the team's app (Mastodon registers its own app per instance).

@@ -174,7 +174,9 @@ pub trait Platform {
 
 pub mod bluesky;
 pub mod mastodon;
+pub mod oauth2;
 mod reply;
+pub mod signin;
 pub mod x;
 
 /// The adapter for `account`'s network, speaking to its `server` with `credential`.
@@ -191,15 +193,21 @@ pub fn connect(
     })
 }
 
+/// The sign-in of an account's network.
+pub fn sign_in_of(platform: crate::core::policy::Platform) -> &'static dyn signin::SignIn {
+    use crate::core::policy::Platform as Network;
+    match platform {
+        Network::Mastodon => &mastodon::signin::MastodonSignIn,
+        Network::X => &x::signin::XSignIn,
+        Network::Bluesky => &bluesky::signin::BlueskySignIn,
+    }
+}
+
 /// The account's credential from the keychain, refreshed first when it is about to expire
 /// (under the account's lock); missing, expired beyond refresh or refused is exit 8.
 pub fn credential_for(
     env: &crate::env::Env,
     account: &crate::core::policy::Account,
 ) -> Result<crate::credential::Credential, crate::error::Error> {
-    use crate::core::policy::Platform as Network;
-    match account.platform {
-        Network::Bluesky => bluesky::session::usable_session(env, account),
-        Network::Mastodon | Network::X => crate::oauth::usable_credential(env, account),
-    }
+    sign_in_of(account.platform).usable(env, account)
 }
