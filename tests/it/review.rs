@@ -1,7 +1,7 @@
 //! Signed reviews end to end: `gate digest`, `gate approve`, OpenSSH interop both ways, and
 //! the two-person rule.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
