@@ -256,7 +256,7 @@ fn ci_report(
 }
 
 /// `--now` as an instant; it must carry an offset so nobody guesses the zone.
-fn parse_now(text: &str) -> Result<DateTime<Utc>, Error> {
+pub(crate) fn parse_now(text: &str) -> Result<DateTime<Utc>, Error> {
     match parse_datetime(text) {
         Some(Written::Exact(t)) => Ok(t),
         _ => Err(Error::usage(format!("invalid value `{text}` for `--now`"))

@@ -8,6 +8,7 @@ pub mod digest;
 pub mod freeze;
 pub mod log;
 pub mod man;
+pub mod plan;
 pub mod policy;
 pub mod post;
 pub mod retract;

@@ -19,3 +19,4 @@ pub mod target;
 pub mod terms;
 pub mod textmap;
 pub mod verdict;
+pub mod window;
