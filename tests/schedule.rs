@@ -198,6 +198,10 @@ fn the_digest_covers_the_window_only_when_present() {
         "end.post.toml",
         &post_file("Hello", "brand", (None, Some("2026-12-01T13:00:00+01:00"))),
     );
+    s.write(
+        "quoted.post.toml",
+        &post_file("Hello", "brand", (None, Some("\"2026-12-01T12:00:00Z\""))),
+    );
     let plain = "gate-post-v1\naccounts 1\naccount 5\nbrand\ntext 5\nHello\nmedia 0\n";
     let digest = |f: &str| {
         let run = s.run(&["digest", "--file", f]);
@@ -214,6 +218,8 @@ fn the_digest_covers_the_window_only_when_present() {
         digest("end.post.toml"),
         format!("{plain}not_after 20\n2026-12-01T12:00:00Z\n")
     );
+    // Written as a string, it is the same instant too.
+    assert_eq!(digest("quoted.post.toml"), digest("end.post.toml"));
 }
 
 #[test]
@@ -222,9 +228,19 @@ fn bad_windows_are_positioned_errors_with_a_hint() {
     s.write("gate.toml", OFFLINE_POLICY);
     let cases = [
         (
-            "not_before = \"2026-12-01T09:00:00+01:00\"\n",
-            "error: `not_before` must be a date-time with an offset, found a string\n --> bad.post.toml:3:14",
-            "remove the quotes",
+            "not_before = \"tomorrow at 9\"\n",
+            "error: `not_before` = \"tomorrow at 9\" is not a date-time\n --> bad.post.toml:3:14",
+            "hint: write an offset date-time, e.g. `not_before = 2026-12-01T09:00:00+01:00`",
+        ),
+        (
+            "not_before = 20261201\n",
+            "error: `not_before` must be a date-time with an offset, found an integer\n --> bad.post.toml:3:14",
+            "hint: write an offset date-time",
+        ),
+        (
+            "not_before = \"2026-12-01T09:00\"\n",
+            "error: `not_before` = 2026-12-01T09:00 has no offset: it is no one instant\n --> bad.post.toml:3:14",
+            "hint: add the offset it is meant in",
         ),
         (
             "not_after = 2026-12-01T09:00:00\n",
@@ -234,7 +250,7 @@ fn bad_windows_are_positioned_errors_with_a_hint() {
         (
             "not_after = 2026-12-01\n",
             "error: `not_after` must be a date and a time of day, found `2026-12-01`\n --> bad.post.toml:3:13",
-            "hint: write a TOML offset date-time",
+            "hint: write an offset date-time",
         ),
         (
             "not_before = 2026-12-01T09:00:00Z\nnot_after = 2026-12-01T10:00:00+01:00\n",

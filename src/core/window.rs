@@ -7,7 +7,7 @@ use toml::de::{DeTable, DeValue};
 use crate::core::spanned::{Reader, type_name};
 
 /// The hint for a date-time the window cannot take.
-const DATETIME_HINT: &str = "write a TOML offset date-time without quotes, e.g. `not_before = 2026-12-01T09:00:00+01:00` (or `...T08:00:00Z`)";
+const DATETIME_HINT: &str = "write an offset date-time, e.g. `not_before = 2026-12-01T09:00:00+01:00` (or `...T08:00:00Z`)";
 
 /// When a post may go out: never before `not_before`, never at or after `not_after`. Each keeps
 /// the offset it was written with, for people; the digest signs the instant.
@@ -119,19 +119,30 @@ fn offset_datetime(
 ) -> Option<(DateTime<FixedOffset>, std::ops::Range<usize>)> {
     let (_, value) = Reader::get(root, key)?;
     let span = value.span();
-    let DeValue::Datetime(d) = value.get_ref() else {
-        let found = type_name(value.get_ref());
-        let hint = if matches!(value.get_ref(), DeValue::String(_)) {
-            format!("remove the quotes: {DATETIME_HINT}")
-        } else {
-            DATETIME_HINT.to_owned()
-        };
-        r.error(
-            span,
-            format!("`{key}` must be a date-time with an offset, found {found}"),
-        )
-        .hint = Some(hint);
-        return None;
+    // A TOML date-time, or the same written as a string (as the policy's blackouts take it).
+    let parsed;
+    let d = match value.get_ref() {
+        DeValue::Datetime(d) => d,
+        DeValue::String(text) => match text.trim().parse::<toml::value::Datetime>() {
+            Ok(d) => {
+                parsed = d;
+                &parsed
+            }
+            Err(_) => {
+                r.error(span, format!("`{key}` = {text:?} is not a date-time"))
+                    .hint = Some(DATETIME_HINT.into());
+                return None;
+            }
+        },
+        other => {
+            let found = type_name(other);
+            r.error(
+                span,
+                format!("`{key}` must be a date-time with an offset, found {found}"),
+            )
+            .hint = Some(DATETIME_HINT.into());
+            return None;
+        }
     };
     let (Some(date), Some(time)) = (d.date, d.time) else {
         r.error(
