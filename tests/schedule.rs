@@ -595,18 +595,29 @@ fn a_mixed_folder_exits_with_the_first_code_of_the_order_and_tries_every_file() 
         ]),
         "{run:?}"
     );
-    // An invalid file fails the run too (after 3..5, before 2) and is reported as such.
-    sb.write("posts/0-bad.post.toml", "account = \"brand\"\ntext = \"x\"\nnot_after = 2026-01-01T00:00:00\n");
+    // An invalid post file fails the run too, and comes right after 3 (as for `gate check`):
+    // it is reported, and the other files are still tried.
+    sb.write(
+        "posts/0-bad.post.toml",
+        "account = \"brand\"\ntext = \"x\"\nnot_after = 2026-01-01T00:00:00\n",
+    );
+    sb.write("posts/6-ok.post.toml", &post_file("After the bad one", "brand", w));
     let (run, doc) = s.due();
-    assert_eq!(run.code, 5, "{run:?}");
+    assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(doc["files"][0]["status"], "failed");
     assert_eq!(doc["files"][0]["verdict"], "invalid");
     assert_eq!(doc["files"][0]["code"], 2);
-    std::fs::remove_file(sb.path().join("posts/4-slow.post.toml")).unwrap();
+    assert_eq!(doc["files"][3]["status"], "held");
+    assert_eq!(doc["files"][5]["status"], "sent", "{run:?}");
     let run = s.run(&["post", "--due", "posts", "--yes"]);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("has no offset"), "{run:?}");
-    assert_eq!(s.server.posts().len(), 3);
+    assert!(
+        run.stdout
+            .starts_with("failed       posts/0-bad.post.toml  invalid post file (see the errors above)\n"),
+        "{run:?}"
+    );
+    assert_eq!(s.server.posts().len(), 4);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 //! claimed, sent, recorded, the check at the moment of sending included), so each goes to each
 //! of its accounts exactly once however many runs overlap; a file before its window is
 //! `not-yet`, one past `not_after` is `expired` and is never sent. Every file is tried and
-//! reported; the exit code is the first of 3, 7, 4, 6, 5, 8, 9, 1 (then 2, an unreadable post
-//! file) among them.
+//! reported; the exit code is the first of 3, 7, 4, 6, 5, 8, 9, 1 among them, an invalid post
+//! file (2) right after 3 as for `gate check`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -223,7 +223,15 @@ pub(super) fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
         }
         reports.push(report);
     }
-    let code = first_code(reports.iter().map(|r| r.status().1));
+    // SPEC §7's order; an invalid post file (2) right after 3, as for `gate check`.
+    let codes: Vec<Code> = reports.iter().map(|r| r.status().1).collect();
+    let code = if codes.contains(&Code::Policy) {
+        Code::Policy
+    } else if codes.contains(&Code::Usage) {
+        Code::Usage
+    } else {
+        first_code(codes)
+    };
     if ctx.global.json {
         print_json(&json!({
             "dry_run": args.dry_run,
