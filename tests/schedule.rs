@@ -60,7 +60,13 @@ fn rules(doc: &serde_json::Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| format!("{}/{}", f["rule"].as_str().unwrap(), f["severity"].as_str().unwrap()))
+        .map(|f| {
+            format!(
+                "{}/{}",
+                f["rule"].as_str().unwrap(),
+                f["severity"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -85,7 +91,12 @@ fn a_window_opens_exactly_at_not_before_and_expires_exactly_at_not_after() {
     let file = "posts/launch.post.toml";
     let cases = [
         // (now, exit, findings, plan state)
-        ("2026-12-01T07:59:59Z", 5, vec!["not_before/hold"], "not-yet"),
+        (
+            "2026-12-01T07:59:59Z",
+            5,
+            vec!["not_before/hold"],
+            "not-yet",
+        ),
         ("2026-12-01T08:00:00Z", 0, vec![], "due"),
         ("2026-12-01T09:30:00+01:00", 0, vec![], "due"),
         ("2026-12-01T10:59:59Z", 0, vec![], "due"),
@@ -103,9 +114,15 @@ fn a_window_opens_exactly_at_not_before_and_expires_exactly_at_not_after() {
     }
     // Before the window the hold ends when it opens (so `--wait` sleeps until then).
     let (_, doc) = check_at(&s, file, "2026-12-01T07:00:00Z");
-    assert_eq!(doc["posts"][0]["findings"][0]["until"], "2026-12-01T08:00:00Z");
+    assert_eq!(
+        doc["posts"][0]["findings"][0]["until"],
+        "2026-12-01T08:00:00Z"
+    );
     // `gate plan` only reads: no state store was created.
-    assert!(!s.path().join("state").exists(), "gate plan created the state folder");
+    assert!(
+        !s.path().join("state").exists(),
+        "gate plan created the state folder"
+    );
 }
 
 /// Berlin leaves summer time on the last Sunday of October (2026-10-25, 03:00 CEST → 02:00
@@ -146,19 +163,42 @@ reason = "Night"
         ("2026-10-24T22:29:59Z", 5, &["not_before/hold"], "not-yet"),
         ("2026-10-25T00:30:00+02:00", 0, &[], "due"),
         ("2026-10-25T00:59:59+02:00", 0, &[], "due"),
-        ("2026-10-25T01:00:00+02:00", 5, &["quiet_hours/hold"], "held"),
+        (
+            "2026-10-25T01:00:00+02:00",
+            5,
+            &["quiet_hours/hold"],
+            "held",
+        ),
         // 02:30 happens twice; both are quiet.
-        ("2026-10-25T02:30:00+02:00", 5, &["quiet_hours/hold"], "held"),
-        ("2026-10-25T02:30:00+01:00", 5, &["quiet_hours/hold"], "held"),
+        (
+            "2026-10-25T02:30:00+02:00",
+            5,
+            &["quiet_hours/hold"],
+            "held",
+        ),
+        (
+            "2026-10-25T02:30:00+01:00",
+            5,
+            &["quiet_hours/hold"],
+            "held",
+        ),
         ("2026-10-25T03:00:00+01:00", 0, &[], "due"),
-        ("2026-10-25T04:00:00+01:00", 4, &["not_after/deny"], "expired"),
+        (
+            "2026-10-25T04:00:00+01:00",
+            4,
+            &["not_after/deny"],
+            "expired",
+        ),
     ];
     for (now, code, findings, state) in cases {
         let (got, doc) = check_at(&s, file, now);
         assert_eq!(got, code, "check at {now}: {doc}");
         assert_eq!(rules(&doc), findings, "check at {now}: {doc}");
         if state == "held" {
-            assert_eq!(doc["posts"][0]["findings"][0]["until"], quiet_until, "{doc}");
+            assert_eq!(
+                doc["posts"][0]["findings"][0]["until"], quiet_until,
+                "{doc}"
+            );
         }
         let plan = plan_at(&s, now);
         assert_eq!(plan["posts"][0]["state"], state, "plan at {now}: {plan}");
@@ -185,13 +225,19 @@ reason = "Night"
 fn the_digest_covers_the_window_only_when_present() {
     let s = Sandbox::new();
     s.write("gate.toml", OFFLINE_POLICY);
-    s.write("plain.post.toml", &post_file("Hello", "brand", (None, None)));
+    s.write(
+        "plain.post.toml",
+        &post_file("Hello", "brand", (None, None)),
+    );
     s.write(
         "timed.post.toml",
         &post_file(
             "Hello",
             "brand",
-            (Some("2026-12-01T09:00:00+01:00"), Some("2026-12-01T12:00:00Z")),
+            (
+                Some("2026-12-01T09:00:00+01:00"),
+                Some("2026-12-01T12:00:00Z"),
+            ),
         ),
     );
     s.write(
@@ -284,7 +330,10 @@ fn require_not_after_makes_a_post_without_one_invalid() {
     );
     let run = s.run(&["policy", "check"]);
     assert_eq!(run.code, 0, "{run:?}");
-    s.write("open.post.toml", &post_file("Any time", "brand", (None, None)));
+    s.write(
+        "open.post.toml",
+        &post_file("Any time", "brand", (None, None)),
+    );
     s.write(
         "stale.post.toml",
         &post_file("Until noon", "brand", (None, Some("2099-12-01T12:00:00Z"))),
@@ -421,21 +470,36 @@ fn due_sends_each_open_file_once_never_an_expired_one_and_a_later_one_later() {
     let sb = &s.sandbox;
     sb.write(
         "posts/a-open.post.toml",
-        &post_file("Open now", "brand", (Some(&rfc(now_start)), Some(&rfc(later)))),
+        &post_file(
+            "Open now",
+            "brand",
+            (Some(&rfc(now_start)), Some(&rfc(later))),
+        ),
     );
     sb.write(
         "posts/b-expired.post.toml",
-        &post_file("Too late", "brand", (Some(&rfc(past)), Some(&rfc(now_start)))),
+        &post_file(
+            "Too late",
+            "brand",
+            (Some(&rfc(past)), Some(&rfc(now_start))),
+        ),
     );
     sb.write(
         "posts/c-soon.post.toml",
-        &post_file("In a moment", "brand", (Some(&rfc(soon)), Some(&rfc(later)))),
+        &post_file(
+            "In a moment",
+            "brand",
+            (Some(&rfc(soon)), Some(&rfc(later))),
+        ),
     );
 
     // Without `--yes` the sweep refuses before anything (it never asks).
     let run = s.run(&["post", "--due", "posts"]);
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("`gate post --due` never asks"), "{run:?}");
+    assert!(
+        run.stderr.contains("`gate post --due` never asks"),
+        "{run:?}"
+    );
     assert!(run.stderr.contains("hint: pass `--yes`"), "{run:?}");
     // `--dry-run` says what would go, and sends nothing.
     let run = s.run(&["post", "--due", "posts", "--dry-run", "--json"]);
@@ -461,11 +525,21 @@ fn due_sends_each_open_file_once_never_an_expired_one_and_a_later_one_later() {
         ]),
         "{run:?}"
     );
-    let url = doc["files"][0]["accounts"][0]["url"].as_str().unwrap().to_owned();
+    let url = doc["files"][0]["accounts"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(url.starts_with(&s.server.url), "{doc}");
     assert_eq!(doc["files"][1]["accounts"][0]["not_after"], rfc(now_start));
     assert_eq!(doc["files"][2]["accounts"][0]["not_before"], rfc(soon));
-    assert_eq!((s.sent("Open now"), s.sent("Too late"), s.sent("In a moment")), (1, 0, 0));
+    assert_eq!(
+        (
+            s.sent("Open now"),
+            s.sent("Too late"),
+            s.sent("In a moment")
+        ),
+        (1, 0, 0)
+    );
 
     // Again at once: already sent, with the same URL; nothing new goes out.
     let (run, doc) = s.due();
@@ -482,14 +556,30 @@ fn due_sends_each_open_file_once_never_an_expired_one_and_a_later_one_later() {
     assert_eq!(run.code, 0, "{run:?}");
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{run:?}");
-    assert_eq!(lines[0], format!("already-sent posts/a-open.post.toml → brand  {url}"));
+    assert_eq!(
+        lines[0],
+        format!("already-sent posts/a-open.post.toml → brand  {url}")
+    );
     assert_eq!(
         lines[1],
-        format!("expired      posts/b-expired.post.toml → brand  window closed at {}; never sent", rfc(now_start))
+        format!(
+            "expired      posts/b-expired.post.toml → brand  window closed at {}; never sent",
+            rfc(now_start)
+        )
     );
-    assert!(lines[2].starts_with("sent         posts/c-soon.post.toml → brand  http"), "{run:?}");
+    assert!(
+        lines[2].starts_with("sent         posts/c-soon.post.toml → brand  http"),
+        "{run:?}"
+    );
     assert_eq!(lines[3], "3 files: 1 sent, 1 already-sent, 1 expired");
-    assert_eq!((s.sent("Open now"), s.sent("Too late"), s.sent("In a moment")), (1, 0, 1));
+    assert_eq!(
+        (
+            s.sent("Open now"),
+            s.sent("Too late"),
+            s.sent("In a moment")
+        ),
+        (1, 0, 1)
+    );
 
     // The calendar agrees: sent with their URLs, the expired one expired.
     let run = s.run(&["plan", "posts", "--json"]);
@@ -515,7 +605,11 @@ fn two_sweeps_at_once_send_each_due_file_exactly_once() {
     for i in 0..4 {
         s.sandbox.write(
             &format!("posts/p{i}.post.toml"),
-            &post_file(&format!("Due post {i}"), "brand", (Some(&rfc(start)), Some(&rfc(end)))),
+            &post_file(
+                &format!("Due post {i}"),
+                "brand",
+                (Some(&rfc(start)), Some(&rfc(end))),
+            ),
         );
     }
     let spawn = || {
@@ -531,7 +625,12 @@ fn two_sweeps_at_once_send_each_due_file_exactly_once() {
         .into_iter()
         .map(|c| {
             let out = c.wait_with_output().unwrap();
-            assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             serde_json::from_slice(&out.stdout).unwrap()
         })
         .collect();
@@ -556,10 +655,16 @@ fn a_mixed_folder_exits_with_the_first_code_of_the_order_and_tries_every_file() 
     let w = (Some(start.as_str()), Some(end.as_str()));
     let sb = &s.sandbox;
     sb.write("posts/1-ok.post.toml", &post_file("Fine news", "brand", w));
-    sb.write("posts/2-denied.post.toml", &post_file("Layoffs today", "brand", w));
+    sb.write(
+        "posts/2-denied.post.toml",
+        &post_file("Layoffs today", "brand", w),
+    );
     sb.write("posts/3-slow.post.toml", &post_file("Slow one", "slow", w));
     sb.write("posts/4-slow.post.toml", &post_file("Slow two", "slow", w));
-    sb.write("posts/5-ok.post.toml", &post_file("More news", "brand", (None, None)));
+    sb.write(
+        "posts/5-ok.post.toml",
+        &post_file("More news", "brand", (None, None)),
+    );
 
     let (run, doc) = s.due();
     assert_eq!(run.code, 4, "{run:?}");
@@ -601,7 +706,10 @@ fn a_mixed_folder_exits_with_the_first_code_of_the_order_and_tries_every_file() 
         "posts/0-bad.post.toml",
         "account = \"brand\"\ntext = \"x\"\nnot_after = 2026-01-01T00:00:00\n",
     );
-    sb.write("posts/6-ok.post.toml", &post_file("After the bad one", "brand", w));
+    sb.write(
+        "posts/6-ok.post.toml",
+        &post_file("After the bad one", "brand", w),
+    );
     let (run, doc) = s.due();
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(doc["files"][0]["status"], "failed");
@@ -613,8 +721,9 @@ fn a_mixed_folder_exits_with_the_first_code_of_the_order_and_tries_every_file() 
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("has no offset"), "{run:?}");
     assert!(
-        run.stdout
-            .starts_with("failed       posts/0-bad.post.toml  invalid post file (see the errors above)\n"),
+        run.stdout.starts_with(
+            "failed       posts/0-bad.post.toml  invalid post file (see the errors above)\n"
+        ),
         "{run:?}"
     );
     assert_eq!(s.server.posts().len(), 4);
@@ -647,16 +756,24 @@ fn a_wait_whose_window_closes_while_it_sleeps_sends_nothing_and_says_so() {
     let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
     s.sandbox.write(
         "short.post.toml",
-        &post_file("Blink and miss it", "brand", (Some(&fmt(start)), Some(&fmt(end)))),
+        &post_file(
+            "Blink and miss it",
+            "brand",
+            (Some(&fmt(start)), Some(&fmt(end))),
+        ),
     );
     let run = s.run(&["post", "--yes", "--wait", "--file", "short.post.toml"]);
     assert_eq!(run.code, 4, "{run:?}");
     assert!(run.stderr.contains("waiting ("), "{run:?}");
     assert!(
-        run.stderr.contains("expired: the post's window closed at `not_after`"),
+        run.stderr
+            .contains("expired: the post's window closed at `not_after`"),
         "{run:?}"
     );
-    assert!(run.stderr.contains("not sent: the post is `deny`"), "{run:?}");
+    assert!(
+        run.stderr.contains("not sent: the post is `deny`"),
+        "{run:?}"
+    );
     assert!(s.server.posts().is_empty());
 
     // A hold that ends after `not_after` is not slept through at all.
@@ -701,7 +818,10 @@ fn a_window_that_closes_at_the_moment_of_sending_stops_the_send() {
             &post_file(
                 &format!("Closing soon {i}"),
                 "brand",
-                (None, Some(&end.to_rfc3339_opts(SecondsFormat::Millis, true))),
+                (
+                    None,
+                    Some(&end.to_rfc3339_opts(SecondsFormat::Millis, true)),
+                ),
             ),
         );
         let args: Vec<&str> = if due {

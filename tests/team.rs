@@ -1017,7 +1017,11 @@ fn four_hosts_sweeping_the_same_folder_at_once_send_each_due_post_once() {
     }
     assert_eq!(sent, [1, 1, 1], "{runs:?}");
     for i in 0..3 {
-        assert_eq!(t.fake.posts_with(&format!("Team sweep {i}")).len(), 1, "due{i}");
+        assert_eq!(
+            t.fake.posts_with(&format!("Team sweep {i}")).len(),
+            1,
+            "due{i}"
+        );
     }
     assert_eq!(t.fake.posts().len(), 3);
     assert_eq!(

@@ -26,15 +26,26 @@ use crate::store::{Access, State as Row, Store};
 #[derive(Debug, Clone)]
 enum State {
     /// In the journal as sent (or sent, then retracted).
-    Sent { url: String, retracted: bool },
+    Sent {
+        url: String,
+        retracted: bool,
+    },
     Expired(DateTime<Utc>),
     Frozen(String),
     Denied(String),
-    Reviews { missing: u32, may_sign: Vec<String> },
+    Reviews {
+        missing: u32,
+        may_sign: Vec<String>,
+    },
     NotYet(DateTime<Utc>),
-    Held { until: Option<DateTime<Utc>>, why: String },
+    Held {
+        until: Option<DateTime<Utc>>,
+        why: String,
+    },
     /// `gate post --due` would send it now; `note` when an earlier try did not finish.
-    Due { note: Option<&'static str> },
+    Due {
+        note: Option<&'static str>,
+    },
 }
 
 impl State {

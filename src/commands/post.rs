@@ -315,12 +315,12 @@ impl Sender<'_> {
 
         // Unattended without `--yes`: refuse before the keychain or the network is touched.
         if !self.yes && !self.dry_run && !ctx.env.stdin_is_terminal {
-            return Err(
-                Error::usage("refusing to send without confirmation: stdin is not a terminal")
-                    .with_hint(
-                        "pass `--yes` to send from a script; `--dry-run` shows what would be sent",
-                    ),
-            );
+            return Err(Error::usage(
+                "refusing to send without confirmation: stdin is not a terminal",
+            )
+            .with_hint(
+                "pass `--yes` to send from a script; `--dry-run` shows what would be sent",
+            ));
         }
 
         // Mastodon instances say how long a status may be: asked (without a token) for each
@@ -374,9 +374,11 @@ impl Sender<'_> {
         for account in accounts {
             let progress = Progress::new(show_progress, &account.name);
             let reply_to = match &post.options.reply_to {
-                Some(written) => Some(crate::core::target::reply_target(account, written).map_err(
-                    |why| Error::usage(why).with_hint(crate::core::target::hint(account.platform)),
-                )?),
+                Some(written) => Some(
+                    crate::core::target::reply_target(account, written).map_err(|why| {
+                        Error::usage(why).with_hint(crate::core::target::hint(account.platform))
+                    })?,
+                ),
                 None => None,
             };
             let outgoing = Outgoing {

@@ -12,7 +12,8 @@ use crate::cli::SchemaKind;
 use crate::commands::Ctx;
 use crate::core::policy::{
     ACCOUNT_KEYS, BLACKOUT_KEYS, FREEZE_KEYS, LIMIT_KEYS, LINK_KEYS, MEDIA_RULE_KEYS, OAUTH_KEYS,
-    Platform, REVIEWER_KEYS, SCHEDULE_KEYS, STATE_KEYS, TERM_KEYS, TEST_KEYS, TOP_KEYS, WINDOW_KEYS,
+    Platform, REVIEWER_KEYS, SCHEDULE_KEYS, STATE_KEYS, TERM_KEYS, TEST_KEYS, TOP_KEYS,
+    WINDOW_KEYS,
 };
 use crate::core::post::{APPROVAL_KEYS, MEDIA_KEYS, POST_KEYS, Visibility};
 use crate::error::{Code, Error};

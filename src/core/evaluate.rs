@@ -447,7 +447,10 @@ fn window_finding(post: &Post, now: DateTime<Utc>) -> Option<Finding> {
             let mut f = Finding::new(
                 Rule::NotBefore,
                 Severity::Hold,
-                format!("not yet: the post's window opens at `not_before` {}", instant(start)),
+                format!(
+                    "not yet: the post's window opens at `not_before` {}",
+                    instant(start)
+                ),
             );
             f.until = Some(start);
             Some(f)

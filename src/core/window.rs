@@ -7,7 +7,8 @@ use toml::de::{DeTable, DeValue};
 use crate::core::spanned::{Reader, type_name};
 
 /// The hint for a date-time the window cannot take.
-const DATETIME_HINT: &str = "write an offset date-time, e.g. `not_before = 2026-12-01T09:00:00+01:00` (or `...T08:00:00Z`)";
+const DATETIME_HINT: &str =
+    "write an offset date-time, e.g. `not_before = 2026-12-01T09:00:00+01:00` (or `...T08:00:00Z`)";
 
 /// When a post may go out: never before `not_before`, never at or after `not_after`. Each keeps
 /// the offset it was written with, for people; the digest signs the instant.
@@ -214,7 +215,10 @@ mod tests {
             w.position(utc("2026-12-01T11:00:00Z")),
             Position::Expired(utc("2026-12-01T11:00:00Z"))
         );
-        assert_eq!(Window::default().position(utc("2026-12-01T11:00:00Z")), Position::Open);
+        assert_eq!(
+            Window::default().position(utc("2026-12-01T11:00:00Z")),
+            Position::Open
+        );
     }
 
     #[test]

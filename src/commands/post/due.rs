@@ -265,7 +265,9 @@ fn post_files(ctx: &Ctx, paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
                 "`{}` after `--due` is neither a folder nor a file",
                 path.display()
             ))
-            .with_hint("give the folders that hold the post files, e.g. `gate post --due posts/ --yes`"));
+            .with_hint(
+                "give the folders that hold the post files, e.g. `gate post --due posts/ --yes`",
+            ));
         }
     }
     Ok(files)
