@@ -12,11 +12,11 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::cli::PlanArgs;
-use crate::commands::check::{parse_now, targets};
-use crate::commands::{Ctx, print_json};
+use crate::commands::{Ctx, parse_now, print_json};
 use crate::core::evaluate::{Context, Engine, Evaluation, Rule, Severity, Verdict};
 use crate::core::policy::{Policy, hex};
 use crate::core::post::Post;
+use crate::core::post::targets;
 use crate::core::style::STYLES;
 use crate::core::window::{Position, Window, instant};
 use crate::error::{Code, Error};
@@ -242,7 +242,7 @@ pub fn run(ctx: &Ctx, args: &PlanArgs) -> Result<Code, Error> {
             doc["errors"] = diagnostics
                 .iter()
                 .filter(|d| d.is_error())
-                .map(crate::commands::policy::diagnostic_json)
+                .map(crate::core::diagnostic::Diagnostic::json)
                 .collect();
         }
         print_json(&doc)?;

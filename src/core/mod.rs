@@ -20,3 +20,8 @@ pub mod terms;
 pub mod textmap;
 pub mod verdict;
 pub mod window;
+
+#[cfg(test)]
+mod evaluate_cases;
+#[cfg(test)]
+mod policy_cases;

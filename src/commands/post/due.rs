@@ -16,10 +16,10 @@ use sha2::{Digest as _, Sha256};
 
 use super::{Sender, Stop, Walked, context_at, first_code, plain};
 use crate::cli::PostArgs;
-use crate::commands::check::targets;
 use crate::commands::{Ctx, print_json};
 use crate::core::evaluate::{Engine, Evaluation, Rule, Severity, Verdict, overall};
 use crate::core::policy::hex;
+use crate::core::post::targets;
 use crate::core::style::STYLES;
 use crate::core::window::{Position, Window, instant};
 use crate::error::{Code, Error};
@@ -284,7 +284,7 @@ fn sweep(sender: &Sender<'_>, file: &Path) -> Report {
             let errors: Vec<Value> = diagnostics
                 .iter()
                 .filter(|d| d.is_error())
-                .map(crate::commands::policy::diagnostic_json)
+                .map(crate::core::diagnostic::Diagnostic::json)
                 .collect();
             if !ctx.global.json {
                 let _ = write!(

@@ -4,8 +4,8 @@
 //! two sweeps at once, a `--wait` whose window closes while it sleeps, and the exit code of a
 //! mixed folder.
 
-mod common;
-mod fake;
+use crate::common;
+use crate::fake;
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Stdio};
