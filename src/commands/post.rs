@@ -26,6 +26,8 @@ use crate::output::Verbosity;
 use crate::platforms::{self, Lookup, Media, Outgoing, Progress, Published, SendError};
 use crate::store::{Access, Claim, State, Store};
 
+mod due;
+
 /// How long a process waits for another that is sending the same delivery.
 const LOCK_WAIT: Duration = Duration::from_secs(300);
 /// How many times one run sends a delivery whose earlier try was not found, or was rate limited.
@@ -35,6 +37,9 @@ const RATE_WAIT: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(12 * 3600);
 
 pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
+    if !args.due.is_empty() {
+        return due::run(ctx, args);
+    }
     if args.text.is_none() && args.file.is_none() {
         return Err(Error::usage("nothing to post")
             .with_hint("give the text, `-` to read it from stdin, or `--file FILE`"));
@@ -87,18 +92,9 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     // Judge with the real clock; with `--wait`, sleep through a hold and judge again.
     let engine = Engine::new(&policy);
     let started = Instant::now();
-    let (evaluations, mut context) = loop {
+    let (evaluations, context) = loop {
         let now = Utc::now();
-        let context = Context {
-            now,
-            local_freeze: store.freeze()?,
-            sends: if policy.limits.is_empty() {
-                crate::core::limits::Sends::default()
-            } else {
-                store.ledger(now)?
-            },
-            instances: BTreeMap::new(),
-        };
+        let context = context_at(store, &policy, now)?;
         let evaluations = engine.evaluate(&post, &accounts, &context);
         if args.wait && overall(&evaluations) == Verdict::Hold {
             let until = evaluations
@@ -106,6 +102,17 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
                 .flat_map(|e| &e.findings)
                 .filter_map(|f| f.until)
                 .max();
+            // Never sleep past the post's `not_after`: it could not go out then anyway.
+            if let (Some(until), Some(end)) = (until, post.window.not_after_utc())
+                && until >= end
+            {
+                ctx.note(&format!(
+                    "not waiting: the post is held until {}, but its window closes at `not_after` {}\n  hint: nothing was sent; to send it later, move `not_after` (reviewers sign it again)",
+                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    crate::core::window::instant(end)
+                ));
+                break (evaluations, context);
+            }
             if let Some(until) = until
                 && let Ok(pause) = (until - now).to_std()
                 && started.elapsed() + pause <= max_wait
@@ -129,140 +136,65 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
         }
         break (evaluations, context);
     };
-    let mut verdict = overall(&evaluations);
-    let names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
-    let digest = hex(&Sha256::digest(post.digest_message(&names).as_bytes()));
-    let refuse = |evaluations: &[Evaluation], verdict: Verdict| -> Result<Code, Error> {
-        for e in evaluations {
-            store.record(&audit::for_post(Event::Refused, &policy, &post, &digest, e))?;
-        }
-        report_verdict(ctx, &post, evaluations, verdict)?;
-        Ok(Code::from(verdict))
-    };
-    if verdict != Verdict::Allow {
-        return refuse(&evaluations, verdict);
-    }
-
-    // Unattended without `--yes`: refuse before the keychain or the network is touched.
-    if !args.yes && !args.dry_run && !ctx.env.stdin_is_terminal {
-        return Err(
-            Error::usage("refusing to send without confirmation: stdin is not a terminal")
-                .with_hint(
-                    "pass `--yes` to send from a script; `--dry-run` shows what would be sent",
-                ),
-        );
-    }
-
-    // Mastodon instances say how long a status may be: asked (without a token) for each
-    // delivery that may still need the network, then the post is judged again with it. This
-    // comes before the question, the journal and any upload.
-    context.instances = instance_limits(ctx, store, &accounts, &digest, &client)?;
-    let evaluations = if context.instances.is_empty() {
-        evaluations
-    } else {
-        let again = engine.evaluate(&post, &accounts, &context);
-        verdict = overall(&again);
-        if verdict != Verdict::Allow {
-            return refuse(&again, verdict);
-        }
-        again
-    };
-    let media = read_media(&post);
-
-    if !args.yes && !args.dry_run {
-        show(&post, &accounts, &evaluations);
-        let confirmed = crate::commands::confirm(format!(
-            "Send this post to {}?",
-            crate::core::spanned::list(&names.iter().map(String::as_str).collect::<Vec<_>>())
-        ))?;
-        if !confirmed {
-            ctx.note("not sent");
-            return Ok(Code::Failure);
-        }
-    }
-
-    if args.dry_run {
-        return dry_run(ctx, store, &post, &accounts, &digest, &evaluations);
-    }
-
-    let show_progress =
-        ctx.env.stderr_is_terminal && !ctx.global.json && ctx.verbosity() != Verbosity::Quiet;
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let moment = Moment {
+    let sender = Sender {
         ctx,
         policy: &policy,
         engine: &engine,
-        post: &post,
-        accounts: &names,
-        instances: &context.instances,
+        store,
+        client: &client,
+        yes: args.yes,
+        dry_run: args.dry_run,
+        force_resend: args.force_resend,
+        each: true,
     };
-    let mut evaluations = evaluations;
-    let mut sent = Vec::new();
-    let mut failed: Vec<(String, Stop)> = Vec::new();
-    for account in &accounts {
-        let progress = Progress::new(show_progress, &account.name);
-        let reply_to = match &post.options.reply_to {
-            Some(written) => Some(crate::core::target::reply_target(account, written).map_err(
-                |why| Error::usage(why).with_hint(crate::core::target::hint(account.platform)),
-            )?),
-            None => None,
-        };
-        let outgoing = Outgoing {
-            text: &post.text,
-            media: &media,
-            reply_to: reply_to.as_deref(),
-            language: post.options.language.as_deref(),
-            visibility: post.options.visibility,
-            key: "",
-            progress: &progress,
-        };
-        let delivery = Delivery {
-            ctx,
-            store,
-            client: &client,
-            account,
-            digest: &digest,
-            moment: &moment,
-            evaluations: &evaluations,
-            force_resend: args.force_resend,
-        };
-        match delivery.run(&outgoing) {
-            Ok((published, earlier)) => {
-                if !ctx.global.json {
-                    let how = if earlier { "already sent" } else { "sent" };
-                    ctx.note(&format!("{how} to `{}`: {}", account.name, published.url));
-                    let _ = writeln!(std::io::stdout(), "{}", published.url);
-                }
-                sent.push(json!({"account": account.name, "id": published.id, "url": published.url, "earlier": earlier}));
+    match sender.walk(&post, &accounts, evaluations, context)? {
+        Walked::Refused {
+            evaluations,
+            verdict,
+        } => {
+            report_verdict(ctx, &post, &evaluations, verdict)?;
+            Ok(Code::from(verdict))
+        }
+        Walked::NotConfirmed => {
+            ctx.note("not sent");
+            Ok(Code::Failure)
+        }
+        Walked::DryRun { evaluations, plan } => {
+            if ctx.global.json {
+                print_json(
+                    &json!({"verdict": Verdict::Allow, "posts": evaluations, "sent": [], "dry_run": plan}),
+                )?;
             }
-            Err(stop) => {
-                if let Stop::Refused { evaluation, .. } = &stop
-                    && let Some(e) = evaluations
-                        .iter_mut()
-                        .find(|e| e.account.as_deref() == Some(account.name.as_str()))
-                {
-                    *e = (**evaluation).clone();
+            Ok(Code::Ok)
+        }
+        Walked::Delivered {
+            evaluations,
+            sent,
+            failed,
+        } => {
+            let verdict = overall(&evaluations);
+            if ctx.global.json {
+                let sent: Vec<serde_json::Value> = sent.iter().map(SentTo::json).collect();
+                let mut doc = json!({"verdict": verdict, "posts": evaluations, "sent": sent});
+                if !failed.is_empty() {
+                    doc["failed"] = failed
+                        .iter()
+                        .map(|(account, stop)| {
+                            json!({"account": account, "code": stop.code().as_u8(), "message": stop.message(), "maybe_sent": stop.maybe_sent()})
+                        })
+                        .collect();
                 }
-                stop.print(ctx, &post, &account.name);
-                failed.push((account.name.clone(), stop));
+                print_json(&doc)?;
             }
+            Ok(first_code(failed.iter().map(|(_, stop)| stop.code())))
         }
     }
-    let verdict = overall(&evaluations);
-    if ctx.global.json {
-        let mut doc = json!({"verdict": verdict, "posts": evaluations, "sent": sent});
-        if !failed.is_empty() {
-            doc["failed"] = failed
-                .iter()
-                .map(|(account, stop)| {
-                    json!({"account": account, "code": stop.code().as_u8(), "message": stop.message(), "maybe_sent": stop.maybe_sent()})
-                })
-                .collect();
-        }
-        print_json(&doc)?;
-    }
-    // SPEC §2: the policy's verdicts first (3, 7, 4, 6, 5), then credentials, the network,
-    // anything else.
+}
+
+/// SPEC §2 and §7: the policy's verdicts first (3, 7, 4, 6, 5), then credentials, the network,
+/// anything else; `Ok` when none failed.
+fn first_code(codes: impl IntoIterator<Item = Code>) -> Code {
+    let codes: Vec<Code> = codes.into_iter().collect();
     let order = [
         Code::Policy,
         Code::Frozen,
@@ -274,10 +206,232 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
         Code::Failure,
         Code::Usage,
     ];
-    Ok(order
+    order
         .into_iter()
-        .find(|c| failed.iter().any(|(_, stop)| stop.code() == *c))
-        .unwrap_or(Code::Ok))
+        .find(|c| codes.contains(c))
+        .unwrap_or(Code::Ok)
+}
+
+/// What the post is judged with at `now`: the store's freeze and, when the policy has rate
+/// limits, its ledger of the hour.
+fn context_at(
+    store: &dyn Store,
+    policy: &crate::core::policy::Policy,
+    now: chrono::DateTime<Utc>,
+) -> Result<Context, Error> {
+    Ok(Context {
+        now,
+        local_freeze: store.freeze()?,
+        sends: if policy.limits.is_empty() {
+            crate::core::limits::Sends::default()
+        } else {
+            store.ledger(now)?
+        },
+        instances: BTreeMap::new(),
+    })
+}
+
+/// What every post of one command is walked with: `gate post` walks one, `gate post --due`
+/// each due file of its folders, through the same steps.
+struct Sender<'a> {
+    ctx: &'a Ctx,
+    policy: &'a crate::core::policy::Policy,
+    engine: &'a Engine<'a>,
+    store: &'a dyn Store,
+    client: &'a crate::http::Prepared,
+    yes: bool,
+    dry_run: bool,
+    force_resend: bool,
+    /// `gate post` reports each delivery as it ends; `--due` reports one line per file and
+    /// account once the file is done.
+    each: bool,
+}
+
+/// How the walk of one post ended.
+enum Walked {
+    /// Not `allow` when judged before anything was sent: refused (and audited).
+    Refused {
+        evaluations: Vec<Evaluation>,
+        verdict: Verdict,
+    },
+    /// The question on the terminal was answered no.
+    NotConfirmed,
+    /// `--dry-run`: what each account would get.
+    DryRun {
+        evaluations: Vec<Evaluation>,
+        plan: Vec<serde_json::Value>,
+    },
+    /// Each account tried: those sent (now or earlier) and those stopped.
+    Delivered {
+        evaluations: Vec<Evaluation>,
+        sent: Vec<SentTo>,
+        failed: Vec<(String, Stop)>,
+    },
+}
+
+/// One account the post is out on.
+struct SentTo {
+    account: String,
+    published: Published,
+    /// Sent by an earlier run (or found on the network): this run sent nothing.
+    earlier: bool,
+}
+
+impl SentTo {
+    fn json(&self) -> serde_json::Value {
+        json!({"account": self.account, "id": self.published.id, "url": self.published.url, "earlier": self.earlier})
+    }
+}
+
+impl Sender<'_> {
+    /// The walk of one judged post: refused unless `allow`; unattended without `--yes`
+    /// refused before the keychain or the network; the Mastodon instances' limits; the
+    /// question; then each account's delivery (the claim judges it again at that moment).
+    fn walk(
+        &self,
+        post: &Post,
+        accounts: &[&Account],
+        evaluations: Vec<Evaluation>,
+        mut context: Context,
+    ) -> Result<Walked, Error> {
+        let (ctx, store, policy) = (self.ctx, self.store, self.policy);
+        let mut verdict = overall(&evaluations);
+        let names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
+        let digest = hex(&Sha256::digest(post.digest_message(&names).as_bytes()));
+        let refuse = |evaluations: Vec<Evaluation>, verdict: Verdict| -> Result<Walked, Error> {
+            for e in &evaluations {
+                store.record(&audit::for_post(Event::Refused, policy, post, &digest, e))?;
+            }
+            Ok(Walked::Refused {
+                evaluations,
+                verdict,
+            })
+        };
+        if verdict != Verdict::Allow {
+            return refuse(evaluations, verdict);
+        }
+
+        // Unattended without `--yes`: refuse before the keychain or the network is touched.
+        if !self.yes && !self.dry_run && !ctx.env.stdin_is_terminal {
+            return Err(Error::usage(
+                "refusing to send without confirmation: stdin is not a terminal",
+            )
+            .with_hint(
+                "pass `--yes` to send from a script; `--dry-run` shows what would be sent",
+            ));
+        }
+
+        // Mastodon instances say how long a status may be: asked (without a token) for each
+        // delivery that may still need the network, then the post is judged again with it. This
+        // comes before the question, the journal and any upload.
+        context.instances = instance_limits(ctx, store, accounts, &digest, self.client)?;
+        let evaluations = if context.instances.is_empty() {
+            evaluations
+        } else {
+            let again = self.engine.evaluate(post, accounts, &context);
+            verdict = overall(&again);
+            if verdict != Verdict::Allow {
+                return refuse(again, verdict);
+            }
+            again
+        };
+        let media = read_media(post);
+
+        if !self.yes && !self.dry_run {
+            show(post, accounts, &evaluations);
+            let confirmed = crate::commands::confirm(format!(
+                "Send this post to {}?",
+                crate::core::spanned::list(&names.iter().map(String::as_str).collect::<Vec<_>>())
+            ))?;
+            if !confirmed {
+                return Ok(Walked::NotConfirmed);
+            }
+        }
+
+        if self.dry_run {
+            let plan = dry_run(ctx, store, post, accounts, &digest, &evaluations, self.each)?;
+            return Ok(Walked::DryRun { evaluations, plan });
+        }
+
+        let show_progress = self.each
+            && ctx.env.stderr_is_terminal
+            && !ctx.global.json
+            && ctx.verbosity() != Verbosity::Quiet;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let moment = Moment {
+            ctx,
+            policy,
+            engine: self.engine,
+            post,
+            accounts: &names,
+            instances: &context.instances,
+        };
+        let mut evaluations = evaluations;
+        let mut sent = Vec::new();
+        let mut failed: Vec<(String, Stop)> = Vec::new();
+        for account in accounts {
+            let progress = Progress::new(show_progress, &account.name);
+            let reply_to = match &post.options.reply_to {
+                Some(written) => Some(
+                    crate::core::target::reply_target(account, written).map_err(|why| {
+                        Error::usage(why).with_hint(crate::core::target::hint(account.platform))
+                    })?,
+                ),
+                None => None,
+            };
+            let outgoing = Outgoing {
+                text: &post.text,
+                media: &media,
+                reply_to: reply_to.as_deref(),
+                language: post.options.language.as_deref(),
+                visibility: post.options.visibility,
+                key: "",
+                progress: &progress,
+            };
+            let delivery = Delivery {
+                ctx,
+                store,
+                client: self.client,
+                account,
+                digest: &digest,
+                moment: &moment,
+                evaluations: &evaluations,
+                force_resend: self.force_resend,
+            };
+            match delivery.run(&outgoing) {
+                Ok((published, earlier)) => {
+                    if self.each && !ctx.global.json {
+                        let how = if earlier { "already sent" } else { "sent" };
+                        ctx.note(&format!("{how} to `{}`: {}", account.name, published.url));
+                        let _ = writeln!(std::io::stdout(), "{}", published.url);
+                    }
+                    sent.push(SentTo {
+                        account: account.name.clone(),
+                        published,
+                        earlier,
+                    });
+                }
+                Err(stop) => {
+                    if let Stop::Refused { evaluation, .. } = &stop
+                        && let Some(e) = evaluations
+                            .iter_mut()
+                            .find(|e| e.account.as_deref() == Some(account.name.as_str()))
+                    {
+                        *e = (**evaluation).clone();
+                    }
+                    if self.each {
+                        stop.print(ctx, post, &account.name);
+                    }
+                    failed.push((account.name.clone(), stop));
+                }
+            }
+        }
+        Ok(Walked::Delivered {
+            evaluations,
+            sent,
+            failed,
+        })
+    }
 }
 
 /// How a delivery ended without a post this run can show.
@@ -896,6 +1050,8 @@ fn instance_limits(
     Ok(limits)
 }
 
+/// What `--dry-run` would do for each account (the credential read, the journal looked at),
+/// said on stderr when `each`; the plan comes back for the JSON.
 fn dry_run(
     ctx: &Ctx,
     store: &dyn Store,
@@ -903,8 +1059,9 @@ fn dry_run(
     accounts: &[&Account],
     digest: &str,
     evaluations: &[Evaluation],
-) -> Result<Code, Error> {
-    if !ctx.global.json && ctx.verbosity() != Verbosity::Quiet {
+    each: bool,
+) -> Result<Vec<serde_json::Value>, Error> {
+    if each && !ctx.global.json && ctx.verbosity() != Verbosity::Quiet {
         show(post, accounts, evaluations);
     }
     let mut plan = Vec::new();
@@ -935,19 +1092,16 @@ fn dry_run(
         } else {
             format!(" ({})", post.options.describe())
         };
-        ctx.note(&format!(
-            "dry run: {what} to `{}`{options}{}",
-            account.name,
-            url.as_ref().map(|u| format!(": {u}")).unwrap_or_default()
-        ));
+        if each {
+            ctx.note(&format!(
+                "dry run: {what} to `{}`{options}{}",
+                account.name,
+                url.as_ref().map(|u| format!(": {u}")).unwrap_or_default()
+            ));
+        }
         plan.push(json!({"account": account.name, "action": what, "url": url}));
     }
-    if ctx.global.json {
-        print_json(
-            &json!({"verdict": Verdict::Allow, "posts": evaluations, "sent": [], "dry_run": plan}),
-        )?;
-    }
-    Ok(Code::Ok)
+    Ok(plan)
 }
 
 /// What is about to be sent, exactly, on stderr before the question (and in `--dry-run`):

@@ -23,6 +23,8 @@ pub const POST_KEYS: &[&str] = &[
     "language",
     "visibility",
     "reply_to",
+    "not_before",
+    "not_after",
 ];
 pub const MEDIA_KEYS: &[&str] = &["path", "alt"];
 pub const APPROVAL_KEYS: &[&str] = &["reviewer", "signature"];
@@ -79,6 +81,8 @@ pub struct Post {
     pub options: Options,
     /// Where each byte of `text` was written in the post file (`None` for inline text).
     pub text_at: Option<crate::core::textmap::TextMap>,
+    /// `not_before` / `not_after` (SPEC §7): signed, and judged at every send.
+    pub window: crate::core::window::Window,
 }
 
 /// `language`, `visibility` and `reply_to`: from the post file, or `gate post`'s flags.
@@ -275,6 +279,7 @@ impl Post {
             approvals: Vec::new(),
             options: Options::default(),
             text_at: None,
+            window: crate::core::window::Window::default(),
         }
     }
 
@@ -288,7 +293,10 @@ impl Post {
                 alt: m.alt.clone().unwrap_or_default(),
             })
             .collect();
-        digest_message(accounts, &self.written, &media)
+        let mut message = digest_message(accounts, &self.written, &media);
+        // The window's block (SPEC §7), only when the post has one.
+        self.window.push_digest(&mut message);
+        message
     }
 }
 
@@ -464,6 +472,17 @@ pub fn parse(
 
     let options = read_options(&mut r, root, &names, policy);
 
+    // `not_before` / `not_after` (SPEC §7), and the policy's `[schedule] require_not_after`.
+    let window = crate::core::window::read(&mut r, root);
+    if policy.require_not_after
+        && window.not_after.is_none()
+        && Reader::get(root, "not_after").is_none()
+    {
+        r.error(0..0, "the post has no `not_after`, and the policy requires one").hint = Some(
+            "add `not_after = 2026-12-01T12:00:00+01:00` (the instant it goes stale), or drop `[schedule] require_not_after` from the policy".into(),
+        );
+    }
+
     if r.has_errors() {
         return Err(r.diagnostics);
     }
@@ -477,6 +496,7 @@ pub fn parse(
         approvals,
         options,
         text_at,
+        window,
     })
 }
 
