@@ -1,5 +1,7 @@
 //! `gate check`: judge posts against the policy. Never touches the network or the keychain.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{BufRead, BufWriter, Write as _};
 use std::path::Path;
 
@@ -9,7 +11,7 @@ use serde::Deserialize;
 use crate::cli::{CheckArgs, Format};
 use crate::commands::{Ctx, print_json};
 use crate::core::diagnostic::{Diagnostic, Level};
-use crate::core::evaluate::{Context, Engine, Evaluation, Verdict, overall};
+use crate::core::evaluate::{Context, Engine, Evaluation, Judged, Verdict, overall};
 use crate::core::policy::{Account, Policy, Written, parse_datetime};
 use crate::core::post::{Origin, Post};
 use crate::error::{Code, Error, io_reason};
@@ -316,15 +318,16 @@ pub(crate) fn read_stdin() -> Result<String, Error> {
     Ok(crate::core::post::without_final_newline(&text).to_owned())
 }
 
-/// One line of a `--jsonl` calendar.
+/// One line of a `--jsonl` calendar, borrowed from the line where no escape forces a copy.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Line {
-    text: String,
-    #[serde(default)]
-    account: Option<String>,
-    #[serde(default)]
-    at: Option<String>,
+pub struct Line<'a> {
+    #[serde(borrow)]
+    text: Cow<'a, str>,
+    #[serde(default, borrow)]
+    account: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    at: Option<Cow<'a, str>>,
 }
 
 /// Checks a JSON Lines calendar as a stream: one result per input line, in order. A bad line
@@ -358,6 +361,11 @@ fn check_jsonl(
     let mut raw = Vec::new();
     let display = path.display().to_string();
     let mut table = String::new();
+    let mut post = Post::inline(Origin::Line(path.to_path_buf(), 0), String::new());
+    let mut judged: Vec<Judged<'_>> = Vec::new();
+    // `path:` as `Origin::Line` writes it, then each line's number.
+    let mut source = format!("{display}:");
+    let prefix = source.len();
     for number in 1.. {
         let line = match next_line(&mut reader, &mut raw, crate::files::POST_CAP) {
             Ok(None) => break,
@@ -403,16 +411,26 @@ fn check_jsonl(
         if line.trim().is_empty() {
             continue;
         }
-        let origin = Origin::Line(path.to_path_buf(), number);
-        let result = parse_line(line, number, path, policy, default_accounts);
-        let (item, accounts, now) = match result {
+        let (item, own_account, now) = match parse_line(line, number, path, policy) {
             Ok(x) => x,
             Err(d) => {
                 bad_line(format, &mut out, &mut table, &mut bad, path, number, *d)?;
                 continue;
             }
         };
-        let post = Post::inline(origin, item.text);
+        let accounts = match &own_account {
+            Some(a) => std::slice::from_ref(a),
+            None => default_accounts,
+        };
+        // One post, reused: its buffers keep their capacity from line to line.
+        if let Origin::Line(_, n) = &mut post.origin {
+            *n = number;
+        }
+        post.text.clear();
+        post.text.push_str(&item.text);
+        post.written.clear();
+        post.written.push_str(&item.text);
+        drop(item);
         // A line with its own `at` is judged in its own context; the others share one (not
         // cloned per line).
         let own_context;
@@ -428,31 +446,44 @@ fn check_jsonl(
             }
             _ => context,
         };
-        let evaluations = engine.evaluate(&post, &accounts, line_context);
-        let verdict = overall(&evaluations);
+        engine.judge(&post, accounts, line_context, &mut judged);
+        let verdict = judged
+            .iter()
+            .map(|j| j.verdict)
+            .max()
+            .unwrap_or(Verdict::Allow);
         worst = worst.max(verdict);
-        if format == Format::Github {
-            let evals: Vec<&Evaluation> = evaluations.iter().collect();
-            write!(out, "{}", output::github(policy, &post, &evals))
-                .map_err(|e| Error::stdout(&e))?;
-        } else if format == Format::Markdown {
-            let evals: Vec<&Evaluation> = evaluations.iter().collect();
-            table.push_str(&output::markdown_rows(policy, &post, &evals));
-        } else if format == Format::Json {
-            // One object per input line; a line judged for several accounts carries them all.
-            if let [single] = evaluations.as_slice() {
-                write_line(&mut out, single)?;
-            } else {
+        if let (Format::Json, [single]) = (format, judged.as_slice()) {
+            // The common case, without copying: the source is the path (formatted once) and
+            // the line number.
+            source.truncate(prefix);
+            let _ = write!(source, "{number}");
+            write_line(&mut out, &single.view(&source, &post))?;
+        } else {
+            let evaluations: Vec<Evaluation> = judged
+                .drain(..)
+                .map(|j: Judged<'_>| j.into_evaluation(&post))
+                .collect();
+            if format == Format::Github {
+                let evals: Vec<&Evaluation> = evaluations.iter().collect();
+                write!(out, "{}", output::github(policy, &post, &evals))
+                    .map_err(|e| Error::stdout(&e))?;
+            } else if format == Format::Markdown {
+                let evals: Vec<&Evaluation> = evaluations.iter().collect();
+                table.push_str(&output::markdown_rows(policy, &post, &evals));
+            } else if format == Format::Json {
+                // One object per input line; a line judged for several accounts carries them
+                // all.
                 let record = serde_json::json!({"source": post.origin.to_string(), "verdict": verdict, "accounts": evaluations});
                 write_line(&mut out, &record)?;
-            }
-        } else {
-            for e in &evaluations {
-                let _ = write!(
-                    human,
-                    "{}",
-                    output::evaluation(&post.text, e, ctx.verbosity())
-                );
+            } else {
+                for e in &evaluations {
+                    let _ = write!(
+                        human,
+                        "{}",
+                        output::evaluation(&post.text, e, ctx.verbosity())
+                    );
+                }
             }
         }
         verdicts.push(verdict);
@@ -549,16 +580,16 @@ fn bad_line(
     Ok(())
 }
 
-pub type Parsed<'p> = (Line, Vec<&'p Account>, Option<DateTime<Utc>>);
+/// A calendar line: its fields, the account it names (`None`: the default ones) and its `at`.
+pub type Parsed<'a, 'p> = (Line<'a>, Option<&'p Account>, Option<DateTime<Utc>>);
 
 // A bad line is rare and reported once; boxing its diagnostic would buy nothing.
-pub fn parse_line<'p>(
-    line: &str,
+pub fn parse_line<'a, 'p>(
+    line: &'a str,
     number: usize,
     path: &Path,
     policy: &'p Policy,
-    default_accounts: &[&'p Account],
-) -> Result<Parsed<'p>, Box<Diagnostic>> {
+) -> Result<Parsed<'a, 'p>, Box<Diagnostic>> {
     let at = |column: usize, width: usize, message: String| {
         let mut d = Diagnostic::whole_file(Level::Error, path.display().to_string(), message);
         d.line = number;
@@ -585,9 +616,9 @@ pub fn parse_line<'p>(
             format!("invalid calendar line: {message}"),
         ))
     })?;
-    let accounts = match &item.account {
+    let account = match item.account.as_deref() {
         Some(name) => match policy.account(name) {
-            Some(a) => vec![a],
+            Some(a) => Some(a),
             None => {
                 let quoted = format!("\"{name}\"");
                 let column = line
@@ -607,14 +638,14 @@ pub fn parse_line<'p>(
                 return Err(Box::new(d));
             }
         },
-        None => default_accounts.to_vec(),
+        None => None,
     };
-    let now = match &item.at {
+    let now = match item.at.as_deref() {
         Some(text) => match parse_datetime(text) {
             Some(Written::Exact(t)) => Some(t),
             _ => {
                 let column = line
-                    .find(text.as_str())
+                    .find(text)
                     .map_or(1, |i| line[..i].chars().count() + 1);
                 let mut d = at(
                     column,
@@ -629,7 +660,7 @@ pub fn parse_line<'p>(
         },
         None => None,
     };
-    Ok((item, accounts, now))
+    Ok((item, account, now))
 }
 
 fn write_line<T: serde::Serialize>(out: &mut impl std::io::Write, value: &T) -> Result<(), Error> {
