@@ -148,7 +148,7 @@ proptest! {
             seen += 1;
             if line.is_err() { continue; }
             if let Ok(text) = std::str::from_utf8(&raw)
-                && let Err(d) = crate::commands::check::parse_line(text, seen, Path::new("cal.jsonl"), &policy, &[])
+                && let Err(d) = crate::commands::check::parse_line(text, seen, Path::new("cal.jsonl"), &policy)
             {
                 prop_assert!(d.line == seen && d.column >= 1, "{d:?}");
             }

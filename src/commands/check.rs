@@ -1,5 +1,7 @@
 //! `gate check`: judge posts against the policy. Never touches the network or the keychain.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{BufRead, BufWriter, Write as _};
 use std::path::Path;
 
@@ -9,7 +11,7 @@ use serde::Deserialize;
 use crate::cli::{CheckArgs, Format};
 use crate::commands::{Ctx, parse_now, print_json};
 use crate::core::diagnostic::{Diagnostic, Level};
-use crate::core::evaluate::{Context, Engine, Evaluation, Verdict, overall};
+use crate::core::evaluate::{Context, Engine, Evaluation, Judged, Verdict, overall};
 use crate::core::policy::{Account, Policy, Written, parse_datetime};
 use crate::core::post::{Origin, Post};
 use crate::error::{Code, Error, io_reason};
@@ -255,15 +257,16 @@ fn ci_report(
     }
 }
 
-/// One line of a `--jsonl` calendar.
+/// One line of a `--jsonl` calendar, borrowed from the line where no escape forces a copy.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Line {
-    text: String,
-    #[serde(default)]
-    account: Option<String>,
-    #[serde(default)]
-    at: Option<String>,
+pub struct Line<'a> {
+    #[serde(borrow)]
+    text: Cow<'a, str>,
+    #[serde(default, borrow)]
+    account: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    at: Option<Cow<'a, str>>,
 }
 
 /// Checks a JSON Lines calendar as a stream: one result per input line, in order. A bad line
@@ -297,6 +300,13 @@ fn check_jsonl(
     let mut raw = Vec::new();
     let display = path.display().to_string();
     let mut table = String::new();
+    let mut post = Post::inline(Origin::Line(path.to_path_buf(), 0), String::new());
+    let mut judged: Vec<Judged<'_>> = Vec::new();
+    // `path:` as `Origin::Line` writes it, then each line's number.
+    let mut source = format!("{display}:");
+    let prefix = source.len();
+    let quiet_head = quiet_head(&source);
+    let quiet_account = quiet_account(default_accounts);
     for number in 1.. {
         let line = match next_line(&mut reader, &mut raw, crate::files::POST_CAP) {
             Ok(None) => break,
@@ -342,16 +352,26 @@ fn check_jsonl(
         if line.trim().is_empty() {
             continue;
         }
-        let origin = Origin::Line(path.to_path_buf(), number);
-        let result = parse_line(line, number, path, policy, default_accounts);
-        let (item, accounts, now) = match result {
+        let (item, own_account, now) = match parse_line(line, number, path, policy) {
             Ok(x) => x,
             Err(d) => {
                 bad_line(format, &mut out, &mut table, &mut bad, path, number, *d)?;
                 continue;
             }
         };
-        let post = Post::inline(origin, item.text);
+        let accounts = match &own_account {
+            Some(a) => std::slice::from_ref(a),
+            None => default_accounts,
+        };
+        // One post, reused: its buffers keep their capacity from line to line.
+        if let Origin::Line(_, n) = &mut post.origin {
+            *n = number;
+        }
+        post.text.clear();
+        post.text.push_str(&item.text);
+        post.written.clear();
+        post.written.push_str(&item.text);
+        drop(item);
         // A line with its own `at` is judged in its own context; the others share one (not
         // cloned per line).
         let own_context;
@@ -367,31 +387,56 @@ fn check_jsonl(
             }
             _ => context,
         };
-        let evaluations = engine.evaluate(&post, &accounts, line_context);
-        let verdict = overall(&evaluations);
+        engine.judge(&post, accounts, line_context, &mut judged);
+        let verdict = judged
+            .iter()
+            .map(|j| j.verdict)
+            .max()
+            .unwrap_or(Verdict::Allow);
         worst = worst.max(verdict);
-        if format == Format::Github {
-            let evals: Vec<&Evaluation> = evaluations.iter().collect();
-            write!(out, "{}", output::github(policy, &post, &evals))
-                .map_err(|e| Error::stdout(&e))?;
-        } else if format == Format::Markdown {
-            let evals: Vec<&Evaluation> = evaluations.iter().collect();
-            table.push_str(&output::markdown_rows(policy, &post, &evals));
-        } else if format == Format::Json {
-            // One object per input line; a line judged for several accounts carries them all.
-            if let [single] = evaluations.as_slice() {
-                write_line(&mut out, single)?;
-            } else {
+        if let (Format::Json, [single], None, Some(account)) = (
+            format,
+            judged.as_slice(),
+            own_account,
+            quiet_account.as_deref(),
+        ) && single.findings.is_empty()
+            && single.verdict == Verdict::Allow
+            && post.options.is_empty()
+        {
+            // Nothing to report (most lines): written without serde, byte for byte what the
+            // view below writes (`quiet_line_is_what_serde_writes` pins it).
+            write_quiet(&mut out, &quiet_head, number, account).map_err(|e| Error::stdout(&e))?;
+        } else if let (Format::Json, [single]) = (format, judged.as_slice()) {
+            // The common case, without copying: the source is the path (formatted once) and
+            // the line number.
+            source.truncate(prefix);
+            let _ = write!(source, "{number}");
+            write_line(&mut out, &single.view(&source, &post))?;
+        } else {
+            let evaluations: Vec<Evaluation> = judged
+                .drain(..)
+                .map(|j: Judged<'_>| j.into_evaluation(&post))
+                .collect();
+            if format == Format::Github {
+                let evals: Vec<&Evaluation> = evaluations.iter().collect();
+                write!(out, "{}", output::github(policy, &post, &evals))
+                    .map_err(|e| Error::stdout(&e))?;
+            } else if format == Format::Markdown {
+                let evals: Vec<&Evaluation> = evaluations.iter().collect();
+                table.push_str(&output::markdown_rows(policy, &post, &evals));
+            } else if format == Format::Json {
+                // One object per input line; a line judged for several accounts carries them
+                // all.
                 let record = serde_json::json!({"source": post.origin.to_string(), "verdict": verdict, "accounts": evaluations});
                 write_line(&mut out, &record)?;
-            }
-        } else {
-            for e in &evaluations {
-                let _ = write!(
-                    human,
-                    "{}",
-                    output::evaluation(&post.text, e, ctx.verbosity())
-                );
+            } else {
+                for e in &evaluations {
+                    let _ = write!(
+                        human,
+                        "{}",
+                        output::evaluation(&post.text, e, ctx.verbosity())
+                    );
+                }
             }
         }
         verdicts.push(verdict);
@@ -488,16 +533,16 @@ fn bad_line(
     Ok(())
 }
 
-pub type Parsed<'p> = (Line, Vec<&'p Account>, Option<DateTime<Utc>>);
+/// A calendar line: its fields, the account it names (`None`: the default ones) and its `at`.
+pub type Parsed<'a, 'p> = (Line<'a>, Option<&'p Account>, Option<DateTime<Utc>>);
 
 // A bad line is rare and reported once; boxing its diagnostic would buy nothing.
-pub fn parse_line<'p>(
-    line: &str,
+pub fn parse_line<'a, 'p>(
+    line: &'a str,
     number: usize,
     path: &Path,
     policy: &'p Policy,
-    default_accounts: &[&'p Account],
-) -> Result<Parsed<'p>, Box<Diagnostic>> {
+) -> Result<Parsed<'a, 'p>, Box<Diagnostic>> {
     let at = |column: usize, width: usize, message: String| {
         let mut d = Diagnostic::whole_file(Level::Error, path.display().to_string(), message);
         d.line = number;
@@ -524,9 +569,9 @@ pub fn parse_line<'p>(
             format!("invalid calendar line: {message}"),
         ))
     })?;
-    let accounts = match &item.account {
+    let account = match item.account.as_deref() {
         Some(name) => match policy.account(name) {
-            Some(a) => vec![a],
+            Some(a) => Some(a),
             None => {
                 let quoted = format!("\"{name}\"");
                 let column = line
@@ -546,15 +591,13 @@ pub fn parse_line<'p>(
                 return Err(Box::new(d));
             }
         },
-        None => default_accounts.to_vec(),
+        None => None,
     };
-    let now = match &item.at {
+    let now = match item.at.as_deref() {
         Some(text) => match parse_datetime(text) {
             Some(Written::Exact(t)) => Some(t),
             _ => {
-                let column = line
-                    .find(text.as_str())
-                    .map_or(1, |i| line[..i].chars().count() + 1);
+                let column = line.find(text).map_or(1, |i| line[..i].chars().count() + 1);
                 let mut d = at(
                     column,
                     text.chars().count(),
@@ -568,10 +611,103 @@ pub fn parse_line<'p>(
         },
         None => None,
     };
-    Ok((item, accounts, now))
+    Ok((item, account, now))
 }
 
 fn write_line<T: serde::Serialize>(out: &mut impl std::io::Write, value: &T) -> Result<(), Error> {
     serde_json::to_writer(&mut *out, value).map_err(Error::json)?;
     out.write_all(b"\n").map_err(|e| Error::stdout(&e))
+}
+
+/// `{"source":"PATH:` with PATH escaped as JSON (`source` is `PATH:`): the start of every
+/// `--json` result line of a calendar.
+fn quiet_head(source: &str) -> Vec<u8> {
+    let mut head = b"{\"source\":".to_vec();
+    serde_json::to_writer(&mut head, source).expect("a string serialises");
+    head.pop(); // the closing quote: the line number follows
+    head
+}
+
+/// The `account` value of a result for these default accounts, as JSON: `null` for none,
+/// the name for one; `None` for several (such lines carry an `accounts` list instead).
+fn quiet_account(accounts: &[&Account]) -> Option<Vec<u8>> {
+    match accounts {
+        [] => Some(b"null".to_vec()),
+        [a] => Some(serde_json::to_vec(&a.name).expect("a string serialises")),
+        _ => None,
+    }
+}
+
+/// The result of a calendar line with nothing to report: `allow`, no findings, no options.
+fn write_quiet(
+    out: &mut impl std::io::Write,
+    head: &[u8],
+    number: usize,
+    account: &[u8],
+) -> std::io::Result<()> {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = number;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.write_all(head)?;
+    out.write_all(&digits[i..])?;
+    out.write_all(b"\",\"account\":")?;
+    out.write_all(account)?;
+    out.write_all(b",\"verdict\":\"allow\",\"findings\":[]}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::evaluate::EvaluationView;
+    use crate::core::post::Options;
+
+    /// The hand-written result of a quiet line is exactly what serde writes for it, for
+    /// paths and account names that need escaping and for every size of line number.
+    #[test]
+    fn quiet_line_is_what_serde_writes() {
+        let options = Options::default();
+        for path in [
+            "posts.jsonl",
+            "dir with \"quotes\"/and\\back\tslash/\u{1}ctl/caf\u{e9} \u{1F600}.jsonl",
+        ] {
+            let source = format!("{path}:");
+            let head = quiet_head(&source);
+            for account in [
+                None,
+                Some("brand"),
+                Some("we\"ird\\ \u{7f}\u{2028} n\u{e4}me"),
+            ] {
+                let account_json = match account {
+                    None => b"null".to_vec(),
+                    Some(a) => serde_json::to_vec(a).unwrap(),
+                };
+                for number in [0usize, 1, 9, 10, 99, 100, 12_345, usize::MAX] {
+                    let mut ours = Vec::new();
+                    write_quiet(&mut ours, &head, number, &account_json).unwrap();
+                    let line_source = format!("{source}{number}");
+                    let view = EvaluationView {
+                        source: &line_source,
+                        account,
+                        verdict: Verdict::Allow,
+                        findings: &[],
+                        options: &options,
+                    };
+                    let mut theirs = serde_json::to_vec(&view).unwrap();
+                    theirs.push(b'\n');
+                    assert_eq!(
+                        String::from_utf8(ours).unwrap(),
+                        String::from_utf8(theirs).unwrap()
+                    );
+                }
+            }
+        }
+    }
 }

@@ -111,15 +111,72 @@ fn rfc3339_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, 
 }
 
 /// The verdict for one post on one account.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Evaluation {
     pub source: String,
     pub account: Option<String>,
     pub verdict: Verdict,
     pub findings: Vec<Finding>,
     /// `language`, `visibility`, `reply_to` when the post sets them (not judged: shown).
-    #[serde(flatten)]
     pub options: crate::core::post::Options,
+}
+
+impl Serialize for Evaluation {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        EvaluationView {
+            source: &self.source,
+            account: self.account.as_deref(),
+            verdict: self.verdict,
+            findings: &self.findings,
+            options: &self.options,
+        }
+        .serialize(s)
+    }
+}
+
+/// An evaluation as it is written in JSON, borrowed: [`Evaluation`] serialises through it,
+/// and `gate check --jsonl` writes a [`Judged`] through it without copying anything.
+#[derive(Serialize)]
+pub struct EvaluationView<'a> {
+    pub source: &'a str,
+    pub account: Option<&'a str>,
+    pub verdict: Verdict,
+    pub findings: &'a [Finding],
+    #[serde(flatten)]
+    pub options: &'a crate::core::post::Options,
+}
+
+/// One account's verdict and findings, before the post's source and the account's name are
+/// copied into an [`Evaluation`]: what [`Engine::judge`] produces, without allocating when
+/// there is nothing to report.
+#[derive(Debug, Clone)]
+pub struct Judged<'a> {
+    pub account: Option<&'a Account>,
+    pub verdict: Verdict,
+    pub findings: Vec<Finding>,
+}
+
+impl<'a> Judged<'a> {
+    pub fn into_evaluation(self, post: &Post) -> Evaluation {
+        Evaluation {
+            source: post.origin.to_string(),
+            account: self.account.map(|a| a.name.clone()),
+            verdict: self.verdict,
+            findings: self.findings,
+            options: post.options.clone(),
+        }
+    }
+
+    /// The JSON form of this verdict for `post`, whose source is written `source`.
+    pub fn view<'v>(&'v self, source: &'v str, post: &'v Post) -> EvaluationView<'v> {
+        EvaluationView {
+            source,
+            account: self.account.map(|a| a.name.as_str()),
+            verdict: self.verdict,
+            findings: &self.findings,
+            options: &post.options,
+        }
+    }
 }
 
 /// A freeze in force in the state folder (`gate freeze`), passed in by the shell.
@@ -188,6 +245,24 @@ impl<'p> Engine<'p> {
     /// Judges `post` for each account it targets (or once without an account when it names
     /// none and the policy has no single account to assume).
     pub fn evaluate(&self, post: &Post, accounts: &[&Account], ctx: &Context) -> Vec<Evaluation> {
+        let mut judged = Vec::new();
+        self.judge(post, accounts, ctx, &mut judged);
+        judged
+            .into_iter()
+            .map(|j| j.into_evaluation(post))
+            .collect()
+    }
+
+    /// [`Engine::evaluate`] into `out` (cleared first), without the source and account names:
+    /// a post with nothing to report allocates nothing here.
+    pub fn judge<'a>(
+        &self,
+        post: &Post,
+        accounts: &[&'a Account],
+        ctx: &Context,
+        out: &mut Vec<Judged<'a>>,
+    ) {
+        out.clear();
         let content = self.content_findings(post, None);
         let mut shared = self.shared_findings(post, accounts, ctx);
         let sends = self.counted_sends(post, accounts, ctx);
@@ -199,29 +274,27 @@ impl<'p> Engine<'p> {
                     .iter()
                     .filter_map(|f| settle(f, self.policy.reviewers_required)),
             );
-            return vec![finish(post, None, findings)];
+            out.push(finish(None, findings));
+            return;
         }
-        accounts
-            .iter()
-            .map(|account| {
-                let mut findings = if self.per_account.contains_key(account.name.as_str()) {
-                    self.content_findings(post, Some(account))
-                } else {
-                    content.clone()
-                };
-                findings.extend(account_findings(
-                    post,
-                    account,
-                    ctx.instances.get(&account.name),
-                ));
-                findings.extend(self.account_limit(account, &sends, ctx.now));
-                let required = account
-                    .reviewers_required
-                    .unwrap_or(self.policy.reviewers_required);
-                findings.extend(shared.iter().filter_map(|f| settle(f, required)));
-                finish(post, Some(account.name.clone()), findings)
-            })
-            .collect()
+        out.extend(accounts.iter().map(|&account| {
+            let mut findings = if self.per_account.contains_key(account.name.as_str()) {
+                self.content_findings(post, Some(account))
+            } else {
+                content.clone()
+            };
+            findings.extend(account_findings(
+                post,
+                account,
+                ctx.instances.get(&account.name),
+            ));
+            findings.extend(self.account_limit(account, &sends, ctx.now));
+            let required = account
+                .reviewers_required
+                .unwrap_or(self.policy.reviewers_required);
+            findings.extend(shared.iter().filter_map(|f| settle(f, required)));
+            finish(Some(account), findings)
+        }));
     }
 
     fn content_findings(&self, post: &Post, account: Option<&Account>) -> Vec<Finding> {
@@ -639,19 +712,17 @@ fn account_findings(
     findings
 }
 
-fn finish(post: &Post, account: Option<String>, mut findings: Vec<Finding>) -> Evaluation {
+fn finish(account: Option<&Account>, mut findings: Vec<Finding>) -> Judged<'_> {
     findings.sort_by_key(|f| (std::cmp::Reverse(f.severity), f.start.unwrap_or(0)));
     let verdict = findings
         .iter()
         .map(|f| f.severity.verdict())
         .max()
         .unwrap_or(Verdict::Allow);
-    Evaluation {
-        source: post.origin.to_string(),
+    Judged {
         account,
         verdict,
         findings,
-        options: post.options.clone(),
     }
 }
 

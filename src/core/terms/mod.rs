@@ -219,22 +219,30 @@ impl Matcher {
             return Vec::new();
         }
 
-        let norm = normalize(text);
         // (index into patterns or regexes, is_regex, original start, original end).
         let mut found: Vec<(usize, bool, usize, usize)> = Vec::new();
         let mut allowed: Vec<(usize, usize)> = Vec::new();
-        let readings = std::iter::once(&norm).chain(norm.alt.as_deref());
-        for reading in readings {
-            self.scan(reading.text.as_bytes(), |id, is_regex, s, e| {
-                let (s, e) = reading.original_span(s, e).expect("non-empty match");
-                let (s, e) = grapheme_span(text, s, e);
-                if !is_regex && self.patterns[id].list == List::Allow {
-                    allowed.push((s, e));
-                } else {
-                    found.push((id, is_regex, s, e));
-                }
-            });
-        }
+        // The normalisation again, with the maps, in this thread's tracked builder (its
+        // buffers and fold cache are kept between posts, like the untracked one's).
+        with_tracked(|b| {
+            b.run(text);
+            let readings = [
+                (&b.text, &b.starts, &b.ends),
+                (&b.alt_text, &b.alt_starts, &b.alt_ends),
+            ];
+            let n = if b.has_alt { 2 } else { 1 };
+            for (reading, starts, ends) in readings.into_iter().take(n) {
+                self.scan(reading, |id, is_regex, s, e| {
+                    let (s, e) = original_span(starts, ends, s, e).expect("non-empty match");
+                    let (s, e) = grapheme_span(text, s, e);
+                    if !is_regex && self.patterns[id].list == List::Allow {
+                        allowed.push((s, e));
+                    } else {
+                        found.push((id, is_regex, s, e));
+                    }
+                });
+            }
+        });
         found.retain(|&(_, _, s, e)| !allowed.iter().any(|&(a, b)| a <= s && e <= b));
         let mut hits: Vec<Hit> = found
             .into_iter()
@@ -375,13 +383,27 @@ impl Normalized {
     /// order displayed). `None` for an empty or out-of-range span, which has no meaningful
     /// original.
     pub fn original_span(&self, start: usize, end: usize) -> Option<(usize, usize)> {
-        if start >= end || end > self.text.len() {
+        if end > self.text.len() {
             return None;
         }
-        let s = self.starts[start..end].iter().min().copied()?;
-        let e = self.ends[start..end].iter().max().copied()?;
-        Some((s, e))
+        original_span(&self.starts, &self.ends, start, end)
     }
+}
+
+/// [`Normalized::original_span`] on the maps alone (`starts` and `ends` have one entry per
+/// byte of the normalised text).
+fn original_span(
+    starts: &[usize],
+    ends: &[usize],
+    start: usize,
+    end: usize,
+) -> Option<(usize, usize)> {
+    if start >= end || end > starts.len() {
+        return None;
+    }
+    let s = starts[start..end].iter().min().copied()?;
+    let e = ends[start..end].iter().max().copied()?;
+    Some((s, e))
 }
 
 /// The normalisation both sides go through (public for tests and `gate check -v`); see the
@@ -425,6 +447,19 @@ fn with_scratch<T>(f: impl FnOnce(&mut Builder) -> T) -> T {
     SCRATCH.with(|b| match b.try_borrow_mut() {
         Ok(mut b) => f(&mut b),
         Err(_) => f(&mut Builder::new(false)),
+    })
+}
+
+/// [`with_scratch`] for this thread's tracked builder (maps back to the original kept), used
+/// for the few posts with a candidate hit.
+fn with_tracked<T>(f: impl FnOnce(&mut Builder) -> T) -> T {
+    use std::cell::RefCell;
+    thread_local! {
+        static TRACKED: RefCell<Builder> = RefCell::new(Builder::new(true));
+    }
+    TRACKED.with(|b| match b.try_borrow_mut() {
+        Ok(mut b) => f(&mut b),
+        Err(_) => f(&mut Builder::new(true)),
     })
 }
 
