@@ -94,25 +94,30 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
         );
         let _ = writeln!(err, "signing as: `{reviewer}`");
         let _ = writeln!(err, "accounts: {}", post.accounts.join(", "));
-        for m in &post.media {
-            let _ = writeln!(
-                err,
-                "media: {} ({} bytes, sha256 {}) alt: {}",
-                m.written,
-                m.bytes,
-                m.sha256,
-                m.alt.as_deref().unwrap_or("(none)")
-            );
-        }
-        let _ = writeln!(err, "text:");
-        for line in post.text.lines() {
-            let _ = writeln!(err, "  | {line}");
+        for (i, item) in post.items.iter().enumerate() {
+            if post.thread {
+                let _ = writeln!(err, "item {i} of the thread:");
+            }
+            for m in &item.media {
+                let _ = writeln!(
+                    err,
+                    "media: {} ({} bytes, sha256 {}) alt: {}",
+                    m.written,
+                    m.bytes,
+                    m.sha256,
+                    m.alt.as_deref().unwrap_or("(none)")
+                );
+            }
+            let _ = writeln!(err, "text:");
+            for line in item.text.lines() {
+                let _ = writeln!(err, "  | {line}");
+            }
         }
         for e in &evaluations {
             let _ = write!(
                 err,
                 "{}",
-                output::evaluation(&post.text, e, ctx.verbosity())
+                output::evaluation(&post, e, ctx.verbosity())
             );
         }
     }
@@ -172,7 +177,7 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
         let entry = audit::Entry {
             account: Some(account.clone()),
             digest: Some(digest.clone()),
-            text: Some(post.text.clone()),
+            text: Some(post.all_text()),
             reviewers: vec![reviewer.clone()],
             policy_sha256: Some(policy.sha256.clone()),
             ..audit::Entry::new(audit::Event::Approve)

@@ -172,7 +172,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
             let _ = write!(
                 out,
                 "{}",
-                output::evaluation(&posts[*i].text, e, ctx.verbosity())
+                output::evaluation(&posts[*i], e, ctx.verbosity())
             );
         }
         if evaluations.len() > 1 || errors > 0 {
@@ -451,7 +451,7 @@ fn check_jsonl(
                 let _ = write!(
                     human,
                     "{}",
-                    output::evaluation(&post.text, e, ctx.verbosity())
+                    output::evaluation(&post, e, ctx.verbosity())
                 );
             }
         }

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::diagnostic::{Diagnostic, Source};
 use crate::core::policy::{Account, Platform, Policy, hex, unknown_account};
-use crate::core::reviewers::{Approval, MediaDigest, digest_message};
+use crate::core::reviewers::{Approval, MediaDigest, digest_message, thread_message};
 use crate::core::spanned::{At, Reader};
 
 // The keys of a post file and of its `[[media]]` and `[[approvals]]` entries: the reader denies
@@ -23,7 +23,13 @@ pub const POST_KEYS: &[&str] = &[
     "language",
     "visibility",
     "reply_to",
+    "thread",
 ];
+/// The keys of one `[[thread]]` item.
+pub const THREAD_KEYS: &[&str] = &["text", "media"];
+/// The most items a thread may have: X's composer stops at 25, and a longer chain is a blog
+/// post. Fewer is fine; more is an error where the 26th item is written.
+pub const MAX_THREAD_ITEMS: usize = 25;
 pub const MEDIA_KEYS: &[&str] = &["path", "alt"];
 pub const APPROVAL_KEYS: &[&str] = &["reviewer", "signature"];
 
@@ -61,12 +67,9 @@ pub struct Media {
     pub data: std::sync::Arc<[u8]>,
 }
 
+/// What one network post carries: a plain post's text and media, or one `[[thread]]` item's.
 #[derive(Debug, Clone)]
-pub struct Post {
-    pub origin: Origin,
-    /// Accounts named by the post itself; empty for inline text.
-    pub accounts: Vec<String>,
-    pub author: Option<String>,
+pub struct Item {
     /// What is judged and sent: a post file's or stdin's text without its one final newline
     /// (a TOML multi-line string ends with one).
     pub text: String,
@@ -74,11 +77,25 @@ pub struct Post {
     /// sign (SPEC §4), so approvals made before gate stripped that newline stay valid.
     pub written: String,
     pub media: Vec<Media>,
+    /// Where each byte of `text` was written in the post file (`None` for inline text).
+    pub text_at: Option<crate::core::textmap::TextMap>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Post {
+    pub origin: Origin,
+    /// Accounts named by the post itself; empty for inline text.
+    pub accounts: Vec<String>,
+    pub author: Option<String>,
+    /// What is sent, in order: one item for a plain post, every `[[thread]]` item for a
+    /// thread (item k > 0 answers item k - 1). Never empty.
+    pub items: Vec<Item>,
+    /// Whether the items come from `[[thread]]` (a one-item thread included): a thread has
+    /// its own digest message and its findings name their item.
+    pub thread: bool,
     pub approvals: Vec<Approval>,
     /// How the post is sent, not what it says: none of these is in the digest (SPEC §4).
     pub options: Options,
-    /// Where each byte of `text` was written in the post file (`None` for inline text).
-    pub text_at: Option<crate::core::textmap::TextMap>,
 }
 
 /// `language`, `visibility` and `reply_to`: from the post file, or `gate post`'s flags.
@@ -269,26 +286,63 @@ impl Post {
             origin,
             accounts: Vec::new(),
             author: None,
-            written: text.clone(),
-            text,
-            media: Vec::new(),
+            items: vec![Item {
+                written: text.clone(),
+                text,
+                media: Vec::new(),
+                text_at: None,
+            }],
+            thread: false,
             approvals: Vec::new(),
             options: Options::default(),
-            text_at: None,
         }
     }
 
-    /// The exact message reviewers sign for this post (SPEC §4).
-    pub fn digest_message(&self, accounts: &[String]) -> String {
-        let media: Vec<MediaDigest> = self
-            .media
+    /// The first item: a plain post's whole content.
+    pub fn first(&self) -> &Item {
+        &self.items[0]
+    }
+
+    /// The item a finding names (`None`: the first, which is a plain post's only one).
+    pub fn item(&self, index: Option<usize>) -> &Item {
+        index
+            .and_then(|i| self.items.get(i))
+            .unwrap_or_else(|| self.first())
+    }
+
+    /// Every item's text, in order, a blank line between items: what the audit trail keeps
+    /// of a judged post (a plain post's text exactly).
+    pub fn all_text(&self) -> String {
+        self.items
             .iter()
-            .map(|m| MediaDigest {
-                sha256_hex: m.sha256.clone(),
-                alt: m.alt.clone().unwrap_or_default(),
-            })
-            .collect();
-        digest_message(accounts, &self.written, &media)
+            .map(|i| i.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    }
+
+    /// The exact message reviewers sign for this post (SPEC §4): a plain post's as it has
+    /// always been, a thread's covering every item's text and media in order (§8).
+    pub fn digest_message(&self, accounts: &[String]) -> String {
+        let media = |item: &Item| -> Vec<MediaDigest> {
+            item.media
+                .iter()
+                .map(|m| MediaDigest {
+                    sha256_hex: m.sha256.clone(),
+                    alt: m.alt.clone().unwrap_or_default(),
+                })
+                .collect()
+        };
+        if self.thread {
+            let items: Vec<(&str, Vec<MediaDigest>)> = self
+                .items
+                .iter()
+                .map(|i| (i.written.as_str(), media(i)))
+                .collect();
+            thread_message(accounts, &items)
+        } else {
+            let first = self.first();
+            digest_message(accounts, &first.written, &media(first))
+        }
     }
 }
 
@@ -397,49 +451,38 @@ pub fn parse(
     }
 
     let author = r.string(root, "author").map(|a| a.value);
-    let mut text_at = None;
-    let text = match r.string(root, "text") {
-        Some(at) => {
-            text_at = crate::core::textmap::TextMap::new(&source.text, at.span.clone(), &at.value);
-            if at.value.trim().is_empty() {
-                r.error(at.span, "the post's `text` is empty");
-            }
-            at.value
-        }
-        None => {
-            if Reader::get(root, "text").is_none() {
-                r.error(0..0, "the post has no `text`").hint =
-                    Some("add `text = \"\"\"...\"\"\"`".into());
-            }
-            String::new()
-        }
-    };
-
     let media_cap = media_cap(policy, &names);
-    let mut media = Vec::new();
-    for (t, span) in r.tables(root, "media") {
-        r.check_keys(t, MEDIA_KEYS, "`[[media]]`");
-        let alt = r.string(t, "alt").map(|a| a.value);
-        let Some(written) = r.string(t, "path") else {
-            if Reader::get(t, "path").is_none() {
-                r.error(span, "a `[[media]]` entry needs `path`");
+    let thread = Reader::get(root, "thread").is_some();
+    let items = if thread {
+        read_thread(&mut r, source, root, media_cap, media_reader)
+    } else {
+        let mut text_at = None;
+        let text = match r.string(root, "text") {
+            Some(at) => {
+                text_at =
+                    crate::core::textmap::TextMap::new(&source.text, at.span.clone(), &at.value);
+                if at.value.trim().is_empty() {
+                    r.error(at.span, "the post's `text` is empty");
+                }
+                at.value
             }
-            continue;
+            None => {
+                if Reader::get(root, "text").is_none() {
+                    r.error(0..0, "the post has no `text`").hint = Some(
+                        "add `text = \"\"\"...\"\"\"`, or `[[thread]]` items for a thread".into(),
+                    );
+                }
+                String::new()
+            }
         };
-        match media_reader.read(&written.value, media_cap) {
-            Ok(file) => media.push(Media {
-                written: written.value,
-                path: file.path,
-                alt,
-                sha256: hex(&Sha256::digest(&file.data)),
-                bytes: file.data.len() as u64,
-                data: file.data.into(),
-            }),
-            Err(problem) => {
-                r.error(written.span, problem.message).hint = Some(problem.hint);
-            }
-        }
-    }
+        let media = read_media(&mut r, root, "`[[media]]`", media_cap, media_reader);
+        vec![Item {
+            text: without_final_newline(&text).to_owned(),
+            written: text,
+            media,
+            text_at,
+        }]
+    };
 
     let mut approvals = Vec::new();
     for (t, span) in r.tables(root, "approvals") {
@@ -471,13 +514,118 @@ pub fn parse(
         origin: Origin::File(path.to_path_buf()),
         accounts: names,
         author,
-        text: without_final_newline(&text).to_owned(),
-        written: text,
-        media,
+        items,
+        thread,
         approvals,
         options,
-        text_at,
     })
+}
+
+/// The `[[media]]` entries of `table` (a post file or one `[[thread]]` item), each file read
+/// and hashed.
+fn read_media(
+    r: &mut Reader<'_>,
+    table: &toml::de::DeTable<'_>,
+    what: &str,
+    cap: u64,
+    media_reader: &mut dyn MediaReader,
+) -> Vec<Media> {
+    let mut media = Vec::new();
+    for (t, span) in r.tables(table, "media") {
+        r.check_keys(t, MEDIA_KEYS, what);
+        let alt = r.string(t, "alt").map(|a| a.value);
+        let Some(written) = r.string(t, "path") else {
+            if Reader::get(t, "path").is_none() {
+                r.error(span, format!("a {what} entry needs `path`"));
+            }
+            continue;
+        };
+        match media_reader.read(&written.value, cap) {
+            Ok(file) => media.push(Media {
+                written: written.value,
+                path: file.path,
+                alt,
+                sha256: hex(&Sha256::digest(&file.data)),
+                bytes: file.data.len() as u64,
+                data: file.data.into(),
+            }),
+            Err(problem) => {
+                r.error(written.span, problem.message).hint = Some(problem.hint);
+            }
+        }
+    }
+    media
+}
+
+/// The `[[thread]]` items (SPEC §8): each with its own `text` and `[[thread.media]]`; a post
+/// file with a thread has no top-level `text` or `[[media]]`.
+fn read_thread(
+    r: &mut Reader<'_>,
+    source: &Source,
+    root: &toml::de::DeTable<'_>,
+    cap: u64,
+    media_reader: &mut dyn MediaReader,
+) -> Vec<Item> {
+    let thread_span = Reader::get(root, "thread").map_or(0..0, |(k, _)| k.span());
+    if let Some((key, _)) = Reader::get(root, "text") {
+        r.error(
+            key.span(),
+            "a post has either `text` or `[[thread]]` items, not both",
+        )
+        .hint = Some(
+            "move the text into the first `[[thread]]` item, or remove the `[[thread]]` items"
+                .into(),
+        );
+    }
+    if let Some((key, _)) = Reader::get(root, "media") {
+        r.error(
+            key.span(),
+            "a thread's media belong to its items: top-level `[[media]]` is for a post without `[[thread]]`",
+        )
+        .hint = Some("write `[[thread.media]]` under the `[[thread]]` item it goes with".into());
+    }
+    let tables = r.tables(root, "thread");
+    if tables.is_empty() && !r.has_errors() {
+        r.error(thread_span.clone(), "the thread has no items").hint =
+            Some("write one `[[thread]]` table per post of the thread, each with `text`".into());
+    }
+    let mut items = Vec::new();
+    for (n, (t, span)) in tables.into_iter().enumerate() {
+        if n == MAX_THREAD_ITEMS {
+            r.error(
+                span.clone(),
+                format!("a thread has at most {MAX_THREAD_ITEMS} items; this is item {}", n + 1),
+            )
+            .hint = Some("split it into two post files, the second replying to the first".into());
+        }
+        r.check_keys(t, THREAD_KEYS, "a `[[thread]]` item");
+        let mut text_at = None;
+        let text = match r.string(t, "text") {
+            Some(at) => {
+                text_at =
+                    crate::core::textmap::TextMap::new(&source.text, at.span.clone(), &at.value);
+                if at.value.trim().is_empty() {
+                    r.error(at.span, format!("thread item {} has an empty `text`", n + 1));
+                }
+                at.value
+            }
+            None => {
+                if Reader::get(t, "text").is_none() {
+                    r.error(span, format!("thread item {} has no `text`", n + 1))
+                        .hint = Some("add `text = \"...\"` to the item".into());
+                }
+                String::new()
+            }
+        };
+        let media = read_media(r, t, "`[[thread.media]]`", cap, media_reader);
+        items.push(Item {
+            text: without_final_newline(&text).to_owned(),
+            written: text,
+            media,
+            text_at,
+        });
+    }
+    items
 }
 
 /// `language`, `visibility` and `reply_to`, each checked where it is written.

@@ -33,8 +33,9 @@ use crate::error::{Error, io_reason};
 
 pub const FILE: &str = "journal.sqlite3";
 /// 2: `retracted` deliveries (`gate retract`); 3: the `audit` table (src/audit.rs), which
-/// every open creates if it is missing; 4: the `unknown` state (a try whose outcome is unknown).
-pub const VERSION: i64 = 4;
+/// every open creates if it is missing; 4: the `unknown` state (a try whose outcome is unknown);
+/// 5: the `item` column (one delivery per thread item; every older row is item 0).
+pub const VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -53,7 +54,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_at      TEXT NOT NULL,
     sent_at         TEXT,
     retracted_at    TEXT,
-    PRIMARY KEY (digest, account)
+    item            INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (digest, account, item)
 );
 ";
 
@@ -117,6 +119,35 @@ DROP TABLE deliveries;
 ALTER TABLE deliveries_v4 RENAME TO deliveries;
 ";
 
+/// Version 4 → 5: `item` joins the key (a thread's items are one delivery each, SPEC §8); every
+/// row already there is item 0, the first and only item of its post. Rebuilt for the primary
+/// key, as in [`TO_V2`]; a frozen snapshot of version 5. A version-4 gate refuses the result,
+/// so it never takes item 2 of a thread for the post itself.
+const TO_V5: &str = "
+CREATE TABLE deliveries_v5 (
+    digest          TEXT NOT NULL,
+    account         TEXT NOT NULL,
+    platform        TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'unknown', 'sent', 'failed', 'retracted')),
+    remote_id       TEXT,
+    url             TEXT,
+    error           TEXT,
+    pid             INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 1,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    sent_at         TEXT,
+    retracted_at    TEXT,
+    item            INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (digest, account, item)
+);
+INSERT INTO deliveries_v5 SELECT digest, account, platform, idempotency_key, state, remote_id,
+    url, error, pid, attempts, created_at, updated_at, sent_at, retracted_at, 0 FROM deliveries;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_v5 RENAME TO deliveries;
+";
+
 /// The audit table, which every open creates if it is missing (schema version 3).
 pub const AUDIT_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS audit (
@@ -138,7 +169,10 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 ";
 
-const COLUMNS: &str = "digest, account, platform, idempotency_key, state, remote_id, url, error, pid, attempts, created_at, sent_at, retracted_at";
+const COLUMNS: &str = "digest, account, platform, idempotency_key, state, remote_id, url, error, pid, attempts, created_at, sent_at, retracted_at, item";
+/// [`COLUMNS`] for a journal older than version 5, read without migrating (`gate check`):
+/// every row is item 0.
+const COLUMNS_V4: &str = "digest, account, platform, idempotency_key, state, remote_id, url, error, pid, attempts, created_at, sent_at, retracted_at, 0";
 
 const AUDIT_COLUMNS: &str = "seq, time, event, user, host, account, digest, text, verdict, findings, reviewers, policy_sha256, url, prev, hash";
 
@@ -174,6 +208,7 @@ fn delivery(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
         created_at: instant(&created).unwrap_or(DateTime::UNIX_EPOCH),
         sent_at: sent.as_deref().and_then(instant),
         retracted_at: retracted.as_deref().and_then(instant),
+        item: r.get(13)?,
     })
 }
 
@@ -236,6 +271,9 @@ fn audit_error(path: &Path, e: &rusqlite::Error) -> Error {
 struct Db {
     conn: Connection,
     path: PathBuf,
+    /// Whether the deliveries have the `item` column (version 5 on): a journal opened
+    /// read-only is never migrated, so an older one is read as it is.
+    items: bool,
 }
 
 impl Db {
@@ -296,6 +334,7 @@ impl Db {
         let db = Db {
             conn,
             path: path.to_path_buf(),
+            items: true,
         };
         let found = db.migrate()?;
         Ok((db, found))
@@ -312,9 +351,13 @@ impl Db {
         )
         .map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        let items = conn
+            .prepare("SELECT item FROM deliveries LIMIT 0")
+            .is_ok();
         Ok(Db {
             conn,
             path: path.to_path_buf(),
+            items,
         })
     }
 
@@ -342,6 +385,9 @@ impl Db {
                     }
                     if v < 4 {
                         self.conn.execute_batch(TO_V4)?;
+                    }
+                    if v < 5 {
+                        self.conn.execute_batch(TO_V5)?;
                     }
                     self.conn
                         .execute("UPDATE schema_version SET version = ?1", [VERSION])?;
@@ -381,9 +427,15 @@ impl Db {
         }
     }
 
+    /// The delivery columns this journal has ([`COLUMNS`], or [`COLUMNS_V4`] before items).
+    fn columns(&self) -> &'static str {
+        if self.items { COLUMNS } else { COLUMNS_V4 }
+    }
+
+    /// The first row of `sql`, in which `{COLUMNS}` stands for [`Db::columns`].
     fn one(&self, sql: &str, args: impl rusqlite::Params) -> Result<Option<Delivery>, Error> {
         self.conn
-            .query_row(sql, args, delivery)
+            .query_row(&sql.replace("{COLUMNS}", self.columns()), args, delivery)
             .optional()
             .map_err(|e| db_error(&self.path, &e))
     }
@@ -394,10 +446,14 @@ impl Db {
     /// lock, decides which fall in its window).
     fn ledger(&self, now: DateTime<Utc>) -> rusqlite::Result<Vec<Send>> {
         let mut stmt = self.conn.prepare(
-            "SELECT digest, account, coalesce(sent_at, updated_at) AS at FROM deliveries
-             WHERE (sent_at IS NOT NULL AND sent_at > ?1)
-                OR (sent_at IS NULL AND state IN ('pending', 'unknown') AND updated_at > ?1)
-             ORDER BY at",
+            &format!(
+                "SELECT digest, account, coalesce(sent_at, updated_at) AS at FROM deliveries
+                 WHERE ((sent_at IS NOT NULL AND sent_at > ?1)
+                    OR (sent_at IS NULL AND state IN ('pending', 'unknown') AND updated_at > ?1)){}
+                 ORDER BY at",
+                // A thread counts once: by its first item (SPEC §8).
+                if self.items { " AND item = 0" } else { "" }
+            ),
         )?;
         let rows = stmt.query_map(params![stamp(now - crate::core::limits::WINDOW)], |r| {
             let at: String = r.get(2)?;
@@ -628,11 +684,13 @@ impl Sqlite {
         let mut stmt = db
             .conn
             .prepare(&format!(
-                "SELECT {COLUMNS}, updated_at FROM deliveries ORDER BY created_at, digest, account"
+                "SELECT {}, updated_at FROM deliveries ORDER BY created_at, digest, account, {}",
+                db.columns(),
+                if db.items { "item" } else { "0" }
             ))
             .map_err(err)?;
         let rows = stmt
-            .query_map([], |r| Ok((delivery(r)?, r.get::<_, String>(13)?)))
+            .query_map([], |r| Ok((delivery(r)?, r.get::<_, String>(14)?)))
             .map_err(err)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(err)
     }
@@ -658,6 +716,7 @@ impl Sqlite {
         let claim = Claim {
             digest,
             account,
+            item: 0,
             platform,
             key,
             now,
@@ -675,9 +734,10 @@ impl super::Store for Sqlite {
         &self,
         digest: &str,
         account: &str,
+        item: u32,
         wait: Duration,
     ) -> Result<Box<dyn super::Held + '_>, Error> {
-        super::local_held(&self.env, digest, account, wait)
+        super::local_held(&self.env, digest, account, item, wait)
     }
 
     fn location(&self) -> String {
@@ -688,14 +748,42 @@ impl super::Store for Sqlite {
         }
     }
 
-    fn get(&self, digest: &str, account: &str) -> Result<Option<Delivery>, Error> {
+    fn get(&self, digest: &str, account: &str, item: u32) -> Result<Option<Delivery>, Error> {
         let Some(db) = self.reader()? else {
             return Ok(None);
         };
+        if !db.items {
+            if item > 0 {
+                return Ok(None);
+            }
+            return db.one(
+                "SELECT {COLUMNS} FROM deliveries WHERE digest = ?1 AND account = ?2",
+                params![digest, account],
+            );
+        }
         db.one(
-            &format!("SELECT {COLUMNS} FROM deliveries WHERE digest = ?1 AND account = ?2"),
-            params![digest, account],
+            "SELECT {COLUMNS} FROM deliveries WHERE digest = ?1 AND account = ?2 AND item = ?3",
+            params![digest, account, item],
         )
+    }
+
+    fn thread(&self, digest: &str, account: &str) -> Result<Vec<Delivery>, Error> {
+        let Some(db) = self.reader()? else {
+            return Ok(Vec::new());
+        };
+        let err = |e: rusqlite::Error| db_error(&db.path, &e);
+        let order = if db.items { "item" } else { "0" };
+        let mut stmt = db
+            .conn
+            .prepare(&format!(
+                "SELECT {} FROM deliveries WHERE digest = ?1 AND account = ?2 ORDER BY {order}",
+                db.columns()
+            ))
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![digest, account], delivery)
+            .map_err(err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(err)
     }
 
     fn claim(
@@ -717,9 +805,9 @@ impl super::Store for Sqlite {
             }
             db.conn
                 .execute(
-                    "INSERT INTO deliveries (digest, account, platform, idempotency_key, state, pid, attempts, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, 'pending', ?5, 1, ?6, ?6)
-                     ON CONFLICT (digest, account) DO UPDATE SET
+                    "INSERT INTO deliveries (digest, account, platform, idempotency_key, state, pid, attempts, created_at, updated_at, item)
+                     VALUES (?1, ?2, ?3, ?4, 'pending', ?5, 1, ?6, ?6, ?7)
+                     ON CONFLICT (digest, account, item) DO UPDATE SET
                        state = CASE WHEN state = 'unknown' THEN 'unknown' ELSE 'pending' END,
                        error = CASE WHEN state = 'unknown' THEN error ELSE NULL END,
                        pid = excluded.pid, attempts = attempts + 1, updated_at = excluded.updated_at",
@@ -729,7 +817,8 @@ impl super::Store for Sqlite {
                         claim.platform,
                         claim.key,
                         std::process::id(),
-                        stamp(claim.now)
+                        stamp(claim.now),
+                        claim.item
                     ],
                 )
                 .map_err(err)?;
@@ -751,6 +840,7 @@ impl super::Store for Sqlite {
         &self,
         digest: &str,
         account: &str,
+        item: u32,
         published: (&str, &str),
         entry: &Entry,
         now: DateTime<Utc>,
@@ -760,8 +850,8 @@ impl super::Store for Sqlite {
         let stored = db.atomically(|conn| {
             conn.execute(
                 "UPDATE deliveries SET state = 'sent', remote_id = ?3, url = ?4, error = NULL, sent_at = ?5, updated_at = ?5
-                 WHERE digest = ?1 AND account = ?2",
-                params![digest, account, id, url, stamp(now)],
+                 WHERE digest = ?1 AND account = ?2 AND item = ?6",
+                params![digest, account, id, url, stamp(now), item],
             )?;
             insert_audit(conn, &self.env, entry, now)
         })?;
@@ -773,6 +863,7 @@ impl super::Store for Sqlite {
         &self,
         digest: &str,
         account: &str,
+        item: u32,
         state: State,
         error: &str,
         now: DateTime<Utc>,
@@ -782,8 +873,8 @@ impl super::Store for Sqlite {
             .execute(
                 "UPDATE deliveries SET state = CASE WHEN state = 'unknown' THEN 'unknown' ELSE ?3 END,
                    error = ?4, updated_at = ?5
-                 WHERE digest = ?1 AND account = ?2 AND state NOT IN ('sent', 'retracted')",
-                params![digest, account, state.name(), crate::redact::scrub(error), stamp(now)],
+                 WHERE digest = ?1 AND account = ?2 AND item = ?6 AND state NOT IN ('sent', 'retracted')",
+                params![digest, account, state.name(), crate::redact::scrub(error), stamp(now), item],
             )
             .map(|_| ())
             .map_err(|e| db_error(&db.path, &e))
@@ -793,6 +884,7 @@ impl super::Store for Sqlite {
         &self,
         digest: &str,
         account: &str,
+        item: u32,
         entry: &Entry,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
@@ -800,8 +892,8 @@ impl super::Store for Sqlite {
         let stored = db.atomically(|conn| {
             conn.execute(
                 "UPDATE deliveries SET state = 'retracted', retracted_at = ?3, updated_at = ?3
-                 WHERE digest = ?1 AND account = ?2 AND state = 'sent'",
-                params![digest, account, stamp(now)],
+                 WHERE digest = ?1 AND account = ?2 AND item = ?4 AND state = 'sent'",
+                params![digest, account, stamp(now), item],
             )?;
             insert_audit(conn, &self.env, entry, now)
         })?;
@@ -814,11 +906,9 @@ impl super::Store for Sqlite {
             return Ok(None);
         };
         db.one(
-            &format!(
-                "SELECT {COLUMNS} FROM deliveries
-                 WHERE account = ?1 AND sent_at IS NOT NULL AND (remote_id = ?2 OR url = ?2)
-                 ORDER BY sent_at DESC LIMIT 1"
-            ),
+            "SELECT {COLUMNS} FROM deliveries
+             WHERE account = ?1 AND sent_at IS NOT NULL AND (remote_id = ?2 OR url = ?2)
+             ORDER BY sent_at DESC LIMIT 1",
             params![account, id_or_url],
         )
     }
@@ -828,10 +918,8 @@ impl super::Store for Sqlite {
             return Ok(None);
         };
         db.one(
-            &format!(
-                "SELECT {COLUMNS} FROM deliveries
-                 WHERE account = ?1 AND sent_at IS NOT NULL ORDER BY sent_at DESC LIMIT 1"
-            ),
+            "SELECT {COLUMNS} FROM deliveries
+             WHERE account = ?1 AND sent_at IS NOT NULL ORDER BY sent_at DESC LIMIT 1",
             params![account],
         )
     }
@@ -935,13 +1023,14 @@ impl super::Store for Sqlite {
         }
     }
 
-    fn sent_text(&self, digest: &str, account: &str) -> Option<String> {
+    fn sent_text(&self, digest: &str, account: &str, url: &str) -> Option<String> {
         let db = self.reader().ok()??;
         db.conn
             .query_row(
                 "SELECT text FROM audit WHERE event = 'post' AND digest = ?1 AND account = ?2
+                   AND url = ?3
                  ORDER BY seq DESC LIMIT 1",
-                params![digest, account],
+                params![digest, account, url],
                 |r| r.get::<_, Option<String>>(0),
             )
             .optional()
