@@ -51,6 +51,7 @@ fn claim<'a>(digest: &'a str, now: DateTime<Utc>) -> Claim<'a> {
     Claim {
         digest,
         account: "brand",
+        item: 0,
         platform: "mastodon",
         key: digest,
         now,
@@ -80,16 +81,16 @@ fn a_claim_reads_the_freeze_and_the_ledger_and_a_refusal_writes_nothing() {
         let m = |n| t0 + Duration::minutes(n);
         begin(store.as_ref(), "sent", m(0));
         store
-            .mark_sent("sent", "brand", ("1", "https://m/1"), &post_entry(), m(1))
+            .mark_sent("sent", "brand", 0, ("1", "https://m/1"), &post_entry(), m(1))
             .unwrap();
         begin(store.as_ref(), "pending", m(2));
         begin(store.as_ref(), "unknown", m(3));
         store
-            .mark("unknown", "brand", State::Unknown, "timeout", m(3))
+            .mark("unknown", "brand", 0, State::Unknown, "timeout", m(3))
             .unwrap();
         begin(store.as_ref(), "failed", m(4));
         store
-            .mark("failed", "brand", State::Failed, "422", m(4))
+            .mark("failed", "brand", 0, State::Failed, "422", m(4))
             .unwrap();
         begin(store.as_ref(), "old", m(-120));
         let mut seen = Vec::new();
@@ -104,7 +105,7 @@ fn a_claim_reads_the_freeze_and_the_ledger_and_a_refusal_writes_nothing() {
         assert_eq!(refused, Err("held"), "{name}");
         assert_eq!(seen, ["sent", "pending", "unknown"], "{name}");
         assert_eq!(frozen, Some(false), "{name}");
-        assert_eq!(store.get("new", "brand").unwrap(), None, "{name}");
+        assert_eq!(store.get("new", "brand", 0).unwrap(), None, "{name}");
         // The same ledger for `gate check`.
         let ledger: Vec<String> = store
             .ledger(m(10))
@@ -143,7 +144,7 @@ fn a_delivery_keeps_its_key_an_unknown_one_never_fails_and_sent_rows_are_found()
     for (name, store, _home) in backends() {
         let now = at(0);
         begin(store.as_ref(), "d", now);
-        let row = store.get("d", "brand").unwrap().unwrap();
+        let row = store.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!(
             (row.state, row.attempts, row.key.as_str()),
             (State::Pending, 1, "d")
@@ -151,7 +152,7 @@ fn a_delivery_keeps_its_key_an_unknown_one_never_fails_and_sent_rows_are_found()
         store
             .mark(
                 "d",
-                "brand",
+                "brand", 0,
                 State::Unknown,
                 "502 after the request left",
                 now,
@@ -166,7 +167,7 @@ fn a_delivery_keeps_its_key_an_unknown_one_never_fails_and_sent_rows_are_found()
             store.judged_claim(&again, |_| Ok::<(), ()>(())).unwrap(),
             Ok(())
         );
-        let row = store.get("d", "brand").unwrap().unwrap();
+        let row = store.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!(
             (
                 row.state,
@@ -177,21 +178,23 @@ fn a_delivery_keeps_its_key_an_unknown_one_never_fails_and_sent_rows_are_found()
             (State::Unknown, 2, "d", Some("502 after the request left")),
             "{name}"
         );
-        store.mark("d", "brand", State::Failed, "429", now).unwrap();
+        store.mark("d", "brand", 0, State::Failed, "429", now).unwrap();
         assert_eq!(
-            store.get("d", "brand").unwrap().unwrap().state,
+            store.get("d", "brand", 0).unwrap().unwrap().state,
             State::Unknown
         );
         let mut entry = post_entry();
         entry.text = Some("Hello team".into());
         entry.digest = Some("d".into());
+        // As `gate post` writes it: the entry names the URL it went out at.
+        entry.url = Some("https://m/109".into());
         store
-            .mark_sent("d", "brand", ("109", "https://m/109"), &entry, now)
+            .mark_sent("d", "brand", 0, ("109", "https://m/109"), &entry, now)
             .unwrap();
         store
-            .mark("d", "brand", State::Failed, "late", now)
+            .mark("d", "brand", 0, State::Failed, "late", now)
             .unwrap();
-        let row = store.get("d", "brand").unwrap().unwrap();
+        let row = store.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!((row.state, row.sent_at), (State::Sent, Some(now)), "{name}");
         assert_eq!(
             store.find_sent("brand", "109").unwrap().unwrap().digest,
@@ -207,12 +210,12 @@ fn a_delivery_keeps_its_key_an_unknown_one_never_fails_and_sent_rows_are_found()
         );
         assert_eq!(store.find_sent("other", "109").unwrap(), None, "{name}");
         assert_eq!(store.last_sent("brand").unwrap().unwrap().digest, "d");
-        assert_eq!(store.sent_text("d", "brand").as_deref(), Some("Hello team"));
+        assert_eq!(store.sent_text("d", "brand", "https://m/109").as_deref(), Some("Hello team"));
         let retract = Entry::new(Event::Retract);
         store
-            .mark_retracted("d", "brand", &retract, now + Duration::minutes(1))
+            .mark_retracted("d", "brand", 0, &retract, now + Duration::minutes(1))
             .unwrap();
-        let row = store.get("d", "brand").unwrap().unwrap();
+        let row = store.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!(row.state, State::Retracted, "{name}");
         assert_eq!(row.retracted_at, Some(now + Duration::minutes(1)));
         // A retracted post still counts: it went out.

@@ -241,7 +241,7 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
                 force_resend: args.force_resend,
             };
             let which = if post.thread {
-                format!(" (item {index} of {})", post.items.len())
+                format!(" (thread item {index})")
             } else {
                 String::new()
             };
@@ -1009,7 +1009,7 @@ fn dry_run(
             format!(" ({})", post.options.describe())
         };
         let which = if post.thread {
-            format!(" (item {index} of {})", post.items.len())
+            format!(" (thread item {index})")
         } else {
             String::new()
         };
@@ -1051,7 +1051,7 @@ fn show(post: &Post, accounts: &[&Account], evaluations: &[Evaluation]) {
             }
         }
         let which = if post.thread {
-            format!("thread item {index} of {}: ", post.items.len())
+            format!("thread item {index} of items 0-{}: ", post.items.len() - 1)
         } else {
             String::new()
         };

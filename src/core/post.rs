@@ -594,7 +594,7 @@ fn read_thread(
         if n == MAX_THREAD_ITEMS {
             r.error(
                 span.clone(),
-                format!("a thread has at most {MAX_THREAD_ITEMS} items; this is item {}", n + 1),
+                format!("a thread has at most {MAX_THREAD_ITEMS} items (0 to {}); this is item {n}", MAX_THREAD_ITEMS - 1),
             )
             .hint = Some("split it into two post files, the second replying to the first".into());
         }
@@ -605,13 +605,13 @@ fn read_thread(
                 text_at =
                     crate::core::textmap::TextMap::new(&source.text, at.span.clone(), &at.value);
                 if at.value.trim().is_empty() {
-                    r.error(at.span, format!("thread item {} has an empty `text`", n + 1));
+                    r.error(at.span, format!("thread item {n} has an empty `text`"));
                 }
                 at.value
             }
             None => {
                 if Reader::get(t, "text").is_none() {
-                    r.error(span, format!("thread item {} has no `text`", n + 1))
+                    r.error(span, format!("thread item {n} has no `text`"))
                         .hint = Some("add `text = \"...\"` to the item".into());
                 }
                 String::new()
@@ -691,6 +691,125 @@ fn read_options(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Media files by name, for the reader.
+    struct Files;
+
+    impl MediaReader for Files {
+        fn read(&mut self, written: &str, _cap: u64) -> Result<MediaFile, MediaProblem> {
+            Ok(MediaFile {
+                path: PathBuf::from(written),
+                data: written.as_bytes().to_vec(),
+            })
+        }
+    }
+
+    fn read(text: &str) -> Result<Post, Vec<Diagnostic>> {
+        let (policy, d) = crate::core::policy::parse(&Source::new(
+            "gate.toml",
+            "version = 1\n[accounts.brand]\nplatform = \"mastodon\"\nserver = \"https://m.example\"\n",
+        ));
+        let policy = policy.unwrap_or_else(|| panic!("{d:?}"));
+        parse(
+            &Source::new("p.post.toml", text),
+            Path::new("p.post.toml"),
+            &policy,
+            &mut Files,
+        )
+    }
+
+    /// A post without `[[thread]]` signs exactly the message it always has: this one is what
+    /// `gate digest` printed for the same file before threads existed (the media file holds
+    /// the five bytes `a.png`).
+    #[test]
+    fn a_plain_post_keeps_its_old_digest_message_byte_for_byte() {
+        let post = read(
+            "account = \"brand\"\ntext = \"\"\"\nHello\r\nworld\n\"\"\"\n[[media]]\npath = \"a.png\"\nalt = \"A\"\n",
+        )
+        .unwrap();
+        assert!(!post.thread);
+        assert_eq!(
+            post.digest_message(&post.accounts),
+            "gate-post-v1\naccounts 1\naccount 5\nbrand\ntext 12\nHello\nworld\n\nmedia 1\nsha256 64\n\
+             7f071235805fbf58a2524f77bff76e1391d0d1cfe2f4c190d73054495e05b460\nalt 1\nA\n"
+        );
+    }
+
+    #[test]
+    fn a_thread_signs_every_item_in_order() {
+        let thread = |a: &str, b: &str| {
+            read(&format!(
+                "account = \"brand\"\n[[thread]]\ntext = \"{a}\"\n[[thread]]\ntext = \"{b}\"\n[[thread.media]]\npath = \"b.png\"\nalt = \"B\"\n"
+            ))
+            .unwrap()
+        };
+        let post = thread("one", "two");
+        assert!(post.thread);
+        assert_eq!(post.items.len(), 2);
+        assert_eq!(post.items[1].media.len(), 1);
+        let message = post.digest_message(&post.accounts);
+        assert_eq!(
+            message,
+            format!(
+                "gate-post-v1\naccounts 1\naccount 5\nbrand\nthread 2\ntext 3\none\nmedia 0\ntext 3\ntwo\nmedia 1\nsha256 64\n{}\nalt 1\nB\n",
+                hex(&Sha256::digest(b"b.png"))
+            )
+        );
+        // Any edit, and the order, change it; a one-item thread is not the plain post.
+        assert_ne!(thread("one", "two!").digest_message(&post.accounts), message);
+        assert_ne!(thread("two", "one").digest_message(&post.accounts), message);
+        let single = read("account = \"brand\"\n[[thread]]\ntext = \"one\"\n").unwrap();
+        let plain = read("account = \"brand\"\ntext = \"one\"\n").unwrap();
+        assert_ne!(
+            single.digest_message(&single.accounts),
+            plain.digest_message(&plain.accounts)
+        );
+    }
+
+    #[test]
+    fn a_thread_is_refused_with_text_empty_or_an_item_without_text() {
+        let errors = |text: &str| -> Vec<String> {
+            read(text)
+                .err()
+                .unwrap_or_else(|| panic!("accepted: {text}"))
+                .into_iter()
+                .map(|d| format!("{}:{} {}", d.line, d.column, d.message))
+                .collect()
+        };
+        assert_eq!(
+            errors("account = \"brand\"\ntext = \"x\"\n[[thread]]\ntext = \"a\"\n"),
+            ["2:1 a post has either `text` or `[[thread]]` items, not both"]
+        );
+        assert_eq!(
+            errors("account = \"brand\"\nthread = []\n"),
+            ["2:1 the thread has no items"]
+        );
+        assert_eq!(
+            errors("account = \"brand\"\n[[thread]]\ntext = \"a\"\n[[thread]]\n"),
+            ["4:1 thread item 1 has no `text`"]
+        );
+        assert_eq!(
+            errors("account = \"brand\"\n[[thread]]\ntext = \" \"\n"),
+            ["3:8 thread item 0 has an empty `text`"]
+        );
+        assert_eq!(
+            errors("account = \"brand\"\n[[media]]\npath = \"a.png\"\n[[thread]]\ntext = \"a\"\n"),
+            ["2:3 a thread's media belong to its items: top-level `[[media]]` is for a post without `[[thread]]`"]
+        );
+        let mut long = String::from("account = \"brand\"\n");
+        for i in 0..=MAX_THREAD_ITEMS {
+            long.push_str(&format!("[[thread]]\ntext = \"{i}\"\n"));
+        }
+        assert_eq!(
+            errors(&long),
+            [format!("{}:1 a thread has at most 25 items (0 to 24); this is item 25", 2 + 2 * MAX_THREAD_ITEMS)]
+        );
+        let mut most = String::from("account = \"brand\"\n");
+        for i in 0..MAX_THREAD_ITEMS {
+            most.push_str(&format!("[[thread]]\ntext = \"{i}\"\n"));
+        }
+        assert_eq!(read(&most).unwrap().items.len(), MAX_THREAD_ITEMS);
+    }
 
     #[test]
     fn language_tags() {

@@ -1113,21 +1113,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = open(&Env::for_tests(dir.path()));
         let now = Utc::now();
-        assert_eq!(j.get("d", "brand").unwrap(), None);
+        assert_eq!(j.get("d", "brand", 0).unwrap(), None);
         j.begin("d", "brand", "mastodon", "k1", now).unwrap();
-        let row = j.get("d", "brand").unwrap().unwrap();
+        let row = j.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!(
             (row.state, row.key.as_str(), row.attempts, row.pid),
             (State::Pending, "k1", 1, std::process::id())
         );
-        j.mark("d", "brand", State::Failed, "refused", now).unwrap();
+        j.mark("d", "brand", 0, State::Failed, "refused", now).unwrap();
         assert_eq!(
-            j.get("d", "brand").unwrap().unwrap().error.as_deref(),
+            j.get("d", "brand", 0).unwrap().unwrap().error.as_deref(),
             Some("refused")
         );
         // A second attempt keeps the first key.
         j.begin("d", "brand", "mastodon", "k2", now).unwrap();
-        let row = j.get("d", "brand").unwrap().unwrap();
+        let row = j.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!(
             (row.state, row.key.as_str(), row.attempts, row.error),
             (State::Pending, "k1", 2, None)
@@ -1135,13 +1135,13 @@ mod tests {
         let entry = crate::audit::Entry::new(crate::audit::Event::Post);
         j.mark_sent(
             "d",
-            "brand",
+            "brand", 0,
             ("109", "https://m.example/@brand/109"),
             &entry,
             now,
         )
         .unwrap();
-        let row = j.get("d", "brand").unwrap().unwrap();
+        let row = j.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!(
             (row.state, row.remote_id.as_deref(), row.url.as_deref()),
             (
@@ -1153,7 +1153,7 @@ mod tests {
         // Reopening sees the same row, in WAL mode, at the current schema version.
         drop(j);
         let j = open(&Env::for_tests(dir.path()));
-        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Sent);
+        assert_eq!(j.get("d", "brand", 0).unwrap().unwrap().state, State::Sent);
         let mode: String = j
             .conn()
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -1215,8 +1215,8 @@ mod tests {
             )
         );
         let entry = crate::audit::Entry::new(crate::audit::Event::Retract);
-        j.mark_retracted("d", "brand", &entry, Utc::now()).unwrap();
-        let row = j.get("d", "brand").unwrap().unwrap();
+        j.mark_retracted("d", "brand", 0, &entry, Utc::now()).unwrap();
+        let row = j.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!(row.state, State::Retracted);
         assert!(row.retracted_at.is_some());
         let v: i64 = j
@@ -1253,7 +1253,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let env = Env::for_tests(dir.path());
         let reader = Sqlite::open(&env, Access::Read);
-        assert_eq!(reader.get("a", "brand").unwrap(), None);
+        assert_eq!(reader.get("a", "brand", 0).unwrap(), None);
         assert!(reader.ledger(Utc::now()).unwrap().0.is_empty());
         assert!(
             !dir.path().join(FILE).exists(),
@@ -1267,7 +1267,7 @@ mod tests {
             let entry = crate::audit::Entry::new(crate::audit::Event::Post);
             j.mark_sent(
                 d,
-                account,
+                account, 0,
                 (&format!("id-{d}"), &format!("https://x/{d}")),
                 &entry,
                 minutes(m),
@@ -1276,7 +1276,7 @@ mod tests {
         }
         j.begin("p", "brand", "x", "p", minutes(40)).unwrap(); // pending: never went out
         let entry = crate::audit::Entry::new(crate::audit::Event::Retract);
-        j.mark_retracted("b", "brand", &entry, minutes(50)).unwrap();
+        j.mark_retracted("b", "brand", 0, &entry, minutes(50)).unwrap();
         let r = Sqlite::open(&env, Access::Read);
         let sends = r.sends_since(minutes(-1)).unwrap();
         assert_eq!(
@@ -1317,7 +1317,7 @@ mod tests {
         j.begin("d", "brand", "mastodon", "k", now).unwrap();
         j.mark(
             "d",
-            "brand",
+            "brand", 0,
             State::Unknown,
             "502 after the request left",
             now,
@@ -1325,22 +1325,22 @@ mod tests {
         .unwrap();
         // A later try is refused (a 429, a refused connection): the first may still have gone out.
         j.begin("d", "brand", "mastodon", "k", now).unwrap();
-        let row = j.get("d", "brand").unwrap().unwrap();
+        let row = j.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!(
             (row.state, row.error.as_deref()),
             (State::Unknown, Some("502 after the request left"))
         );
-        j.mark("d", "brand", State::Failed, "429", now).unwrap();
-        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Unknown);
+        j.mark("d", "brand", 0, State::Failed, "429", now).unwrap();
+        assert_eq!(j.get("d", "brand", 0).unwrap().unwrap().state, State::Unknown);
         // A row that was only ever refused is `failed`, and a sent one is never touched.
         j.begin("e", "brand", "mastodon", "k", now).unwrap();
-        j.mark("e", "brand", State::Failed, "422", now).unwrap();
-        assert_eq!(j.get("e", "brand").unwrap().unwrap().state, State::Failed);
+        j.mark("e", "brand", 0, State::Failed, "422", now).unwrap();
+        assert_eq!(j.get("e", "brand", 0).unwrap().unwrap().state, State::Failed);
         let entry = crate::audit::Entry::new(crate::audit::Event::Post);
-        j.mark_sent("d", "brand", ("1", "https://m/1"), &entry, now)
+        j.mark_sent("d", "brand", 0, ("1", "https://m/1"), &entry, now)
             .unwrap();
-        j.mark("d", "brand", State::Failed, "late", now).unwrap();
-        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Sent);
+        j.mark("d", "brand", 0, State::Failed, "late", now).unwrap();
+        assert_eq!(j.get("d", "brand", 0).unwrap().unwrap().state, State::Sent);
     }
 
     #[test]
@@ -1354,20 +1354,21 @@ mod tests {
         let claim = Claim {
             digest: "new",
             account: "brand",
+            item: 0,
             platform: "x",
             key: "k",
             now: minutes(10),
         };
         let entry = crate::audit::Entry::new(crate::audit::Event::Post);
         j.begin("sent", "brand", "x", "k", minutes(0)).unwrap();
-        j.mark_sent("sent", "brand", ("1", "u1"), &entry, minutes(1))
+        j.mark_sent("sent", "brand", 0, ("1", "u1"), &entry, minutes(1))
             .unwrap();
         j.begin("pending", "brand", "x", "k", minutes(2)).unwrap();
         j.begin("unknown", "brand", "x", "k", minutes(3)).unwrap();
-        j.mark("unknown", "brand", State::Unknown, "timeout", minutes(3))
+        j.mark("unknown", "brand", 0, State::Unknown, "timeout", minutes(3))
             .unwrap();
         j.begin("failed", "brand", "x", "k", minutes(4)).unwrap();
-        j.mark("failed", "brand", State::Failed, "422", minutes(4))
+        j.mark("failed", "brand", 0, State::Failed, "422", minutes(4))
             .unwrap();
         j.begin("old", "brand", "x", "k", minutes(-120)).unwrap();
         let mut seen = Vec::new();
@@ -1380,7 +1381,7 @@ mod tests {
         assert_eq!(refused, Err("held"));
         assert_eq!(seen, ["sent", "pending", "unknown"]);
         assert_eq!(
-            j.get("new", "brand").unwrap(),
+            j.get("new", "brand", 0).unwrap(),
             None,
             "a refused claim writes nothing"
         );
@@ -1391,7 +1392,7 @@ mod tests {
             Ok(())
         );
         assert_eq!(
-            j.get("new", "brand").unwrap().unwrap().state,
+            j.get("new", "brand", 0).unwrap().unwrap().state,
             State::Pending
         );
     }
@@ -1410,11 +1411,11 @@ mod tests {
             )
             .unwrap();
         let entry = crate::audit::Entry::new(crate::audit::Event::Post);
-        assert!(j.mark_sent("d", "brand", ("1", "u"), &entry, now).is_err());
-        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Pending);
+        assert!(j.mark_sent("d", "brand", 0, ("1", "u"), &entry, now).is_err());
+        assert_eq!(j.get("d", "brand", 0).unwrap().unwrap().state, State::Pending);
         j.conn().execute_batch("DROP TRIGGER no_audit").unwrap();
-        j.mark_sent("d", "brand", ("1", "u"), &entry, now).unwrap();
-        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Sent);
+        j.mark_sent("d", "brand", 0, ("1", "u"), &entry, now).unwrap();
+        assert_eq!(j.get("d", "brand", 0).unwrap().unwrap().state, State::Sent);
         assert_eq!(j.entries().unwrap().len(), 1);
     }
 
@@ -1434,9 +1435,96 @@ mod tests {
         .unwrap();
         drop(conn);
         let j = Sqlite::open_at(&path).unwrap();
-        j.mark("d", "brand", State::Unknown, "timeout", Utc::now())
+        j.mark("d", "brand", 0, State::Unknown, "timeout", Utc::now())
             .unwrap();
-        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Unknown);
+        assert_eq!(j.get("d", "brand", 0).unwrap().unwrap().state, State::Unknown);
+    }
+
+    /// A version-4 journal (one row per post and account) as a version-4 gate left it.
+    fn version_4_journal(path: &Path) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            &TO_V4
+                .split("INSERT INTO")
+                .next()
+                .unwrap()
+                .replace("deliveries_v4", "deliveries"),
+        )
+        .unwrap();
+        conn.execute_batch(AUDIT_SCHEMA).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL);
+             INSERT INTO schema_version (version) VALUES (4);
+             INSERT INTO deliveries (digest, account, platform, idempotency_key, state, remote_id, url, pid, attempts, created_at, updated_at, sent_at)
+             VALUES ('d', 'brand', 'x', 'k', 'sent', '1', 'https://x.com/i/status/1', 1, 1, '2026-11-23T10:00:00.000Z', '2026-11-23T10:00:00.000Z', '2026-11-23T10:00:00.000Z');",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_version_4_journal_is_read_as_it_is_then_its_rows_become_item_0() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        version_4_journal(&path);
+        let sent_at = "2026-11-23T10:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        // `gate check` reads an old journal without migrating it.
+        let env = Env::for_tests(dir.path());
+        let reader = Sqlite::open(&env, Access::Read);
+        let ledger = reader.ledger(sent_at - chrono::Duration::minutes(1)).unwrap();
+        assert_eq!(ledger.0.len(), 1);
+        let row = reader.get("d", "brand", 0).unwrap().unwrap();
+        assert_eq!((row.item, row.state), (0, State::Sent));
+        assert_eq!(reader.get("d", "brand", 1).unwrap(), None);
+        drop(reader);
+        let version = |p: &Path| -> i64 {
+            Connection::open(p)
+                .unwrap()
+                .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(version(&path), 4, "a reader never migrates");
+        // A writer migrates: the old row is item 0 of its post, and a thread's later items
+        // are deliveries of their own beside it.
+        let j = Sqlite::open_at(&path).unwrap();
+        assert_eq!(version(&path), VERSION);
+        let row = j.get("d", "brand", 0).unwrap().unwrap();
+        assert_eq!(
+            (row.item, row.state, row.url.as_deref()),
+            (0, State::Sent, Some("https://x.com/i/status/1"))
+        );
+        let now = Utc::now();
+        let claim = |item| Claim {
+            digest: "t",
+            account: "brand",
+            item,
+            platform: "x",
+            key: "k",
+            now,
+        };
+        let entry = crate::audit::Entry::new(crate::audit::Event::Post);
+        for item in 0..3 {
+            assert!(j.claim(&claim(item), &mut |_| true).unwrap());
+            j.mark_sent("t", "brand", item, (&format!("{item}"), &format!("u{item}")), &entry, now)
+                .unwrap();
+        }
+        let thread = j.thread("t", "brand").unwrap();
+        assert_eq!(
+            thread.iter().map(|d| (d.item, d.remote_id.as_deref())).collect::<Vec<_>>(),
+            [(0, Some("0")), (1, Some("1")), (2, Some("2"))]
+        );
+        // A thread counts once in the rate ledger: by its first item.
+        let ledger = j.ledger(now - chrono::Duration::minutes(1)).unwrap();
+        let counted: Vec<&str> = ledger
+            .0
+            .iter()
+            .map(|s| s.digest.as_str())
+            .filter(|d| *d == "t")
+            .collect();
+        assert_eq!(counted, ["t"]);
+        // Marking one item leaves the others alone.
+        j.mark_retracted("t", "brand", 2, &entry, now).unwrap();
+        let states: Vec<State> = j.thread("t", "brand").unwrap().iter().map(|d| d.state).collect();
+        assert_eq!(states, [State::Sent, State::Sent, State::Retracted]);
     }
 
     fn freeze(j: &Sqlite, reason: &str) -> Stored {
