@@ -129,6 +129,17 @@ impl Error {
         }
     }
 
+    /// The message alone, without colour, `error:` or hint: for JSON documents.
+    pub fn message(&self) -> String {
+        match self {
+            Error::Usage { message, .. }
+            | Error::Other { message, .. }
+            | Error::Credentials { message, .. }
+            | Error::Network { message, .. } => crate::redact::scrub(message).into_owned(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn code(&self) -> Code {
         match self {
             Error::Usage { .. } | Error::Input { .. } => Code::Usage,

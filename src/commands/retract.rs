@@ -221,6 +221,15 @@ fn retract_thread(
                 done.push((d, at, true));
             }
             Err(e) => {
+                let retracted = done.iter().filter(|(_, _, earlier)| !earlier).count();
+                let left = items
+                    .iter()
+                    .filter(|o| o.item < d.item && o.state == State::Sent)
+                    .count();
+                let e = e.with_hint(format!(
+                    "{retracted} item(s) of the thread were retracted; item {} and {left} earlier one(s) are still up; run the same `gate retract --last` again to go on from item {}",
+                    d.item, d.item
+                ));
                 failure = Some((d.item, e));
                 break;
             }
@@ -236,7 +245,7 @@ fn retract_thread(
             .collect();
         let mut doc = json!({"retracted": {"account": name, "thread": total, "items": list}});
         if let Some((item, e)) = &failure {
-            doc["failed"] = json!({"item": item, "code": e.code().as_u8(), "message": e.to_string()});
+            doc["failed"] = json!({"item": item, "code": e.code().as_u8(), "message": e.message()});
         }
         print_json(&doc)?;
     } else {
@@ -261,16 +270,10 @@ fn retract_thread(
     }
     match failure {
         None => Ok(Code::Ok),
-        Some((item, e)) => {
-            let left = items
-                .iter()
-                .filter(|d| d.item <= item && d.state == State::Sent)
-                .count();
-            Err(e.with_hint(format!(
-                "{} item(s) of the thread were retracted; item {item} and {} earlier one(s) are still up; run the same `gate retract --last` again to go on from item {item}",
-                done.iter().filter(|(_, _, earlier)| !earlier).count(),
-                left.saturating_sub(1)
-            )))
+        Some((_, e)) => {
+            // Reported here, not returned: with `--json` the document above is the answer.
+            let _ = write!(anstream::stderr(), "{}", e.render());
+            Ok(e.code())
         }
     }
 }
