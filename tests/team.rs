@@ -975,3 +975,72 @@ fn twenty_processes_on_four_machines_post_a_bluesky_file_once() {
         "1"
     );
 }
+
+/// A thread (SPEC §8) started on one machine and killed part-way is finished by another: the
+/// team store holds one delivery per item, so the second machine sends only what is missing,
+/// each item answering the id the store recorded for the one before, and finds (never
+/// resends) the item that went out unrecorded.
+#[test]
+fn a_thread_killed_on_one_machine_is_resumed_by_another() {
+    for (point, out) in [("after-sent@1", 2), ("after-publish@2", 3)] {
+        let token = canary();
+        let fake = Server::start(Kind::Mastodon, &token);
+        let url = pg::server().database();
+        let bus_a = SessionBus::with_gnome_keyring();
+        let bus_b = SessionBus::with_gnome_keyring();
+        let a = machine(&url, Some((&fake, &bus_a, &token)));
+        let b = machine(&url, Some((&fake, &bus_b, &token)));
+        let texts: Vec<String> = (0..4)
+            .map(|i| format!("{point}: item {i} of the team's thread"))
+            .collect();
+        let mut file = String::from("account = \"brand\"\n");
+        for t in &texts {
+            file.push_str(&format!("[[thread]]\ntext = \"{t}\"\n"));
+        }
+        let path_a = a.write("t.post.toml", &file).display().to_string();
+        let path_b = b.write("t.post.toml", &file).display().to_string();
+
+        let mut child = a
+            .command(&["post", "--yes", "--file", &path_a])
+            .env("GATE_TEST_FAULT", point)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _stderr = wait_for(&mut child, &format!("gate-test-fault: {point}"));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(fake.creates().len(), out, "{point}: out before machine b runs");
+
+        let run = b.run(&["post", "--yes", "--json", "--file", &path_b]);
+        assert_eq!(run.code, 0, "{point}: {run:?}");
+        assert_eq!(fake.creates().len(), 4, "{point}: machine b sent items {out} to 3 only");
+        let mut parent: Option<String> = None;
+        for (k, t) in texts.iter().enumerate() {
+            let posts = fake.posts_with(t);
+            assert_eq!(posts.len(), 1, "{point}: item {k} once");
+            assert_eq!(posts[0].reply_to, parent, "{point}: item {k}'s parent");
+            parent = Some(posts[0].id.clone());
+        }
+        let sent = run.json()["sent"].as_array().unwrap().clone();
+        let earlier: Vec<bool> = sent.iter().map(|e| e["earlier"] == true).collect();
+        assert_eq!(
+            earlier,
+            (0..4).map(|k| k < out).collect::<Vec<_>>(),
+            "{point}: {sent:?}"
+        );
+        let server = pg::server();
+        assert_eq!(
+            server.sql(
+                db_name(&url),
+                "SELECT string_agg(item || ':' || state, ',' ORDER BY item) FROM gate_deliveries"
+            ),
+            "0:sent,1:sent,2:sent,3:sent",
+            "{point}"
+        );
+        // The thread counted once in the team's ledger; machine a, run again, sends nothing.
+        let again = a.run(&["post", "--yes", "--file", &path_a]);
+        assert_eq!(again.code, 0, "{point}: {again:?}");
+        assert_eq!(fake.creates().len(), 4, "{point}");
+    }
+}
