@@ -303,9 +303,10 @@ fn state_status_names_the_store_without_the_password_and_migrate_prints_its_sql(
     assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
     let run = s.run(&["state", "migrate"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stderr.contains("schema version 1"), "{run:?}");
+    // Version 2: one delivery per thread item.
+    assert!(run.stderr.contains("schema version 2"), "{run:?}");
     let run = s.run(&["state", "status", "--json"]);
-    assert_eq!(run.json()["schema"]["version"], 1);
+    assert_eq!(run.json()["schema"]["version"], 2);
     assert_eq!(run.json()["schema"]["state"], "current");
 
     // `--print-sql` connects to nothing and gives a DBA the same schema.
@@ -332,9 +333,13 @@ fn state_status_names_the_store_without_the_password_and_migrate_prints_its_sql(
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Both steps, in order: version 1, then 2 (thread items).
     assert_eq!(
-        server.sql(db_name(&fresh), "SELECT version FROM gate_schema"),
-        "1"
+        server.sql(
+            db_name(&fresh),
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM gate_schema"
+        ),
+        "1,2"
     );
 }
 
@@ -1043,4 +1048,57 @@ fn a_thread_killed_on_one_machine_is_resumed_by_another() {
         assert_eq!(again.code, 0, "{point}: {again:?}");
         assert_eq!(fake.creates().len(), 4, "{point}");
     }
+}
+
+/// A version-1 team store (one delivery per post and account) is read as it is by a reader
+/// (`gate check`) and migrated by a writer: every row it holds becomes item 0 of its post.
+#[test]
+fn a_version_1_team_store_keeps_its_deliveries_as_item_0() {
+    let server = pg::server();
+    let url = server.database();
+    let db = db_name(&url).to_owned();
+    server.sql(&db, gate::store::postgres::TO_V1);
+    server.sql(
+        &db,
+        "INSERT INTO gate_deliveries (digest, account, platform, idempotency_key, state, remote_id, url, pid, host, attempts, created_at, updated_at, sent_at)
+         VALUES ('d', 'brand', 'mastodon', 'k', 'sent', '109', 'https://m/109', 1, 'h', 1, now(), now(), now())",
+    );
+    let home = tempfile::tempdir().unwrap();
+    let env = Env::for_tests(home.path());
+    let target = || Target::new(&url, "GATE_STATE_URL").unwrap();
+    let reader = Postgres::connect(&env, target(), false).unwrap();
+    assert_eq!(reader.version, 1, "a reader never migrates");
+    let row = reader.get("d", "brand", 0).unwrap().unwrap();
+    assert_eq!((row.item, row.state), (0, State::Sent));
+    assert_eq!(reader.get("d", "brand", 1).unwrap(), None);
+    assert_eq!(reader.ledger(Utc::now() - Duration::minutes(1)).unwrap().0.len(), 1);
+    drop(reader);
+    let writer = Postgres::connect(&env, target(), true).unwrap();
+    assert_eq!(writer.version, 2);
+    let row = writer.get("d", "brand", 0).unwrap().unwrap();
+    assert_eq!(
+        (row.item, row.state, row.remote_id.as_deref()),
+        (0, State::Sent, Some("109"))
+    );
+    assert_eq!(
+        server.sql(&db, "SELECT string_agg(item::text, ',') FROM gate_deliveries"),
+        "0"
+    );
+    // A later item of the same post is a delivery of its own beside it.
+    let claim = Claim {
+        digest: "d",
+        account: "brand",
+        item: 1,
+        platform: "mastodon",
+        key: "k1",
+        now: Utc::now(),
+    };
+    assert!(writer.claim(&claim, &mut |_| true).unwrap());
+    let items: Vec<u32> = writer
+        .thread("d", "brand")
+        .unwrap()
+        .iter()
+        .map(|d| d.item)
+        .collect();
+    assert_eq!(items, [0, 1]);
 }
