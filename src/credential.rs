@@ -101,6 +101,29 @@ pub fn usable(
     }
 }
 
+/// Writes the identity into the stored credential, under the account's refresh lock and
+/// re-read, so a token another process has just refreshed is never overwritten.
+pub fn record_identity(
+    env: &Env,
+    keychain: &Keychain,
+    account: &Account,
+    who: String,
+) -> Result<Credential, Error> {
+    let user = user(account);
+    let _lock = item_lock(env, &user)?;
+    let secret = keychain.get(&user)?.ok_or_else(|| {
+        Error::credentials(format!(
+            "the token for `{}` was removed meanwhile",
+            account.name
+        ))
+    })?;
+    let mut c = Credential::from_secret(&secret)
+        .map_err(|e| Error::credentials(format!("`{}` has no usable token: {e}", account.name)))?;
+    c.identity = Some(who);
+    keychain.set(&user, &c.to_secret())?;
+    Ok(c)
+}
+
 /// The lock of the keychain item `user` (service `gate`): held by whoever rewrites it, so
 /// no refresh is lost under another write.
 pub fn item_lock(env: &Env, user: &str) -> Result<crate::lock::Lock, Error> {

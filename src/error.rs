@@ -129,17 +129,6 @@ impl Error {
         }
     }
 
-    /// The message alone, without colour, `error:` or hint: for JSON documents.
-    pub fn message(&self) -> String {
-        match self {
-            Error::Usage { message, .. }
-            | Error::Other { message, .. }
-            | Error::Credentials { message, .. }
-            | Error::Network { message, .. } => crate::redact::scrub(message).into_owned(),
-            other => other.to_string(),
-        }
-    }
-
     pub fn code(&self) -> Code {
         match self {
             Error::Usage { .. } | Error::Input { .. } => Code::Usage,
@@ -149,6 +138,23 @@ impl Error {
             Error::Other { .. } => Code::Failure,
             Error::Closed => Code::Ok,
         }
+    }
+
+    /// What went wrong in one line, without `error: ` or the hint, every secret gate sent
+    /// hidden: for a row of `gate auth status`, a note in the journal, a JSON field.
+    pub fn message(&self) -> String {
+        let text = match self {
+            Error::Usage { message, .. }
+            | Error::Other { message, .. }
+            | Error::Credentials { message, .. }
+            | Error::Network { message, .. } => message.clone(),
+            Error::Policy { .. } | Error::Input { .. } | Error::Closed => {
+                let rendered = anstream::adapter::strip_str(&self.render_raw()).to_string();
+                rendered.trim_start_matches("error: ").to_owned()
+            }
+        };
+        let first = text.lines().next().unwrap_or("");
+        crate::redact::scrub(first).into_owned()
     }
 
     /// The human rendering for stderr, with every secret gate sent hidden (a server may have
@@ -190,19 +196,6 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// A keychain that cannot be used is exit 8 with its fix; a bad `GATE_KEYCHAIN` is a usage error.
-impl From<crate::keychain::KeychainError> for Error {
-    fn from(e: crate::keychain::KeychainError) -> Error {
-        let hint = e.hint();
-        match e {
-            crate::keychain::KeychainError::Setting(_) => {
-                Error::usage(e.to_string()).with_hint(hint)
-            }
-            _ => Error::credentials(e.to_string()).with_hint(hint),
-        }
-    }
-}
 
 /// An I/O error's reason in gate's style: lowercase, without the `(os error N)` tail.
 pub fn io_reason(e: &std::io::Error) -> String {

@@ -8,6 +8,7 @@ use crate::core::diagnostic::{Diagnostic, Level, Source};
 use crate::core::policy::{self, Origin, Policy};
 use crate::core::post::{self, MediaFile, MediaProblem, MediaReader, Post};
 use crate::env::Env;
+use crate::error::Error;
 use crate::files;
 
 /// Finds the policy file by the documented lookup order: `--policy`, `$GATE_POLICY`,
@@ -149,4 +150,18 @@ pub fn find_post_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
         }
     }
     Ok(files)
+}
+
+/// The post on stdin, at most [`crate::files::POST_CAP`] bytes of UTF-8.
+pub fn read_stdin() -> Result<String, Error> {
+    let bytes = crate::files::read_capped(std::io::stdin().lock(), crate::files::POST_CAP)
+        .map_err(|e| {
+            Error::usage(format!("cannot read the post from stdin: {e}"))
+                .with_hint("a post is text of at most 1 MiB")
+        })?;
+    let text =
+        crate::files::utf8("<stdin>", bytes, "the post on stdin").map_err(|d| Error::Input {
+            diagnostics: vec![*d],
+        })?;
+    Ok(crate::core::post::without_final_newline(&text).to_owned())
 }

@@ -621,3 +621,14 @@ mod platform {
         std::fs::metadata("/proc/self").ok().map(|m| m.uid())
     }
 }
+
+/// A keychain that cannot be used is exit 8 with its fix; a bad `GATE_KEYCHAIN` is a usage error.
+impl From<KeychainError> for crate::error::Error {
+    fn from(e: KeychainError) -> crate::error::Error {
+        let hint = e.hint();
+        match e {
+            KeychainError::Setting(_) => crate::error::Error::usage(e.to_string()).with_hint(hint),
+            _ => crate::error::Error::credentials(e.to_string()).with_hint(hint),
+        }
+    }
+}

@@ -18,7 +18,6 @@ pub mod inputs;
 pub mod keychain;
 pub mod lock;
 pub mod loopback;
-pub mod oauth;
 pub mod output;
 pub mod pause;
 pub mod platforms;
@@ -117,7 +116,7 @@ fn report(ctx: &Ctx, error: &Error) {
         let diagnostics: Vec<_> = match error {
             Error::Policy { diagnostics } | Error::Input { diagnostics } => diagnostics
                 .iter()
-                .map(commands::policy::diagnostic_json)
+                .map(crate::core::diagnostic::Diagnostic::json)
                 .collect(),
             _ => Vec::new(),
         };

@@ -72,11 +72,12 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
         ));
         return Ok(Code::Ok);
     }
-    if post
-        .author
-        .as_deref()
-        .is_some_and(|a| a.trim().eq_ignore_ascii_case(reviewer.trim()))
-    {
+    if reviewers::is_author(
+        &policy.reviewer_keys,
+        post.author.as_deref(),
+        &reviewer,
+        key.public_key().key_data(),
+    ) {
         return Err(Error::usage(format!(
             "`{reviewer}` wrote this post and cannot approve it"
         ))

@@ -56,7 +56,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
         ));
     }
     let policy = ctx.load_policy(None)?;
-    let accounts = inline_accounts(&policy, &args.account)?;
+    let accounts = crate::commands::inline_accounts(&policy, &args.account)?;
     // Read-only: `gate check` never creates or migrates the store.
     let store = ctx.store(Some(&policy), Access::Read)?;
     let store: &dyn Store = store.as_ref();
@@ -83,7 +83,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
     let mut invalid: Vec<String> = Vec::new();
     if let Some(text) = &args.text {
         posts.push(if text == "-" {
-            Post::inline(Origin::Stdin, read_stdin()?)
+            Post::inline(Origin::Stdin, crate::inputs::read_stdin()?)
         } else {
             Post::inline(Origin::Argument, text.clone())
         });
@@ -118,7 +118,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
 
     let mut evaluations: Vec<(usize, Evaluation)> = Vec::new();
     for (i, p) in posts.iter().enumerate() {
-        let targets = targets(&policy, p, &accounts);
+        let targets = crate::core::post::targets(&policy, p, &accounts);
         for e in engine.evaluate(p, &targets, &context) {
             evaluations.push((i, e));
         }
@@ -144,7 +144,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
             let errors: Vec<serde_json::Value> = diagnostics
                 .iter()
                 .filter(|d| d.is_error() && &d.file == file)
-                .map(super::policy::diagnostic_json)
+                .map(crate::core::diagnostic::Diagnostic::json)
                 .collect();
             entries.push(serde_json::json!({"source": file, "verdict": "invalid", "findings": [], "errors": errors}));
         }
@@ -155,7 +155,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
         if !diagnostics.is_empty() {
             doc["errors"] = diagnostics
                 .iter()
-                .map(super::policy::diagnostic_json)
+                .map(crate::core::diagnostic::Diagnostic::json)
                 .collect();
         }
         print_json(&doc)?;
@@ -262,58 +262,6 @@ fn parse_now(text: &str) -> Result<DateTime<Utc>, Error> {
         _ => Err(Error::usage(format!("invalid value `{text}` for `--now`"))
             .with_hint("write an RFC 3339 instant with an offset, e.g. `2026-11-23T10:00:00Z`")),
     }
-}
-
-/// The accounts inline text is judged for: those named with `--account`, else the policy's
-/// only account, else none (global rules only).
-pub(crate) fn inline_accounts<'p>(
-    policy: &'p Policy,
-    names: &[String],
-) -> Result<Vec<&'p Account>, Error> {
-    if names.is_empty() {
-        return Ok(if policy.accounts.len() == 1 {
-            policy.accounts.values().collect()
-        } else {
-            Vec::new()
-        });
-    }
-    let mut out: Vec<&Account> = Vec::new();
-    for name in names {
-        let a = super::named_account(policy, name, "--account")?;
-        if !out.iter().any(|o| o.name == a.name) {
-            out.push(a);
-        }
-    }
-    Ok(out)
-}
-
-pub(crate) fn targets<'p>(
-    policy: &'p Policy,
-    post: &Post,
-    inline: &[&'p Account],
-) -> Vec<&'p Account> {
-    if post.accounts.is_empty() {
-        inline.to_vec()
-    } else {
-        post.accounts
-            .iter()
-            .filter_map(|a| policy.account(a))
-            .collect()
-    }
-}
-
-/// The post on stdin, at most [`crate::files::POST_CAP`] bytes of UTF-8.
-pub(crate) fn read_stdin() -> Result<String, Error> {
-    let bytes = crate::files::read_capped(std::io::stdin().lock(), crate::files::POST_CAP)
-        .map_err(|e| {
-            Error::usage(format!("cannot read the post from stdin: {e}"))
-                .with_hint("a post is text of at most 1 MiB")
-        })?;
-    let text =
-        crate::files::utf8("<stdin>", bytes, "the post on stdin").map_err(|d| Error::Input {
-            diagnostics: vec![*d],
-        })?;
-    Ok(crate::core::post::without_final_newline(&text).to_owned())
 }
 
 /// One line of a `--jsonl` calendar.

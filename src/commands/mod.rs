@@ -191,3 +191,26 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", crate::redact::scrub(&text)).map_err(|e| Error::stdout(&e))
 }
+
+/// The accounts inline text is judged for: those named with `--account`, else the policy's
+/// only account, else none (global rules only).
+pub fn inline_accounts<'p>(
+    policy: &'p Policy,
+    names: &[String],
+) -> Result<Vec<&'p crate::core::policy::Account>, Error> {
+    if names.is_empty() {
+        return Ok(if policy.accounts.len() == 1 {
+            policy.accounts.values().collect()
+        } else {
+            Vec::new()
+        });
+    }
+    let mut out: Vec<&crate::core::policy::Account> = Vec::new();
+    for name in names {
+        let a = named_account(policy, name, "--account")?;
+        if !out.iter().any(|o| o.name == a.name) {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}

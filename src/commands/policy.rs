@@ -15,21 +15,6 @@ use crate::core::style::STYLES;
 use crate::error::{Code, Error};
 use crate::output::Verbosity;
 
-/// A diagnostic as SPEC §5 pins it: `severity`, `message`, `line`, `column` (and the file).
-pub fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
-    let mut v = json!({
-        "severity": d.level,
-        "message": d.message,
-        "file": d.file,
-        "line": d.line,
-        "column": d.column,
-    });
-    if let Some(hint) = &d.hint {
-        v["hint"] = json!(hint);
-    }
-    v
-}
-
 pub fn check(ctx: &Ctx, args: &PolicyCheckArgs) -> Result<Code, Error> {
     let format = if ctx.global.json {
         Format::Json
@@ -46,7 +31,7 @@ pub fn check(ctx: &Ctx, args: &PolicyCheckArgs) -> Result<Code, Error> {
         Format::Json => {
             print_json(&json!({
                 "valid": valid,
-                "diagnostics": diagnostics.iter().map(diagnostic_json).collect::<Vec<_>>(),
+                "diagnostics": diagnostics.iter().map(Diagnostic::json).collect::<Vec<_>>(),
             }))?;
         }
         Format::Github => {

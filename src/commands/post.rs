@@ -16,12 +16,10 @@ use sha2::{Digest as _, Sha256};
 
 use crate::audit::{self, Event};
 use crate::cli::PostArgs;
-use crate::commands::check::{inline_accounts, read_stdin, targets};
 use crate::commands::{Ctx, print_json};
 use crate::core::evaluate::{Context, Engine, Evaluation, Severity, Verdict, overall};
 use crate::core::policy::{Account, Platform as Network, hex};
 use crate::core::post::{self, Origin, Post};
-use crate::credential::Credential;
 use crate::env::Env;
 use crate::error::{Code, Error, io_reason};
 use crate::output::Verbosity;
@@ -57,15 +55,15 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     let store = ctx.store(Some(&policy), Access::Write)?;
     let store: &dyn Store = store.as_ref();
     let mut post = match (&args.text, &args.file) {
-        (Some(text), _) if text == "-" => Post::inline(Origin::Stdin, read_stdin()?),
+        (Some(text), _) if text == "-" => Post::inline(Origin::Stdin, crate::inputs::read_stdin()?),
         (Some(text), _) => Post::inline(Origin::Argument, text.clone()),
         (None, Some(path)) => crate::inputs::load_post(path, &policy)
             .map_err(|diagnostics| Error::Input { diagnostics })?,
         (None, None) => unreachable!("checked above"),
     };
     apply_flags(&mut post, args)?;
-    let inline = inline_accounts(&policy, &args.account)?;
-    let accounts = targets(&policy, &post, &inline);
+    let inline = crate::commands::inline_accounts(&policy, &args.account)?;
+    let accounts = crate::core::post::targets(&policy, &post, &inline);
     if accounts.is_empty() {
         return Err(Error::usage("no account to send to").with_hint(format!(
             "name one with `--account NAME`; the policy defines {}",
@@ -320,15 +318,6 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
         .unwrap_or(Code::Ok))
 }
 
-/// The account's credential from the keychain, refreshed first when it is about to expire
-/// (under the account's lock); missing, expired beyond refresh or refused is exit 8.
-pub(crate) fn credential_for(env: &Env, account: &Account) -> Result<Credential, Error> {
-    match account.platform {
-        Network::Bluesky => crate::platforms::bluesky::session::usable_session(env, account),
-        Network::Mastodon | Network::X => crate::oauth::usable_credential(env, account),
-    }
-}
-
 /// How a delivery ended without a post this run can show.
 enum Stop {
     /// Judged again at the moment of sending and refused (a freeze, a new banned term, a
@@ -554,8 +543,8 @@ impl Delivery<'_> {
         // The keychain is read only for a delivery that may need the network.
         self.ctx
             .verbose(&format!("looking up `{name}`'s credential in the keychain"));
-        let credential =
-            credential_for(&self.ctx.env, self.account).map_err(|e| failed(e, maybe_sent))?;
+        let credential = crate::platforms::credential_for(&self.ctx.env, self.account)
+            .map_err(|e| failed(e, maybe_sent))?;
         let client = self
             .client
             .get()
@@ -984,7 +973,7 @@ fn dry_run(
             "looking up `{}`'s credential in the keychain",
             account.name
         ));
-        credential_for(&ctx.env, account)?;
+        crate::platforms::credential_for(&ctx.env, account)?;
         for (index, _) in post.items.iter().enumerate() {
         let item = u32::try_from(index).unwrap_or(u32::MAX);
         let row = store.get(digest, &account.name, item)?;

@@ -88,7 +88,7 @@ pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
         return already(ctx, &row);
     }
     let id = row.remote_id.clone().unwrap_or_default();
-    let credential = crate::commands::post::credential_for(&ctx.env, account)?;
+    let credential = crate::platforms::credential_for(&ctx.env, account)?;
     let platform = platforms::connect(account, credential, crate::http::client()?)?;
     let gone_before = match platform.delete(&id) {
         Ok(()) => false,
@@ -185,7 +185,7 @@ fn retract_thread(
         }
     }
     let platform = if to_delete > 0 {
-        let credential = crate::commands::post::credential_for(&ctx.env, account)?;
+        let credential = crate::platforms::credential_for(&ctx.env, account)?;
         Some(platforms::connect(
             account,
             credential,

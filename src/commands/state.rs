@@ -88,7 +88,7 @@ pub fn status(ctx: &Ctx) -> Result<Code, Error> {
                     "location": shown,
                     "from": source,
                     "reachable": false,
-                    "error": first_line(&e),
+                    "error": e.message(),
                 }))?;
             }
             Err(e)
@@ -238,14 +238,4 @@ pub fn password(ctx: &Ctx) -> Result<Code, Error> {
         target.shown
     ));
     Ok(Code::Ok)
-}
-
-/// An error's message alone, for JSON.
-fn first_line(e: &Error) -> String {
-    let text = anstream::adapter::strip_str(&e.render()).to_string();
-    text.trim_start_matches("error: ")
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
 }

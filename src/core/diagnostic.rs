@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::ops::Range;
 
 use serde::Serialize;
+use serde_json::json;
 
 /// How bad a diagnostic is; only errors make a file invalid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -234,6 +235,23 @@ pub fn did_you_mean<'a>(
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
+}
+
+impl Diagnostic {
+    /// This diagnostic as SPEC §5 pins it: `severity`, `message`, `line`, `column` (and the file).
+    pub fn json(&self) -> serde_json::Value {
+        let mut v = json!({
+            "severity": self.level,
+            "message": self.message,
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+        });
+        if let Some(hint) = &self.hint {
+            v["hint"] = json!(hint);
+        }
+        v
+    }
 }
 
 #[cfg(test)]

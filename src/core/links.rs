@@ -110,9 +110,10 @@ impl LinkRules {
     /// Every link that a rule objects to, with why.
     pub fn judge(&self, text: &str) -> Vec<(Link, Judgement)> {
         let shortener = |host: &str| {
-            SHORTENERS
-                .iter()
-                .any(|s| host.strip_suffix(s).is_some_and(|p| p.is_empty() || p.ends_with('.')))
+            SHORTENERS.iter().any(|s| {
+                host.strip_suffix(s)
+                    .is_some_and(|p| p.is_empty() || p.ends_with('.'))
+            })
         };
         let mut out = Vec::new();
         for link in find_links(text, |host| {

@@ -19,3 +19,8 @@ pub mod target;
 pub mod terms;
 pub mod textmap;
 pub mod verdict;
+
+#[cfg(test)]
+mod evaluate_cases;
+#[cfg(test)]
+mod policy_cases;

@@ -13,10 +13,10 @@ use sha2::{Digest, Sha256};
 use toml::de::{DeTable, DeValue};
 
 use crate::core::diagnostic::{Diagnostic, Source};
-use crate::core::evaluate::Verdict;
 use crate::core::hours::{self, Blackout, Schedule, Side, Window};
 use crate::core::links::{DomainPattern, LinkRules, Shorteners};
 use crate::core::spanned::{At, Reader, list};
+use crate::core::verdict::Verdict;
 use crate::core::{reviewers, terms};
 
 // The keys each table of the policy takes: the reader denies every other, and `gate schema
@@ -156,7 +156,7 @@ pub struct Account {
     pub oauth: OAuthSettings,
 }
 
-/// `[accounts.NAME.oauth]`, as written; `crate::oauth` fills in the platform defaults.
+/// `[accounts.NAME.oauth]`, as written; `crate::platforms::oauth2` fills in the platform defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OAuthSettings {
     /// X: the team's app (Mastodon registers its own app per instance).

@@ -688,6 +688,19 @@ fn read_options(
     options
 }
 
+/// The accounts a post is judged for and sent to: those its file names, else the inline
+/// ones (`--account`, or the policy's only account).
+pub fn targets<'p>(policy: &'p Policy, post: &Post, inline: &[&'p Account]) -> Vec<&'p Account> {
+    if post.accounts.is_empty() {
+        inline.to_vec()
+    } else {
+        post.accounts
+            .iter()
+            .filter_map(|a| policy.account(a))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

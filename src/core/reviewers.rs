@@ -320,19 +320,11 @@ pub fn verify_approvals(
     message: &[u8],
     approvals: &[Approval],
 ) -> ReviewOutcome {
-    let author = author.map(|a| a.trim().to_lowercase());
-    let is_author = |name: &str| author.as_deref() == Some(name.trim().to_lowercase().as_str());
-    // Keys listed for the author: her key under a second name is still her.
-    let author_keys: Vec<&ssh_key::public::KeyData> = keys
-        .iter()
-        .filter(|(name, _)| is_author(name))
-        .map(|(_, key)| key.key_data())
-        .collect();
     let mut outcome = ReviewOutcome::default();
     let mut counted_keys: Vec<ssh_key::public::KeyData> = Vec::new();
     for (index, approval) in approvals.iter().enumerate() {
         let verdict = check_signature(keys, message, approval).and_then(|key| {
-            if is_author(&approval.reviewer) || author_keys.contains(&&key) {
+            if is_author(keys, author, &approval.reviewer, &key) {
                 Err(Rejection::SelfApproval)
             } else if outcome.valid.contains(&approval.reviewer) || counted_keys.contains(&key) {
                 Err(Rejection::Duplicate)
@@ -351,6 +343,26 @@ pub fn verify_approvals(
         }
     }
     outcome
+}
+
+/// Whether the one signing as `reviewer` with `key` is the post's `author`: the same name
+/// (case and surrounding whitespace ignored), or a key listed for the author under any name
+/// (her key under a second name is still her). `gate approve` refuses to sign and the check
+/// of approvals refuses to count by this one rule.
+pub fn is_author(
+    keys: &[(String, PublicKey)],
+    author: Option<&str>,
+    reviewer: &str,
+    key: &ssh_key::public::KeyData,
+) -> bool {
+    let Some(author) = author.map(|a| a.trim().to_lowercase()) else {
+        return false;
+    };
+    let same = |name: &str| name.trim().to_lowercase() == author;
+    same(reviewer)
+        || keys
+            .iter()
+            .any(|(name, listed)| same(name) && listed.key_data() == key)
 }
 
 /// Parses an OpenSSH public key line (`ssh-ed25519 AAAA... comment`).

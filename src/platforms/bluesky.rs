@@ -10,6 +10,7 @@ pub mod dpop;
 pub mod facets;
 pub mod oauth;
 pub mod session;
+pub mod signin;
 pub mod xrpc;
 
 use std::time::Duration;

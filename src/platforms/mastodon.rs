@@ -4,6 +4,8 @@
 //! an unknown outcome, `find` reads the plain text of each status made since the claim
 //! (`GET /api/v1/statuses/:id/source`): the rendered HTML cannot be compared.
 
+pub mod signin;
+
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Client, RequestBuilder, Response};

@@ -174,7 +174,9 @@ pub trait Platform {
 
 pub mod bluesky;
 pub mod mastodon;
+pub mod oauth2;
 mod reply;
+pub mod signin;
 pub mod x;
 
 /// The adapter for `account`'s network, speaking to its `server` with `credential`.
@@ -189,4 +191,23 @@ pub fn connect(
         Network::X => Box::new(x::X::new(&account.server, credential, client)),
         Network::Bluesky => Box::new(bluesky::Bluesky::new(account, &credential)?),
     })
+}
+
+/// The sign-in of an account's network.
+pub fn sign_in_of(platform: crate::core::policy::Platform) -> &'static dyn signin::SignIn {
+    use crate::core::policy::Platform as Network;
+    match platform {
+        Network::Mastodon => &mastodon::signin::MastodonSignIn,
+        Network::X => &x::signin::XSignIn,
+        Network::Bluesky => &bluesky::signin::BlueskySignIn,
+    }
+}
+
+/// The account's credential from the keychain, refreshed first when it is about to expire
+/// (under the account's lock); missing, expired beyond refresh or refused is exit 8.
+pub fn credential_for(
+    env: &crate::env::Env,
+    account: &crate::core::policy::Account,
+) -> Result<crate::credential::Credential, crate::error::Error> {
+    sign_in_of(account.platform).usable(env, account)
 }

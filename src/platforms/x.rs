@@ -4,6 +4,8 @@
 //! looking at the account's posts made since the delivery was claimed, with their text
 //! rebuilt from X's `t.co` entities and compared exactly.
 
+pub mod signin;
+
 use std::time::Duration;
 
 use reqwest::blocking::{Client, RequestBuilder, Response};

@@ -437,7 +437,7 @@ fn credential_from(
     let sub = text("sub")
         .filter(|s| s.starts_with("did:"))
         .ok_or_else(|| broken("no account DID (`sub`)"))?;
-    if let Some(old_did) = old.and_then(super::session::did)
+    if let Some(old_did) = old.and_then(did)
         && old_did != sub
     {
         return Err(broken("the refreshed tokens belong to another account"));
@@ -539,6 +539,11 @@ pub fn revoke(account: &Account, c: &Credential) -> Result<bool, Error> {
     post_form(&http, &dpop, endpoint, &form)
         .map_err(|r| refused(account, "revoke the sign-in", r))?;
     Ok(true)
+}
+
+/// The DID a stored session belongs to.
+pub fn did(c: &Credential) -> Option<&str> {
+    c.extra.get("did").and_then(Value::as_str)
 }
 
 #[cfg(test)]

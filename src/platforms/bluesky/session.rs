@@ -18,6 +18,7 @@ use crate::env::Env;
 use crate::error::Error;
 use crate::keychain::Keychain;
 
+pub use super::oauth::did;
 use super::xrpc::{CallError, Xrpc};
 
 /// Refresh when the access token has less than this left: a post with images takes a while.
@@ -109,11 +110,6 @@ pub fn jwt_claims(jwt: &str) -> Option<Value> {
         .decode(payload.trim_end_matches('='))
         .ok()?;
     serde_json::from_slice(&bytes).ok()
-}
-
-/// The DID a stored session belongs to.
-pub fn did(c: &Credential) -> Option<&str> {
-    c.extra.get("did").and_then(Value::as_str)
 }
 
 fn no_session(account: &Account, problem: &str) -> Error {

@@ -1,6 +1,6 @@
 //! A seeded compound-fault campaign: for each network (the fake Mastodon and X, the real
 //! Bluesky PDS) at least [`RUNS`] posts, each under 1–3 faults drawn from the fault proxy's
-//! list (`tests/common/fault_proxy.rs`), SIGKILL at a fault point and a lock holder stopped
+//! list (`tests/it/common/fault_proxy.rs`), SIGKILL at a fault point and a lock holder stopped
 //! and resumed. After the faulted run the same `gate post --yes --json` runs again until it
 //! settles. Every run of every post is checked: no duplicate, nothing lost, and never
 //! "nothing was sent" for a post that went out.
@@ -12,8 +12,8 @@
 //! `GATE_CAMPAIGN_SEED=N` replays a campaign; the seed and every failing run's faults are
 //! printed on failure.
 
-mod common;
-mod fake;
+use crate::common;
+use crate::fake;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead as _, BufReader, Read as _};

@@ -3,7 +3,7 @@
 //! real JSON Schema validator, files gate rejects for an unknown key or a wrong type do not, and
 //! the schemas list exactly the keys the readers take.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -359,10 +359,10 @@ fn public_key(name: &str) -> String {
 /// Every policy written by a test in this suite, with whether gate accepts it.
 fn suite_policies() -> Vec<(Literal, bool, Vec<Diagnostic>)> {
     let mut files: Vec<PathBuf> = Vec::new();
-    for dir in ["tests", "tests/common"] {
+    for dir in ["tests/it", "tests/it/common"] {
         for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
             let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("tests/schema.rs") {
+            if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("tests/it/schema.rs") {
                 files.push(path);
             }
         }
@@ -394,13 +394,13 @@ fn every_policy_the_test_suite_writes_that_gate_accepts_validates() {
         "only {} policies from the suite are valid",
         accepted.len()
     );
-    // The big one at the top of tests/cli.rs is among them.
+    // The big one at the top of tests/it/cli.rs is among them.
     assert!(
-        accepted.iter().any(|l| l.file == "tests/cli.rs"
+        accepted.iter().any(|l| l.file == "tests/it/cli.rs"
             && l.text.contains("[[quiet_hours]]")
             && l.text.contains("[[blackouts]]")
             && l.text.contains("regex = ")),
-        "the policy of tests/cli.rs was not found"
+        "the policy of tests/it/cli.rs was not found"
     );
     let mut failures = Vec::new();
     for l in &accepted {

@@ -7,7 +7,7 @@
 //!
 //! Against local fakes of Mastodon and X: each documented request is checked field by field.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! private bus: app-password sign-in, online status, refresh, logout, and the adapter
 //! publishing posts with facets and images exactly once.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::process::Stdio;

@@ -1,7 +1,7 @@
 //! Signed reviews end to end: `gate digest`, `gate approve`, OpenSSH interop both ways, and
 //! the two-person rule.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -255,6 +255,25 @@ fn the_author_cannot_approve_their_own_post() {
         "  hint: another listed reviewer has to sign it"
     );
     assert_eq!(t.s.read("launch.post.toml"), POST);
+}
+
+#[test]
+fn the_author_cannot_approve_under_her_name_in_another_case() {
+    // `gate approve` refuses by the same rule the check of approvals counts by (case folded
+    // beyond ASCII), so it never signs an approval that would not count.
+    let t = team();
+    let policy = t.s.read("gate.toml").replace("\nerin = ", "\n\"zoë\" = ");
+    t.s.write("gate.toml", &policy);
+    let post = POST.replace("author = \"erin\"", "author = \"ZOË\"");
+    t.s.write("launch.post.toml", &post);
+    let run = approve(&t, &t.erin);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("`zoë` wrote this post and cannot approve it"),
+        "{run:?}"
+    );
+    assert_eq!(t.s.read("launch.post.toml"), post);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! must be read by another (an in-memory store would fail this), peers must see what gate
 //! stored, and no token may show in output, files or `/proc`.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::process::Stdio;

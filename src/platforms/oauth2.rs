@@ -21,6 +21,7 @@ use crate::credential::{self, Credential, RefreshFailure};
 use crate::env::Env;
 use crate::error::Error;
 use crate::keychain::Keychain;
+use crate::platforms::signin::{Paste, SignedIn, Talk};
 
 /// A token with less than this left is refreshed before use.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -652,6 +653,116 @@ pub fn loopback_redirect(port: u16) -> String {
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Picks the client for a sign-in from the endpoints, the redirect and whether a loopback
+/// listener takes it: the app, and whether it is new (not kept in the keychain yet).
+pub type ChooseClient<'a> = dyn Fn(&Endpoints, &str, bool) -> Result<(App, bool), Error> + 'a;
+
+/// The OAuth sign-in Mastodon and X share: the authorize URL (a browser opened on a terminal,
+/// the URL always printed), the redirect on a loopback listener or pasted by hand, the code
+/// exchanged for tokens, then the identity checked with the server. `choose` picks the
+/// client once the redirect is known (`listening`: on a loopback listener); an app that is
+/// new and has a secret is kept before the sign-in (a Mastodon registration must not be
+/// repeated on a retry), and once more after it when `keep_app_after` (X's team app).
+/// Without a listener, a `Paste::Code` network redirects out of band.
+pub fn browser_sign_in(
+    talk: &dyn Talk,
+    keychain: &Keychain,
+    account: &Account,
+    choose: &ChooseClient<'_>,
+    paste: Paste,
+    keep_app_after: bool,
+) -> Result<SignedIn, Error> {
+    let name = &account.name;
+    let endpoints = Endpoints::for_account(account)?;
+    let listener = talk.listen(endpoints.redirect_port)?;
+    let redirect = match (&listener, paste) {
+        (Some(l), _) => loopback_redirect(l.port),
+        (None, Paste::Code) => OOB.to_owned(),
+        (None, Paste::RedirectAddress) => loopback_redirect(endpoints.redirect_port),
+    };
+    let (app, new_app) = choose(&endpoints, &redirect, listener.is_some())?;
+    if new_app && app.client_secret.is_some() {
+        keychain.set(&app_user(account), &app.to_secret())?;
+    }
+    let auth = authorize(
+        account,
+        &endpoints,
+        &app.client_id,
+        app.client_secret.as_ref(),
+        &redirect,
+    )?;
+    let code = talk
+        .receive(
+            account,
+            &auth.url,
+            &auth.state,
+            listener.as_ref().map(|l| (l, redirect.as_str())),
+            paste,
+        )?
+        .code;
+    let mut credential = auth.exchange(account, &code)?;
+    credential.identity = match whoami(account, &credential.access_token)? {
+        WhoAmI::Identity(who) => Some(who),
+        WhoAmI::Rejected => {
+            return Err(Error::credentials(format!(
+                "the server did not accept the token it just issued for `{name}`"
+            ))
+            .with_hint(
+                "check `[accounts.NAME.oauth]` and `server` in the policy, then sign in again",
+            ));
+        }
+    };
+    if keep_app_after && new_app {
+        keychain.set(&app_user(account), &app.to_secret())?;
+    }
+    let identity = credential.identity.clone().unwrap_or_default();
+    let mut json = serde_json::Map::new();
+    json.insert("identity".into(), identity.clone().into());
+    json.insert(
+        "expires_at".into(),
+        credential.expires_at.map(rfc3339).into(),
+    );
+    json.insert("scopes".into(), credential.scopes.clone().into());
+    json.insert(
+        "refresh_token".into(),
+        credential.refresh_token.is_some().into(),
+    );
+    Ok(SignedIn {
+        credential,
+        json,
+        said: format!(
+            "signed in to `{name}` as {identity}; the token is in {{place}} (service `gate`, user `{{user}}`)"
+        ),
+    })
+}
+
+/// `gate auth status` online for Mastodon and X: refreshed if needed, then `whoami`; the
+/// identity is recorded in the keychain when it changed.
+pub fn online(
+    env: &Env,
+    keychain: &Keychain,
+    account: &Account,
+    now: DateTime<Utc>,
+) -> Result<Credential, (String, Error)> {
+    let name = &account.name;
+    let reason = |e: Error| (e.message(), e);
+    let mut c = usable_with(env, keychain, account, now).map_err(reason)?;
+    match whoami(account, &c.access_token).map_err(reason)? {
+        WhoAmI::Identity(who) => {
+            if c.identity.as_deref() != Some(&who) {
+                c = credential::record_identity(env, keychain, account, who).map_err(reason)?;
+            }
+            Ok(c)
+        }
+        WhoAmI::Rejected => {
+            let problem = "revoked or expired (the server answered 401)".to_owned();
+            let e = Error::credentials(format!("the token for `{name}` was {problem}"))
+                .with_hint(format!("run `gate auth login {name}`"));
+            Err((problem, e))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! session bus, token stored with `gate auth login --with-token`), and hand-controlled fake
 //! Mastodon and X servers on 127.0.0.1 that assert each documented request and inject faults.
 
-mod common;
-mod fake;
+use crate::common;
+use crate::fake;
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Stdio};

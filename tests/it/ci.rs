@@ -1,7 +1,7 @@
 //! CI: `--format github` and `--format markdown` (SPEC §9), the composite action in
 //! `action.yml` run step by step as the runner would, and `gate man --out`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! debug-build knob (`GATE_DEBUG_FS_TYPE`, a `statfs` magic or `fuse.SUBTYPE`): no NFS or
 //! SMB server can be mounted here; the decision itself is table-tested in `src/state.rs`.
 
-mod common;
+use crate::common;
 
 use common::Sandbox;
 

@@ -4,8 +4,8 @@
 //! team store: exactly once, the freeze, the rate ledger and the audit chain across machines,
 //! and faults (the database restarted or the connection killed mid-delivery).
 
-mod common;
-mod fake;
+use crate::common;
+use crate::fake;
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::process::{Child, Stdio};

@@ -1,6 +1,6 @@
 //! The built binary, end to end: exit codes, JSON and the full text of error messages.
 
-mod common;
+use crate::common;
 
 use common::{Sandbox, keygen, repo};
 use serde_json::json;

@@ -2,8 +2,8 @@
 //! Mastodon server with a real keychain, `gate approve`, `gate freeze`, `gate unfreeze`),
 //! `gate log` and its filters, tampering with the SQLite file, and concurrent writers.
 
-mod common;
-mod fake;
+use crate::common;
+use crate::fake;
 
 use std::path::PathBuf;
 

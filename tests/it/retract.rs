@@ -1,9 +1,9 @@
 //! `gate retract` and rate limits end to end: the built binary, a private gnome-keyring holding
-//! the token, and the fake Mastodon and X servers of `tests/fake/` (which serve the documented
+//! the token, and the fake Mastodon and X servers of `tests/it/fake/` (which serve the documented
 //! `DELETE /api/v1/statuses/:id` and `DELETE /2/tweets/:id`).
 
-mod common;
-mod fake;
+use crate::common;
+use crate::fake;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 

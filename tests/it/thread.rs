@@ -2,8 +2,8 @@
 //! Mastodon and X servers and to the real Bluesky PDS, killed part-way at every fault point and
 //! resumed by the next run; `gate retract --last` on a thread; `gate check` showing each item.
 
-mod common;
-mod fake;
+use crate::common;
+use crate::fake;
 
 use std::io::{BufRead as _, BufReader};
 use std::process::Stdio;
