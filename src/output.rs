@@ -83,7 +83,11 @@ pub fn evaluation(
     }
     if !eval.items.is_empty() {
         let n = eval.items.len();
-        let _ = writeln!(out, "  thread of {n} item{}:", if n == 1 { "" } else { "s" });
+        let _ = writeln!(
+            out,
+            "  thread of {n} item{}:",
+            if n == 1 { "" } else { "s" }
+        );
         for i in &eval.items {
             let style = if i.length > i.limit {
                 STYLES.error

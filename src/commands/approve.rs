@@ -115,11 +115,7 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
             }
         }
         for e in &evaluations {
-            let _ = write!(
-                err,
-                "{}",
-                output::evaluation(&post, e, ctx.verbosity())
-            );
+            let _ = write!(err, "{}", output::evaluation(&post, e, ctx.verbosity()));
         }
     }
 

@@ -396,11 +396,7 @@ fn check_jsonl(
             }
         } else {
             for e in &evaluations {
-                let _ = write!(
-                    human,
-                    "{}",
-                    output::evaluation(&post, e, ctx.verbosity())
-                );
+                let _ = write!(human, "{}", output::evaluation(&post, e, ctx.verbosity()));
             }
         }
         verdicts.push(verdict);

@@ -975,43 +975,43 @@ fn dry_run(
         ));
         crate::platforms::credential_for(&ctx.env, account)?;
         for (index, _) in post.items.iter().enumerate() {
-        let item = u32::try_from(index).unwrap_or(u32::MAX);
-        let row = store.get(digest, &account.name, item)?;
-        let (what, url) = match row {
-            Some(r) if r.state == State::Sent => ("already sent", r.url),
-            Some(r) if r.state == State::Retracted => {
-                ("retracted earlier; would refuse to send", r.url)
+            let item = u32::try_from(index).unwrap_or(u32::MAX);
+            let row = store.get(digest, &account.name, item)?;
+            let (what, url) = match row {
+                Some(r) if r.state == State::Sent => ("already sent", r.url),
+                Some(r) if r.state == State::Retracted => {
+                    ("retracted earlier; would refuse to send", r.url)
+                }
+                Some(r) if matches!(r.state, State::Pending | State::Unknown) => (
+                    "an earlier attempt may have gone out; would look for it, then send only if it is not there",
+                    None,
+                ),
+                Some(r) if r.state == State::Failed => (
+                    "an earlier attempt was refused; would look for it, then send",
+                    None,
+                ),
+                _ => ("would send", None),
+            };
+            let options = if post.options.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", post.options.describe())
+            };
+            let which = if post.thread {
+                format!(" (thread item {index})")
+            } else {
+                String::new()
+            };
+            ctx.note(&format!(
+                "dry run: {what} to `{}`{which}{options}{}",
+                account.name,
+                url.as_ref().map(|u| format!(": {u}")).unwrap_or_default()
+            ));
+            let mut step = json!({"account": account.name, "action": what, "url": url});
+            if post.thread {
+                step["item"] = index.into();
             }
-            Some(r) if matches!(r.state, State::Pending | State::Unknown) => (
-                "an earlier attempt may have gone out; would look for it, then send only if it is not there",
-                None,
-            ),
-            Some(r) if r.state == State::Failed => (
-                "an earlier attempt was refused; would look for it, then send",
-                None,
-            ),
-            _ => ("would send", None),
-        };
-        let options = if post.options.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", post.options.describe())
-        };
-        let which = if post.thread {
-            format!(" (thread item {index})")
-        } else {
-            String::new()
-        };
-        ctx.note(&format!(
-            "dry run: {what} to `{}`{which}{options}{}",
-            account.name,
-            url.as_ref().map(|u| format!(": {u}")).unwrap_or_default()
-        ));
-        let mut step = json!({"account": account.name, "action": what, "url": url});
-        if post.thread {
-            step["item"] = index.into();
-        }
-        plan.push(step);
+            plan.push(step);
         }
     }
     if ctx.global.json {
@@ -1150,7 +1150,7 @@ fn report_verdict(
             let _ = write!(
                 err,
                 "{}",
-                crate::output::evaluation(&post, e, ctx.verbosity())
+                crate::output::evaluation(post, e, ctx.verbosity())
             );
         }
         let _ = writeln!(err, "not sent: the post is `{}`", verdict.name());

@@ -594,7 +594,10 @@ fn read_thread(
         if n == MAX_THREAD_ITEMS {
             r.error(
                 span.clone(),
-                format!("a thread has at most {MAX_THREAD_ITEMS} items (0 to {}); this is item {n}", MAX_THREAD_ITEMS - 1),
+                format!(
+                    "a thread has at most {MAX_THREAD_ITEMS} items (0 to {}); this is item {n}",
+                    MAX_THREAD_ITEMS - 1
+                ),
             )
             .hint = Some("split it into two post files, the second replying to the first".into());
         }
@@ -611,8 +614,8 @@ fn read_thread(
             }
             None => {
                 if Reader::get(t, "text").is_none() {
-                    r.error(span, format!("thread item {n} has no `text`"))
-                        .hint = Some("add `text = \"...\"` to the item".into());
+                    r.error(span, format!("thread item {n} has no `text`")).hint =
+                        Some("add `text = \"...\"` to the item".into());
                 }
                 String::new()
             }
@@ -769,7 +772,10 @@ mod tests {
             )
         );
         // Any edit, and the order, change it; a one-item thread is not the plain post.
-        assert_ne!(thread("one", "two!").digest_message(&post.accounts), message);
+        assert_ne!(
+            thread("one", "two!").digest_message(&post.accounts),
+            message
+        );
         assert_ne!(thread("two", "one").digest_message(&post.accounts), message);
         let single = read("account = \"brand\"\n[[thread]]\ntext = \"one\"\n").unwrap();
         let plain = read("account = \"brand\"\ntext = \"one\"\n").unwrap();
@@ -807,7 +813,9 @@ mod tests {
         );
         assert_eq!(
             errors("account = \"brand\"\n[[media]]\npath = \"a.png\"\n[[thread]]\ntext = \"a\"\n"),
-            ["2:3 a thread's media belong to its items: top-level `[[media]]` is for a post without `[[thread]]`"]
+            [
+                "2:3 a thread's media belong to its items: top-level `[[media]]` is for a post without `[[thread]]`"
+            ]
         );
         let mut long = String::from("account = \"brand\"\n");
         for i in 0..=MAX_THREAD_ITEMS {
@@ -815,7 +823,10 @@ mod tests {
         }
         assert_eq!(
             errors(&long),
-            [format!("{}:1 a thread has at most 25 items (0 to 24); this is item 25", 2 + 2 * MAX_THREAD_ITEMS)]
+            [format!(
+                "{}:1 a thread has at most 25 items (0 to 24); this is item 25",
+                2 + 2 * MAX_THREAD_ITEMS
+            )]
         );
         let mut most = String::from("account = \"brand\"\n");
         for i in 0..MAX_THREAD_ITEMS {

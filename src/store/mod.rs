@@ -237,7 +237,10 @@ pub(crate) fn local_lock(
     };
     crate::lock::acquire(
         env,
-        &format!("deliver-{}-{account}{item}", &digest[..32.min(digest.len())]),
+        &format!(
+            "deliver-{}-{account}{item}",
+            &digest[..32.min(digest.len())]
+        ),
         wait,
     )
 }

@@ -430,7 +430,11 @@ impl Postgres {
 
     /// The delivery columns of this schema ([`COLUMNS`], or [`COLUMNS_V1`] before items).
     fn columns(&self) -> &'static str {
-        if self.version >= 2 { COLUMNS } else { COLUMNS_V1 }
+        if self.version >= 2 {
+            COLUMNS
+        } else {
+            COLUMNS_V1
+        }
     }
 
     /// The first row of `sql`, in which `{COLUMNS}` stands for [`Postgres::columns`].

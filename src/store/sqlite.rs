@@ -351,9 +351,7 @@ impl Db {
         )
         .map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-        let items = conn
-            .prepare("SELECT item FROM deliveries LIMIT 0")
-            .is_ok();
+        let items = conn.prepare("SELECT item FROM deliveries LIMIT 0").is_ok();
         Ok(Db {
             conn,
             path: path.to_path_buf(),
@@ -445,16 +443,14 @@ impl Db {
     /// it waited are later than `now` but must count (the judge, reading the clock inside the
     /// lock, decides which fall in its window).
     fn ledger(&self, now: DateTime<Utc>) -> rusqlite::Result<Vec<Send>> {
-        let mut stmt = self.conn.prepare(
-            &format!(
-                "SELECT digest, account, coalesce(sent_at, updated_at) AS at FROM deliveries
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT digest, account, coalesce(sent_at, updated_at) AS at FROM deliveries
                  WHERE ((sent_at IS NOT NULL AND sent_at > ?1)
                     OR (sent_at IS NULL AND state IN ('pending', 'unknown') AND updated_at > ?1)){}
                  ORDER BY at",
-                // A thread counts once: by its first item (SPEC §8).
-                if self.items { " AND item = 0" } else { "" }
-            ),
-        )?;
+            // A thread counts once: by its first item (SPEC §8).
+            if self.items { " AND item = 0" } else { "" }
+        ))?;
         let rows = stmt.query_map(params![stamp(now - crate::core::limits::WINDOW)], |r| {
             let at: String = r.get(2)?;
             Ok(Send {
@@ -1120,7 +1116,8 @@ mod tests {
             (row.state, row.key.as_str(), row.attempts, row.pid),
             (State::Pending, "k1", 1, std::process::id())
         );
-        j.mark("d", "brand", 0, State::Failed, "refused", now).unwrap();
+        j.mark("d", "brand", 0, State::Failed, "refused", now)
+            .unwrap();
         assert_eq!(
             j.get("d", "brand", 0).unwrap().unwrap().error.as_deref(),
             Some("refused")
@@ -1135,7 +1132,8 @@ mod tests {
         let entry = crate::audit::Entry::new(crate::audit::Event::Post);
         j.mark_sent(
             "d",
-            "brand", 0,
+            "brand",
+            0,
             ("109", "https://m.example/@brand/109"),
             &entry,
             now,
@@ -1215,7 +1213,8 @@ mod tests {
             )
         );
         let entry = crate::audit::Entry::new(crate::audit::Event::Retract);
-        j.mark_retracted("d", "brand", 0, &entry, Utc::now()).unwrap();
+        j.mark_retracted("d", "brand", 0, &entry, Utc::now())
+            .unwrap();
         let row = j.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!(row.state, State::Retracted);
         assert!(row.retracted_at.is_some());
@@ -1267,7 +1266,8 @@ mod tests {
             let entry = crate::audit::Entry::new(crate::audit::Event::Post);
             j.mark_sent(
                 d,
-                account, 0,
+                account,
+                0,
                 (&format!("id-{d}"), &format!("https://x/{d}")),
                 &entry,
                 minutes(m),
@@ -1276,7 +1276,8 @@ mod tests {
         }
         j.begin("p", "brand", "x", "p", minutes(40)).unwrap(); // pending: never went out
         let entry = crate::audit::Entry::new(crate::audit::Event::Retract);
-        j.mark_retracted("b", "brand", 0, &entry, minutes(50)).unwrap();
+        j.mark_retracted("b", "brand", 0, &entry, minutes(50))
+            .unwrap();
         let r = Sqlite::open(&env, Access::Read);
         let sends = r.sends_since(minutes(-1)).unwrap();
         assert_eq!(
@@ -1317,7 +1318,8 @@ mod tests {
         j.begin("d", "brand", "mastodon", "k", now).unwrap();
         j.mark(
             "d",
-            "brand", 0,
+            "brand",
+            0,
             State::Unknown,
             "502 after the request left",
             now,
@@ -1331,11 +1333,17 @@ mod tests {
             (State::Unknown, Some("502 after the request left"))
         );
         j.mark("d", "brand", 0, State::Failed, "429", now).unwrap();
-        assert_eq!(j.get("d", "brand", 0).unwrap().unwrap().state, State::Unknown);
+        assert_eq!(
+            j.get("d", "brand", 0).unwrap().unwrap().state,
+            State::Unknown
+        );
         // A row that was only ever refused is `failed`, and a sent one is never touched.
         j.begin("e", "brand", "mastodon", "k", now).unwrap();
         j.mark("e", "brand", 0, State::Failed, "422", now).unwrap();
-        assert_eq!(j.get("e", "brand", 0).unwrap().unwrap().state, State::Failed);
+        assert_eq!(
+            j.get("e", "brand", 0).unwrap().unwrap().state,
+            State::Failed
+        );
         let entry = crate::audit::Entry::new(crate::audit::Event::Post);
         j.mark_sent("d", "brand", 0, ("1", "https://m/1"), &entry, now)
             .unwrap();
@@ -1411,10 +1419,17 @@ mod tests {
             )
             .unwrap();
         let entry = crate::audit::Entry::new(crate::audit::Event::Post);
-        assert!(j.mark_sent("d", "brand", 0, ("1", "u"), &entry, now).is_err());
-        assert_eq!(j.get("d", "brand", 0).unwrap().unwrap().state, State::Pending);
+        assert!(
+            j.mark_sent("d", "brand", 0, ("1", "u"), &entry, now)
+                .is_err()
+        );
+        assert_eq!(
+            j.get("d", "brand", 0).unwrap().unwrap().state,
+            State::Pending
+        );
         j.conn().execute_batch("DROP TRIGGER no_audit").unwrap();
-        j.mark_sent("d", "brand", 0, ("1", "u"), &entry, now).unwrap();
+        j.mark_sent("d", "brand", 0, ("1", "u"), &entry, now)
+            .unwrap();
         assert_eq!(j.get("d", "brand", 0).unwrap().unwrap().state, State::Sent);
         assert_eq!(j.entries().unwrap().len(), 1);
     }
@@ -1437,7 +1452,10 @@ mod tests {
         let j = Sqlite::open_at(&path).unwrap();
         j.mark("d", "brand", 0, State::Unknown, "timeout", Utc::now())
             .unwrap();
-        assert_eq!(j.get("d", "brand", 0).unwrap().unwrap().state, State::Unknown);
+        assert_eq!(
+            j.get("d", "brand", 0).unwrap().unwrap().state,
+            State::Unknown
+        );
     }
 
     /// A version-4 journal (one row per post and account) as a version-4 gate left it.
@@ -1470,7 +1488,9 @@ mod tests {
         // `gate check` reads an old journal without migrating it.
         let env = Env::for_tests(dir.path());
         let reader = Sqlite::open(&env, Access::Read);
-        let ledger = reader.ledger(sent_at - chrono::Duration::minutes(1)).unwrap();
+        let ledger = reader
+            .ledger(sent_at - chrono::Duration::minutes(1))
+            .unwrap();
         assert_eq!(ledger.0.len(), 1);
         let row = reader.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!((row.item, row.state), (0, State::Sent));
@@ -1504,12 +1524,22 @@ mod tests {
         let entry = crate::audit::Entry::new(crate::audit::Event::Post);
         for item in 0..3 {
             assert!(j.claim(&claim(item), &mut |_| true).unwrap());
-            j.mark_sent("t", "brand", item, (&format!("{item}"), &format!("u{item}")), &entry, now)
-                .unwrap();
+            j.mark_sent(
+                "t",
+                "brand",
+                item,
+                (&format!("{item}"), &format!("u{item}")),
+                &entry,
+                now,
+            )
+            .unwrap();
         }
         let thread = j.thread("t", "brand").unwrap();
         assert_eq!(
-            thread.iter().map(|d| (d.item, d.remote_id.as_deref())).collect::<Vec<_>>(),
+            thread
+                .iter()
+                .map(|d| (d.item, d.remote_id.as_deref()))
+                .collect::<Vec<_>>(),
             [(0, Some("0")), (1, Some("1")), (2, Some("2"))]
         );
         // A thread counts once in the rate ledger: by its first item.
@@ -1523,7 +1553,12 @@ mod tests {
         assert_eq!(counted, ["t"]);
         // Marking one item leaves the others alone.
         j.mark_retracted("t", "brand", 2, &entry, now).unwrap();
-        let states: Vec<State> = j.thread("t", "brand").unwrap().iter().map(|d| d.state).collect();
+        let states: Vec<State> = j
+            .thread("t", "brand")
+            .unwrap()
+            .iter()
+            .map(|d| d.state)
+            .collect();
         assert_eq!(states, [State::Sent, State::Sent, State::Retracted]);
     }
 

@@ -161,8 +161,10 @@ impl Remote {
                 let records = all_posts(pds, did);
                 let mut refs: Vec<(Value, Value)> = Vec::new();
                 for (k, t) in texts.iter().enumerate() {
-                    let mine: Vec<&Value> =
-                        records.iter().filter(|r| r["value"]["text"] == *t).collect();
+                    let mine: Vec<&Value> = records
+                        .iter()
+                        .filter(|r| r["value"]["text"] == *t)
+                        .collect();
                     let [r] = mine.as_slice() else {
                         return Some(format!("item {k} is on the PDS {} times", mine.len()));
                     };
@@ -175,7 +177,8 @@ impl Remote {
                         if reply["root"]["uri"] != root.0 || reply["root"]["cid"] != root.1 {
                             return Some(format!("item {k}'s reply.root is {}", reply["root"]));
                         }
-                        if reply["parent"]["uri"] != parent.0 || reply["parent"]["cid"] != parent.1 {
+                        if reply["parent"]["uri"] != parent.0 || reply["parent"]["cid"] != parent.1
+                        {
                             return Some(format!("item {k}'s reply.parent is {}", reply["parent"]));
                         }
                     }
@@ -521,7 +524,9 @@ impl Shard {
         for t in &texts {
             file.push_str(&format!("[[thread]]\ntext = \"{t}\"\n"));
         }
-        let path = self.sandbox.write(&format!("thread-{index}.post.toml"), &file);
+        let path = self
+            .sandbox
+            .write(&format!("thread-{index}.post.toml"), &file);
         Subject {
             texts,
             file: Some(path.display().to_string()),
@@ -693,11 +698,14 @@ impl Shard {
         mine.sort_by_key(|((_, item), _)| *item);
         if settled {
             let whole = mine.len() == subject.texts.len()
-                && mine.iter().enumerate().all(|(k, ((_, item), (state, url)))| {
-                    *item == k as i64
-                        && state == "sent"
-                        && url.as_ref().is_some_and(|u| last.contains(u))
-                });
+                && mine
+                    .iter()
+                    .enumerate()
+                    .all(|(k, ((_, item), (state, url)))| {
+                        *item == k as i64
+                            && state == "sent"
+                            && url.as_ref().is_some_and(|u| last.contains(u))
+                    });
             if !whole {
                 verdict
                     .lost

@@ -362,7 +362,8 @@ fn suite_policies() -> Vec<(Literal, bool, Vec<Diagnostic>)> {
     for dir in ["tests/it", "tests/it/common"] {
         for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
             let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("tests/it/schema.rs") {
+            if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("tests/it/schema.rs")
+            {
                 files.push(path);
             }
         }

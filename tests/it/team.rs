@@ -81,7 +81,14 @@ fn a_claim_reads_the_freeze_and_the_ledger_and_a_refusal_writes_nothing() {
         let m = |n| t0 + Duration::minutes(n);
         begin(store.as_ref(), "sent", m(0));
         store
-            .mark_sent("sent", "brand", 0, ("1", "https://m/1"), &post_entry(), m(1))
+            .mark_sent(
+                "sent",
+                "brand",
+                0,
+                ("1", "https://m/1"),
+                &post_entry(),
+                m(1),
+            )
             .unwrap();
         begin(store.as_ref(), "pending", m(2));
         begin(store.as_ref(), "unknown", m(3));
@@ -152,7 +159,8 @@ fn a_delivery_keeps_its_key_an_unknown_one_never_fails_and_sent_rows_are_found()
         store
             .mark(
                 "d",
-                "brand", 0,
+                "brand",
+                0,
                 State::Unknown,
                 "502 after the request left",
                 now,
@@ -178,7 +186,9 @@ fn a_delivery_keeps_its_key_an_unknown_one_never_fails_and_sent_rows_are_found()
             (State::Unknown, 2, "d", Some("502 after the request left")),
             "{name}"
         );
-        store.mark("d", "brand", 0, State::Failed, "429", now).unwrap();
+        store
+            .mark("d", "brand", 0, State::Failed, "429", now)
+            .unwrap();
         assert_eq!(
             store.get("d", "brand", 0).unwrap().unwrap().state,
             State::Unknown
@@ -210,7 +220,10 @@ fn a_delivery_keeps_its_key_an_unknown_one_never_fails_and_sent_rows_are_found()
         );
         assert_eq!(store.find_sent("other", "109").unwrap(), None, "{name}");
         assert_eq!(store.last_sent("brand").unwrap().unwrap().digest, "d");
-        assert_eq!(store.sent_text("d", "brand", "https://m/109").as_deref(), Some("Hello team"));
+        assert_eq!(
+            store.sent_text("d", "brand", "https://m/109").as_deref(),
+            Some("Hello team")
+        );
         let retract = Entry::new(Event::Retract);
         store
             .mark_retracted("d", "brand", 0, &retract, now + Duration::minutes(1))
@@ -1015,11 +1028,19 @@ fn a_thread_killed_on_one_machine_is_resumed_by_another() {
         let _stderr = wait_for(&mut child, &format!("gate-test-fault: {point}"));
         child.kill().unwrap();
         child.wait().unwrap();
-        assert_eq!(fake.creates().len(), out, "{point}: out before machine b runs");
+        assert_eq!(
+            fake.creates().len(),
+            out,
+            "{point}: out before machine b runs"
+        );
 
         let run = b.run(&["post", "--yes", "--json", "--file", &path_b]);
         assert_eq!(run.code, 0, "{point}: {run:?}");
-        assert_eq!(fake.creates().len(), 4, "{point}: machine b sent items {out} to 3 only");
+        assert_eq!(
+            fake.creates().len(),
+            4,
+            "{point}: machine b sent items {out} to 3 only"
+        );
         let mut parent: Option<String> = None;
         for (k, t) in texts.iter().enumerate() {
             let posts = fake.posts_with(t);
@@ -1071,7 +1092,14 @@ fn a_version_1_team_store_keeps_its_deliveries_as_item_0() {
     let row = reader.get("d", "brand", 0).unwrap().unwrap();
     assert_eq!((row.item, row.state), (0, State::Sent));
     assert_eq!(reader.get("d", "brand", 1).unwrap(), None);
-    assert_eq!(reader.ledger(Utc::now() - Duration::minutes(1)).unwrap().0.len(), 1);
+    assert_eq!(
+        reader
+            .ledger(Utc::now() - Duration::minutes(1))
+            .unwrap()
+            .0
+            .len(),
+        1
+    );
     drop(reader);
     let writer = Postgres::connect(&env, target(), true).unwrap();
     assert_eq!(writer.version, 2);
@@ -1081,7 +1109,10 @@ fn a_version_1_team_store_keeps_its_deliveries_as_item_0() {
         (0, State::Sent, Some("109"))
     );
     assert_eq!(
-        server.sql(&db, "SELECT string_agg(item::text, ',') FROM gate_deliveries"),
+        server.sql(
+            &db,
+            "SELECT string_agg(item::text, ',') FROM gate_deliveries"
+        ),
         "0"
     );
     // A later item of the same post is a delivery of its own beside it.

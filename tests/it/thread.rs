@@ -16,7 +16,12 @@ use serde_json::Value;
 
 /// Where a thread of four is stopped: after item 1 is recorded (0-based: the second item),
 /// and at each point of item 2's send (the lock taken, claimed, published but not recorded).
-const POINTS: &[&str] = &["after-sent@1", "locked@2", "after-journal@2", "after-publish@2"];
+const POINTS: &[&str] = &[
+    "after-sent@1",
+    "locked@2",
+    "after-journal@2",
+    "after-publish@2",
+];
 
 fn thread_file(texts: &[String]) -> String {
     let mut file = String::from("account = \"brand\"\n");
@@ -27,7 +32,9 @@ fn thread_file(texts: &[String]) -> String {
 }
 
 fn texts(tag: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{tag}: part {i} of the thread")).collect()
+    (0..n)
+        .map(|i| format!("{tag}: part {i} of the thread"))
+        .collect()
 }
 
 /// Starts `gate post --yes --file FILE` with `GATE_TEST_FAULT=point`, waits until it gets
@@ -109,8 +116,16 @@ fn assert_chain(server: &Server, texts: &[String], context: &str) -> Vec<String>
     let mut ids: Vec<String> = Vec::new();
     for (k, t) in texts.iter().enumerate() {
         let posts = server.posts_with(t);
-        assert_eq!(posts.len(), 1, "{context}: item {k} is on the server once: {posts:?}");
-        let expected = if k == 0 { None } else { Some(ids[k - 1].clone()) };
+        assert_eq!(
+            posts.len(),
+            1,
+            "{context}: item {k} is on the server once: {posts:?}"
+        );
+        let expected = if k == 0 {
+            None
+        } else {
+            Some(ids[k - 1].clone())
+        };
         assert_eq!(posts[0].reply_to, expected, "{context}: item {k}'s parent");
         ids.push(posts[0].id.clone());
     }
@@ -265,12 +280,23 @@ fn a_partly_failed_retract_says_what_is_left_and_the_same_command_finishes_it() 
         .run(&["retract", "brand", "--last", "--yes", "--json"]);
     assert_eq!(run.code, 9, "{run:?}");
     let left: Vec<String> = f.server.posts().iter().map(|p| p.id.clone()).collect();
-    assert_eq!(left, ids[..2], "item 2 deleted, items 1 and 0 left: {run:?}");
+    assert_eq!(
+        left,
+        ids[..2],
+        "item 2 deleted, items 1 and 0 left: {run:?}"
+    );
     let doc = run.json();
     assert_eq!(doc["failed"]["item"], 1, "{doc}");
-    let done: Vec<&Value> = doc["retracted"]["items"].as_array().unwrap().iter().collect();
+    let done: Vec<&Value> = doc["retracted"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
     assert_eq!(done.len(), 1, "{doc}");
-    assert_eq!((done[0]["item"].clone(), done[0]["earlier"].clone()), (2.into(), false.into()));
+    assert_eq!(
+        (done[0]["item"].clone(), done[0]["earlier"].clone()),
+        (2.into(), false.into())
+    );
     assert!(
         run.stderr.contains("1 item(s) of the thread were retracted; item 1 and 1 earlier one(s) are still up; run the same `gate retract --last` again to go on from item 1"),
         "{run:?}"
@@ -294,7 +320,12 @@ fn a_partly_failed_retract_says_what_is_left_and_the_same_command_finishes_it() 
         .collect();
     assert_eq!(
         deletes,
-        [ids[2].clone(), ids[1].clone(), ids[1].clone(), ids[0].clone()],
+        [
+            ids[2].clone(),
+            ids[1].clone(),
+            ids[1].clone(),
+            ids[0].clone()
+        ],
         "item 1 tried twice, nothing else"
     );
 }
@@ -347,14 +378,21 @@ fn check_and_approve_show_every_item_against_each_network_limit() {
                 )
             })
             .collect();
-        assert_eq!(items, [(0, 16, limit), (1, 301, limit), (2, 15, limit)], "{p}");
+        assert_eq!(
+            items,
+            [(0, 16, limit), (1, 301, limit), (2, 15, limit)],
+            "{p}"
+        );
         let term = p["findings"]
             .as_array()
             .unwrap()
             .iter()
             .find(|f| f["rule"] == "banned_term")
             .unwrap();
-        assert_eq!((term["item"].clone(), term["start"].clone()), (2.into(), 3.into()));
+        assert_eq!(
+            (term["item"].clone(), term["start"].clone()),
+            (2.into(), 3.into())
+        );
     }
     // --format github points at the term inside the third item, in the file.
     let run = s.run(&["check", "--format", "github", "--file", "t.post.toml"]);
@@ -424,15 +462,26 @@ impl Bsky {
         let records = self.records();
         let mut refs: Vec<(String, String)> = Vec::new();
         for (k, t) in texts.iter().enumerate() {
-            let mine: Vec<&Value> = records.iter().filter(|r| r["value"]["text"] == *t).collect();
+            let mine: Vec<&Value> = records
+                .iter()
+                .filter(|r| r["value"]["text"] == *t)
+                .collect();
             assert_eq!(mine.len(), 1, "{context}: item {k} once: {records:#?}");
             let r = mine[0];
             let reply = &r["value"]["reply"];
             if k == 0 {
                 assert!(reply.is_null(), "{context}: item 0 replies to nothing: {r}");
             } else {
-                assert_eq!(reply["root"]["uri"], refs[0].0.as_str(), "{context}: item {k} root");
-                assert_eq!(reply["root"]["cid"], refs[0].1.as_str(), "{context}: item {k} root cid");
+                assert_eq!(
+                    reply["root"]["uri"],
+                    refs[0].0.as_str(),
+                    "{context}: item {k} root"
+                );
+                assert_eq!(
+                    reply["root"]["cid"],
+                    refs[0].1.as_str(),
+                    "{context}: item {k} root cid"
+                );
                 assert_eq!(
                     reply["parent"]["uri"],
                     refs[k - 1].0.as_str(),
@@ -497,9 +546,7 @@ fn retract_last_deletes_a_bluesky_thread_last_item_first() {
         .run(&["post", "--yes", "--file", file.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{run:?}");
     b.assert_chain(&texts, "bluesky");
-    let run: Run = b
-        .sandbox
-        .run(&["retract", "brand", "--last", "--yes"]);
+    let run: Run = b.sandbox.run(&["retract", "brand", "--last", "--yes"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(b.records().is_empty(), "{:#?}", b.records());
     let order: Vec<&str> = run
