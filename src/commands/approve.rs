@@ -182,9 +182,15 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
         store.record(&entry)?;
     }
     if ctx.global.json {
-        super::print_json(
-            &serde_json::json!({"file": args.file.display().to_string(), "reviewer": reviewer, "valid": check.valid}),
-        )?;
+        let mut doc = serde_json::json!({"file": args.file.display().to_string(), "reviewer": reviewer, "valid": check.valid});
+        if post.thread {
+            // What was signed, item by item, against each account's limit.
+            doc["items"] = evaluations
+                .iter()
+                .map(|e| serde_json::json!({"account": e.account, "items": e.items}))
+                .collect();
+        }
+        super::print_json(&doc)?;
     } else {
         let required = policy.required_reviewers(&accounts);
         ctx.note(&format!(

@@ -580,6 +580,10 @@ impl Shard {
             .filter(|s| !matches!(s, Step::Net(_)))
             .collect();
         let mut settled = false;
+        // What a careful user does with gate's hint after "gate cannot tell": look at the
+        // account, and only when the post (the thread's item) is not there, run the same
+        // command with `--force-resend`.
+        let mut force_resend = false;
         let mut i = 0;
         while i < process_steps.len() + RERUNS && !settled {
             let step = process_steps.get(i).copied();
@@ -634,6 +638,14 @@ impl Shard {
                         done(holder.finish(format!("gate (never reached {point})")));
                     }
                 }
+                _ if force_resend => done(
+                    Live::start({
+                        let mut c = self.command(subject);
+                        c.arg("--force-resend");
+                        c
+                    })
+                    .finish("gate --force-resend (it said it cannot tell; the post is not on the server)".into()),
+                ),
                 _ => done(Live::start(self.command(subject)).finish("gate".into())),
             }
             let after = ended
@@ -656,6 +668,7 @@ impl Shard {
                 if step.is_none() && i > 1 && outcome.code == Some(0) {
                     settled = true;
                 }
+                force_resend = cannot_tell_and_absent(&outcome);
                 outcomes.push(outcome);
             }
             if after.len() > subject.texts.len() {
@@ -811,6 +824,22 @@ impl Shard {
                 .push(format!("{} (exit {code}) printed no JSON document", o.how));
         }
     }
+}
+
+/// Whether gate said it cannot tell whether a try went out (and named `--force-resend`), and
+/// that try's post (a thread's: that item) is not on the server.
+fn cannot_tell_and_absent(o: &Outcome) -> bool {
+    if o.code != Some(9) || !o.stderr.contains("gate cannot tell") {
+        return false;
+    }
+    let doc: Option<Value> = serde_json::from_str(&o.stdout).ok();
+    let Some(failed) = doc.as_ref().and_then(|d| d["failed"].as_array()) else {
+        return false;
+    };
+    failed.iter().all(|f| match f["item"].as_u64() {
+        Some(k) => o.items_out.get(k as usize) == Some(&false),
+        None => o.after.is_empty(),
+    })
 }
 
 fn campaign(network: &str, shards: usize, make: impl Fn(&SessionBus) -> Shard + Sync) {

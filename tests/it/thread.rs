@@ -557,3 +557,78 @@ fn retract_last_deletes_a_bluesky_thread_last_item_first() {
         .collect();
     assert_eq!(order, ["item 2", "item 1", "item 0"], "{run:?}");
 }
+
+/// One approval signs the whole thread: `gate approve` shows every item with its length, the
+/// approval counts, and any edit to any item (or a new order) voids it.
+#[test]
+fn one_approval_signs_a_thread_and_any_edit_to_an_item_voids_it() {
+    let s = Sandbox::new();
+    let keys = s.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (carol, carol_pub) = common::keygen(&keys, "carol", "");
+    s.write(
+        "gate.toml",
+        &format!(
+            "version = 1\n\n[accounts.brand]\nplatform = \"x\"\n\n[reviewers]\nrequired = 1\n[reviewers.keys]\ncarol = \"{carol_pub}\"\n"
+        ),
+    );
+    let texts = texts("approved thread", 3);
+    s.write("t.post.toml", &thread_file(&texts));
+    let run = s.run(&[
+        "approve",
+        "--file",
+        "t.post.toml",
+        "--key",
+        carol.to_str().unwrap(),
+        "--yes",
+        "--json",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for k in 0..3 {
+        assert!(
+            run.stderr.contains(&format!("item {k} of the thread:"))
+                && run.stderr.contains(&format!("  | {}", texts[k]))
+                && run.stderr.contains(&format!(
+                    "item {k}: {}/280 weighted characters",
+                    texts[k].len()
+                )),
+            "item {k}: {run:?}"
+        );
+    }
+    let doc = run.json();
+    assert_eq!(doc["valid"], serde_json::json!(["carol"]), "{doc}");
+    let items: Vec<(u64, u64)> = doc["items"][0]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["length"].as_u64().unwrap(), i["limit"].as_u64().unwrap()))
+        .collect();
+    let n = texts[0].len() as u64;
+    assert_eq!(items, [(n, 280); 3], "{doc}");
+    let check = |what: &str| {
+        let run = s.run(&["check", "--json", "--file", "t.post.toml"]);
+        let doc = run.json();
+        let f = doc["posts"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["rule"] == "reviewers")
+            .cloned();
+        (run.code, f.map(|f| f["valid"].clone()), what.to_owned())
+    };
+    // Signed: no reviewers finding holds it.
+    assert_eq!(check("signed").0, 0);
+    let signed = s.read("t.post.toml");
+    // An edit to the last item voids the approval.
+    s.write("t.post.toml", &signed.replace("part 2", "part two"));
+    let (code, valid, _) = check("edited");
+    assert_eq!((code, valid), (6, Some(0.into())));
+    // So does swapping two items.
+    let swapped = signed
+        .replace("part 0", "PART-X")
+        .replace("part 1", "part 0")
+        .replace("PART-X", "part 1");
+    s.write("t.post.toml", &swapped);
+    let (code, valid, _) = check("swapped");
+    assert_eq!((code, valid), (6, Some(0.into())));
+}
