@@ -908,6 +908,11 @@ fn campaign(network: &str, shards: usize, make: impl Fn(&SessionBus) -> Shard + 
         }
     }
     let processes: usize = reports.iter().map(|r| r.outcomes.len()).sum();
+    let forced: usize = reports
+        .iter()
+        .flat_map(|r| &r.outcomes)
+        .filter(|o| o.how.starts_with("gate --force-resend"))
+        .count();
     let records: usize = shards.iter().map(|s| s.proxy.records().len()).sum();
     let posts: usize = shards.iter().map(|s| s.remote.total()).sum();
     let refusals: Vec<_> = shards.iter().flat_map(|s| s.proxy.refusals()).collect();
@@ -967,7 +972,7 @@ fn campaign(network: &str, shards: usize, make: impl Fn(&SessionBus) -> Shard + 
     }
     let met: BTreeMap<String, usize> = met.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     println!(
-        "{network}: seed {seed}, {RUNS} posts ({} of them threads of {THREAD_ITEMS}), {processes} gate runs, {records} proxy records, {posts} posts on the server, {:.1} s: {duplicates} duplicates, {lost} lost, {nothing_sent} \"nothing was sent\" for a post that went out, {other} other failures; faults drawn: {}; met by the proxy: {}; refused connects: {} (the closed port refused the probe {} times)",
+        "{network}: seed {seed}, {RUNS} posts ({} of them threads of {THREAD_ITEMS}), {processes} gate runs ({forced} with `--force-resend` after \"gate cannot tell\", the post not on the server), {records} proxy records, {posts} posts on the server, {:.1} s: {duplicates} duplicates, {lost} lost, {nothing_sent} \"nothing was sent\" for a post that went out, {other} other failures; faults drawn: {}; met by the proxy: {}; refused connects: {} (the closed port refused the probe {} times)",
         RUNS / THREAD_EVERY,
         started.elapsed().as_secs_f64(),
         tally(&drawn),
