@@ -50,6 +50,13 @@ pub enum Command {
     Post(PostArgs),
     /// Judge posts against the policy; never touches the network or the keychain
     Check(CheckArgs),
+    /// The calendar: each post file's window and accounts, and what each waits on
+    ///
+    /// One line per post file and account, sorted by `not_before` (files without one
+    /// first): the window and one state: `sent` (with its URL), `due`, `not-yet`, `expired`,
+    /// `held until …`, `needs N more reviews` (and who may sign), `denied` or `frozen`.
+    /// Read-only: it never contacts a network, reads a token or creates the state store.
+    Plan(PlanArgs),
     /// Print the exact bytes a reviewer signs for a post file
     Digest(DigestArgs),
     /// Sign a post file as a reviewer and append the approval to it
@@ -158,6 +165,15 @@ pub struct PostArgs {
     /// A post file (it names its own accounts, media and approvals)
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
+    /// Send every post file below these folders whose window is open now, each to each of
+    /// its accounts once; never asks, so it needs `--yes` (or `--dry-run`). For cron.
+    #[arg(
+        long,
+        value_name = "DIR",
+        num_args = 1..,
+        conflicts_with_all = ["text", "file", "account", "wait", "language", "visibility", "reply_to"]
+    )]
+    pub due: Vec<PathBuf>,
     /// The account to send inline text to (may repeat) [default: the policy's only account]
     #[arg(long, value_name = "NAME")]
     pub account: Vec<String>,
@@ -188,6 +204,16 @@ pub struct PostArgs {
     /// say whether it did (look at the account first: this may post twice)
     #[arg(long)]
     pub force_resend: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Folders holding `*.post.toml` files (or post files) [default: the current folder]
+    #[arg(value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Show the plan as of this time (RFC 3339, e.g. 2026-11-23T10:00:00Z)
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
 }
 
 #[derive(Debug, Args)]

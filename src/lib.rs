@@ -80,6 +80,7 @@ fn execute(ctx: &Ctx, command: Command) -> Result<Code, Error> {
     match command {
         Command::Post(args) => commands::post::run(ctx, &args),
         Command::Check(args) => commands::check::run(ctx, &args),
+        Command::Plan(args) => commands::plan::run(ctx, &args),
         Command::Digest(args) => commands::digest::run(ctx, &args),
         Command::Approve(args) => commands::approve::run(ctx, &args),
         Command::Policy(PolicyCommand::Check(args)) => commands::policy::check(ctx, &args),

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::cli::{CheckArgs, Format};
-use crate::commands::{Ctx, print_json};
+use crate::commands::{Ctx, parse_now, print_json};
 use crate::core::diagnostic::{Diagnostic, Level};
 use crate::core::evaluate::{Context, Engine, Evaluation, Verdict, overall};
 use crate::core::policy::{Account, Policy, Written, parse_datetime};
@@ -252,15 +252,6 @@ fn ci_report(
             }
             .render()
         );
-    }
-}
-
-/// `--now` as an instant; it must carry an offset so nobody guesses the zone.
-fn parse_now(text: &str) -> Result<DateTime<Utc>, Error> {
-    match parse_datetime(text) {
-        Some(Written::Exact(t)) => Ok(t),
-        _ => Err(Error::usage(format!("invalid value `{text}` for `--now`"))
-            .with_hint("write an RFC 3339 instant with an offset, e.g. `2026-11-23T10:00:00Z`")),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod digest;
 pub mod freeze;
 pub mod log;
 pub mod man;
+pub mod plan;
 pub mod policy;
 pub mod post;
 pub mod retract;
@@ -213,4 +214,13 @@ pub fn inline_accounts<'p>(
         }
     }
     Ok(out)
+}
+
+/// `--now` as an instant; it must carry an offset so nobody guesses the zone.
+pub fn parse_now(text: &str) -> Result<chrono::DateTime<chrono::Utc>, Error> {
+    match policy_file::parse_datetime(text) {
+        Some(policy_file::Written::Exact(t)) => Ok(t),
+        _ => Err(Error::usage(format!("invalid value `{text}` for `--now`"))
+            .with_hint("write an RFC 3339 instant with an offset, e.g. `2026-11-23T10:00:00Z`")),
+    }
 }

@@ -26,6 +26,8 @@ use crate::output::Verbosity;
 use crate::platforms::{self, Lookup, Media, Outgoing, Progress, Published, SendError};
 use crate::store::{Access, Claim, State, Store};
 
+mod due;
+
 /// How long a process waits for another that is sending the same delivery.
 const LOCK_WAIT: Duration = Duration::from_secs(300);
 /// How many times one run sends a delivery whose earlier try was not found, or was rate limited.
@@ -35,6 +37,9 @@ const RATE_WAIT: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(12 * 3600);
 
 pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
+    if !args.due.is_empty() {
+        return due::run(ctx, args);
+    }
     if args.text.is_none() && args.file.is_none() {
         return Err(Error::usage("nothing to post")
             .with_hint("give the text, `-` to read it from stdin, or `--file FILE`"));
@@ -87,18 +92,9 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     // Judge with the real clock; with `--wait`, sleep through a hold and judge again.
     let engine = Engine::new(&policy);
     let started = Instant::now();
-    let (evaluations, mut context) = loop {
+    let (evaluations, context) = loop {
         let now = Utc::now();
-        let context = Context {
-            now,
-            local_freeze: store.freeze()?,
-            sends: if policy.limits.is_empty() {
-                crate::core::limits::Sends::default()
-            } else {
-                store.ledger(now)?
-            },
-            instances: BTreeMap::new(),
-        };
+        let context = context_at(store, &policy, now)?;
         let evaluations = engine.evaluate(&post, &accounts, &context);
         if args.wait && overall(&evaluations) == Verdict::Hold {
             let until = evaluations
@@ -106,6 +102,17 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
                 .flat_map(|e| &e.findings)
                 .filter_map(|f| f.until)
                 .max();
+            // Never sleep past the post's `not_after`: it could not go out then anyway.
+            if let (Some(until), Some(end)) = (until, post.window.not_after_utc())
+                && until >= end
+            {
+                ctx.note(&format!(
+                    "not waiting: the post is held until {}, but its window closes at `not_after` {}\n  hint: nothing was sent; to send it later, move `not_after` (reviewers sign it again)",
+                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    crate::core::window::instant(end)
+                ));
+                break (evaluations, context);
+            }
             if let Some(until) = until
                 && let Ok(pause) = (until - now).to_std()
                 && started.elapsed() + pause <= max_wait
@@ -129,178 +136,69 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
         }
         break (evaluations, context);
     };
-    let mut verdict = overall(&evaluations);
-    let names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
-    let digest = hex(&Sha256::digest(post.digest_message(&names).as_bytes()));
-    let refuse = |evaluations: &[Evaluation], verdict: Verdict| -> Result<Code, Error> {
-        for e in evaluations {
-            store.record(&audit::for_post(Event::Refused, &policy, &post, &digest, e))?;
-        }
-        report_verdict(ctx, &post, evaluations, verdict)?;
-        Ok(Code::from(verdict))
-    };
-    if verdict != Verdict::Allow {
-        return refuse(&evaluations, verdict);
-    }
-
-    // Unattended without `--yes`: refuse before the keychain or the network is touched.
-    if !args.yes && !args.dry_run && !ctx.env.stdin_is_terminal {
-        return Err(
-            Error::usage("refusing to send without confirmation: stdin is not a terminal")
-                .with_hint(
-                    "pass `--yes` to send from a script; `--dry-run` shows what would be sent",
-                ),
-        );
-    }
-
-    // Mastodon instances say how long a status may be: asked (without a token) for each
-    // delivery that may still need the network, then the post is judged again with it. This
-    // comes before the question, the journal and any upload.
-    let last_item = u32::try_from(post.items.len() - 1).unwrap_or(u32::MAX);
-    context.instances = instance_limits(ctx, store, &accounts, (&digest, last_item), &client)?;
-    let evaluations = if context.instances.is_empty() {
-        evaluations
-    } else {
-        let again = engine.evaluate(&post, &accounts, &context);
-        verdict = overall(&again);
-        if verdict != Verdict::Allow {
-            return refuse(&again, verdict);
-        }
-        again
-    };
-    if !args.yes && !args.dry_run {
-        show(&post, &accounts, &evaluations);
-        let confirmed = crate::commands::confirm(format!(
-            "Send this {} to {}?",
-            if post.thread { "thread" } else { "post" },
-            crate::core::spanned::list(&names.iter().map(String::as_str).collect::<Vec<_>>())
-        ))?;
-        if !confirmed {
-            ctx.note("not sent");
-            return Ok(Code::Failure);
-        }
-    }
-
-    if args.dry_run {
-        return dry_run(ctx, store, &post, &accounts, &digest, &evaluations);
-    }
-
-    let show_progress =
-        ctx.env.stderr_is_terminal && !ctx.global.json && ctx.verbosity() != Verbosity::Quiet;
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let moment = Moment {
+    let sender = Sender {
         ctx,
         policy: &policy,
         engine: &engine,
-        post: &post,
-        accounts: &names,
-        instances: &context.instances,
+        store,
+        client: &client,
+        yes: args.yes,
+        dry_run: args.dry_run,
+        force_resend: args.force_resend,
+        each: true,
     };
-    let mut evaluations = evaluations;
-    let mut sent = Vec::new();
-    let mut failed: Vec<(String, Option<usize>, Stop)> = Vec::new();
-    let media: Vec<Vec<Media>> = post.items.iter().map(read_media).collect();
-    for account in &accounts {
-        let progress = Progress::new(show_progress, &account.name);
-        let reply_to = match &post.options.reply_to {
-            Some(written) => Some(crate::core::target::reply_target(account, written).map_err(
-                |why| Error::usage(why).with_hint(crate::core::target::hint(account.platform)),
-            )?),
-            None => None,
-        };
-        // A thread goes out item by item, each one delivery (SPEC §8): item k > 0 answers
-        // the id the journal recorded for item k - 1, and the first item that does not go
-        // out stops the account's thread there; the next run resumes from it.
-        let mut parent: Option<String> = None;
-        for (index, item) in post.items.iter().enumerate() {
-            let number = u32::try_from(index).unwrap_or(u32::MAX);
-            let outgoing = Outgoing {
-                text: &item.text,
-                media: &media[index],
-                reply_to: if index == 0 {
-                    reply_to.as_deref()
-                } else {
-                    parent.as_deref()
-                },
-                language: post.options.language.as_deref(),
-                visibility: post.options.visibility,
-                key: "",
-                progress: &progress,
-            };
-            let delivery = Delivery {
-                ctx,
-                store,
-                client: &client,
-                account,
-                item: number,
-                digest: &digest,
-                moment: &moment,
-                evaluations: &evaluations,
-                force_resend: args.force_resend,
-            };
-            let which = if post.thread {
-                format!(" (thread item {index})")
-            } else {
-                String::new()
-            };
-            match delivery.run(&outgoing) {
-                Ok((published, earlier)) => {
-                    if !ctx.global.json {
-                        let how = if earlier { "already sent" } else { "sent" };
-                        ctx.note(&format!(
-                            "{how} to `{}`{which}: {}",
-                            account.name, published.url
-                        ));
-                        let _ = writeln!(std::io::stdout(), "{}", published.url);
-                    }
-                    let mut entry = json!({"account": account.name, "id": published.id, "url": published.url, "earlier": earlier});
-                    if post.thread {
-                        entry["item"] = index.into();
-                    }
-                    sent.push(entry);
-                    parent = Some(published.id);
-                }
-                Err(stop) => {
-                    if let Stop::Refused { evaluation, .. } = &stop
-                        && let Some(e) = evaluations
-                            .iter_mut()
-                            .find(|e| e.account.as_deref() == Some(account.name.as_str()))
-                    {
-                        *e = (**evaluation).clone();
-                    }
-                    stop.print(ctx, &post, &account.name);
-                    if post.thread && index + 1 < post.items.len() {
-                        ctx.note(&format!(
-                            "the thread to `{}` stopped at item {index}: items {index} to {} were not sent by this run; run the same `gate post` again to resume from item {index}",
-                            account.name,
-                            post.items.len() - 1
-                        ));
-                    }
-                    failed.push((account.name.clone(), post.thread.then_some(index), stop));
-                    break;
-                }
+    match sender.walk(&post, &accounts, evaluations, context)? {
+        Walked::Refused {
+            evaluations,
+            verdict,
+        } => {
+            report_verdict(ctx, &post, &evaluations, verdict)?;
+            Ok(Code::from(verdict))
+        }
+        Walked::NotConfirmed => {
+            ctx.note("not sent");
+            Ok(Code::Failure)
+        }
+        Walked::DryRun { evaluations, plan } => {
+            if ctx.global.json {
+                print_json(
+                    &json!({"verdict": Verdict::Allow, "posts": evaluations, "sent": [], "dry_run": plan}),
+                )?;
             }
+            Ok(Code::Ok)
+        }
+        Walked::Delivered {
+            evaluations,
+            sent,
+            failed,
+        } => {
+            let verdict = overall(&evaluations);
+            if ctx.global.json {
+                let sent: Vec<serde_json::Value> = sent.iter().map(SentTo::json).collect();
+                let mut doc = json!({"verdict": verdict, "posts": evaluations, "sent": sent});
+                if !failed.is_empty() {
+                    doc["failed"] = failed
+                        .iter()
+                        .map(|(account, item, stop)| {
+                            let mut entry = json!({"account": account, "code": stop.code().as_u8(), "message": stop.message(), "maybe_sent": stop.maybe_sent()});
+                            if let Some(item) = item {
+                                entry["item"] = (*item).into();
+                            }
+                            entry
+                        })
+                        .collect();
+                }
+                print_json(&doc)?;
+            }
+            Ok(first_code(failed.iter().map(|(_, _, stop)| stop.code())))
         }
     }
-    let verdict = overall(&evaluations);
-    if ctx.global.json {
-        let mut doc = json!({"verdict": verdict, "posts": evaluations, "sent": sent});
-        if !failed.is_empty() {
-            doc["failed"] = failed
-                .iter()
-                .map(|(account, item, stop)| {
-                    let mut entry = json!({"account": account, "code": stop.code().as_u8(), "message": stop.message(), "maybe_sent": stop.maybe_sent()});
-                    if let Some(item) = item {
-                        entry["item"] = (*item).into();
-                    }
-                    entry
-                })
-                .collect();
-        }
-        print_json(&doc)?;
-    }
-    // SPEC §2: the policy's verdicts first (3, 7, 4, 6, 5), then credentials, the network,
-    // anything else.
+}
+
+/// SPEC §2 and §7: the policy's verdicts first (3, 7, 4, 6, 5), then credentials, the network,
+/// anything else; `Ok` when none failed.
+fn first_code(codes: impl IntoIterator<Item = Code>) -> Code {
+    let codes: Vec<Code> = codes.into_iter().collect();
     let order = [
         Code::Policy,
         Code::Frozen,
@@ -312,10 +210,270 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
         Code::Failure,
         Code::Usage,
     ];
-    Ok(order
+    order
         .into_iter()
-        .find(|c| failed.iter().any(|(_, _, stop)| stop.code() == *c))
-        .unwrap_or(Code::Ok))
+        .find(|c| codes.contains(c))
+        .unwrap_or(Code::Ok)
+}
+
+/// What the post is judged with at `now`: the store's freeze and, when the policy has rate
+/// limits, its ledger of the hour.
+fn context_at(
+    store: &dyn Store,
+    policy: &crate::core::policy::Policy,
+    now: chrono::DateTime<Utc>,
+) -> Result<Context, Error> {
+    Ok(Context {
+        now,
+        local_freeze: store.freeze()?,
+        sends: if policy.limits.is_empty() {
+            crate::core::limits::Sends::default()
+        } else {
+            store.ledger(now)?
+        },
+        instances: BTreeMap::new(),
+    })
+}
+
+/// What every post of one command is walked with: `gate post` walks one, `gate post --due`
+/// each due file of its folders, through the same steps.
+struct Sender<'a> {
+    ctx: &'a Ctx,
+    policy: &'a crate::core::policy::Policy,
+    engine: &'a Engine<'a>,
+    store: &'a dyn Store,
+    client: &'a crate::http::Prepared,
+    yes: bool,
+    dry_run: bool,
+    force_resend: bool,
+    /// `gate post` reports each delivery as it ends; `--due` reports one line per file and
+    /// account once the file is done.
+    each: bool,
+}
+
+/// How the walk of one post ended.
+enum Walked {
+    /// Not `allow` when judged before anything was sent: refused (and audited).
+    Refused {
+        evaluations: Vec<Evaluation>,
+        verdict: Verdict,
+    },
+    /// The question on the terminal was answered no.
+    NotConfirmed,
+    /// `--dry-run`: what each account would get.
+    DryRun {
+        evaluations: Vec<Evaluation>,
+        plan: Vec<serde_json::Value>,
+    },
+    /// Each account tried: those sent (now or earlier) and those stopped.
+    Delivered {
+        evaluations: Vec<Evaluation>,
+        sent: Vec<SentTo>,
+        /// The account, the thread item that stopped (`None` for a plain post), why.
+        failed: Vec<(String, Option<usize>, Stop)>,
+    },
+}
+
+/// One account the post (of a thread: one item) is out on.
+struct SentTo {
+    account: String,
+    /// The thread item (`None` for a plain post).
+    item: Option<usize>,
+    published: Published,
+    /// Sent by an earlier run (or found on the network): this run sent nothing.
+    earlier: bool,
+}
+
+impl SentTo {
+    fn json(&self) -> serde_json::Value {
+        let mut entry = json!({"account": self.account, "id": self.published.id, "url": self.published.url, "earlier": self.earlier});
+        if let Some(item) = self.item {
+            entry["item"] = item.into();
+        }
+        entry
+    }
+}
+
+impl Sender<'_> {
+    /// The walk of one judged post: refused unless `allow`; unattended without `--yes`
+    /// refused before the keychain or the network; the Mastodon instances' limits; the
+    /// question; then each account's delivery (the claim judges it again at that moment).
+    fn walk(
+        &self,
+        post: &Post,
+        accounts: &[&Account],
+        evaluations: Vec<Evaluation>,
+        mut context: Context,
+    ) -> Result<Walked, Error> {
+        let (ctx, store, policy) = (self.ctx, self.store, self.policy);
+        let mut verdict = overall(&evaluations);
+        let names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
+        let digest = hex(&Sha256::digest(post.digest_message(&names).as_bytes()));
+        let refuse = |evaluations: Vec<Evaluation>, verdict: Verdict| -> Result<Walked, Error> {
+            for e in &evaluations {
+                store.record(&audit::for_post(Event::Refused, policy, post, &digest, e))?;
+            }
+            Ok(Walked::Refused {
+                evaluations,
+                verdict,
+            })
+        };
+        if verdict != Verdict::Allow {
+            return refuse(evaluations, verdict);
+        }
+
+        // Unattended without `--yes`: refuse before the keychain or the network is touched.
+        if !self.yes && !self.dry_run && !ctx.env.stdin_is_terminal {
+            return Err(Error::usage(
+                "refusing to send without confirmation: stdin is not a terminal",
+            )
+            .with_hint(
+                "pass `--yes` to send from a script; `--dry-run` shows what would be sent",
+            ));
+        }
+
+        // Mastodon instances say how long a status may be: asked (without a token) for each
+        // delivery that may still need the network, then the post is judged again with it. This
+        // comes before the question, the journal and any upload.
+        let last_item = u32::try_from(post.items.len() - 1).unwrap_or(u32::MAX);
+        context.instances =
+            instance_limits(ctx, store, accounts, (&digest, last_item), self.client)?;
+        let evaluations = if context.instances.is_empty() {
+            evaluations
+        } else {
+            let again = self.engine.evaluate(post, accounts, &context);
+            verdict = overall(&again);
+            if verdict != Verdict::Allow {
+                return refuse(again, verdict);
+            }
+            again
+        };
+        if !self.yes && !self.dry_run {
+            show(post, accounts, &evaluations);
+            let confirmed = crate::commands::confirm(format!(
+                "Send this {} to {}?",
+                if post.thread { "thread" } else { "post" },
+                crate::core::spanned::list(&names.iter().map(String::as_str).collect::<Vec<_>>())
+            ))?;
+            if !confirmed {
+                return Ok(Walked::NotConfirmed);
+            }
+        }
+
+        if self.dry_run {
+            let plan = dry_run(ctx, store, post, accounts, &digest, &evaluations, self.each)?;
+            return Ok(Walked::DryRun { evaluations, plan });
+        }
+
+        let show_progress = self.each
+            && ctx.env.stderr_is_terminal
+            && !ctx.global.json
+            && ctx.verbosity() != Verbosity::Quiet;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let moment = Moment {
+            ctx,
+            policy,
+            engine: self.engine,
+            post,
+            accounts: &names,
+            instances: &context.instances,
+        };
+        let mut evaluations = evaluations;
+        let mut sent = Vec::new();
+        let mut failed: Vec<(String, Option<usize>, Stop)> = Vec::new();
+        let media: Vec<Vec<Media>> = post.items.iter().map(read_media).collect();
+        for account in accounts {
+            let progress = Progress::new(show_progress, &account.name);
+            let reply_to = match &post.options.reply_to {
+                Some(written) => Some(
+                    crate::core::target::reply_target(account, written).map_err(|why| {
+                        Error::usage(why).with_hint(crate::core::target::hint(account.platform))
+                    })?,
+                ),
+                None => None,
+            };
+            // A thread goes out item by item, each one delivery (SPEC §8): item k > 0 answers
+            // the id the journal recorded for item k - 1, and the first item that does not go
+            // out stops the account's thread there; the next run resumes from it.
+            let mut parent: Option<String> = None;
+            for (index, item) in post.items.iter().enumerate() {
+                let outgoing = Outgoing {
+                    text: &item.text,
+                    media: &media[index],
+                    reply_to: if index == 0 {
+                        reply_to.as_deref()
+                    } else {
+                        parent.as_deref()
+                    },
+                    language: post.options.language.as_deref(),
+                    visibility: post.options.visibility,
+                    key: "",
+                    progress: &progress,
+                };
+                let delivery = Delivery {
+                    ctx,
+                    store,
+                    client: self.client,
+                    account,
+                    item: u32::try_from(index).unwrap_or(u32::MAX),
+                    digest: &digest,
+                    moment: &moment,
+                    evaluations: &evaluations,
+                    force_resend: self.force_resend,
+                };
+                let which = if post.thread {
+                    format!(" (thread item {index})")
+                } else {
+                    String::new()
+                };
+                match delivery.run(&outgoing) {
+                    Ok((published, earlier)) => {
+                        if self.each && !ctx.global.json {
+                            let how = if earlier { "already sent" } else { "sent" };
+                            ctx.note(&format!(
+                                "{how} to `{}`{which}: {}",
+                                account.name, published.url
+                            ));
+                            let _ = writeln!(std::io::stdout(), "{}", published.url);
+                        }
+                        parent = Some(published.id.clone());
+                        sent.push(SentTo {
+                            account: account.name.clone(),
+                            item: post.thread.then_some(index),
+                            published,
+                            earlier,
+                        });
+                    }
+                    Err(stop) => {
+                        if let Stop::Refused { evaluation, .. } = &stop
+                            && let Some(e) = evaluations
+                                .iter_mut()
+                                .find(|e| e.account.as_deref() == Some(account.name.as_str()))
+                        {
+                            *e = (**evaluation).clone();
+                        }
+                        if self.each {
+                            stop.print(ctx, post, &account.name);
+                            if post.thread && index + 1 < post.items.len() {
+                                ctx.note(&format!(
+                                    "the thread to `{}` stopped at item {index}: items {index} to {} were not sent by this run; run the same `gate post` again to resume from item {index}",
+                                    account.name,
+                                    post.items.len() - 1
+                                ));
+                            }
+                        }
+                        failed.push((account.name.clone(), post.thread.then_some(index), stop));
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(Walked::Delivered {
+            evaluations,
+            sent,
+            failed,
+        })
+    }
 }
 
 /// How a delivery ended without a post this run can show.
@@ -482,7 +640,7 @@ impl Moment<'_> {
     }
 }
 
-/// One delivery of the post to one account (of a thread, of one item), and what it needs.
+/// One delivery of the post to one account, and what it needs.
 struct Delivery<'a> {
     ctx: &'a Ctx,
     store: &'a dyn Store,
@@ -896,9 +1054,8 @@ fn fault_point(env: &Env, point: &str) {
 fn fault_point(_: &Env, _: &str) {}
 
 /// The length limits of the Mastodon instances of `accounts` whose delivery of this post
-/// (of a thread: its last item) is not journaled yet (a sent post needs no network). An
-/// instance that cannot be asked, or answers something else, is left out: the policy's
-/// limits apply (said with `-v`).
+/// is not journaled yet (a sent post needs no network). An instance that cannot be asked, or
+/// answers something else, is left out: the policy's limits apply (said with `-v`).
 fn instance_limits(
     ctx: &Ctx,
     store: &dyn Store,
@@ -956,6 +1113,8 @@ fn instance_limits(
     Ok(limits)
 }
 
+/// What `--dry-run` would do for each account (the credential read, the journal looked at),
+/// said on stderr when `each`; the plan comes back for the JSON.
 fn dry_run(
     ctx: &Ctx,
     store: &dyn Store,
@@ -963,8 +1122,9 @@ fn dry_run(
     accounts: &[&Account],
     digest: &str,
     evaluations: &[Evaluation],
-) -> Result<Code, Error> {
-    if !ctx.global.json && ctx.verbosity() != Verbosity::Quiet {
+    each: bool,
+) -> Result<Vec<serde_json::Value>, Error> {
+    if each && !ctx.global.json && ctx.verbosity() != Verbosity::Quiet {
         show(post, accounts, evaluations);
     }
     let mut plan = Vec::new();
@@ -974,7 +1134,7 @@ fn dry_run(
             account.name
         ));
         crate::platforms::credential_for(&ctx.env, account)?;
-        for (index, _) in post.items.iter().enumerate() {
+        for index in 0..post.items.len() {
             let item = u32::try_from(index).unwrap_or(u32::MAX);
             let row = store.get(digest, &account.name, item)?;
             let (what, url) = match row {
@@ -1002,11 +1162,13 @@ fn dry_run(
             } else {
                 String::new()
             };
-            ctx.note(&format!(
-                "dry run: {what} to `{}`{which}{options}{}",
-                account.name,
-                url.as_ref().map(|u| format!(": {u}")).unwrap_or_default()
-            ));
+            if each {
+                ctx.note(&format!(
+                    "dry run: {what} to `{}`{which}{options}{}",
+                    account.name,
+                    url.as_ref().map(|u| format!(": {u}")).unwrap_or_default()
+                ));
+            }
             let mut step = json!({"account": account.name, "action": what, "url": url});
             if post.thread {
                 step["item"] = index.into();
@@ -1014,12 +1176,7 @@ fn dry_run(
             plan.push(step);
         }
     }
-    if ctx.global.json {
-        print_json(
-            &json!({"verdict": Verdict::Allow, "posts": evaluations, "sent": [], "dry_run": plan}),
-        )?;
-    }
-    Ok(Code::Ok)
+    Ok(plan)
 }
 
 /// What is about to be sent, exactly, on stderr before the question (and in `--dry-run`):

@@ -115,7 +115,7 @@ fn delete_item(
     store: &dyn Store,
     policy: &crate::core::policy::Policy,
     account: &Account,
-    platform: &dyn platforms::Platform,
+    platform: &dyn platforms::Publisher,
     item: &Delivery,
 ) -> Result<Option<(DateTime<Utc>, bool)>, Error> {
     let name = account.name.as_str();

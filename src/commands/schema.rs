@@ -12,7 +12,8 @@ use crate::cli::SchemaKind;
 use crate::commands::Ctx;
 use crate::core::policy::{
     ACCOUNT_KEYS, BLACKOUT_KEYS, FREEZE_KEYS, LIMIT_KEYS, LINK_KEYS, MEDIA_RULE_KEYS, OAUTH_KEYS,
-    Platform, REVIEWER_KEYS, STATE_KEYS, TERM_KEYS, TEST_KEYS, TOP_KEYS, WINDOW_KEYS,
+    Platform, REVIEWER_KEYS, SCHEDULE_KEYS, STATE_KEYS, TERM_KEYS, TEST_KEYS, TOP_KEYS,
+    WINDOW_KEYS,
 };
 use crate::core::post::{
     APPROVAL_KEYS, MAX_THREAD_ITEMS, MEDIA_KEYS, POST_KEYS, THREAD_KEYS, Visibility,
@@ -280,6 +281,20 @@ pub fn policy() -> Value {
                                 "A PostgreSQL URL without a password, e.g. `postgres://gate@db.example.com:5432/gate?sslmode=verify-full`; the password comes from the OS keychain or `$GATE_STATE_URL`.",
                                 "^postgres(ql)?://[^:@/]*@?[^@]*$",
                             ),
+                            _ => return None,
+                        })
+                    },
+                )),
+                "schedule" => Value::Object(object(
+                    "`[schedule]`",
+                    "Rules for scheduled post files (`not_before`, `not_after`).",
+                    SCHEDULE_KEYS,
+                    |key| {
+                        Some(match key {
+                            "require_not_after" => json!({
+                                "type": "boolean",
+                                "description": "Every post file needs `not_after`, so no post can go out stale (default false).",
+                            }),
                             _ => return None,
                         })
                     },
@@ -681,6 +696,14 @@ pub fn post() -> Value {
                 "reply_to" => pattern(
                     "The post this one answers: its id or address on the one account's network. Not signed.",
                     NOT_BLANK,
+                ),
+                "not_before" => pattern(
+                    "Never sent before this instant: a TOML offset date-time, e.g. `2026-12-01T09:00:00+01:00`. Reviewers sign it.",
+                    INSTANT,
+                ),
+                "not_after" => pattern(
+                    "Never sent at or after this instant (a stale post expires): a TOML offset date-time later than `not_before`. Reviewers sign it.",
+                    INSTANT,
                 ),
                 _ => return None,
             })

@@ -31,6 +31,10 @@ pub enum Rule {
     Blackout,
     RateLimit,
     Freeze,
+    /// Before the post's `not_before` (SPEC §7): `hold` until then.
+    NotBefore,
+    /// At or after the post's `not_after`: `deny`, for good (the post went stale).
+    NotAfter,
 }
 
 /// Why one approval did not count, as reported beside a `reviewers` finding.
@@ -398,6 +402,8 @@ impl<'p> Engine<'p> {
             findings.push(f);
         }
 
+        findings.extend(window_finding(post, ctx.now));
+
         let schedule = &self.policy.schedule;
         let covers = schedule.covering(ctx.now);
         if !covers.is_empty() {
@@ -466,6 +472,36 @@ impl<'p> Engine<'p> {
             findings.push(f);
         }
         findings
+    }
+}
+
+/// The post's own window (SPEC §7): before `not_before` it is held until then (exit 5, and
+/// `--wait` may sleep until it opens); at or after `not_after` it is denied (exit 4): no wait
+/// and no retry can send it any more, only an edit (which needs new approvals).
+fn window_finding(post: &Post, now: DateTime<Utc>) -> Option<Finding> {
+    use crate::core::window::{Position, instant};
+    match post.window.position(now) {
+        Position::Open => None,
+        Position::NotYet(start) => {
+            let mut f = Finding::new(
+                Rule::NotBefore,
+                Severity::Hold,
+                format!(
+                    "not yet: the post's window opens at `not_before` {}",
+                    instant(start)
+                ),
+            );
+            f.until = Some(start);
+            Some(f)
+        }
+        Position::Expired(end) => Some(Finding::new(
+            Rule::NotAfter,
+            Severity::Deny,
+            format!(
+                "expired: the post's window closed at `not_after` {}; it is never sent",
+                instant(end)
+            ),
+        )),
     }
 }
 

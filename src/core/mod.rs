@@ -19,6 +19,7 @@ pub mod target;
 pub mod terms;
 pub mod textmap;
 pub mod verdict;
+pub mod window;
 
 #[cfg(test)]
 mod evaluate_cases;

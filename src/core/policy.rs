@@ -34,6 +34,7 @@ pub const TOP_KEYS: &[&str] = &[
     "media",
     "limits",
     "state",
+    "schedule",
     "tests",
 ];
 pub const ACCOUNT_KEYS: &[&str] = &[
@@ -64,6 +65,7 @@ pub const LINK_KEYS: &[&str] = &["allow", "deny", "shorteners"];
 pub const MEDIA_RULE_KEYS: &[&str] = &["require_alt_text"];
 pub const LIMIT_KEYS: &[&str] = &["max_posts_per_hour"];
 pub const STATE_KEYS: &[&str] = &["url"];
+pub const SCHEDULE_KEYS: &[&str] = &["require_not_after"];
 pub const TEST_KEYS: &[&str] = &["name", "text", "account", "now", "expect"];
 
 /// The networks gate can post to.
@@ -211,6 +213,8 @@ pub struct Policy {
     pub limits: Limits,
     /// `[state] url`: the team's state store (SPEC §6), never with a password.
     pub state_url: Option<String>,
+    /// `[schedule] require_not_after`: a post file without `not_after` is invalid (SPEC §7).
+    pub require_not_after: bool,
     pub tests: Vec<TestCase>,
 }
 
@@ -325,6 +329,13 @@ fn read_policy(r: &mut Reader<'_>, root: &DeTable<'_>) -> Option<Policy> {
     };
     let limits = read_limits(r, root);
     let state_url = read_state(r, root);
+    let require_not_after = match r.table(root, "schedule") {
+        Some((t, _)) => {
+            r.check_keys(t, SCHEDULE_KEYS, "`[schedule]`");
+            r.boolean(t, "require_not_after").is_some_and(|a| a.value)
+        }
+        None => false,
+    };
     let tests = read_tests(r, root, &accounts);
 
     let sha256 = hex(&Sha256::digest(r.source.text.as_bytes()));
@@ -342,6 +353,7 @@ fn read_policy(r: &mut Reader<'_>, root: &DeTable<'_>) -> Option<Policy> {
         require_alt_text,
         limits,
         state_url,
+        require_not_after,
         tests,
     })
 }

@@ -24,6 +24,8 @@ pub const POST_KEYS: &[&str] = &[
     "visibility",
     "reply_to",
     "thread",
+    "not_before",
+    "not_after",
 ];
 /// The keys of one `[[thread]]` item.
 pub const THREAD_KEYS: &[&str] = &["text", "media"];
@@ -96,6 +98,8 @@ pub struct Post {
     pub approvals: Vec<Approval>,
     /// How the post is sent, not what it says: none of these is in the digest (SPEC §4).
     pub options: Options,
+    /// `not_before` / `not_after` (SPEC §7): signed, and judged at every send.
+    pub window: crate::core::window::Window,
 }
 
 /// `language`, `visibility` and `reply_to`: from the post file, or `gate post`'s flags.
@@ -295,6 +299,7 @@ impl Post {
             thread: false,
             approvals: Vec::new(),
             options: Options::default(),
+            window: crate::core::window::Window::default(),
         }
     }
 
@@ -332,7 +337,7 @@ impl Post {
                 })
                 .collect()
         };
-        if self.thread {
+        let mut message = if self.thread {
             let items: Vec<(&str, Vec<MediaDigest>)> = self
                 .items
                 .iter()
@@ -342,7 +347,10 @@ impl Post {
         } else {
             let first = self.first();
             digest_message(accounts, &first.written, &media(first))
-        }
+        };
+        // The window's block (SPEC §7), only when the post has one.
+        self.window.push_digest(&mut message);
+        message
     }
 }
 
@@ -507,6 +515,17 @@ pub fn parse(
 
     let options = read_options(&mut r, root, &names, policy);
 
+    // `not_before` / `not_after` (SPEC §7), and the policy's `[schedule] require_not_after`.
+    let window = crate::core::window::read(&mut r, root);
+    if policy.require_not_after
+        && window.not_after.is_none()
+        && Reader::get(root, "not_after").is_none()
+    {
+        r.error(0..0, "the post has no `not_after`, and the policy requires one").hint = Some(
+            "add `not_after = 2026-12-01T12:00:00+01:00` (the instant it goes stale), or drop `[schedule] require_not_after` from the policy".into(),
+        );
+    }
+
     if r.has_errors() {
         return Err(r.diagnostics);
     }
@@ -518,6 +537,7 @@ pub fn parse(
         thread,
         approvals,
         options,
+        window,
     })
 }
 

@@ -69,7 +69,7 @@ fn normalise_newlines(s: &str) -> String {
 /// The length prefix is what makes the message unambiguous: a value is consumed by its byte
 /// count, never by scanning for a delimiter, so no value can contain something that a reader
 /// would take for the next field's header.
-fn push_field(out: &mut String, tag: &str, value: &str) {
+pub fn push_field(out: &mut String, tag: &str, value: &str) {
     out.push_str(tag);
     out.push(' ');
     out.push_str(&value.len().to_string());

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use self::facets::Feature;
 use self::xrpc::{CallError, Xrpc, XrpcError};
-use super::{Lookup, Outgoing, Platform, Published, SendError};
+use super::{Lookup, Outgoing, Published, Publisher, SendError};
 use crate::core::policy::Account;
 use crate::credential::Credential;
 use crate::error::Error;
@@ -288,7 +288,7 @@ fn classify(e: XrpcError) -> SendError {
     }
 }
 
-impl Platform for Bluesky {
+impl Publisher for Bluesky {
     fn new_key(&self, _delivery: &str) -> String {
         tid::next()
     }

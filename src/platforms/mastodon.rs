@@ -12,8 +12,8 @@ use reqwest::blocking::{Client, RequestBuilder, Response};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::reply::{self, ATTEMPTS};
-use super::{CLOCK_SKEW, Lookup, Outgoing, Platform, Published, SendError};
+use super::response::{self, ATTEMPTS};
+use super::{CLOCK_SKEW, Lookup, Outgoing, Published, Publisher, SendError};
 use crate::credential::Credential;
 
 /// How long an attachment may stay "processing" (206) before gate gives up.
@@ -95,8 +95,8 @@ impl Mastodon {
         let response = self
             .authed(request)
             .send()
-            .map_err(|e| reply::transport(&e))?;
-        reply::check(response, "mastodon")
+            .map_err(|e| response::transport(&e))?;
+        response::check(response, "mastodon")
     }
 
     fn json<T: for<'de> Deserialize<'de>>(response: Response) -> Result<T, SendError> {
@@ -125,7 +125,7 @@ impl Mastodon {
             match self.send(self.client.post(self.url("/api/v2/media")).multipart(form)) {
                 Ok(r) => break r,
                 Err(SendError::Unknown { .. }) if attempt < ATTEMPTS => {
-                    crate::pause::sleep(reply::backoff(attempt))
+                    crate::pause::sleep(response::backoff(attempt))
                 }
                 Err(SendError::RateLimited {
                     retry_after: Some(d),
@@ -228,9 +228,9 @@ pub fn instance(client: &Client, server: &str) -> Result<crate::core::length::In
     })
 }
 
-impl Platform for Mastodon {
+impl Publisher for Mastodon {
     fn new_key(&self, delivery: &str) -> String {
-        reply::derived_key(delivery)
+        response::derived_key(delivery)
     }
 
     /// Uploads the media, then creates the status with the delivery's key. A dropped
@@ -264,15 +264,17 @@ impl Platform for Mastodon {
                 Ok(response) => return Ok(Self::json::<Status>(response)?.published()),
                 Err(SendError::Unknown { message }) if attempt < ATTEMPTS => {
                     unknown = Some(message);
-                    crate::pause::sleep(reply::backoff(attempt));
+                    crate::pause::sleep(response::backoff(attempt));
                 }
                 Err(SendError::RateLimited { retry_after, .. })
                     if attempt < ATTEMPTS
                         && retry_after.is_none_or(|d| d <= Duration::from_secs(60)) =>
                 {
-                    crate::pause::sleep(retry_after.unwrap_or_else(|| reply::backoff(attempt + 2)));
+                    crate::pause::sleep(
+                        retry_after.unwrap_or_else(|| response::backoff(attempt + 2)),
+                    );
                 }
-                Err(e) => return Err(reply::after_unknown(e, unknown)),
+                Err(e) => return Err(response::after_unknown(e, unknown)),
             }
         }
     }

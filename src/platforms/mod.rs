@@ -154,7 +154,7 @@ impl Lookup {
 /// or after the delivery was first claimed, less this.
 pub const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 
-pub trait Platform {
+pub trait Publisher {
     /// The idempotency key for a new delivery. `delivery` names it stably (the post's digest
     /// and the account), so that a network that honours keys (Mastodon) sees the same key
     /// from every journal; Bluesky's is a fresh TID usable as the record key.
@@ -175,7 +175,7 @@ pub trait Platform {
 pub mod bluesky;
 pub mod mastodon;
 pub mod oauth2;
-mod reply;
+mod response;
 pub mod signin;
 pub mod x;
 
@@ -184,7 +184,7 @@ pub fn connect(
     account: &crate::core::policy::Account,
     credential: crate::credential::Credential,
     client: reqwest::blocking::Client,
-) -> Result<Box<dyn Platform>, crate::error::Error> {
+) -> Result<Box<dyn Publisher>, crate::error::Error> {
     use crate::core::policy::Platform as Network;
     Ok(match account.platform {
         Network::Mastodon => Box::new(mastodon::Mastodon::new(&account.server, credential, client)),

@@ -13,8 +13,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::reply::{self, ATTEMPTS};
-use super::{CLOCK_SKEW, Lookup, Outgoing, Platform, Published, SendError};
+use super::response::{self, ATTEMPTS};
+use super::{CLOCK_SKEW, Lookup, Outgoing, Published, Publisher, SendError};
 use crate::credential::Credential;
 
 /// How many posts one timeline page holds for `find`: X's maximum. A lookup reads one page;
@@ -118,8 +118,8 @@ impl X {
         let response = request
             .bearer_auth(crate::redact::sent(&self.token))
             .send()
-            .map_err(|e| reply::transport(&e))?;
-        reply::check(response, "x")
+            .map_err(|e| response::transport(&e))?;
+        response::check(response, "x")
     }
 
     fn json<T: for<'de> Deserialize<'de>>(response: Response) -> Result<T, SendError> {
@@ -136,7 +136,7 @@ impl X {
             attempt += 1;
             match self.send(make()) {
                 Err(SendError::Unknown { .. }) if attempt < ATTEMPTS => {
-                    crate::pause::sleep(reply::backoff(attempt))
+                    crate::pause::sleep(response::backoff(attempt))
                 }
                 Err(SendError::RateLimited {
                     retry_after: Some(d),
@@ -182,10 +182,10 @@ impl X {
     }
 }
 
-impl Platform for X {
+impl Publisher for X {
     /// X takes no key; this one only names the delivery in gate's journal.
     fn new_key(&self, _delivery: &str) -> String {
-        reply::random_key()
+        response::random_key()
     }
 
     /// One `POST /2/tweets`, never repeated here: a dropped connection or a 5xx is an

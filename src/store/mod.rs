@@ -296,6 +296,31 @@ impl dyn Store + '_ {
         }
     }
 
+    /// The delivery that stands for a whole post of `items` items (1 for a plain post): item
+    /// 0's row once every item is `sent` (its URL is the thread's), else the row of the first
+    /// item that is not (`None` when that item has none yet). `gate plan` and `gate post --due`
+    /// read a thread's state with it.
+    pub fn whole(
+        &self,
+        digest: &str,
+        account: &str,
+        items: usize,
+    ) -> Result<Option<Delivery>, Error> {
+        if items <= 1 {
+            return self.get(digest, account, 0);
+        }
+        let rows = self.thread(digest, account)?;
+        let first_unsent = (0..items).find(|&k| {
+            !rows
+                .iter()
+                .any(|r| r.item as usize == k && r.state == State::Sent)
+        });
+        Ok(match first_unsent {
+            None => rows.into_iter().find(|r| r.item == 0),
+            Some(k) => rows.into_iter().find(|r| r.item as usize == k),
+        })
+    }
+
     /// Appends an entry stamped with the clock of now.
     pub fn record(&self, entry: &Entry) -> Result<(), Error> {
         self.append(entry, Utc::now()).map(|_| ())

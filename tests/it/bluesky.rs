@@ -13,7 +13,7 @@ use common::keychain::{SessionBus, assert_no_file_holds};
 use common::pds::{self, Account as PdsAccount, Pds};
 use common::{Run, Sandbox};
 use gate::platforms::bluesky::{self, Bluesky};
-use gate::platforms::{Lookup, Media, Outgoing, Platform, SendError};
+use gate::platforms::{Lookup, Media, Outgoing, Publisher, SendError};
 use serde_json::Value;
 
 /// A 1×1 PNG.

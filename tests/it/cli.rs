@@ -807,6 +807,7 @@ fn the_examples_behave_as_the_readme_says() {
         [
             ("detroit.post.toml".into(), "deny".into()),
             ("edited.post.toml".into(), "review".into()),
+            ("expired.post.toml".into(), "deny".into()),
             ("layoffs.post.toml".into(), "deny".into()),
             ("unapproved.post.toml".into(), "review".into()),
         ]

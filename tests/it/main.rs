@@ -16,6 +16,7 @@ mod oauth;
 mod post;
 mod retract;
 mod review;
+mod schedule;
 mod schema;
 mod state;
 mod team;

@@ -598,6 +598,18 @@ fn objects(value: &Value, at: String, out: &mut Vec<String>) {
 
 const INVALID_POSTS: &[(&str, &str)] = &[
     (
+        "account = \"brand\"\ntext = \"hi\"\nnot_before = 2026-12-01T09:00:00\n",
+        "has no offset",
+    ),
+    (
+        "account = \"brand\"\ntext = \"hi\"\nnot_after = \"tomorrow at 9\"\n",
+        "is not a date-time",
+    ),
+    (
+        "account = \"brand\"\ntext = \"hi\"\nnot_after = 2026-12-01\n",
+        "must be a date and a time of day",
+    ),
+    (
         "acount = \"brand\"\ntext = \"hi\"\n",
         "unknown key `acount`",
     ),
@@ -661,6 +673,8 @@ fn invalid_post_files_are_rejected_by_gate_and_by_the_schema() {
     for text in [
         "account = \"brand\"\ntext = \"hi\"\nlanguage = \"EN-gb\"\nvisibility = \"unlisted\"\nreply_to = \"109\"\n",
         "accounts = [\"brand\", \"brand-bsky\"]\ntext = \"hi\"\nauthor = \"erin\"\n",
+        "account = \"brand\"\ntext = \"hi\"\nnot_before = 2026-12-01T09:00:00+01:00\nnot_after = 2026-12-01T12:00:00.5Z\n",
+        "account = \"brand\"\ntext = \"hi\"\nnot_after = \"2026-12-01T12:00:00+01:00\"\n",
     ] {
         let source = Source::new("x.post.toml", text);
         if let Err(d) = gate::inputs::parse_post(&source, Path::new("x.post.toml"), &policy) {
@@ -874,6 +888,11 @@ fn policy_tables() -> Vec<(&'static str, &'static [&'static str], &'static str)>
             "/properties/state/properties",
             policy::STATE_KEYS,
             "[state]\n",
+        ),
+        (
+            "/properties/schedule/properties",
+            policy::SCHEDULE_KEYS,
+            "[schedule]\n",
         ),
         (
             "/properties/accounts/additionalProperties/properties",

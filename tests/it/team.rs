@@ -1133,3 +1133,63 @@ fn a_version_1_team_store_keeps_its_deliveries_as_item_0() {
         .collect();
     assert_eq!(items, [0, 1]);
 }
+
+/// `gate post --due` from four cron hosts at once (SPEC §7), each with its own copy of the
+/// same folder: every due post goes out once for the whole team, a not-yet one not at all.
+#[test]
+fn four_hosts_sweeping_the_same_folder_at_once_send_each_due_post_once() {
+    let t = team(Kind::Mastodon, "");
+    let at = |s: i64| {
+        DateTime::from_timestamp(Utc::now().timestamp() + s, 0)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let (start, end, later) = (at(-60), at(600), at(300));
+    for s in &t.machines {
+        for i in 0..3 {
+            s.write(
+                &format!("posts/due{i}.post.toml"),
+                &format!("account = \"brand\"\ntext = \"Team sweep {i}\"\nnot_before = {start}\nnot_after = {end}\n"),
+            );
+        }
+        s.write(
+            "posts/later.post.toml",
+            &format!("account = \"brand\"\ntext = \"Not yet\"\nnot_before = {later}\n"),
+        );
+    }
+    let children: Vec<Child> = t
+        .machines
+        .iter()
+        .map(|s| spawn(s, &["post", "--due", "posts", "--yes", "--json"], None))
+        .collect();
+    let runs: Vec<Run> = children.into_iter().map(done).collect();
+    let mut sent = [0; 3];
+    for run in &runs {
+        assert_eq!(run.code, 0, "{run:?}");
+        let doc = run.json();
+        for (i, n) in sent.iter_mut().enumerate() {
+            match doc["files"][i]["status"].as_str() {
+                Some("sent") => *n += 1,
+                Some("already-sent") => {}
+                other => panic!("due{i}: {other:?}: {run:?}"),
+            }
+        }
+        assert_eq!(doc["files"][3]["status"], "not-yet", "{run:?}");
+    }
+    assert_eq!(sent, [1, 1, 1], "{runs:?}");
+    for i in 0..3 {
+        assert_eq!(
+            t.fake.posts_with(&format!("Team sweep {i}")).len(),
+            1,
+            "due{i}"
+        );
+    }
+    assert_eq!(t.fake.posts().len(), 3);
+    assert_eq!(
+        pg::server().sql(
+            db_name(&t.url),
+            "SELECT count(*) FROM gate_deliveries WHERE state = 'sent'"
+        ),
+        "3"
+    );
+}

@@ -584,14 +584,13 @@ fn one_approval_signs_a_thread_and_any_edit_to_an_item_voids_it() {
         "--json",
     ]);
     assert_eq!(run.code, 0, "{run:?}");
-    for k in 0..3 {
+    for (k, text) in texts.iter().enumerate() {
         assert!(
             run.stderr.contains(&format!("item {k} of the thread:"))
-                && run.stderr.contains(&format!("  | {}", texts[k]))
-                && run.stderr.contains(&format!(
-                    "item {k}: {}/280 weighted characters",
-                    texts[k].len()
-                )),
+                && run.stderr.contains(&format!("  | {text}"))
+                && run
+                    .stderr
+                    .contains(&format!("item {k}: {}/280 weighted characters", text.len())),
             "item {k}: {run:?}"
         );
     }
