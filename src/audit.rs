@@ -306,7 +306,7 @@ pub fn for_post(
     Entry {
         account: evaluation.account.clone(),
         digest: Some(digest.to_owned()),
-        text: Some(post.text.clone()),
+        text: Some(post.all_text()),
         verdict: Some(evaluation.verdict.name().to_owned()),
         findings: Some(serde_json::to_value(&evaluation.findings).expect("findings serialise")),
         reviewers: counted_reviewers(policy, post, evaluation),
@@ -316,12 +316,13 @@ pub fn for_post(
 }
 
 /// The `post` entry for a delivery `gate post` just confirmed, written by
-/// [`crate::store::Store::mark_sent`] in the same transaction as the journal's `sent`.
+/// [`crate::store::Store::mark_sent`] in the same transaction as the journal's `sent`. A
+/// thread has one per item, each with that item's text and URL.
 pub fn sent_entry(
     policy: &crate::core::policy::Policy,
     post: &crate::core::post::Post,
     digest: &str,
-    account: &str,
+    (account, item): (&str, usize),
     evaluations: &[crate::core::evaluate::Evaluation],
     url: &str,
 ) -> Entry {
@@ -333,11 +334,12 @@ pub fn sent_entry(
         None => Entry {
             account: Some(account.to_owned()),
             digest: Some(digest.to_owned()),
-            text: Some(post.text.clone()),
+            text: None,
             policy_sha256: Some(policy.sha256.clone()),
             ..Entry::new(Event::Post)
         },
     };
+    entry.text = Some(post.item(Some(item)).text.clone());
     entry.url = Some(url.to_owned());
     entry
 }

@@ -34,8 +34,12 @@ fn severity_style(severity: Severity) -> Style {
 }
 
 /// One evaluation for people: the verdict line, then each finding, with banned terms
-/// underlined in the text.
-pub fn evaluation(text: &str, eval: &Evaluation, verbosity: Verbosity) -> String {
+/// underlined in the text (a thread's finding in its own item's text).
+pub fn evaluation(
+    post: &crate::core::post::Post,
+    eval: &Evaluation,
+    verbosity: Verbosity,
+) -> String {
     let mut out = String::new();
     let vs = verdict_style(eval.verdict);
     let target = match &eval.account {
@@ -63,12 +67,50 @@ pub fn evaluation(text: &str, eval: &Evaluation, verbosity: Verbosity) -> String
     }
     if verbosity == Verbosity::Verbose {
         // What the banned terms were matched against, to explain a match or a miss.
-        let normalized = crate::core::terms::normalize(text);
+        for (i, item) in post.items.iter().enumerate() {
+            let normalized = crate::core::terms::normalize(&item.text);
+            let which = if post.thread {
+                format!(" (item {i})")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "  {}normalised{which}:{:#} {}",
+                STYLES.dim, STYLES.dim, normalized.text
+            );
+        }
+    }
+    if !eval.items.is_empty() {
+        let n = eval.items.len();
         let _ = writeln!(
             out,
-            "  {}normalised:{:#} {}",
-            STYLES.dim, STYLES.dim, normalized.text
+            "  thread of {n} item{}:",
+            if n == 1 { "" } else { "s" }
         );
+        for i in &eval.items {
+            let style = if i.length > i.limit {
+                STYLES.error
+            } else {
+                STYLES.dim
+            };
+            let media = match i.media {
+                0 => String::new(),
+                1 => ", 1 media".to_owned(),
+                m => format!(", {m} media"),
+            };
+            let first = post.item(Some(i.item)).text.lines().next().unwrap_or("");
+            let first: String = if first.chars().count() > 50 {
+                format!("{}…", first.chars().take(49).collect::<String>())
+            } else {
+                first.to_owned()
+            };
+            let _ = writeln!(
+                out,
+                "    item {}: {style}{}/{} {}{style:#}{media}  {}{first}{:#}",
+                i.item, i.length, i.limit, i.unit, STYLES.dim, STYLES.dim
+            );
+        }
     }
     for f in &eval.findings {
         let ss = severity_style(f.severity);
@@ -76,14 +118,15 @@ pub fn evaluation(text: &str, eval: &Evaluation, verbosity: Verbosity) -> String
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
+        let which = f.item.map(|i| format!(" (item {i})")).unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {ss}{:<6}{ss:#} {rule}: {}",
+            "  {ss}{:<6}{ss:#} {rule}{which}: {}",
             f.severity.name(),
             f.message
         );
         if let (Some(start), Some(end)) = (f.start, f.end) {
-            let at = locate(text, start..end);
+            let at = locate(&post.item(f.item).text, start..end);
             let number = at.line.to_string();
             let pad = " ".repeat(number.len());
             let blue = STYLES.blue;
@@ -223,7 +266,7 @@ pub fn github(
                         "file={}",
                         escape_property(&path.display().to_string())
                     ));
-                    let at = post.text_at.as_ref();
+                    let at = post.item(f.item).text_at.as_ref();
                     let span = f.start.zip(f.end);
                     match (at, span.and_then(|(s, e)| at?.locate(s..e))) {
                         // GitHub takes columns only for a span on one line.

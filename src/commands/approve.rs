@@ -95,26 +95,27 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
         );
         let _ = writeln!(err, "signing as: `{reviewer}`");
         let _ = writeln!(err, "accounts: {}", post.accounts.join(", "));
-        for m in &post.media {
-            let _ = writeln!(
-                err,
-                "media: {} ({} bytes, sha256 {}) alt: {}",
-                m.written,
-                m.bytes,
-                m.sha256,
-                m.alt.as_deref().unwrap_or("(none)")
-            );
-        }
-        let _ = writeln!(err, "text:");
-        for line in post.text.lines() {
-            let _ = writeln!(err, "  | {line}");
+        for (i, item) in post.items.iter().enumerate() {
+            if post.thread {
+                let _ = writeln!(err, "item {i} of the thread:");
+            }
+            for m in &item.media {
+                let _ = writeln!(
+                    err,
+                    "media: {} ({} bytes, sha256 {}) alt: {}",
+                    m.written,
+                    m.bytes,
+                    m.sha256,
+                    m.alt.as_deref().unwrap_or("(none)")
+                );
+            }
+            let _ = writeln!(err, "text:");
+            for line in item.text.lines() {
+                let _ = writeln!(err, "  | {line}");
+            }
         }
         for e in &evaluations {
-            let _ = write!(
-                err,
-                "{}",
-                output::evaluation(&post.text, e, ctx.verbosity())
-            );
+            let _ = write!(err, "{}", output::evaluation(&post, e, ctx.verbosity()));
         }
     }
 
@@ -173,7 +174,7 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
         let entry = audit::Entry {
             account: Some(account.clone()),
             digest: Some(digest.clone()),
-            text: Some(post.text.clone()),
+            text: Some(post.all_text()),
             reviewers: vec![reviewer.clone()],
             policy_sha256: Some(policy.sha256.clone()),
             ..audit::Entry::new(audit::Event::Approve)
@@ -181,9 +182,15 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
         store.record(&entry)?;
     }
     if ctx.global.json {
-        super::print_json(
-            &serde_json::json!({"file": args.file.display().to_string(), "reviewer": reviewer, "valid": check.valid}),
-        )?;
+        let mut doc = serde_json::json!({"file": args.file.display().to_string(), "reviewer": reviewer, "valid": check.valid});
+        if post.thread {
+            // What was signed, item by item, against each account's limit.
+            doc["items"] = evaluations
+                .iter()
+                .map(|e| serde_json::json!({"account": e.account, "items": e.items}))
+                .collect();
+        }
+        super::print_json(&doc)?;
     } else {
         let required = policy.required_reviewers(&accounts);
         ctx.note(&format!(

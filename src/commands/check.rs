@@ -174,7 +174,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
             let _ = write!(
                 out,
                 "{}",
-                output::evaluation(&posts[*i].text, e, ctx.verbosity())
+                output::evaluation(&posts[*i], e, ctx.verbosity())
             );
         }
         if evaluations.len() > 1 || errors > 0 {
@@ -367,10 +367,11 @@ fn check_jsonl(
         if let Origin::Line(_, n) = &mut post.origin {
             *n = number;
         }
-        post.text.clear();
-        post.text.push_str(&item.text);
-        post.written.clear();
-        post.written.push_str(&item.text);
+        let only = &mut post.items[0];
+        only.text.clear();
+        only.text.push_str(&item.text);
+        only.written.clear();
+        only.written.push_str(&item.text);
         drop(item);
         // A line with its own `at` is judged in its own context; the others share one (not
         // cloned per line).
@@ -431,11 +432,7 @@ fn check_jsonl(
                 write_line(&mut out, &record)?;
             } else {
                 for e in &evaluations {
-                    let _ = write!(
-                        human,
-                        "{}",
-                        output::evaluation(&post.text, e, ctx.verbosity())
-                    );
+                    let _ = write!(human, "{}", output::evaluation(&post, e, ctx.verbosity()));
                 }
             }
         }
@@ -699,6 +696,7 @@ mod tests {
                         verdict: Verdict::Allow,
                         findings: &[],
                         options: &options,
+                        items: &[],
                     };
                     let mut theirs = serde_json::to_vec(&view).unwrap();
                     theirs.push(b'\n');

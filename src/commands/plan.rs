@@ -196,7 +196,7 @@ pub fn run(ctx: &Ctx, args: &PlanArgs) -> Result<Code, Error> {
                 let digest = hex(&Sha256::digest(post.digest_message(&names).as_bytes()));
                 for e in engine.evaluate(&post, &accounts, &context) {
                     let account = e.account.clone().unwrap_or_default();
-                    let row = store.get(&digest, &account)?;
+                    let row = store.whole(&digest, &account, post.items.len())?;
                     entries.push(Entry {
                         source: file.display().to_string(),
                         window: post.window,

@@ -179,14 +179,18 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
                 if !failed.is_empty() {
                     doc["failed"] = failed
                         .iter()
-                        .map(|(account, stop)| {
-                            json!({"account": account, "code": stop.code().as_u8(), "message": stop.message(), "maybe_sent": stop.maybe_sent()})
+                        .map(|(account, item, stop)| {
+                            let mut entry = json!({"account": account, "code": stop.code().as_u8(), "message": stop.message(), "maybe_sent": stop.maybe_sent()});
+                            if let Some(item) = item {
+                                entry["item"] = (*item).into();
+                            }
+                            entry
                         })
                         .collect();
                 }
                 print_json(&doc)?;
             }
-            Ok(first_code(failed.iter().map(|(_, stop)| stop.code())))
+            Ok(first_code(failed.iter().map(|(_, _, stop)| stop.code())))
         }
     }
 }
@@ -265,13 +269,16 @@ enum Walked {
     Delivered {
         evaluations: Vec<Evaluation>,
         sent: Vec<SentTo>,
-        failed: Vec<(String, Stop)>,
+        /// The account, the thread item that stopped (`None` for a plain post), why.
+        failed: Vec<(String, Option<usize>, Stop)>,
     },
 }
 
-/// One account the post is out on.
+/// One account the post (of a thread: one item) is out on.
 struct SentTo {
     account: String,
+    /// The thread item (`None` for a plain post).
+    item: Option<usize>,
     published: Published,
     /// Sent by an earlier run (or found on the network): this run sent nothing.
     earlier: bool,
@@ -279,7 +286,11 @@ struct SentTo {
 
 impl SentTo {
     fn json(&self) -> serde_json::Value {
-        json!({"account": self.account, "id": self.published.id, "url": self.published.url, "earlier": self.earlier})
+        let mut entry = json!({"account": self.account, "id": self.published.id, "url": self.published.url, "earlier": self.earlier});
+        if let Some(item) = self.item {
+            entry["item"] = item.into();
+        }
+        entry
     }
 }
 
@@ -324,7 +335,9 @@ impl Sender<'_> {
         // Mastodon instances say how long a status may be: asked (without a token) for each
         // delivery that may still need the network, then the post is judged again with it. This
         // comes before the question, the journal and any upload.
-        context.instances = instance_limits(ctx, store, accounts, &digest, self.client)?;
+        let last_item = u32::try_from(post.items.len() - 1).unwrap_or(u32::MAX);
+        context.instances =
+            instance_limits(ctx, store, accounts, (&digest, last_item), self.client)?;
         let evaluations = if context.instances.is_empty() {
             evaluations
         } else {
@@ -335,12 +348,11 @@ impl Sender<'_> {
             }
             again
         };
-        let media = read_media(post);
-
         if !self.yes && !self.dry_run {
             show(post, accounts, &evaluations);
             let confirmed = crate::commands::confirm(format!(
-                "Send this post to {}?",
+                "Send this {} to {}?",
+                if post.thread { "thread" } else { "post" },
                 crate::core::spanned::list(&names.iter().map(String::as_str).collect::<Vec<_>>())
             ))?;
             if !confirmed {
@@ -368,7 +380,8 @@ impl Sender<'_> {
         };
         let mut evaluations = evaluations;
         let mut sent = Vec::new();
-        let mut failed: Vec<(String, Stop)> = Vec::new();
+        let mut failed: Vec<(String, Option<usize>, Stop)> = Vec::new();
+        let media: Vec<Vec<Media>> = post.items.iter().map(read_media).collect();
         for account in accounts {
             let progress = Progress::new(show_progress, &account.name);
             let reply_to = match &post.options.reply_to {
@@ -379,50 +392,79 @@ impl Sender<'_> {
                 ),
                 None => None,
             };
-            let outgoing = Outgoing {
-                text: &post.text,
-                media: &media,
-                reply_to: reply_to.as_deref(),
-                language: post.options.language.as_deref(),
-                visibility: post.options.visibility,
-                key: "",
-                progress: &progress,
-            };
-            let delivery = Delivery {
-                ctx,
-                store,
-                client: self.client,
-                account,
-                digest: &digest,
-                moment: &moment,
-                evaluations: &evaluations,
-                force_resend: self.force_resend,
-            };
-            match delivery.run(&outgoing) {
-                Ok((published, earlier)) => {
-                    if self.each && !ctx.global.json {
-                        let how = if earlier { "already sent" } else { "sent" };
-                        ctx.note(&format!("{how} to `{}`: {}", account.name, published.url));
-                        let _ = writeln!(std::io::stdout(), "{}", published.url);
+            // A thread goes out item by item, each one delivery (SPEC §8): item k > 0 answers
+            // the id the journal recorded for item k - 1, and the first item that does not go
+            // out stops the account's thread there; the next run resumes from it.
+            let mut parent: Option<String> = None;
+            for (index, item) in post.items.iter().enumerate() {
+                let outgoing = Outgoing {
+                    text: &item.text,
+                    media: &media[index],
+                    reply_to: if index == 0 {
+                        reply_to.as_deref()
+                    } else {
+                        parent.as_deref()
+                    },
+                    language: post.options.language.as_deref(),
+                    visibility: post.options.visibility,
+                    key: "",
+                    progress: &progress,
+                };
+                let delivery = Delivery {
+                    ctx,
+                    store,
+                    client: self.client,
+                    account,
+                    item: u32::try_from(index).unwrap_or(u32::MAX),
+                    digest: &digest,
+                    moment: &moment,
+                    evaluations: &evaluations,
+                    force_resend: self.force_resend,
+                };
+                let which = if post.thread {
+                    format!(" (thread item {index})")
+                } else {
+                    String::new()
+                };
+                match delivery.run(&outgoing) {
+                    Ok((published, earlier)) => {
+                        if self.each && !ctx.global.json {
+                            let how = if earlier { "already sent" } else { "sent" };
+                            ctx.note(&format!(
+                                "{how} to `{}`{which}: {}",
+                                account.name, published.url
+                            ));
+                            let _ = writeln!(std::io::stdout(), "{}", published.url);
+                        }
+                        parent = Some(published.id.clone());
+                        sent.push(SentTo {
+                            account: account.name.clone(),
+                            item: post.thread.then_some(index),
+                            published,
+                            earlier,
+                        });
                     }
-                    sent.push(SentTo {
-                        account: account.name.clone(),
-                        published,
-                        earlier,
-                    });
-                }
-                Err(stop) => {
-                    if let Stop::Refused { evaluation, .. } = &stop
-                        && let Some(e) = evaluations
-                            .iter_mut()
-                            .find(|e| e.account.as_deref() == Some(account.name.as_str()))
-                    {
-                        *e = (**evaluation).clone();
+                    Err(stop) => {
+                        if let Stop::Refused { evaluation, .. } = &stop
+                            && let Some(e) = evaluations
+                                .iter_mut()
+                                .find(|e| e.account.as_deref() == Some(account.name.as_str()))
+                        {
+                            *e = (**evaluation).clone();
+                        }
+                        if self.each {
+                            stop.print(ctx, post, &account.name);
+                            if post.thread && index + 1 < post.items.len() {
+                                ctx.note(&format!(
+                                    "the thread to `{}` stopped at item {index}: items {index} to {} were not sent by this run; run the same `gate post` again to resume from item {index}",
+                                    account.name,
+                                    post.items.len() - 1
+                                ));
+                            }
+                        }
+                        failed.push((account.name.clone(), post.thread.then_some(index), stop));
+                        break;
                     }
-                    if self.each {
-                        stop.print(ctx, post, &account.name);
-                    }
-                    failed.push((account.name.clone(), stop));
                 }
             }
         }
@@ -491,7 +533,7 @@ impl Stop {
                 let _ = write!(
                     err,
                     "{}",
-                    crate::output::evaluation(&post.text, evaluation, ctx.verbosity())
+                    crate::output::evaluation(post, evaluation, ctx.verbosity())
                 );
                 let what = if *maybe_sent {
                     "not sent by this run (an earlier attempt may have gone out)"
@@ -604,6 +646,8 @@ struct Delivery<'a> {
     store: &'a dyn Store,
     client: &'a crate::http::Prepared,
     account: &'a Account,
+    /// The thread item (0 for a plain post).
+    item: u32,
     digest: &'a str,
     moment: &'a Moment<'a>,
     /// The judgement shown to the user, for the audit entry of a post that goes out.
@@ -621,12 +665,12 @@ impl Delivery<'_> {
         let failed = |error: Error, maybe_sent: bool| Stop::Failed { error, maybe_sent };
         let lock = self
             .store
-            .lock_delivery(self.digest, name, LOCK_WAIT)
+            .lock_delivery(self.digest, name, self.item, LOCK_WAIT)
             .map_err(|e| failed(e, false))?;
-        fault_point(&self.ctx.env, "locked");
+        self.fault_point("locked");
         let row = self
             .store
-            .get(self.digest, name)
+            .get(self.digest, name, self.item)
             .map_err(|e| failed(e, false))?;
         if let Some(row) = &row {
             match row.state {
@@ -668,7 +712,9 @@ impl Delivery<'_> {
             .map_err(|e| failed(e, maybe_sent))?;
         let key = match &row {
             Some(row) => row.key.clone(),
-            None => platform.new_key(&format!("{}/{name}", self.digest)),
+            // Item 0 keeps a plain post's name, so its key is what it always was.
+            None if self.item == 0 => platform.new_key(&format!("{}/{name}", self.digest)),
+            None => platform.new_key(&format!("{}/{name}/{}", self.digest, self.item)),
         };
         let outgoing = Outgoing {
             key: &key,
@@ -721,7 +767,7 @@ impl Delivery<'_> {
                 "claimed the delivery to `{name}` in the journal (digest {}, try {tries})",
                 &self.digest[..16.min(self.digest.len())]
             ));
-            fault_point(&self.ctx.env, "after-journal");
+            self.fault_point("after-journal");
             // A team store's lock goes with its connection: without it, another machine may
             // be resolving this delivery, so nothing is sent (the row stays `pending`).
             lock.still_held().map_err(|e| failed(e, maybe_sent))?;
@@ -772,9 +818,9 @@ impl Delivery<'_> {
             };
             return match outcome {
                 Ok(published) => {
-                    fault_point(&self.ctx.env, "after-publish");
+                    self.fault_point("after-publish");
                     self.confirmed(&published).map_err(|e| failed(e, true))?;
-                    fault_point(&self.ctx.env, "after-sent");
+                    self.fault_point("after-sent");
                     Ok((published, false))
                 }
                 Err(e) => {
@@ -809,6 +855,7 @@ impl Delivery<'_> {
         let claim = Claim {
             digest: self.digest,
             account: name,
+            item: self.item,
             platform: self.account.platform.name(),
             key,
             now: Utc::now(),
@@ -850,9 +897,24 @@ impl Delivery<'_> {
 
     /// Records a try that ended without a post (best effort: the error already says what happened).
     fn mark(&self, state: State, message: &str) {
-        let _ = self
-            .store
-            .mark(self.digest, &self.account.name, state, message, Utc::now());
+        let _ = self.store.mark(
+            self.digest,
+            &self.account.name,
+            self.item,
+            state,
+            message,
+            Utc::now(),
+        );
+    }
+
+    /// [`fault_point`] at `point`, and for a thread's later items also at `point@ITEM`
+    /// (`after-publish@2`: item 2 went out, not yet recorded), so a test can stop a thread
+    /// part-way.
+    fn fault_point(&self, point: &str) {
+        if self.item == 0 {
+            fault_point(&self.ctx.env, point);
+        }
+        fault_point(&self.ctx.env, &format!("{point}@{}", self.item));
     }
 
     /// Records a post that went out: `sent` and its audit entry, in one transaction. A failure
@@ -863,7 +925,7 @@ impl Delivery<'_> {
             self.moment.policy,
             self.moment.post,
             self.digest,
-            name,
+            (name, self.item as usize),
             self.evaluations,
             &published.url,
         );
@@ -871,6 +933,7 @@ impl Delivery<'_> {
             .mark_sent(
                 self.digest,
                 name,
+                self.item,
                 (&published.id, &published.url),
                 &entry,
                 Utc::now(),
@@ -997,7 +1060,7 @@ fn instance_limits(
     ctx: &Ctx,
     store: &dyn Store,
     accounts: &[&Account],
-    digest: &str,
+    (digest, last_item): (&str, u32),
     client: &crate::http::Prepared,
 ) -> Result<BTreeMap<String, crate::core::length::Instance>, Error> {
     let mastodon: Vec<&&Account> = accounts
@@ -1011,7 +1074,7 @@ fn instance_limits(
     let mut asked: BTreeMap<&str, Option<crate::core::length::Instance>> = BTreeMap::new();
     for account in mastodon {
         if store
-            .get(digest, &account.name)?
+            .get(digest, &account.name, last_item)?
             .is_some_and(|row| matches!(row.state, State::Sent | State::Retracted))
         {
             continue;
@@ -1071,35 +1134,47 @@ fn dry_run(
             account.name
         ));
         crate::platforms::credential_for(&ctx.env, account)?;
-        let row = store.get(digest, &account.name)?;
-        let (what, url) = match row {
-            Some(r) if r.state == State::Sent => ("already sent", r.url),
-            Some(r) if r.state == State::Retracted => {
-                ("retracted earlier; would refuse to send", r.url)
+        for index in 0..post.items.len() {
+            let item = u32::try_from(index).unwrap_or(u32::MAX);
+            let row = store.get(digest, &account.name, item)?;
+            let (what, url) = match row {
+                Some(r) if r.state == State::Sent => ("already sent", r.url),
+                Some(r) if r.state == State::Retracted => {
+                    ("retracted earlier; would refuse to send", r.url)
+                }
+                Some(r) if matches!(r.state, State::Pending | State::Unknown) => (
+                    "an earlier attempt may have gone out; would look for it, then send only if it is not there",
+                    None,
+                ),
+                Some(r) if r.state == State::Failed => (
+                    "an earlier attempt was refused; would look for it, then send",
+                    None,
+                ),
+                _ => ("would send", None),
+            };
+            let options = if post.options.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", post.options.describe())
+            };
+            let which = if post.thread {
+                format!(" (thread item {index})")
+            } else {
+                String::new()
+            };
+            if each {
+                ctx.note(&format!(
+                    "dry run: {what} to `{}`{which}{options}{}",
+                    account.name,
+                    url.as_ref().map(|u| format!(": {u}")).unwrap_or_default()
+                ));
             }
-            Some(r) if matches!(r.state, State::Pending | State::Unknown) => (
-                "an earlier attempt may have gone out; would look for it, then send only if it is not there",
-                None,
-            ),
-            Some(r) if r.state == State::Failed => (
-                "an earlier attempt was refused; would look for it, then send",
-                None,
-            ),
-            _ => ("would send", None),
-        };
-        let options = if post.options.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", post.options.describe())
-        };
-        if each {
-            ctx.note(&format!(
-                "dry run: {what} to `{}`{options}{}",
-                account.name,
-                url.as_ref().map(|u| format!(": {u}")).unwrap_or_default()
-            ));
+            let mut step = json!({"account": account.name, "action": what, "url": url});
+            if post.thread {
+                step["item"] = index.into();
+            }
+            plan.push(step);
         }
-        plan.push(json!({"account": account.name, "action": what, "url": url}));
     }
     Ok(plan)
 }
@@ -1109,31 +1184,38 @@ fn dry_run(
 /// finding, which does not block but should be read.
 fn show(post: &Post, accounts: &[&Account], evaluations: &[Evaluation]) {
     let mut err = anstream::stderr().lock();
-    let mut counts: Vec<String> = Vec::new();
-    for platform in [Network::Mastodon, Network::Bluesky, Network::X] {
-        if accounts.iter().any(|a| a.platform == platform) {
-            let n = crate::core::length::count(platform, &post.text);
-            counts.push(match platform {
-                Network::Bluesky => format!("{n} graphemes on Bluesky"),
-                Network::X => format!("{n} weighted characters on X"),
-                Network::Mastodon => format!("{n} characters on Mastodon"),
-            });
+    for (index, item) in post.items.iter().enumerate() {
+        let mut counts: Vec<String> = Vec::new();
+        for platform in [Network::Mastodon, Network::Bluesky, Network::X] {
+            if accounts.iter().any(|a| a.platform == platform) {
+                let n = crate::core::length::count(platform, &item.text);
+                counts.push(match platform {
+                    Network::Bluesky => format!("{n} graphemes on Bluesky"),
+                    Network::X => format!("{n} weighted characters on X"),
+                    Network::Mastodon => format!("{n} characters on Mastodon"),
+                });
+            }
         }
-    }
-    let _ = writeln!(err, "--- text ({})", counts.join(", "));
-    let _ = writeln!(err, "{}", post.text);
-    let _ = writeln!(err, "---");
-    for m in &post.media {
-        let _ = writeln!(
-            err,
-            "media: {} ({} bytes){}",
-            m.written,
-            m.bytes,
-            m.alt
-                .as_ref()
-                .map(|a| format!(", alt: {a}"))
-                .unwrap_or_default()
-        );
+        let which = if post.thread {
+            format!("thread item {index} of items 0-{}: ", post.items.len() - 1)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(err, "--- {which}text ({})", counts.join(", "));
+        let _ = writeln!(err, "{}", item.text);
+        let _ = writeln!(err, "---");
+        for m in &item.media {
+            let _ = writeln!(
+                err,
+                "media: {} ({} bytes){}",
+                m.written,
+                m.bytes,
+                m.alt
+                    .as_ref()
+                    .map(|a| format!(", alt: {a}"))
+                    .unwrap_or_default()
+            );
+        }
     }
     if !post.options.is_empty() {
         let _ = writeln!(err, "sent with: {}", post.options.describe());
@@ -1175,10 +1257,10 @@ fn apply_flags(post: &mut Post, args: &PostArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// The post's attachments as they will be uploaded: the bytes read (and hashed) when the post
+/// An item's attachments as they will be uploaded: the bytes read (and hashed) when the post
 /// was read, so what was judged and signed is what goes out.
-fn read_media(post: &Post) -> Vec<Media> {
-    post.media
+fn read_media(item: &post::Item) -> Vec<Media> {
+    item.media
         .iter()
         .map(|m| {
             let name = m
@@ -1225,7 +1307,7 @@ fn report_verdict(
             let _ = write!(
                 err,
                 "{}",
-                crate::output::evaluation(&post.text, e, ctx.verbosity())
+                crate::output::evaluation(post, e, ctx.verbosity())
             );
         }
         let _ = writeln!(err, "not sent: the post is `{}`", verdict.name());

@@ -3,6 +3,11 @@
 //! touched. The walk, under the delivery's lock: find the delivery (by id or URL, or the
 //! account's latest with `--last`) → already retracted: say so, exit 0 → confirm (a terminal,
 //! or `--yes`) → refreshed credential → `Platform::delete` → journal `retracted`.
+//!
+//! `--last` on a thread (SPEC §8) deletes every item gate sent of it, the last item first, so
+//! no reply is ever left without its parent while the others are still there. Each item is
+//! its own delivery: one that fails stops the walk, the ones deleted stay recorded, and the
+//! same command again resumes with the item that failed. An id or URL names one item only.
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -43,6 +48,12 @@ pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
     let Some(row) = found else {
         return Err(unknown());
     };
+    if wanted.is_none() {
+        let thread = store.thread(&row.digest, name)?;
+        if thread.len() > 1 {
+            return retract_thread(ctx, store, &policy, account, args.yes, thread);
+        }
+    }
     if row.state == State::Retracted {
         return already(ctx, &row);
     }
@@ -55,7 +66,12 @@ pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
         .with_hint("pass `--yes` to retract from a script"));
     }
     if !args.yes {
-        show(&row, store.sent_text(&row.digest, name).as_deref());
+        show(
+            &row,
+            store
+                .sent_text(&row.digest, name, row.url.as_deref().unwrap_or_default())
+                .as_deref(),
+        );
         let confirmed = crate::commands::confirm(format!("Delete this post from `{name}`?"))?;
         if !confirmed {
             ctx.note("not retracted");
@@ -64,8 +80,8 @@ pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
     }
 
     // One process at a time per delivery: the same lock `gate post` sends under.
-    let _lock = store.lock_delivery(&row.digest, name, LOCK_WAIT)?;
-    let Some(row) = store.get(&row.digest, name)? else {
+    let _lock = store.lock_delivery(&row.digest, name, row.item, LOCK_WAIT)?;
+    let Some(row) = store.get(&row.digest, name, row.item)? else {
         return Err(unknown());
     };
     if row.state == State::Retracted {
@@ -87,11 +103,179 @@ pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
     entry.digest = Some(row.digest.clone());
     entry.url = row.url.clone();
     entry.policy_sha256 = Some(policy.sha256.clone());
-    store.mark_retracted(&row.digest, name, &entry, now)?;
+    store.mark_retracted(&row.digest, name, row.item, &entry, now)?;
     if gone_before {
         ctx.note("the network no longer had this post; recorded as retracted");
     }
     report(ctx, &row, now, false)
+}
+
+/// Deletes one item (under its lock): `Ok(None)` when it was retracted before, else when.
+fn delete_item(
+    store: &dyn Store,
+    policy: &crate::core::policy::Policy,
+    account: &Account,
+    platform: &dyn platforms::Publisher,
+    item: &Delivery,
+) -> Result<Option<(DateTime<Utc>, bool)>, Error> {
+    let name = account.name.as_str();
+    let _lock = store.lock_delivery(&item.digest, name, item.item, LOCK_WAIT)?;
+    let row = store.get(&item.digest, name, item.item)?;
+    let Some(row) = row.filter(|r| r.state == State::Sent) else {
+        return Ok(None);
+    };
+    let id = row.remote_id.clone().unwrap_or_default();
+    let gone_before = match platform.delete(&id) {
+        Ok(()) => false,
+        Err(SendError::Refused { status: 404, .. }) => true,
+        Err(e) => return Err(delete_error(account, e)),
+    };
+    let now = Utc::now();
+    let mut entry = crate::audit::Entry::new(crate::audit::Event::Retract);
+    entry.account = Some(name.to_owned());
+    entry.digest = Some(row.digest.clone());
+    entry.url = row.url.clone();
+    entry.policy_sha256 = Some(policy.sha256.clone());
+    store.mark_retracted(&row.digest, name, row.item, &entry, now)?;
+    Ok(Some((now, gone_before)))
+}
+
+/// `--last` on a thread: every item gate sent, the last first.
+fn retract_thread(
+    ctx: &Ctx,
+    store: &dyn Store,
+    policy: &crate::core::policy::Policy,
+    account: &Account,
+    yes: bool,
+    thread: Vec<Delivery>,
+) -> Result<Code, Error> {
+    let name = account.name.as_str();
+    let total = thread.len();
+    let mut items: Vec<Delivery> = thread
+        .into_iter()
+        .filter(|d| matches!(d.state, State::Sent | State::Retracted))
+        .collect();
+    items.sort_by_key(|d| std::cmp::Reverse(d.item));
+    let unsent = total - items.len();
+    let to_delete = items.iter().filter(|d| d.state == State::Sent).count();
+    if to_delete > 0 {
+        if !yes && !ctx.env.stdin_is_terminal {
+            return Err(Error::usage(
+                "refusing to retract without confirmation: stdin is not a terminal",
+            )
+            .with_hint("pass `--yes` to retract from a script"));
+        }
+        if !yes {
+            for d in items.iter().rev().filter(|d| d.state == State::Sent) {
+                let _ = writeln!(anstream::stderr(), "--- thread item {}", d.item);
+                show(
+                    d,
+                    store
+                        .sent_text(&d.digest, name, d.url.as_deref().unwrap_or_default())
+                        .as_deref(),
+                );
+            }
+            let confirmed = crate::commands::confirm(format!(
+                "Delete these {to_delete} posts of a thread from `{name}`?"
+            ))?;
+            if !confirmed {
+                ctx.note("not retracted");
+                return Ok(Code::Failure);
+            }
+        }
+    }
+    let platform = if to_delete > 0 {
+        let credential = crate::platforms::credential_for(&ctx.env, account)?;
+        Some(platforms::connect(
+            account,
+            credential,
+            crate::http::client()?,
+        )?)
+    } else {
+        None
+    };
+    let mut done = Vec::new();
+    let mut failure = None;
+    for d in &items {
+        let outcome = match (&platform, d.state) {
+            (Some(platform), State::Sent) => {
+                delete_item(store, policy, account, platform.as_ref(), d)
+            }
+            _ => Ok(None),
+        };
+        match outcome {
+            Ok(Some((at, gone_before))) => {
+                if gone_before && !ctx.global.json {
+                    ctx.note(&format!(
+                        "item {}: the network no longer had it; recorded as retracted",
+                        d.item
+                    ));
+                }
+                done.push((d, at, false));
+            }
+            Ok(None) => {
+                let at = store
+                    .get(&d.digest, name, d.item)?
+                    .and_then(|r| r.retracted_at)
+                    .unwrap_or(DateTime::UNIX_EPOCH);
+                done.push((d, at, true));
+            }
+            Err(e) => {
+                let retracted = done.iter().filter(|(_, _, earlier)| !earlier).count();
+                let left = items
+                    .iter()
+                    .filter(|o| o.item < d.item && o.state == State::Sent)
+                    .count();
+                let e = e.with_hint(format!(
+                    "{retracted} item(s) of the thread were retracted; item {} and {left} earlier one(s) are still up; run the same `gate retract --last` again to go on from item {}",
+                    d.item, d.item
+                ));
+                failure = Some((d.item, e));
+                break;
+            }
+        }
+    }
+    let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    if ctx.global.json {
+        let list: Vec<serde_json::Value> = done
+            .iter()
+            .map(|(d, at, earlier)| {
+                json!({"item": d.item, "id": d.remote_id, "url": d.url, "retracted_at": stamp(*at), "earlier": earlier})
+            })
+            .collect();
+        let mut doc = json!({"retracted": {"account": name, "thread": total, "items": list}});
+        if let Some((item, e)) = &failure {
+            doc["failed"] = json!({"item": item, "code": e.code().as_u8(), "message": e.message()});
+        }
+        print_json(&doc)?;
+    } else {
+        for (d, at, earlier) in &done {
+            let url = d.url.as_deref().unwrap_or_default();
+            if *earlier {
+                ctx.note(&format!(
+                    "item {}: already retracted from `{name}` at {}: {url}",
+                    d.item,
+                    stamp(*at)
+                ));
+            } else {
+                ctx.note(&format!("item {}: retracted from `{name}`: {url}", d.item));
+            }
+            let _ = writeln!(std::io::stdout(), "{url}");
+        }
+        if unsent > 0 {
+            ctx.note(&format!(
+                "{unsent} of the thread's {total} items were never recorded as sent; nothing to retract for them"
+            ));
+        }
+    }
+    match failure {
+        None => Ok(Code::Ok),
+        Some((_, e)) => {
+            // Reported here, not returned: with `--json` the document above is the answer.
+            let _ = write!(anstream::stderr(), "{}", e.render());
+            Ok(e.code())
+        }
+    }
 }
 
 fn already(ctx: &Ctx, row: &Delivery) -> Result<Code, Error> {

@@ -15,7 +15,9 @@ use crate::core::policy::{
     Platform, REVIEWER_KEYS, SCHEDULE_KEYS, STATE_KEYS, TERM_KEYS, TEST_KEYS, TOP_KEYS,
     WINDOW_KEYS,
 };
-use crate::core::post::{APPROVAL_KEYS, MEDIA_KEYS, POST_KEYS, Visibility};
+use crate::core::post::{
+    APPROVAL_KEYS, MAX_THREAD_ITEMS, MEDIA_KEYS, POST_KEYS, THREAD_KEYS, Visibility,
+};
 use crate::error::{Code, Error};
 
 const DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
@@ -593,11 +595,32 @@ fn test_case() -> Map<String, Value> {
     with(case, "required", json!(["text", "expect"]))
 }
 
+/// `[[media]]` (of a post, or of a thread item).
+fn media_schema(what: &str, description: &str) -> Value {
+    json!({
+        "type": "array",
+        "description": description,
+        "items": Value::Object(with(
+            object(what, "An attached file.", MEDIA_KEYS, |key| {
+                Some(match key {
+                    "path" => string(
+                        "The file, relative to the post file's folder and inside it; required.",
+                    ),
+                    "alt" => string("The alt text: what the image shows, for people who cannot see it."),
+                    _ => return None,
+                })
+            }),
+            "required",
+            json!(["path"]),
+        )),
+    })
+}
+
 /// The JSON Schema of a post file (`*.post.toml`).
 pub fn post() -> Value {
     let root = object(
         "a post file",
-        "A gate post file: one post's text, the accounts it goes to, its media and its reviewers' approvals. Unknown keys are errors.",
+        "A gate post file: one post's text (or a thread's items), the accounts it goes to, its media and its reviewers' approvals. Unknown keys are errors.",
         POST_KEYS,
         |key| {
             Some(match key {
@@ -613,24 +636,34 @@ pub fn post() -> Value {
                 }),
                 "author" => string("Who wrote the post, for the audit trail."),
                 "text" => pattern(
-                    "The post's text, as it goes out; required and not blank. Reviewers sign it.",
+                    "The post's text, as it goes out; required (unless the post is a `[[thread]]`) and not blank. Reviewers sign it.",
                     NOT_BLANK,
                 ),
-                "media" => json!({
+                "media" => media_schema(
+                    "`[[media]]`",
+                    "Attached images or videos (`[[media]]`), in order. Reviewers sign their bytes and alt text. A thread's media go in its items (`[[thread.media]]`).",
+                ),
+                "thread" => json!({
                     "type": "array",
-                    "description": "Attached images or videos (`[[media]]`), in order. Reviewers sign their bytes and alt text.",
+                    "description": format!("A thread (`[[thread]]`), instead of `text` and `[[media]]`: its items in order, each sent as a reply to the one before. Reviewers sign every item. At most {MAX_THREAD_ITEMS} items."),
+                    "minItems": 1,
+                    "maxItems": MAX_THREAD_ITEMS,
                     "items": Value::Object(with(
-                        object("`[[media]]`", "An attached file.", MEDIA_KEYS, |key| {
+                        object("a `[[thread]]` item", "One post of the thread.", THREAD_KEYS, |key| {
                             Some(match key {
-                                "path" => string(
-                                    "The file, relative to the post file's folder and inside it; required.",
+                                "text" => pattern(
+                                    "The item's text, as it goes out; required and not blank. Reviewers sign it.",
+                                    NOT_BLANK,
                                 ),
-                                "alt" => string("The alt text: what the image shows, for people who cannot see it."),
+                                "media" => media_schema(
+                                    "`[[thread.media]]`",
+                                    "The item's attached images or videos (`[[thread.media]]`), in order. Reviewers sign their bytes and alt text.",
+                                ),
                                 _ => return None,
                             })
                         }),
                         "required",
-                        json!(["path"]),
+                        json!(["text"]),
                     )),
                 }),
                 "approvals" => json!({
@@ -676,10 +709,17 @@ pub fn post() -> Value {
             })
         },
     );
-    let mut root = with(root, "required", json!(["text"]));
+    let mut root = root;
+    // Either `account` or `accounts`; either `text` (with `[[media]]`) or `[[thread]]`.
     root.insert(
-        "oneOf".into(),
-        json!([{ "required": ["account"] }, { "required": ["accounts"] }]),
+        "allOf".into(),
+        json!([
+            { "oneOf": [{ "required": ["account"] }, { "required": ["accounts"] }] },
+            { "oneOf": [
+                { "required": ["text"] },
+                { "required": ["thread"], "not": { "anyOf": [{ "required": ["text"] }, { "required": ["media"] }] } }
+            ] }
+        ]),
     );
     root.insert("$schema".into(), json!(DRAFT));
     root.insert("$id".into(), json!(POST_ID));

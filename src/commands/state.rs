@@ -99,9 +99,10 @@ pub fn status(ctx: &Ctx) -> Result<Code, Error> {
 pub fn migrate(ctx: &Ctx, args: &StateMigrateArgs) -> Result<Code, Error> {
     if args.print_sql {
         print!(
-            "-- gate state store, PostgreSQL schema version {}\nBEGIN;\n{}COMMIT;\n{}",
+            "-- gate state store, PostgreSQL schema version {}\nBEGIN;\n{}{}COMMIT;\n{}",
             postgres::VERSION,
             postgres::TO_V1.trim_start(),
+            postgres::TO_V2.trim_start(),
             postgres::GRANTS
         );
         return Ok(Code::Ok);

@@ -13,7 +13,7 @@ use crate::core::hours::Cover;
 use crate::core::length;
 use crate::core::links::{Judgement, LinkRules, Shorteners};
 use crate::core::policy::{Account, Platform, Policy};
-use crate::core::post::Post;
+use crate::core::post::{Item, Post};
 use crate::core::reviewers::{self, Rejection};
 use crate::core::terms::{self, Matcher};
 pub use crate::core::verdict::{Severity, Verdict};
@@ -50,6 +50,10 @@ pub struct RejectedApproval {
 pub struct Finding {
     pub rule: Rule,
     pub severity: Severity,
+    /// The thread item a content finding is about (0 for the first); absent for a plain post
+    /// and for the rules that judge a thread as one post (SPEC §5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub term: Option<String>,
     /// The link's host, for `link` findings.
@@ -86,6 +90,7 @@ impl Finding {
         Finding {
             rule,
             severity,
+            item: None,
             term: None,
             domain: None,
             start: None,
@@ -119,6 +124,20 @@ pub struct Evaluation {
     pub findings: Vec<Finding>,
     /// `language`, `visibility`, `reply_to` when the post sets them (not judged: shown).
     pub options: crate::core::post::Options,
+    /// A thread's items, each with its own length against this account's limit (empty for a
+    /// plain post, and without an account).
+    pub items: Vec<ItemLength>,
+}
+
+/// One thread item's length on one account's network, as `gate check` and `gate approve` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemLength {
+    pub item: usize,
+    pub length: usize,
+    pub limit: usize,
+    /// `characters`, `graphemes` or `weighted characters`.
+    pub unit: &'static str,
+    pub media: usize,
 }
 
 impl Serialize for Evaluation {
@@ -129,6 +148,7 @@ impl Serialize for Evaluation {
             verdict: self.verdict,
             findings: &self.findings,
             options: &self.options,
+            items: &self.items,
         }
         .serialize(s)
     }
@@ -144,6 +164,8 @@ pub struct EvaluationView<'a> {
     pub findings: &'a [Finding],
     #[serde(flatten)]
     pub options: &'a crate::core::post::Options,
+    #[serde(skip_serializing_if = "<[ItemLength]>::is_empty")]
+    pub items: &'a [ItemLength],
 }
 
 /// One account's verdict and findings, before the post's source and the account's name are
@@ -154,6 +176,8 @@ pub struct Judged<'a> {
     pub account: Option<&'a Account>,
     pub verdict: Verdict,
     pub findings: Vec<Finding>,
+    /// A thread's items with their lengths on the account's network (empty otherwise).
+    pub items: Vec<ItemLength>,
 }
 
 impl<'a> Judged<'a> {
@@ -164,6 +188,7 @@ impl<'a> Judged<'a> {
             verdict: self.verdict,
             findings: self.findings,
             options: post.options.clone(),
+            items: self.items,
         }
     }
 
@@ -175,6 +200,7 @@ impl<'a> Judged<'a> {
             verdict: self.verdict,
             findings: &self.findings,
             options: &post.options,
+            items: &self.items,
         }
     }
 }
@@ -274,7 +300,7 @@ impl<'p> Engine<'p> {
                     .iter()
                     .filter_map(|f| settle(f, self.policy.reviewers_required)),
             );
-            out.push(finish(None, findings));
+            out.push(finish(None, findings, Vec::new()));
             return;
         }
         out.extend(accounts.iter().map(|&account| {
@@ -293,11 +319,30 @@ impl<'p> Engine<'p> {
                 .reviewers_required
                 .unwrap_or(self.policy.reviewers_required);
             findings.extend(shared.iter().filter_map(|f| settle(f, required)));
-            finish(Some(account), findings)
+            let items = if post.thread {
+                item_lengths(post, account, ctx.instances.get(&account.name))
+            } else {
+                Vec::new()
+            };
+            finish(Some(account), findings, items)
         }));
     }
 
+    /// Terms, links and alt text, judged for each item (a thread's findings name their item).
     fn content_findings(&self, post: &Post, account: Option<&Account>) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for (index, item) in post.items.iter().enumerate() {
+            let at = post.thread.then_some(index);
+            findings.extend(
+                self.item_content_findings(item, account)
+                    .into_iter()
+                    .map(|f| Finding { item: at, ..f }),
+            );
+        }
+        findings
+    }
+
+    fn item_content_findings(&self, post: &Item, account: Option<&Account>) -> Vec<Finding> {
         let mut findings = self.term_findings(post, account);
         findings.extend(link_findings(&self.policy.links, &post.text));
         if self.policy.require_alt_text {
@@ -319,7 +364,7 @@ impl<'p> Engine<'p> {
         findings
     }
 
-    fn term_findings(&self, post: &Post, account: Option<&Account>) -> Vec<Finding> {
+    fn term_findings(&self, post: &Item, account: Option<&Account>) -> Vec<Finding> {
         let matcher = self.matcher(account);
         matcher
             .find(&post.text)
@@ -634,11 +679,52 @@ fn reviewers_message(required: u32, valid: u32) -> String {
     format!("needs {required} reviewer {noun}, has {valid} valid")
 }
 
-/// Rules that depend on the account's network: length and media limits. `instance` is what
-/// a Mastodon account's instance said; it stands in for the network's default limit, and the
-/// stricter of it and the policy's `max_chars` wins.
+/// Rules that depend on the account's network, for each item: length and media limits.
 fn account_findings(
     post: &Post,
+    account: &Account,
+    instance: Option<&length::Instance>,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (index, item) in post.items.iter().enumerate() {
+        let at = post.thread.then_some(index);
+        findings.extend(
+            item_account_findings(item, account, instance)
+                .into_iter()
+                .map(|f| Finding { item: at, ..f }),
+        );
+    }
+    findings
+}
+
+/// How many units `text` counts on `account`'s network and the limit it is held to, with
+/// whether the limit is the instance's: what `gate check` and `gate approve` show per item.
+/// `instance` is what a Mastodon account's instance said; it stands in for the network's
+/// default limit, and the stricter of it and the policy's `max_chars` wins.
+pub fn measure(
+    text: &str,
+    account: &Account,
+    instance: Option<&length::Instance>,
+) -> (usize, usize, bool) {
+    let policy_limit = account.max_chars.map(|n| n as usize);
+    match instance {
+        Some(i) if account.platform == Platform::Mastodon => {
+            let count = length::mastodon_with(text, i.characters_reserved_per_url);
+            let (limit, by_instance) = match policy_limit {
+                Some(p) if p <= i.max_characters => (p, false),
+                _ => (i.max_characters, true),
+            };
+            (count, limit, by_instance)
+        }
+        _ => {
+            let limit = policy_limit.unwrap_or_else(|| length::default_limit(account.platform));
+            (length::count(account.platform, text), limit, false)
+        }
+    }
+}
+
+fn item_account_findings(
+    post: &Item,
     account: &Account,
     instance: Option<&length::Instance>,
 ) -> Vec<Finding> {
@@ -661,11 +747,7 @@ fn account_findings(
         }
     };
     if let Some((count, limit, by_instance)) = over {
-        let unit = match account.platform {
-            Platform::X => "weighted characters",
-            Platform::Bluesky => "graphemes",
-            Platform::Mastodon => "characters",
-        };
+        let unit = unit(account.platform);
         let whose = if by_instance {
             format!(
                 "the instance's limit of {limit} (`max_characters` at {})",
@@ -712,8 +794,49 @@ fn account_findings(
     findings
 }
 
-fn finish(account: Option<&Account>, mut findings: Vec<Finding>) -> Judged<'_> {
-    findings.sort_by_key(|f| (std::cmp::Reverse(f.severity), f.start.unwrap_or(0)));
+/// Each item's length against `account`'s limit.
+pub fn item_lengths(
+    post: &Post,
+    account: &Account,
+    instance: Option<&length::Instance>,
+) -> Vec<ItemLength> {
+    post.items
+        .iter()
+        .enumerate()
+        .map(|(item, i)| {
+            let (length, limit, _) = measure(&i.text, account, instance);
+            ItemLength {
+                item,
+                length,
+                limit,
+                unit: unit(account.platform),
+                media: i.media.len(),
+            }
+        })
+        .collect()
+}
+
+/// What `platform` counts a post's length in.
+pub fn unit(platform: Platform) -> &'static str {
+    match platform {
+        Platform::X => "weighted characters",
+        Platform::Bluesky => "graphemes",
+        Platform::Mastodon => "characters",
+    }
+}
+
+fn finish(
+    account: Option<&Account>,
+    mut findings: Vec<Finding>,
+    items: Vec<ItemLength>,
+) -> Judged<'_> {
+    findings.sort_by_key(|f| {
+        (
+            std::cmp::Reverse(f.severity),
+            f.item.unwrap_or(0),
+            f.start.unwrap_or(0),
+        )
+    });
     let verdict = findings
         .iter()
         .map(|f| f.severity.verdict())
@@ -723,6 +846,7 @@ fn finish(account: Option<&Account>, mut findings: Vec<Finding>) -> Judged<'_> {
         account,
         verdict,
         findings,
+        items,
     }
 }
 

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::diagnostic::{Diagnostic, Source};
 use crate::core::policy::{Account, Platform, Policy, hex, unknown_account};
-use crate::core::reviewers::{Approval, MediaDigest, digest_message};
+use crate::core::reviewers::{Approval, MediaDigest, digest_message, thread_message};
 use crate::core::spanned::{At, Reader};
 
 // The keys of a post file and of its `[[media]]` and `[[approvals]]` entries: the reader denies
@@ -23,9 +23,15 @@ pub const POST_KEYS: &[&str] = &[
     "language",
     "visibility",
     "reply_to",
+    "thread",
     "not_before",
     "not_after",
 ];
+/// The keys of one `[[thread]]` item.
+pub const THREAD_KEYS: &[&str] = &["text", "media"];
+/// The most items a thread may have: X's composer stops at 25, and a longer chain is a blog
+/// post. Fewer is fine; more is an error where the 26th item is written.
+pub const MAX_THREAD_ITEMS: usize = 25;
 pub const MEDIA_KEYS: &[&str] = &["path", "alt"];
 pub const APPROVAL_KEYS: &[&str] = &["reviewer", "signature"];
 
@@ -63,12 +69,9 @@ pub struct Media {
     pub data: std::sync::Arc<[u8]>,
 }
 
+/// What one network post carries: a plain post's text and media, or one `[[thread]]` item's.
 #[derive(Debug, Clone)]
-pub struct Post {
-    pub origin: Origin,
-    /// Accounts named by the post itself; empty for inline text.
-    pub accounts: Vec<String>,
-    pub author: Option<String>,
+pub struct Item {
     /// What is judged and sent: a post file's or stdin's text without its one final newline
     /// (a TOML multi-line string ends with one).
     pub text: String,
@@ -76,11 +79,25 @@ pub struct Post {
     /// sign (SPEC §4), so approvals made before gate stripped that newline stay valid.
     pub written: String,
     pub media: Vec<Media>,
+    /// Where each byte of `text` was written in the post file (`None` for inline text).
+    pub text_at: Option<crate::core::textmap::TextMap>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Post {
+    pub origin: Origin,
+    /// Accounts named by the post itself; empty for inline text.
+    pub accounts: Vec<String>,
+    pub author: Option<String>,
+    /// What is sent, in order: one item for a plain post, every `[[thread]]` item for a
+    /// thread (item k > 0 answers item k - 1). Never empty.
+    pub items: Vec<Item>,
+    /// Whether the items come from `[[thread]]` (a one-item thread included): a thread has
+    /// its own digest message and its findings name their item.
+    pub thread: bool,
     pub approvals: Vec<Approval>,
     /// How the post is sent, not what it says: none of these is in the digest (SPEC §4).
     pub options: Options,
-    /// Where each byte of `text` was written in the post file (`None` for inline text).
-    pub text_at: Option<crate::core::textmap::TextMap>,
     /// `not_before` / `not_after` (SPEC §7): signed, and judged at every send.
     pub window: crate::core::window::Window,
 }
@@ -273,27 +290,64 @@ impl Post {
             origin,
             accounts: Vec::new(),
             author: None,
-            written: text.clone(),
-            text,
-            media: Vec::new(),
+            items: vec![Item {
+                written: text.clone(),
+                text,
+                media: Vec::new(),
+                text_at: None,
+            }],
+            thread: false,
             approvals: Vec::new(),
             options: Options::default(),
-            text_at: None,
             window: crate::core::window::Window::default(),
         }
     }
 
-    /// The exact message reviewers sign for this post (SPEC §4).
-    pub fn digest_message(&self, accounts: &[String]) -> String {
-        let media: Vec<MediaDigest> = self
-            .media
+    /// The first item: a plain post's whole content.
+    pub fn first(&self) -> &Item {
+        &self.items[0]
+    }
+
+    /// The item a finding names (`None`: the first, which is a plain post's only one).
+    pub fn item(&self, index: Option<usize>) -> &Item {
+        index
+            .and_then(|i| self.items.get(i))
+            .unwrap_or_else(|| self.first())
+    }
+
+    /// Every item's text, in order, a blank line between items: what the audit trail keeps
+    /// of a judged post (a plain post's text exactly).
+    pub fn all_text(&self) -> String {
+        self.items
             .iter()
-            .map(|m| MediaDigest {
-                sha256_hex: m.sha256.clone(),
-                alt: m.alt.clone().unwrap_or_default(),
-            })
-            .collect();
-        let mut message = digest_message(accounts, &self.written, &media);
+            .map(|i| i.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    }
+
+    /// The exact message reviewers sign for this post (SPEC §4): a plain post's as it has
+    /// always been, a thread's covering every item's text and media in order (§8).
+    pub fn digest_message(&self, accounts: &[String]) -> String {
+        let media = |item: &Item| -> Vec<MediaDigest> {
+            item.media
+                .iter()
+                .map(|m| MediaDigest {
+                    sha256_hex: m.sha256.clone(),
+                    alt: m.alt.clone().unwrap_or_default(),
+                })
+                .collect()
+        };
+        let mut message = if self.thread {
+            let items: Vec<(&str, Vec<MediaDigest>)> = self
+                .items
+                .iter()
+                .map(|i| (i.written.as_str(), media(i)))
+                .collect();
+            thread_message(accounts, &items)
+        } else {
+            let first = self.first();
+            digest_message(accounts, &first.written, &media(first))
+        };
         // The window's block (SPEC §7), only when the post has one.
         self.window.push_digest(&mut message);
         message
@@ -405,49 +459,38 @@ pub fn parse(
     }
 
     let author = r.string(root, "author").map(|a| a.value);
-    let mut text_at = None;
-    let text = match r.string(root, "text") {
-        Some(at) => {
-            text_at = crate::core::textmap::TextMap::new(&source.text, at.span.clone(), &at.value);
-            if at.value.trim().is_empty() {
-                r.error(at.span, "the post's `text` is empty");
-            }
-            at.value
-        }
-        None => {
-            if Reader::get(root, "text").is_none() {
-                r.error(0..0, "the post has no `text`").hint =
-                    Some("add `text = \"\"\"...\"\"\"`".into());
-            }
-            String::new()
-        }
-    };
-
     let media_cap = media_cap(policy, &names);
-    let mut media = Vec::new();
-    for (t, span) in r.tables(root, "media") {
-        r.check_keys(t, MEDIA_KEYS, "`[[media]]`");
-        let alt = r.string(t, "alt").map(|a| a.value);
-        let Some(written) = r.string(t, "path") else {
-            if Reader::get(t, "path").is_none() {
-                r.error(span, "a `[[media]]` entry needs `path`");
+    let thread = Reader::get(root, "thread").is_some();
+    let items = if thread {
+        read_thread(&mut r, source, root, media_cap, media_reader)
+    } else {
+        let mut text_at = None;
+        let text = match r.string(root, "text") {
+            Some(at) => {
+                text_at =
+                    crate::core::textmap::TextMap::new(&source.text, at.span.clone(), &at.value);
+                if at.value.trim().is_empty() {
+                    r.error(at.span, "the post's `text` is empty");
+                }
+                at.value
             }
-            continue;
+            None => {
+                if Reader::get(root, "text").is_none() {
+                    r.error(0..0, "the post has no `text`").hint = Some(
+                        "add `text = \"\"\"...\"\"\"`, or `[[thread]]` items for a thread".into(),
+                    );
+                }
+                String::new()
+            }
         };
-        match media_reader.read(&written.value, media_cap) {
-            Ok(file) => media.push(Media {
-                written: written.value,
-                path: file.path,
-                alt,
-                sha256: hex(&Sha256::digest(&file.data)),
-                bytes: file.data.len() as u64,
-                data: file.data.into(),
-            }),
-            Err(problem) => {
-                r.error(written.span, problem.message).hint = Some(problem.hint);
-            }
-        }
-    }
+        let media = read_media(&mut r, root, "`[[media]]`", media_cap, media_reader);
+        vec![Item {
+            text: without_final_newline(&text).to_owned(),
+            written: text,
+            media,
+            text_at,
+        }]
+    };
 
     let mut approvals = Vec::new();
     for (t, span) in r.tables(root, "approvals") {
@@ -490,14 +533,122 @@ pub fn parse(
         origin: Origin::File(path.to_path_buf()),
         accounts: names,
         author,
-        text: without_final_newline(&text).to_owned(),
-        written: text,
-        media,
+        items,
+        thread,
         approvals,
         options,
-        text_at,
         window,
     })
+}
+
+/// The `[[media]]` entries of `table` (a post file or one `[[thread]]` item), each file read
+/// and hashed.
+fn read_media(
+    r: &mut Reader<'_>,
+    table: &toml::de::DeTable<'_>,
+    what: &str,
+    cap: u64,
+    media_reader: &mut dyn MediaReader,
+) -> Vec<Media> {
+    let mut media = Vec::new();
+    for (t, span) in r.tables(table, "media") {
+        r.check_keys(t, MEDIA_KEYS, what);
+        let alt = r.string(t, "alt").map(|a| a.value);
+        let Some(written) = r.string(t, "path") else {
+            if Reader::get(t, "path").is_none() {
+                r.error(span, format!("a {what} entry needs `path`"));
+            }
+            continue;
+        };
+        match media_reader.read(&written.value, cap) {
+            Ok(file) => media.push(Media {
+                written: written.value,
+                path: file.path,
+                alt,
+                sha256: hex(&Sha256::digest(&file.data)),
+                bytes: file.data.len() as u64,
+                data: file.data.into(),
+            }),
+            Err(problem) => {
+                r.error(written.span, problem.message).hint = Some(problem.hint);
+            }
+        }
+    }
+    media
+}
+
+/// The `[[thread]]` items (SPEC §8): each with its own `text` and `[[thread.media]]`; a post
+/// file with a thread has no top-level `text` or `[[media]]`.
+fn read_thread(
+    r: &mut Reader<'_>,
+    source: &Source,
+    root: &toml::de::DeTable<'_>,
+    cap: u64,
+    media_reader: &mut dyn MediaReader,
+) -> Vec<Item> {
+    let thread_span = Reader::get(root, "thread").map_or(0..0, |(k, _)| k.span());
+    if let Some((key, _)) = Reader::get(root, "text") {
+        r.error(
+            key.span(),
+            "a post has either `text` or `[[thread]]` items, not both",
+        )
+        .hint = Some(
+            "move the text into the first `[[thread]]` item, or remove the `[[thread]]` items"
+                .into(),
+        );
+    }
+    if let Some((key, _)) = Reader::get(root, "media") {
+        r.error(
+            key.span(),
+            "a thread's media belong to its items: top-level `[[media]]` is for a post without `[[thread]]`",
+        )
+        .hint = Some("write `[[thread.media]]` under the `[[thread]]` item it goes with".into());
+    }
+    let tables = r.tables(root, "thread");
+    if tables.is_empty() && !r.has_errors() {
+        r.error(thread_span.clone(), "the thread has no items").hint =
+            Some("write one `[[thread]]` table per post of the thread, each with `text`".into());
+    }
+    let mut items = Vec::new();
+    for (n, (t, span)) in tables.into_iter().enumerate() {
+        if n == MAX_THREAD_ITEMS {
+            r.error(
+                span.clone(),
+                format!(
+                    "a thread has at most {MAX_THREAD_ITEMS} items (0 to {}); this is item {n}",
+                    MAX_THREAD_ITEMS - 1
+                ),
+            )
+            .hint = Some("split it into two post files, the second replying to the first".into());
+        }
+        r.check_keys(t, THREAD_KEYS, "a `[[thread]]` item");
+        let mut text_at = None;
+        let text = match r.string(t, "text") {
+            Some(at) => {
+                text_at =
+                    crate::core::textmap::TextMap::new(&source.text, at.span.clone(), &at.value);
+                if at.value.trim().is_empty() {
+                    r.error(at.span, format!("thread item {n} has an empty `text`"));
+                }
+                at.value
+            }
+            None => {
+                if Reader::get(t, "text").is_none() {
+                    r.error(span, format!("thread item {n} has no `text`")).hint =
+                        Some("add `text = \"...\"` to the item".into());
+                }
+                String::new()
+            }
+        };
+        let media = read_media(r, t, "`[[thread.media]]`", cap, media_reader);
+        items.push(Item {
+            text: without_final_newline(&text).to_owned(),
+            written: text,
+            media,
+            text_at,
+        });
+    }
+    items
 }
 
 /// `language`, `visibility` and `reply_to`, each checked where it is written.
@@ -576,6 +727,133 @@ pub fn targets<'p>(policy: &'p Policy, post: &Post, inline: &[&'p Account]) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Media files by name, for the reader.
+    struct Files;
+
+    impl MediaReader for Files {
+        fn read(&mut self, written: &str, _cap: u64) -> Result<MediaFile, MediaProblem> {
+            Ok(MediaFile {
+                path: PathBuf::from(written),
+                data: written.as_bytes().to_vec(),
+            })
+        }
+    }
+
+    fn read(text: &str) -> Result<Post, Vec<Diagnostic>> {
+        let (policy, d) = crate::core::policy::parse(&Source::new(
+            "gate.toml",
+            "version = 1\n[accounts.brand]\nplatform = \"mastodon\"\nserver = \"https://m.example\"\n",
+        ));
+        let policy = policy.unwrap_or_else(|| panic!("{d:?}"));
+        parse(
+            &Source::new("p.post.toml", text),
+            Path::new("p.post.toml"),
+            &policy,
+            &mut Files,
+        )
+    }
+
+    /// A post without `[[thread]]` signs exactly the message it always has: this one is what
+    /// `gate digest` printed for the same file before threads existed (the media file holds
+    /// the five bytes `a.png`).
+    #[test]
+    fn a_plain_post_keeps_its_old_digest_message_byte_for_byte() {
+        let post = read(
+            "account = \"brand\"\ntext = \"\"\"\nHello\r\nworld\n\"\"\"\n[[media]]\npath = \"a.png\"\nalt = \"A\"\n",
+        )
+        .unwrap();
+        assert!(!post.thread);
+        assert_eq!(
+            post.digest_message(&post.accounts),
+            "gate-post-v1\naccounts 1\naccount 5\nbrand\ntext 12\nHello\nworld\n\nmedia 1\nsha256 64\n\
+             7f071235805fbf58a2524f77bff76e1391d0d1cfe2f4c190d73054495e05b460\nalt 1\nA\n"
+        );
+    }
+
+    #[test]
+    fn a_thread_signs_every_item_in_order() {
+        let thread = |a: &str, b: &str| {
+            read(&format!(
+                "account = \"brand\"\n[[thread]]\ntext = \"{a}\"\n[[thread]]\ntext = \"{b}\"\n[[thread.media]]\npath = \"b.png\"\nalt = \"B\"\n"
+            ))
+            .unwrap()
+        };
+        let post = thread("one", "two");
+        assert!(post.thread);
+        assert_eq!(post.items.len(), 2);
+        assert_eq!(post.items[1].media.len(), 1);
+        let message = post.digest_message(&post.accounts);
+        assert_eq!(
+            message,
+            format!(
+                "gate-post-v1\naccounts 1\naccount 5\nbrand\nthread 2\ntext 3\none\nmedia 0\ntext 3\ntwo\nmedia 1\nsha256 64\n{}\nalt 1\nB\n",
+                hex(&Sha256::digest(b"b.png"))
+            )
+        );
+        // Any edit, and the order, change it; a one-item thread is not the plain post.
+        assert_ne!(
+            thread("one", "two!").digest_message(&post.accounts),
+            message
+        );
+        assert_ne!(thread("two", "one").digest_message(&post.accounts), message);
+        let single = read("account = \"brand\"\n[[thread]]\ntext = \"one\"\n").unwrap();
+        let plain = read("account = \"brand\"\ntext = \"one\"\n").unwrap();
+        assert_ne!(
+            single.digest_message(&single.accounts),
+            plain.digest_message(&plain.accounts)
+        );
+    }
+
+    #[test]
+    fn a_thread_is_refused_with_text_empty_or_an_item_without_text() {
+        let errors = |text: &str| -> Vec<String> {
+            read(text)
+                .err()
+                .unwrap_or_else(|| panic!("accepted: {text}"))
+                .into_iter()
+                .map(|d| format!("{}:{} {}", d.line, d.column, d.message))
+                .collect()
+        };
+        assert_eq!(
+            errors("account = \"brand\"\ntext = \"x\"\n[[thread]]\ntext = \"a\"\n"),
+            ["2:1 a post has either `text` or `[[thread]]` items, not both"]
+        );
+        assert_eq!(
+            errors("account = \"brand\"\nthread = []\n"),
+            ["2:1 the thread has no items"]
+        );
+        assert_eq!(
+            errors("account = \"brand\"\n[[thread]]\ntext = \"a\"\n[[thread]]\n"),
+            ["4:1 thread item 1 has no `text`"]
+        );
+        assert_eq!(
+            errors("account = \"brand\"\n[[thread]]\ntext = \" \"\n"),
+            ["3:8 thread item 0 has an empty `text`"]
+        );
+        assert_eq!(
+            errors("account = \"brand\"\n[[media]]\npath = \"a.png\"\n[[thread]]\ntext = \"a\"\n"),
+            [
+                "2:3 a thread's media belong to its items: top-level `[[media]]` is for a post without `[[thread]]`"
+            ]
+        );
+        let mut long = String::from("account = \"brand\"\n");
+        for i in 0..=MAX_THREAD_ITEMS {
+            long.push_str(&format!("[[thread]]\ntext = \"{i}\"\n"));
+        }
+        assert_eq!(
+            errors(&long),
+            [format!(
+                "{}:1 a thread has at most 25 items (0 to 24); this is item 25",
+                2 + 2 * MAX_THREAD_ITEMS
+            )]
+        );
+        let mut most = String::from("account = \"brand\"\n");
+        for i in 0..MAX_THREAD_ITEMS {
+            most.push_str(&format!("[[thread]]\ntext = \"{i}\"\n"));
+        }
+        assert_eq!(read(&most).unwrap().items.len(), MAX_THREAD_ITEMS);
+    }
 
     #[test]
     fn language_tags() {

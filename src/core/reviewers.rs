@@ -101,6 +101,34 @@ pub fn push_field(out: &mut String, tag: &str, value: &str) {
 /// and deduplicated because `accounts = ["a", "b"]` and `["b", "a"]` publish to the same
 /// places; media stay in file order because the order is visible in the published post.
 pub fn digest_message(accounts: &[String], text: &str, media: &[MediaDigest]) -> String {
+    let mut out = accounts_block(accounts);
+    push_content(&mut out, text, media);
+    out
+}
+
+/// The message for a thread (SPEC §8): the same header and accounts as [`digest_message`],
+/// then `thread <K>` and each item's `text` and `media` fields in order, exactly as a plain
+/// post writes its one text and media:
+///
+/// ```text
+/// gate-post-v1
+/// accounts <N> ... (as above)
+/// thread <K>                    K = number of items
+/// text <len> / <text> / media <M> / ...   repeated K times, in file order
+/// ```
+///
+/// A plain post's message has `text` where a thread's has `thread`, so no thread signs the
+/// same as a plain post, and the lengths keep every item's text apart from the next.
+pub fn thread_message(accounts: &[String], items: &[(&str, Vec<MediaDigest>)]) -> String {
+    let mut out = accounts_block(accounts);
+    out.push_str(&format!("thread {}\n", items.len()));
+    for (text, media) in items {
+        push_content(&mut out, text, media);
+    }
+    out
+}
+
+fn accounts_block(accounts: &[String]) -> String {
     let mut accounts: Vec<&str> = accounts.iter().map(String::as_str).collect();
     accounts.sort_unstable();
     accounts.dedup();
@@ -112,13 +140,16 @@ pub fn digest_message(accounts: &[String], text: &str, media: &[MediaDigest]) ->
     for account in accounts {
         push_field(&mut out, "account", account);
     }
-    push_field(&mut out, "text", &normalise_newlines(text));
+    out
+}
+
+fn push_content(out: &mut String, text: &str, media: &[MediaDigest]) {
+    push_field(out, "text", &normalise_newlines(text));
     out.push_str(&format!("media {}\n", media.len()));
     for item in media {
-        push_field(&mut out, "sha256", &item.sha256_hex.to_ascii_lowercase());
-        push_field(&mut out, "alt", &normalise_newlines(&item.alt));
+        push_field(out, "sha256", &item.sha256_hex.to_ascii_lowercase());
+        push_field(out, "alt", &normalise_newlines(&item.alt));
     }
-    out
 }
 
 /// One `[[approvals]]` entry as written in the post file.

@@ -63,11 +63,13 @@ impl State {
     }
 }
 
-/// One delivery of one post to one account.
+/// One delivery of one post to one account: of a thread, one item of it (SPEC §8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub digest: String,
     pub account: String,
+    /// The thread item (0 for the first, and for every post that is not a thread).
+    pub item: u32,
     pub platform: String,
     pub key: String,
     pub state: State,
@@ -86,6 +88,7 @@ pub struct Delivery {
 pub struct Claim<'a> {
     pub digest: &'a str,
     pub account: &'a str,
+    pub item: u32,
     pub platform: &'a str,
     /// The idempotency key of a new row (an existing row keeps its own).
     pub key: &'a str,
@@ -127,10 +130,14 @@ pub trait Store {
         &self,
         digest: &str,
         account: &str,
+        item: u32,
         wait: std::time::Duration,
     ) -> Result<Box<dyn Held + '_>, Error>;
-    /// The delivery of `digest` to `account`, if there is one.
-    fn get(&self, digest: &str, account: &str) -> Result<Option<Delivery>, Error>;
+    /// The delivery of item `item` of `digest` to `account`, if there is one.
+    fn get(&self, digest: &str, account: &str, item: u32) -> Result<Option<Delivery>, Error>;
+    /// Every delivery of `digest` to `account`, by item: a thread's items, or a plain post's
+    /// one row.
+    fn thread(&self, digest: &str, account: &str) -> Result<Vec<Delivery>, Error>;
     /// Claims the delivery for one try, in one atomic step: the freeze and the rate ledger of
     /// the hour before `claim.now` are read and handed to `judge`, and only when it says yes
     /// is the row made `pending` (a new row with `claim.key`, or an existing one with one more
@@ -151,6 +158,7 @@ pub trait Store {
         &self,
         digest: &str,
         account: &str,
+        item: u32,
         published: (&str, &str),
         entry: &Entry,
         now: DateTime<Utc>,
@@ -162,6 +170,7 @@ pub trait Store {
         &self,
         digest: &str,
         account: &str,
+        item: u32,
         state: State,
         error: &str,
         now: DateTime<Utc>,
@@ -171,6 +180,7 @@ pub trait Store {
         &self,
         digest: &str,
         account: &str,
+        item: u32,
         entry: &Entry,
         now: DateTime<Utc>,
     ) -> Result<(), Error>;
@@ -179,7 +189,8 @@ pub trait Store {
     /// The account's most recently sent delivery, retracted or not.
     fn last_sent(&self, account: &str) -> Result<Option<Delivery>, Error>;
 
-    /// The rate ledger: the deliveries that may count at `now` or later: gone out since the
+    /// The rate ledger (a thread counts once, by its first item): the deliveries that may
+    /// count at `now` or later: gone out since the
     /// hour before it (`sent`, `retracted`, at their `sent_at`), or claimed since then and not
     /// known to have failed (`pending`, `unknown`, at their last claim: they may have gone
     /// out). The claim counts with it, and so do `gate check` and `gate post --wait`.
@@ -196,8 +207,9 @@ pub trait Store {
     fn append(&self, entry: &Entry, now: DateTime<Utc>) -> Result<Stored, Error>;
     /// Every audit entry, in seq order.
     fn entries(&self) -> Result<Vec<Stored>, Error>;
-    /// The text of the post sent to `account` with `digest`, as the audit trail recorded it.
-    fn sent_text(&self, digest: &str, account: &str) -> Option<String>;
+    /// The text of the post sent to `account` with `digest` at `url`, as the audit trail
+    /// recorded it (a thread's items each have their own URL).
+    fn sent_text(&self, digest: &str, account: &str, url: &str) -> Option<String>;
     /// Recomputes the audit chain and compares its head with the anchor.
     fn verify(&self) -> Result<Verification, Error>;
 }
@@ -209,16 +221,26 @@ pub trait Held {
     fn still_held(&self) -> Result<(), Error>;
 }
 
-/// The delivery's lock file on this machine (`deliver-DIGEST-ACCOUNT` in the lock folder).
+/// The delivery's lock file on this machine (`deliver-DIGEST-ACCOUNT` in the lock folder,
+/// `deliver-DIGEST-ACCOUNT-ITEM` for a thread's later items).
 pub(crate) fn local_lock(
     env: &Env,
     digest: &str,
     account: &str,
+    item: u32,
     wait: std::time::Duration,
 ) -> Result<crate::lock::Lock, Error> {
+    let item = if item == 0 {
+        String::new()
+    } else {
+        format!("-{item}")
+    };
     crate::lock::acquire(
         env,
-        &format!("deliver-{}-{account}", &digest[..32.min(digest.len())]),
+        &format!(
+            "deliver-{}-{account}{item}",
+            &digest[..32.min(digest.len())]
+        ),
         wait,
     )
 }
@@ -236,9 +258,12 @@ pub(crate) fn local_held(
     env: &Env,
     digest: &str,
     account: &str,
+    item: u32,
     wait: std::time::Duration,
 ) -> Result<Box<dyn Held>, Error> {
-    Ok(Box::new(LocalHeld(local_lock(env, digest, account, wait)?)))
+    Ok(Box::new(LocalHeld(local_lock(
+        env, digest, account, item, wait,
+    )?)))
 }
 
 impl dyn Store + '_ {
@@ -269,6 +294,31 @@ impl dyn Store + '_ {
                 claim.account
             ))),
         }
+    }
+
+    /// The delivery that stands for a whole post of `items` items (1 for a plain post): item
+    /// 0's row once every item is `sent` (its URL is the thread's), else the row of the first
+    /// item that is not (`None` when that item has none yet). `gate plan` and `gate post --due`
+    /// read a thread's state with it.
+    pub fn whole(
+        &self,
+        digest: &str,
+        account: &str,
+        items: usize,
+    ) -> Result<Option<Delivery>, Error> {
+        if items <= 1 {
+            return self.get(digest, account, 0);
+        }
+        let rows = self.thread(digest, account)?;
+        let first_unsent = (0..items).find(|&k| {
+            !rows
+                .iter()
+                .any(|r| r.item as usize == k && r.state == State::Sent)
+        });
+        Ok(match first_unsent {
+            None => rows.into_iter().find(|r| r.item == 0),
+            Some(k) => rows.into_iter().find(|r| r.item as usize == k),
+        })
     }
 
     /// Appends an entry stamped with the clock of now.

@@ -36,7 +36,8 @@ use crate::env::Env;
 use crate::error::Error;
 
 /// The schema version this gate writes and understands.
-pub const VERSION: i32 = 1;
+/// 1: the first; 2: the `item` column (one delivery per thread item, SPEC §8).
+pub const VERSION: i32 = 2;
 
 /// The advisory-lock namespace (the first key of the two-key form): `gate` in ASCII.
 const LOCK_SPACE: i32 = 0x6761_7465;
@@ -119,6 +120,15 @@ CREATE TABLE gate_imports (
 INSERT INTO gate_schema (version) VALUES (1);
 "#;
 
+/// Version 1 → 2: `item` joins the deliveries' key; every row already there is item 0, the
+/// first and only item of its post. A frozen snapshot, like [`TO_V1`].
+pub const TO_V2: &str = r#"
+ALTER TABLE gate_deliveries ADD COLUMN item integer NOT NULL DEFAULT 0;
+ALTER TABLE gate_deliveries DROP CONSTRAINT gate_deliveries_pkey;
+ALTER TABLE gate_deliveries ADD PRIMARY KEY (digest, account, item);
+INSERT INTO gate_schema (version) VALUES (2);
+"#;
+
 /// The grants a DBA gives the role gate runs as, when another role owns the tables.
 pub const GRANTS: &str = "
 -- For the role gate connects as (here `gate`), when another role owns these tables:
@@ -128,7 +138,9 @@ pub const GRANTS: &str = "
 -- GRANT SELECT, INSERT ON gate_audit TO gate;   -- never UPDATE or DELETE
 ";
 
-const COLUMNS: &str = "digest, account, platform, idempotency_key, state, remote_id, url, error, pid, attempts, created_at, sent_at, retracted_at";
+const COLUMNS: &str = "digest, account, platform, idempotency_key, state, remote_id, url, error, pid, attempts, created_at, sent_at, retracted_at, item";
+/// [`COLUMNS`] for a version-1 schema read without migrating (`gate check`): all item 0.
+const COLUMNS_V1: &str = "digest, account, platform, idempotency_key, state, remote_id, url, error, pid, attempts, created_at, sent_at, retracted_at, 0";
 
 const AUDIT_COLUMNS: &str = r#"seq, time, event, "user", host, account, digest, text, verdict, findings, reviewers, policy_sha256, url, prev, hash"#;
 
@@ -362,6 +374,9 @@ impl Postgres {
             if found < 1 {
                 tx.batch_execute(TO_V1)?;
             }
+            if found < 2 {
+                tx.batch_execute(TO_V2)?;
+            }
             tx.commit()?;
             Ok(found.max(VERSION))
         })();
@@ -413,6 +428,16 @@ impl Postgres {
         }
     }
 
+    /// The delivery columns of this schema ([`COLUMNS`], or [`COLUMNS_V1`] before items).
+    fn columns(&self) -> &'static str {
+        if self.version >= 2 {
+            COLUMNS
+        } else {
+            COLUMNS_V1
+        }
+    }
+
+    /// The first row of `sql`, in which `{COLUMNS}` stands for [`Postgres::columns`].
     fn one(
         &self,
         sql: &str,
@@ -420,7 +445,7 @@ impl Postgres {
     ) -> Result<Option<Delivery>, Error> {
         self.client
             .borrow_mut()
-            .query_typed_opt(sql, params)
+            .query_typed_opt(&sql.replace("{COLUMNS}", self.columns()), params)
             .map(|row| row.as_ref().map(delivery))
             .map_err(|e| self.err(&e))
     }
@@ -462,9 +487,9 @@ impl Postgres {
             for (d, updated) in deliveries {
                 let updated = instant(updated).unwrap_or(d.created_at);
                 let n = tx.execute(
-                    "INSERT INTO gate_deliveries (digest, account, platform, idempotency_key, state, remote_id, url, error, pid, host, attempts, created_at, updated_at, sent_at, retracted_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-                     ON CONFLICT (digest, account) DO NOTHING",
+                    "INSERT INTO gate_deliveries (digest, account, platform, idempotency_key, state, remote_id, url, error, pid, host, attempts, created_at, updated_at, sent_at, retracted_at, item)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                     ON CONFLICT (digest, account, item) DO NOTHING",
                     &[
                         &d.digest,
                         &d.account,
@@ -481,6 +506,7 @@ impl Postgres {
                         &updated,
                         &d.sent_at,
                         &d.retracted_at,
+                        &i32::try_from(d.item).unwrap_or(i32::MAX),
                     ],
                 )?;
                 added += usize::try_from(n).unwrap_or(0);
@@ -608,6 +634,7 @@ fn delivery(r: &Row) -> Delivery {
         created_at: r.get(10),
         sent_at: r.get(11),
         retracted_at: r.get(12),
+        item: u32::try_from(r.get::<_, i32>(13)).unwrap_or(0),
     }
 }
 
@@ -744,10 +771,16 @@ impl super::Store for Postgres {
         &self,
         digest: &str,
         account: &str,
+        item: u32,
         wait: Duration,
     ) -> Result<Box<dyn super::Held + '_>, Error> {
-        let local = super::local_lock(&self.env, digest, account, wait)?;
-        let hash = <sha2::Sha256 as sha2::Digest>::digest(format!("{digest}/{account}"));
+        let local = super::local_lock(&self.env, digest, account, item, wait)?;
+        let name = if item == 0 {
+            format!("{digest}/{account}")
+        } else {
+            format!("{digest}/{account}/{item}")
+        };
+        let hash = <sha2::Sha256 as sha2::Digest>::digest(name);
         let key = i32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]]);
         let deadline = std::time::Instant::now() + wait;
         loop {
@@ -791,14 +824,44 @@ impl super::Store for Postgres {
         }
     }
 
-    fn get(&self, digest: &str, account: &str) -> Result<Option<Delivery>, Error> {
-        if self.version == 0 {
+    fn get(&self, digest: &str, account: &str, item: u32) -> Result<Option<Delivery>, Error> {
+        if self.version == 0 || (self.version < 2 && item > 0) {
             return Ok(None);
         }
+        if self.version < 2 {
+            return self.one(
+                "SELECT {COLUMNS} FROM gate_deliveries WHERE digest = $1 AND account = $2",
+                &[(&digest, Type::TEXT), (&account, Type::TEXT)],
+            );
+        }
+        let item = i32::try_from(item).unwrap_or(i32::MAX);
         self.one(
-            &format!("SELECT {COLUMNS} FROM gate_deliveries WHERE digest = $1 AND account = $2"),
-            &[(&digest, Type::TEXT), (&account, Type::TEXT)],
+            "SELECT {COLUMNS} FROM gate_deliveries WHERE digest = $1 AND account = $2 AND item = $3",
+            &[
+                (&digest, Type::TEXT),
+                (&account, Type::TEXT),
+                (&item, Type::INT4),
+            ],
         )
+    }
+
+    fn thread(&self, digest: &str, account: &str) -> Result<Vec<Delivery>, Error> {
+        if self.version == 0 {
+            return Ok(Vec::new());
+        }
+        let order = if self.version >= 2 { "item" } else { "0" };
+        let rows = self
+            .client
+            .borrow_mut()
+            .query_typed(
+                &format!(
+                    "SELECT {} FROM gate_deliveries WHERE digest = $1 AND account = $2 ORDER BY {order}",
+                    self.columns()
+                ),
+                &[(&digest, Type::TEXT), (&account, Type::TEXT)],
+            )
+            .map_err(|e| self.err(&e))?;
+        Ok(rows.iter().map(delivery).collect())
     }
 
     fn claim(
@@ -809,6 +872,7 @@ impl super::Store for Postgres {
         let host = audit::host_name(&self.env);
         let pid = i32::try_from(std::process::id()).unwrap_or(0);
         let since = claim.now - crate::core::limits::WINDOW;
+        let item = i32::try_from(claim.item).unwrap_or(i32::MAX);
         let result = self.transaction(|tx| {
             // The freeze, shared (a `gate freeze` waits for this claim, or this claim for it),
             // and the team's and the account's ledger rows, for update, in one statement; the
@@ -834,11 +898,13 @@ impl super::Store for Postgres {
                     by: row.get(2),
                 });
             // Counted after the locks were granted: a claim that committed meanwhile counts.
+            // A thread counts once: by its first item (SPEC §8).
             let sends = tx
                 .query_typed(
                     "SELECT digest, account, coalesce(sent_at, updated_at) AS at FROM gate_deliveries
-                     WHERE (sent_at IS NOT NULL AND sent_at > $1)
-                        OR (sent_at IS NULL AND state IN ('pending', 'unknown') AND updated_at > $1)
+                     WHERE ((sent_at IS NOT NULL AND sent_at > $1)
+                        OR (sent_at IS NULL AND state IN ('pending', 'unknown') AND updated_at > $1))
+                       AND item = 0
                      ORDER BY at",
                     &[(&since, Type::TIMESTAMPTZ)],
                 )?
@@ -856,9 +922,9 @@ impl super::Store for Postgres {
                 return Ok(false);
             }
             tx.execute_typed(
-                "INSERT INTO gate_deliveries (digest, account, platform, idempotency_key, state, pid, host, attempts, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, 1, $7, $7)
-                 ON CONFLICT (digest, account) DO UPDATE SET
+                "INSERT INTO gate_deliveries (digest, account, platform, idempotency_key, state, pid, host, attempts, created_at, updated_at, item)
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, 1, $7, $7, $8)
+                 ON CONFLICT (digest, account, item) DO UPDATE SET
                    state = CASE WHEN gate_deliveries.state = 'unknown' THEN 'unknown' ELSE 'pending' END,
                    error = CASE WHEN gate_deliveries.state = 'unknown' THEN gate_deliveries.error ELSE NULL END,
                    pid = excluded.pid, host = excluded.host,
@@ -871,6 +937,7 @@ impl super::Store for Postgres {
                     (&pid, Type::INT4),
                     (&host, Type::TEXT),
                     (&claim.now, Type::TIMESTAMPTZ),
+                    (&item, Type::INT4),
                 ],
             )?;
             Ok(true)
@@ -882,22 +949,25 @@ impl super::Store for Postgres {
         &self,
         digest: &str,
         account: &str,
+        item: u32,
         published: (&str, &str),
         entry: &Entry,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let (id, url) = published;
+        let item = i32::try_from(item).unwrap_or(i32::MAX);
         let stored = self
             .transaction(|tx| {
                 tx.execute_typed(
                     "UPDATE gate_deliveries SET state = 'sent', remote_id = $3, url = $4, error = NULL, sent_at = $5, updated_at = $5
-                     WHERE digest = $1 AND account = $2",
+                     WHERE digest = $1 AND account = $2 AND item = $6",
                     &[
                         (&digest, Type::TEXT),
                         (&account, Type::TEXT),
                         (&id, Type::TEXT),
                         (&url, Type::TEXT),
                         (&now, Type::TIMESTAMPTZ),
+                        (&item, Type::INT4),
                     ],
                 )?;
                 append_in(tx, &self.env, entry, now)
@@ -911,22 +981,25 @@ impl super::Store for Postgres {
         &self,
         digest: &str,
         account: &str,
+        item: u32,
         state: State,
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
+        let item = i32::try_from(item).unwrap_or(i32::MAX);
         self.client
             .borrow_mut()
             .execute(
                 "UPDATE gate_deliveries SET state = CASE WHEN state = 'unknown' THEN 'unknown' ELSE $3 END,
                    error = $4, updated_at = $5
-                 WHERE digest = $1 AND account = $2 AND state NOT IN ('sent', 'retracted')",
+                 WHERE digest = $1 AND account = $2 AND item = $6 AND state NOT IN ('sent', 'retracted')",
                 &[
                     &digest,
                     &account,
                     &state.name(),
                     &crate::redact::scrub(error),
                     &now,
+                    &item,
                 ],
             )
             .map(|_| ())
@@ -937,15 +1010,17 @@ impl super::Store for Postgres {
         &self,
         digest: &str,
         account: &str,
+        item: u32,
         entry: &Entry,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
+        let item = i32::try_from(item).unwrap_or(i32::MAX);
         let stored = self
             .transaction(|tx| {
                 tx.execute(
                     "UPDATE gate_deliveries SET state = 'retracted', retracted_at = $3, updated_at = $3
-                     WHERE digest = $1 AND account = $2 AND state = 'sent'",
-                    &[&digest, &account, &now],
+                     WHERE digest = $1 AND account = $2 AND item = $4 AND state = 'sent'",
+                    &[&digest, &account, &now, &item],
                 )?;
                 append_in(tx, &self.env, entry, now)
             })
@@ -959,11 +1034,9 @@ impl super::Store for Postgres {
             return Ok(None);
         }
         self.one(
-            &format!(
-                "SELECT {COLUMNS} FROM gate_deliveries
-                 WHERE account = $1 AND sent_at IS NOT NULL AND (remote_id = $2 OR url = $2)
-                 ORDER BY sent_at DESC LIMIT 1"
-            ),
+            "SELECT {COLUMNS} FROM gate_deliveries
+             WHERE account = $1 AND sent_at IS NOT NULL AND (remote_id = $2 OR url = $2)
+             ORDER BY sent_at DESC LIMIT 1",
             &[(&account, Type::TEXT), (&id_or_url, Type::TEXT)],
         )
     }
@@ -973,10 +1046,8 @@ impl super::Store for Postgres {
             return Ok(None);
         }
         self.one(
-            &format!(
-                "SELECT {COLUMNS} FROM gate_deliveries
-                 WHERE account = $1 AND sent_at IS NOT NULL ORDER BY sent_at DESC LIMIT 1"
-            ),
+            "SELECT {COLUMNS} FROM gate_deliveries
+             WHERE account = $1 AND sent_at IS NOT NULL ORDER BY sent_at DESC LIMIT 1",
             &[(&account, Type::TEXT)],
         )
     }
@@ -990,10 +1061,14 @@ impl super::Store for Postgres {
             .client
             .borrow_mut()
             .query_typed(
-                "SELECT digest, account, coalesce(sent_at, updated_at) AS at FROM gate_deliveries
-                 WHERE (sent_at IS NOT NULL AND sent_at > $1)
-                    OR (sent_at IS NULL AND state IN ('pending', 'unknown') AND updated_at > $1)
-                 ORDER BY at",
+                &format!(
+                    "SELECT digest, account, coalesce(sent_at, updated_at) AS at FROM gate_deliveries
+                     WHERE ((sent_at IS NOT NULL AND sent_at > $1)
+                        OR (sent_at IS NULL AND state IN ('pending', 'unknown') AND updated_at > $1)){}
+                     ORDER BY at",
+                    // A thread counts once: by its first item (SPEC §8).
+                    if self.version >= 2 { " AND item = 0" } else { "" }
+                ),
                 &[(&since, Type::TIMESTAMPTZ)],
             )
             .map_err(|e| self.err(&e))?;
@@ -1081,7 +1156,7 @@ impl super::Store for Postgres {
         Ok(rows.iter().map(stored).collect())
     }
 
-    fn sent_text(&self, digest: &str, account: &str) -> Option<String> {
+    fn sent_text(&self, digest: &str, account: &str, url: &str) -> Option<String> {
         if self.version == 0 {
             return None;
         }
@@ -1089,8 +1164,9 @@ impl super::Store for Postgres {
             .borrow_mut()
             .query_opt(
                 "SELECT text FROM gate_audit WHERE event = 'post' AND digest = $1 AND account = $2
+                   AND url = $3
                  ORDER BY seq DESC LIMIT 1",
-                &[&digest, &account],
+                &[&digest, &account, &url],
             )
             .ok()
             .flatten()

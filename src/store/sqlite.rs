@@ -33,8 +33,9 @@ use crate::error::{Error, io_reason};
 
 pub const FILE: &str = "journal.sqlite3";
 /// 2: `retracted` deliveries (`gate retract`); 3: the `audit` table (src/audit.rs), which
-/// every open creates if it is missing; 4: the `unknown` state (a try whose outcome is unknown).
-pub const VERSION: i64 = 4;
+/// every open creates if it is missing; 4: the `unknown` state (a try whose outcome is unknown);
+/// 5: the `item` column (one delivery per thread item; every older row is item 0).
+pub const VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -53,7 +54,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_at      TEXT NOT NULL,
     sent_at         TEXT,
     retracted_at    TEXT,
-    PRIMARY KEY (digest, account)
+    item            INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (digest, account, item)
 );
 ";
 
@@ -117,6 +119,35 @@ DROP TABLE deliveries;
 ALTER TABLE deliveries_v4 RENAME TO deliveries;
 ";
 
+/// Version 4 → 5: `item` joins the key (a thread's items are one delivery each, SPEC §8); every
+/// row already there is item 0, the first and only item of its post. Rebuilt for the primary
+/// key, as in [`TO_V2`]; a frozen snapshot of version 5. A version-4 gate refuses the result,
+/// so it never takes item 2 of a thread for the post itself.
+const TO_V5: &str = "
+CREATE TABLE deliveries_v5 (
+    digest          TEXT NOT NULL,
+    account         TEXT NOT NULL,
+    platform        TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'unknown', 'sent', 'failed', 'retracted')),
+    remote_id       TEXT,
+    url             TEXT,
+    error           TEXT,
+    pid             INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 1,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    sent_at         TEXT,
+    retracted_at    TEXT,
+    item            INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (digest, account, item)
+);
+INSERT INTO deliveries_v5 SELECT digest, account, platform, idempotency_key, state, remote_id,
+    url, error, pid, attempts, created_at, updated_at, sent_at, retracted_at, 0 FROM deliveries;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_v5 RENAME TO deliveries;
+";
+
 /// The audit table, which every open creates if it is missing (schema version 3).
 pub const AUDIT_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS audit (
@@ -138,7 +169,10 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 ";
 
-const COLUMNS: &str = "digest, account, platform, idempotency_key, state, remote_id, url, error, pid, attempts, created_at, sent_at, retracted_at";
+const COLUMNS: &str = "digest, account, platform, idempotency_key, state, remote_id, url, error, pid, attempts, created_at, sent_at, retracted_at, item";
+/// [`COLUMNS`] for a journal older than version 5, read without migrating (`gate check`):
+/// every row is item 0.
+const COLUMNS_V4: &str = "digest, account, platform, idempotency_key, state, remote_id, url, error, pid, attempts, created_at, sent_at, retracted_at, 0";
 
 const AUDIT_COLUMNS: &str = "seq, time, event, user, host, account, digest, text, verdict, findings, reviewers, policy_sha256, url, prev, hash";
 
@@ -174,6 +208,7 @@ fn delivery(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
         created_at: instant(&created).unwrap_or(DateTime::UNIX_EPOCH),
         sent_at: sent.as_deref().and_then(instant),
         retracted_at: retracted.as_deref().and_then(instant),
+        item: r.get(13)?,
     })
 }
 
@@ -236,6 +271,9 @@ fn audit_error(path: &Path, e: &rusqlite::Error) -> Error {
 struct Db {
     conn: Connection,
     path: PathBuf,
+    /// Whether the deliveries have the `item` column (version 5 on): a journal opened
+    /// read-only is never migrated, so an older one is read as it is.
+    items: bool,
 }
 
 impl Db {
@@ -296,6 +334,7 @@ impl Db {
         let db = Db {
             conn,
             path: path.to_path_buf(),
+            items: true,
         };
         let found = db.migrate()?;
         Ok((db, found))
@@ -312,9 +351,11 @@ impl Db {
         )
         .map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        let items = conn.prepare("SELECT item FROM deliveries LIMIT 0").is_ok();
         Ok(Db {
             conn,
             path: path.to_path_buf(),
+            items,
         })
     }
 
@@ -342,6 +383,9 @@ impl Db {
                     }
                     if v < 4 {
                         self.conn.execute_batch(TO_V4)?;
+                    }
+                    if v < 5 {
+                        self.conn.execute_batch(TO_V5)?;
                     }
                     self.conn
                         .execute("UPDATE schema_version SET version = ?1", [VERSION])?;
@@ -381,9 +425,15 @@ impl Db {
         }
     }
 
+    /// The delivery columns this journal has ([`COLUMNS`], or [`COLUMNS_V4`] before items).
+    fn columns(&self) -> &'static str {
+        if self.items { COLUMNS } else { COLUMNS_V4 }
+    }
+
+    /// The first row of `sql`, in which `{COLUMNS}` stands for [`Db::columns`].
     fn one(&self, sql: &str, args: impl rusqlite::Params) -> Result<Option<Delivery>, Error> {
         self.conn
-            .query_row(sql, args, delivery)
+            .query_row(&sql.replace("{COLUMNS}", self.columns()), args, delivery)
             .optional()
             .map_err(|e| db_error(&self.path, &e))
     }
@@ -393,12 +443,14 @@ impl Db {
     /// it waited are later than `now` but must count (the judge, reading the clock inside the
     /// lock, decides which fall in its window).
     fn ledger(&self, now: DateTime<Utc>) -> rusqlite::Result<Vec<Send>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT digest, account, coalesce(sent_at, updated_at) AS at FROM deliveries
-             WHERE (sent_at IS NOT NULL AND sent_at > ?1)
-                OR (sent_at IS NULL AND state IN ('pending', 'unknown') AND updated_at > ?1)
-             ORDER BY at",
-        )?;
+                 WHERE ((sent_at IS NOT NULL AND sent_at > ?1)
+                    OR (sent_at IS NULL AND state IN ('pending', 'unknown') AND updated_at > ?1)){}
+                 ORDER BY at",
+            // A thread counts once: by its first item (SPEC §8).
+            if self.items { " AND item = 0" } else { "" }
+        ))?;
         let rows = stmt.query_map(params![stamp(now - crate::core::limits::WINDOW)], |r| {
             let at: String = r.get(2)?;
             Ok(Send {
@@ -628,11 +680,13 @@ impl Sqlite {
         let mut stmt = db
             .conn
             .prepare(&format!(
-                "SELECT {COLUMNS}, updated_at FROM deliveries ORDER BY created_at, digest, account"
+                "SELECT {}, updated_at FROM deliveries ORDER BY created_at, digest, account, {}",
+                db.columns(),
+                if db.items { "item" } else { "0" }
             ))
             .map_err(err)?;
         let rows = stmt
-            .query_map([], |r| Ok((delivery(r)?, r.get::<_, String>(13)?)))
+            .query_map([], |r| Ok((delivery(r)?, r.get::<_, String>(14)?)))
             .map_err(err)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(err)
     }
@@ -658,6 +712,7 @@ impl Sqlite {
         let claim = Claim {
             digest,
             account,
+            item: 0,
             platform,
             key,
             now,
@@ -675,9 +730,10 @@ impl super::Store for Sqlite {
         &self,
         digest: &str,
         account: &str,
+        item: u32,
         wait: Duration,
     ) -> Result<Box<dyn super::Held + '_>, Error> {
-        super::local_held(&self.env, digest, account, wait)
+        super::local_held(&self.env, digest, account, item, wait)
     }
 
     fn location(&self) -> String {
@@ -688,14 +744,42 @@ impl super::Store for Sqlite {
         }
     }
 
-    fn get(&self, digest: &str, account: &str) -> Result<Option<Delivery>, Error> {
+    fn get(&self, digest: &str, account: &str, item: u32) -> Result<Option<Delivery>, Error> {
         let Some(db) = self.reader()? else {
             return Ok(None);
         };
+        if !db.items {
+            if item > 0 {
+                return Ok(None);
+            }
+            return db.one(
+                "SELECT {COLUMNS} FROM deliveries WHERE digest = ?1 AND account = ?2",
+                params![digest, account],
+            );
+        }
         db.one(
-            &format!("SELECT {COLUMNS} FROM deliveries WHERE digest = ?1 AND account = ?2"),
-            params![digest, account],
+            "SELECT {COLUMNS} FROM deliveries WHERE digest = ?1 AND account = ?2 AND item = ?3",
+            params![digest, account, item],
         )
+    }
+
+    fn thread(&self, digest: &str, account: &str) -> Result<Vec<Delivery>, Error> {
+        let Some(db) = self.reader()? else {
+            return Ok(Vec::new());
+        };
+        let err = |e: rusqlite::Error| db_error(&db.path, &e);
+        let order = if db.items { "item" } else { "0" };
+        let mut stmt = db
+            .conn
+            .prepare(&format!(
+                "SELECT {} FROM deliveries WHERE digest = ?1 AND account = ?2 ORDER BY {order}",
+                db.columns()
+            ))
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![digest, account], delivery)
+            .map_err(err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(err)
     }
 
     fn claim(
@@ -717,9 +801,9 @@ impl super::Store for Sqlite {
             }
             db.conn
                 .execute(
-                    "INSERT INTO deliveries (digest, account, platform, idempotency_key, state, pid, attempts, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, 'pending', ?5, 1, ?6, ?6)
-                     ON CONFLICT (digest, account) DO UPDATE SET
+                    "INSERT INTO deliveries (digest, account, platform, idempotency_key, state, pid, attempts, created_at, updated_at, item)
+                     VALUES (?1, ?2, ?3, ?4, 'pending', ?5, 1, ?6, ?6, ?7)
+                     ON CONFLICT (digest, account, item) DO UPDATE SET
                        state = CASE WHEN state = 'unknown' THEN 'unknown' ELSE 'pending' END,
                        error = CASE WHEN state = 'unknown' THEN error ELSE NULL END,
                        pid = excluded.pid, attempts = attempts + 1, updated_at = excluded.updated_at",
@@ -729,7 +813,8 @@ impl super::Store for Sqlite {
                         claim.platform,
                         claim.key,
                         std::process::id(),
-                        stamp(claim.now)
+                        stamp(claim.now),
+                        claim.item
                     ],
                 )
                 .map_err(err)?;
@@ -751,6 +836,7 @@ impl super::Store for Sqlite {
         &self,
         digest: &str,
         account: &str,
+        item: u32,
         published: (&str, &str),
         entry: &Entry,
         now: DateTime<Utc>,
@@ -760,8 +846,8 @@ impl super::Store for Sqlite {
         let stored = db.atomically(|conn| {
             conn.execute(
                 "UPDATE deliveries SET state = 'sent', remote_id = ?3, url = ?4, error = NULL, sent_at = ?5, updated_at = ?5
-                 WHERE digest = ?1 AND account = ?2",
-                params![digest, account, id, url, stamp(now)],
+                 WHERE digest = ?1 AND account = ?2 AND item = ?6",
+                params![digest, account, id, url, stamp(now), item],
             )?;
             insert_audit(conn, &self.env, entry, now)
         })?;
@@ -773,6 +859,7 @@ impl super::Store for Sqlite {
         &self,
         digest: &str,
         account: &str,
+        item: u32,
         state: State,
         error: &str,
         now: DateTime<Utc>,
@@ -782,8 +869,8 @@ impl super::Store for Sqlite {
             .execute(
                 "UPDATE deliveries SET state = CASE WHEN state = 'unknown' THEN 'unknown' ELSE ?3 END,
                    error = ?4, updated_at = ?5
-                 WHERE digest = ?1 AND account = ?2 AND state NOT IN ('sent', 'retracted')",
-                params![digest, account, state.name(), crate::redact::scrub(error), stamp(now)],
+                 WHERE digest = ?1 AND account = ?2 AND item = ?6 AND state NOT IN ('sent', 'retracted')",
+                params![digest, account, state.name(), crate::redact::scrub(error), stamp(now), item],
             )
             .map(|_| ())
             .map_err(|e| db_error(&db.path, &e))
@@ -793,6 +880,7 @@ impl super::Store for Sqlite {
         &self,
         digest: &str,
         account: &str,
+        item: u32,
         entry: &Entry,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
@@ -800,8 +888,8 @@ impl super::Store for Sqlite {
         let stored = db.atomically(|conn| {
             conn.execute(
                 "UPDATE deliveries SET state = 'retracted', retracted_at = ?3, updated_at = ?3
-                 WHERE digest = ?1 AND account = ?2 AND state = 'sent'",
-                params![digest, account, stamp(now)],
+                 WHERE digest = ?1 AND account = ?2 AND item = ?4 AND state = 'sent'",
+                params![digest, account, stamp(now), item],
             )?;
             insert_audit(conn, &self.env, entry, now)
         })?;
@@ -814,11 +902,9 @@ impl super::Store for Sqlite {
             return Ok(None);
         };
         db.one(
-            &format!(
-                "SELECT {COLUMNS} FROM deliveries
-                 WHERE account = ?1 AND sent_at IS NOT NULL AND (remote_id = ?2 OR url = ?2)
-                 ORDER BY sent_at DESC LIMIT 1"
-            ),
+            "SELECT {COLUMNS} FROM deliveries
+             WHERE account = ?1 AND sent_at IS NOT NULL AND (remote_id = ?2 OR url = ?2)
+             ORDER BY sent_at DESC LIMIT 1",
             params![account, id_or_url],
         )
     }
@@ -828,10 +914,8 @@ impl super::Store for Sqlite {
             return Ok(None);
         };
         db.one(
-            &format!(
-                "SELECT {COLUMNS} FROM deliveries
-                 WHERE account = ?1 AND sent_at IS NOT NULL ORDER BY sent_at DESC LIMIT 1"
-            ),
+            "SELECT {COLUMNS} FROM deliveries
+             WHERE account = ?1 AND sent_at IS NOT NULL ORDER BY sent_at DESC LIMIT 1",
             params![account],
         )
     }
@@ -935,13 +1019,14 @@ impl super::Store for Sqlite {
         }
     }
 
-    fn sent_text(&self, digest: &str, account: &str) -> Option<String> {
+    fn sent_text(&self, digest: &str, account: &str, url: &str) -> Option<String> {
         let db = self.reader().ok()??;
         db.conn
             .query_row(
                 "SELECT text FROM audit WHERE event = 'post' AND digest = ?1 AND account = ?2
+                   AND url = ?3
                  ORDER BY seq DESC LIMIT 1",
-                params![digest, account],
+                params![digest, account, url],
                 |r| r.get::<_, Option<String>>(0),
             )
             .optional()
@@ -1024,21 +1109,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = open(&Env::for_tests(dir.path()));
         let now = Utc::now();
-        assert_eq!(j.get("d", "brand").unwrap(), None);
+        assert_eq!(j.get("d", "brand", 0).unwrap(), None);
         j.begin("d", "brand", "mastodon", "k1", now).unwrap();
-        let row = j.get("d", "brand").unwrap().unwrap();
+        let row = j.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!(
             (row.state, row.key.as_str(), row.attempts, row.pid),
             (State::Pending, "k1", 1, std::process::id())
         );
-        j.mark("d", "brand", State::Failed, "refused", now).unwrap();
+        j.mark("d", "brand", 0, State::Failed, "refused", now)
+            .unwrap();
         assert_eq!(
-            j.get("d", "brand").unwrap().unwrap().error.as_deref(),
+            j.get("d", "brand", 0).unwrap().unwrap().error.as_deref(),
             Some("refused")
         );
         // A second attempt keeps the first key.
         j.begin("d", "brand", "mastodon", "k2", now).unwrap();
-        let row = j.get("d", "brand").unwrap().unwrap();
+        let row = j.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!(
             (row.state, row.key.as_str(), row.attempts, row.error),
             (State::Pending, "k1", 2, None)
@@ -1047,12 +1133,13 @@ mod tests {
         j.mark_sent(
             "d",
             "brand",
+            0,
             ("109", "https://m.example/@brand/109"),
             &entry,
             now,
         )
         .unwrap();
-        let row = j.get("d", "brand").unwrap().unwrap();
+        let row = j.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!(
             (row.state, row.remote_id.as_deref(), row.url.as_deref()),
             (
@@ -1064,7 +1151,7 @@ mod tests {
         // Reopening sees the same row, in WAL mode, at the current schema version.
         drop(j);
         let j = open(&Env::for_tests(dir.path()));
-        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Sent);
+        assert_eq!(j.get("d", "brand", 0).unwrap().unwrap().state, State::Sent);
         let mode: String = j
             .conn()
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -1126,8 +1213,9 @@ mod tests {
             )
         );
         let entry = crate::audit::Entry::new(crate::audit::Event::Retract);
-        j.mark_retracted("d", "brand", &entry, Utc::now()).unwrap();
-        let row = j.get("d", "brand").unwrap().unwrap();
+        j.mark_retracted("d", "brand", 0, &entry, Utc::now())
+            .unwrap();
+        let row = j.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!(row.state, State::Retracted);
         assert!(row.retracted_at.is_some());
         let v: i64 = j
@@ -1164,7 +1252,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let env = Env::for_tests(dir.path());
         let reader = Sqlite::open(&env, Access::Read);
-        assert_eq!(reader.get("a", "brand").unwrap(), None);
+        assert_eq!(reader.get("a", "brand", 0).unwrap(), None);
         assert!(reader.ledger(Utc::now()).unwrap().0.is_empty());
         assert!(
             !dir.path().join(FILE).exists(),
@@ -1179,6 +1267,7 @@ mod tests {
             j.mark_sent(
                 d,
                 account,
+                0,
                 (&format!("id-{d}"), &format!("https://x/{d}")),
                 &entry,
                 minutes(m),
@@ -1187,7 +1276,8 @@ mod tests {
         }
         j.begin("p", "brand", "x", "p", minutes(40)).unwrap(); // pending: never went out
         let entry = crate::audit::Entry::new(crate::audit::Event::Retract);
-        j.mark_retracted("b", "brand", &entry, minutes(50)).unwrap();
+        j.mark_retracted("b", "brand", 0, &entry, minutes(50))
+            .unwrap();
         let r = Sqlite::open(&env, Access::Read);
         let sends = r.sends_since(minutes(-1)).unwrap();
         assert_eq!(
@@ -1229,6 +1319,7 @@ mod tests {
         j.mark(
             "d",
             "brand",
+            0,
             State::Unknown,
             "502 after the request left",
             now,
@@ -1236,22 +1327,28 @@ mod tests {
         .unwrap();
         // A later try is refused (a 429, a refused connection): the first may still have gone out.
         j.begin("d", "brand", "mastodon", "k", now).unwrap();
-        let row = j.get("d", "brand").unwrap().unwrap();
+        let row = j.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!(
             (row.state, row.error.as_deref()),
             (State::Unknown, Some("502 after the request left"))
         );
-        j.mark("d", "brand", State::Failed, "429", now).unwrap();
-        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Unknown);
+        j.mark("d", "brand", 0, State::Failed, "429", now).unwrap();
+        assert_eq!(
+            j.get("d", "brand", 0).unwrap().unwrap().state,
+            State::Unknown
+        );
         // A row that was only ever refused is `failed`, and a sent one is never touched.
         j.begin("e", "brand", "mastodon", "k", now).unwrap();
-        j.mark("e", "brand", State::Failed, "422", now).unwrap();
-        assert_eq!(j.get("e", "brand").unwrap().unwrap().state, State::Failed);
+        j.mark("e", "brand", 0, State::Failed, "422", now).unwrap();
+        assert_eq!(
+            j.get("e", "brand", 0).unwrap().unwrap().state,
+            State::Failed
+        );
         let entry = crate::audit::Entry::new(crate::audit::Event::Post);
-        j.mark_sent("d", "brand", ("1", "https://m/1"), &entry, now)
+        j.mark_sent("d", "brand", 0, ("1", "https://m/1"), &entry, now)
             .unwrap();
-        j.mark("d", "brand", State::Failed, "late", now).unwrap();
-        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Sent);
+        j.mark("d", "brand", 0, State::Failed, "late", now).unwrap();
+        assert_eq!(j.get("d", "brand", 0).unwrap().unwrap().state, State::Sent);
     }
 
     #[test]
@@ -1265,20 +1362,21 @@ mod tests {
         let claim = Claim {
             digest: "new",
             account: "brand",
+            item: 0,
             platform: "x",
             key: "k",
             now: minutes(10),
         };
         let entry = crate::audit::Entry::new(crate::audit::Event::Post);
         j.begin("sent", "brand", "x", "k", minutes(0)).unwrap();
-        j.mark_sent("sent", "brand", ("1", "u1"), &entry, minutes(1))
+        j.mark_sent("sent", "brand", 0, ("1", "u1"), &entry, minutes(1))
             .unwrap();
         j.begin("pending", "brand", "x", "k", minutes(2)).unwrap();
         j.begin("unknown", "brand", "x", "k", minutes(3)).unwrap();
-        j.mark("unknown", "brand", State::Unknown, "timeout", minutes(3))
+        j.mark("unknown", "brand", 0, State::Unknown, "timeout", minutes(3))
             .unwrap();
         j.begin("failed", "brand", "x", "k", minutes(4)).unwrap();
-        j.mark("failed", "brand", State::Failed, "422", minutes(4))
+        j.mark("failed", "brand", 0, State::Failed, "422", minutes(4))
             .unwrap();
         j.begin("old", "brand", "x", "k", minutes(-120)).unwrap();
         let mut seen = Vec::new();
@@ -1291,7 +1389,7 @@ mod tests {
         assert_eq!(refused, Err("held"));
         assert_eq!(seen, ["sent", "pending", "unknown"]);
         assert_eq!(
-            j.get("new", "brand").unwrap(),
+            j.get("new", "brand", 0).unwrap(),
             None,
             "a refused claim writes nothing"
         );
@@ -1302,7 +1400,7 @@ mod tests {
             Ok(())
         );
         assert_eq!(
-            j.get("new", "brand").unwrap().unwrap().state,
+            j.get("new", "brand", 0).unwrap().unwrap().state,
             State::Pending
         );
     }
@@ -1321,11 +1419,18 @@ mod tests {
             )
             .unwrap();
         let entry = crate::audit::Entry::new(crate::audit::Event::Post);
-        assert!(j.mark_sent("d", "brand", ("1", "u"), &entry, now).is_err());
-        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Pending);
+        assert!(
+            j.mark_sent("d", "brand", 0, ("1", "u"), &entry, now)
+                .is_err()
+        );
+        assert_eq!(
+            j.get("d", "brand", 0).unwrap().unwrap().state,
+            State::Pending
+        );
         j.conn().execute_batch("DROP TRIGGER no_audit").unwrap();
-        j.mark_sent("d", "brand", ("1", "u"), &entry, now).unwrap();
-        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Sent);
+        j.mark_sent("d", "brand", 0, ("1", "u"), &entry, now)
+            .unwrap();
+        assert_eq!(j.get("d", "brand", 0).unwrap().unwrap().state, State::Sent);
         assert_eq!(j.entries().unwrap().len(), 1);
     }
 
@@ -1345,9 +1450,116 @@ mod tests {
         .unwrap();
         drop(conn);
         let j = Sqlite::open_at(&path).unwrap();
-        j.mark("d", "brand", State::Unknown, "timeout", Utc::now())
+        j.mark("d", "brand", 0, State::Unknown, "timeout", Utc::now())
             .unwrap();
-        assert_eq!(j.get("d", "brand").unwrap().unwrap().state, State::Unknown);
+        assert_eq!(
+            j.get("d", "brand", 0).unwrap().unwrap().state,
+            State::Unknown
+        );
+    }
+
+    /// A version-4 journal (one row per post and account) as a version-4 gate left it.
+    fn version_4_journal(path: &Path) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            &TO_V4
+                .split("INSERT INTO")
+                .next()
+                .unwrap()
+                .replace("deliveries_v4", "deliveries"),
+        )
+        .unwrap();
+        conn.execute_batch(AUDIT_SCHEMA).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL);
+             INSERT INTO schema_version (version) VALUES (4);
+             INSERT INTO deliveries (digest, account, platform, idempotency_key, state, remote_id, url, pid, attempts, created_at, updated_at, sent_at)
+             VALUES ('d', 'brand', 'x', 'k', 'sent', '1', 'https://x.com/i/status/1', 1, 1, '2026-11-23T10:00:00.000Z', '2026-11-23T10:00:00.000Z', '2026-11-23T10:00:00.000Z');",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_version_4_journal_is_read_as_it_is_then_its_rows_become_item_0() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        version_4_journal(&path);
+        let sent_at = "2026-11-23T10:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        // `gate check` reads an old journal without migrating it.
+        let env = Env::for_tests(dir.path());
+        let reader = Sqlite::open(&env, Access::Read);
+        let ledger = reader
+            .ledger(sent_at - chrono::Duration::minutes(1))
+            .unwrap();
+        assert_eq!(ledger.0.len(), 1);
+        let row = reader.get("d", "brand", 0).unwrap().unwrap();
+        assert_eq!((row.item, row.state), (0, State::Sent));
+        assert_eq!(reader.get("d", "brand", 1).unwrap(), None);
+        drop(reader);
+        let version = |p: &Path| -> i64 {
+            Connection::open(p)
+                .unwrap()
+                .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(version(&path), 4, "a reader never migrates");
+        // A writer migrates: the old row is item 0 of its post, and a thread's later items
+        // are deliveries of their own beside it.
+        let j = Sqlite::open_at(&path).unwrap();
+        assert_eq!(version(&path), VERSION);
+        let row = j.get("d", "brand", 0).unwrap().unwrap();
+        assert_eq!(
+            (row.item, row.state, row.url.as_deref()),
+            (0, State::Sent, Some("https://x.com/i/status/1"))
+        );
+        let now = Utc::now();
+        let claim = |item| Claim {
+            digest: "t",
+            account: "brand",
+            item,
+            platform: "x",
+            key: "k",
+            now,
+        };
+        let entry = crate::audit::Entry::new(crate::audit::Event::Post);
+        for item in 0..3 {
+            assert!(j.claim(&claim(item), &mut |_| true).unwrap());
+            j.mark_sent(
+                "t",
+                "brand",
+                item,
+                (&format!("{item}"), &format!("u{item}")),
+                &entry,
+                now,
+            )
+            .unwrap();
+        }
+        let thread = j.thread("t", "brand").unwrap();
+        assert_eq!(
+            thread
+                .iter()
+                .map(|d| (d.item, d.remote_id.as_deref()))
+                .collect::<Vec<_>>(),
+            [(0, Some("0")), (1, Some("1")), (2, Some("2"))]
+        );
+        // A thread counts once in the rate ledger: by its first item.
+        let ledger = j.ledger(now - chrono::Duration::minutes(1)).unwrap();
+        let counted: Vec<&str> = ledger
+            .0
+            .iter()
+            .map(|s| s.digest.as_str())
+            .filter(|d| *d == "t")
+            .collect();
+        assert_eq!(counted, ["t"]);
+        // Marking one item leaves the others alone.
+        j.mark_retracted("t", "brand", 2, &entry, now).unwrap();
+        let states: Vec<State> = j
+            .thread("t", "brand")
+            .unwrap()
+            .iter()
+            .map(|d| d.state)
+            .collect();
+        assert_eq!(states, [State::Sent, State::Sent, State::Retracted]);
     }
 
     fn freeze(j: &Sqlite, reason: &str) -> Stored {

@@ -5,6 +5,10 @@
 //! settles. Every run of every post is checked: no duplicate, nothing lost, and never
 //! "nothing was sent" for a post that went out.
 //!
+//! Every [`THREAD_EVERY`]th post is a thread of [`THREAD_ITEMS`] items (SPEC §8), sent from a
+//! post file: its SIGKILL and stop points land on one of its items (`POINT@ITEM`), and it must
+//! settle with every item on the server once, each answering the item before it.
+//!
 //! `GATE_CAMPAIGN_SEED=N` replays a campaign; the seed and every failing run's faults are
 //! printed on failure.
 
@@ -26,6 +30,9 @@ use serde_json::Value;
 
 /// Posts per network.
 const RUNS: usize = 200;
+/// Every this many posts, one is a thread (the others are plain posts, as before).
+const THREAD_EVERY: usize = 5;
+const THREAD_ITEMS: usize = 3;
 /// Sandboxes per network, each with its own server (or PDS account) and proxy, run at once:
 /// the fakes answer at once, the PDS is slower (its runs wait on it more than on the CPU).
 const FAKE_SHARDS: usize = 2;
@@ -126,6 +133,59 @@ impl Remote {
                     format!("https://bsky.app/profile/{handle}/post/{rkey}")
                 })
                 .collect(),
+        }
+    }
+
+    /// Whether the thread of `texts` is a reply chain on the server: item k > 0 answers
+    /// item k - 1 (on Bluesky also `reply.root` = item 0); `None` when it is, else why not.
+    fn chain_problem(&self, texts: &[String]) -> Option<String> {
+        match self {
+            Remote::Fake(server) => {
+                let mut parent: Option<String> = None;
+                for (k, t) in texts.iter().enumerate() {
+                    let posts = server.posts_with(t);
+                    let [post] = posts.as_slice() else {
+                        return Some(format!("item {k} is on the server {} times", posts.len()));
+                    };
+                    if post.reply_to != parent {
+                        return Some(format!(
+                            "item {k} answers {:?}, not {parent:?}",
+                            post.reply_to
+                        ));
+                    }
+                    parent = Some(post.id.clone());
+                }
+                None
+            }
+            Remote::Pds { pds, did, .. } => {
+                let records = all_posts(pds, did);
+                let mut refs: Vec<(Value, Value)> = Vec::new();
+                for (k, t) in texts.iter().enumerate() {
+                    let mine: Vec<&Value> = records
+                        .iter()
+                        .filter(|r| r["value"]["text"] == *t)
+                        .collect();
+                    let [r] = mine.as_slice() else {
+                        return Some(format!("item {k} is on the PDS {} times", mine.len()));
+                    };
+                    let reply = &r["value"]["reply"];
+                    if k == 0 && !reply.is_null() {
+                        return Some(format!("item 0 is a reply: {reply}"));
+                    }
+                    if k > 0 {
+                        let (root, parent) = (&refs[0], &refs[k - 1]);
+                        if reply["root"]["uri"] != root.0 || reply["root"]["cid"] != root.1 {
+                            return Some(format!("item {k}'s reply.root is {}", reply["root"]));
+                        }
+                        if reply["parent"]["uri"] != parent.0 || reply["parent"]["cid"] != parent.1
+                        {
+                            return Some(format!("item {k}'s reply.parent is {}", reply["parent"]));
+                        }
+                    }
+                    refs.push((r["uri"].clone(), r["cid"].clone()));
+                }
+                None
+            }
         }
     }
 
@@ -277,8 +337,13 @@ struct Outcome {
     code: Option<i32>,
     stdout: String,
     stderr: String,
-    /// The server's posts with the run's text right after it ended.
+    /// The server's posts with the run's text (a thread's: with any of its items' texts)
+    /// right after it ended.
     after: Vec<String>,
+    /// Of a thread: which items were on the server right after it ended.
+    items_out: Vec<bool>,
+    /// Some text is on the server more than once.
+    duplicate: bool,
 }
 
 impl std::fmt::Debug for Outcome {
@@ -380,6 +445,8 @@ impl Live {
             stdout: self.stdout.join().unwrap(),
             stderr: self.stderr.join().unwrap(),
             after: Vec::new(),
+            items_out: Vec::new(),
+            duplicate: false,
         };
         (outcome, hung)
     }
@@ -412,14 +479,62 @@ struct Report {
     verdict: Verdict,
 }
 
-impl Shard {
-    fn command(&self, text: &str) -> Command {
-        self.sandbox
-            .command(&["post", "--yes", "--json", "--account", self.account, text])
+/// What one run posts: a plain post's one text, or a thread's items (from a post file).
+struct Subject {
+    texts: Vec<String>,
+    /// The thread's post file.
+    file: Option<String>,
+}
+
+impl Subject {
+    fn thread(&self) -> bool {
+        self.file.is_some()
     }
 
-    /// The journal's (state, url) for the delivery of `digest`, by digest, as it is now.
-    fn journal(&self) -> HashMap<String, (String, Option<String>)> {
+    /// The fault point as this subject's gate announces it: a thread's on item `item`.
+    fn point(&self, point: &str, item: usize) -> String {
+        if self.thread() {
+            format!("{point}@{item}")
+        } else {
+            point.to_owned()
+        }
+    }
+}
+
+impl Shard {
+    fn command(&self, subject: &Subject) -> Command {
+        match &subject.file {
+            Some(file) => self
+                .sandbox
+                .command(&["post", "--yes", "--json", "--file", file]),
+            None => self.sandbox.command(&[
+                "post",
+                "--yes",
+                "--json",
+                "--account",
+                self.account,
+                &subject.texts[0],
+            ]),
+        }
+    }
+
+    /// A thread of [`THREAD_ITEMS`] as a post file in the sandbox, for the account.
+    fn thread(&self, index: usize, texts: Vec<String>) -> Subject {
+        let mut file = format!("account = \"{}\"\n", self.account);
+        for t in &texts {
+            file.push_str(&format!("[[thread]]\ntext = \"{t}\"\n"));
+        }
+        let path = self
+            .sandbox
+            .write(&format!("thread-{index}.post.toml"), &file);
+        Subject {
+            texts,
+            file: Some(path.display().to_string()),
+        }
+    }
+
+    /// The journal's (state, url) for each delivery, by digest and item, as it is now.
+    fn journal(&self) -> HashMap<(String, i64), (String, Option<String>)> {
         let path = self.sandbox.path().join("state/journal.sqlite3");
         if !path.exists() {
             return HashMap::new();
@@ -429,9 +544,9 @@ impl Shard {
                 .unwrap();
         db.busy_timeout(Duration::from_secs(10)).unwrap();
         let mut stmt = db
-            .prepare("SELECT digest, state, url FROM deliveries")
+            .prepare("SELECT digest, item, state, url FROM deliveries")
             .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+        stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?))))
             .unwrap()
             .map(Result::unwrap)
             .collect()
@@ -441,10 +556,12 @@ impl Shard {
     fn post(
         &self,
         index: usize,
-        text: &str,
+        subject: &Subject,
         steps: &[Step],
         known: &mut HashSet<String>,
     ) -> Report {
+        // A thread's process faults land on one of its items, the same one for the whole run.
+        let item = (index / THREAD_EVERY) % THREAD_ITEMS;
         let before = self.proxy.applied().len();
         self.proxy.clear();
         let net: Vec<Fault> = steps
@@ -463,6 +580,10 @@ impl Shard {
             .filter(|s| !matches!(s, Step::Net(_)))
             .collect();
         let mut settled = false;
+        // What a careful user does with gate's hint after "gate cannot tell": look at the
+        // account, and only when the post (the thread's item) is not there, run the same
+        // command with `--force-resend`.
+        let mut force_resend = false;
         let mut i = 0;
         while i < process_steps.len() + RERUNS && !settled {
             let step = process_steps.get(i).copied();
@@ -471,13 +592,20 @@ impl Shard {
             let mut ended: Vec<(Outcome, bool)> = Vec::new();
             let mut done = |(mut outcome, hung): (Outcome, bool)| {
                 self.proxy.reopen();
-                outcome.after = self.remote.urls(text);
+                for t in &subject.texts {
+                    let urls = self.remote.urls(t);
+                    outcome.duplicate |= urls.len() > 1;
+                    outcome.items_out.push(!urls.is_empty());
+                    outcome.after.extend(urls);
+                }
                 ended.push((outcome, hung));
             };
             match step {
                 Some(Step::Kill(point)) => {
+                    let point = subject.point(point, item);
+                    let point = point.as_str();
                     let live = Live::start({
-                        let mut c = self.command(text);
+                        let mut c = self.command(subject);
                         c.env("GATE_TEST_FAULT", point);
                         c
                     });
@@ -493,14 +621,15 @@ impl Shard {
                     done(live.finish(how));
                 }
                 Some(Step::Stop(point)) => {
+                    let point = subject.point(point, item);
                     let holder = Live::start({
-                        let mut c = self.command(text);
+                        let mut c = self.command(subject);
                         c.env("GATE_TEST_PAUSE", format!("{point}:200"));
                         c
                     });
                     if holder.reached(&format!("gate-test-pause: {point}")) {
                         holder.signal("-STOP");
-                        let second = Live::start(self.command(text));
+                        let second = Live::start(self.command(subject));
                         std::thread::sleep(STOPPED_FOR);
                         holder.signal("-CONT");
                         done(holder.finish(format!("lock holder stopped at {point}, resumed")));
@@ -509,7 +638,15 @@ impl Shard {
                         done(holder.finish(format!("gate (never reached {point})")));
                     }
                 }
-                _ => done(Live::start(self.command(text)).finish("gate".into())),
+                _ if force_resend => done(
+                    Live::start({
+                        let mut c = self.command(subject);
+                        c.arg("--force-resend");
+                        c
+                    })
+                    .finish("gate --force-resend (it said it cannot tell; the post is not on the server)".into()),
+                ),
+                _ => done(Live::start(self.command(subject)).finish("gate".into())),
             }
             let after = ended
                 .last()
@@ -524,20 +661,21 @@ impl Shard {
                         PROCESS_LIMIT.as_secs()
                     ));
                 }
-                if outcome.after.len() > 1 {
+                if outcome.duplicate {
                     verdict.duplicate = true;
                 }
-                self.judge(&outcome, &mut verdict);
+                self.judge(&outcome, subject, &mut verdict);
                 if step.is_none() && i > 1 && outcome.code == Some(0) {
                     settled = true;
                 }
+                force_resend = cannot_tell_and_absent(&outcome);
                 outcomes.push(outcome);
             }
-            if after.len() > 1 {
+            if after.len() > subject.texts.len() {
                 verdict.duplicate = true;
             }
             // Every URL the journal holds for this post exists.
-            for (digest, (state, url)) in &journal {
+            for ((digest, _), (state, url)) in &journal {
                 let mine = !known.contains(digest);
                 if let (true, Some(url)) = (mine, url)
                     && !after.contains(url)
@@ -557,20 +695,37 @@ impl Shard {
         if last.is_empty() {
             verdict.lost.push("the settled state has no post".into());
         }
+        if settled
+            && subject.thread()
+            && let Some(problem) = self.remote.chain_problem(&subject.texts)
+        {
+            verdict
+                .lost
+                .push(format!("settled, but the thread is not a chain: {problem}"));
+        }
         let journal = self.journal();
-        let mine: Vec<_> = journal
+        let mut mine: Vec<_> = journal
             .iter()
-            .filter(|(d, _)| !known.contains(*d))
+            .filter(|((d, _), _)| !known.contains(d))
             .collect();
+        mine.sort_by_key(|((_, item), _)| *item);
         if settled {
-            match mine.as_slice() {
-                [(_, (state, Some(url)))] if state == "sent" && last.contains(url) => {}
-                other => verdict
+            let whole = mine.len() == subject.texts.len()
+                && mine
+                    .iter()
+                    .enumerate()
+                    .all(|(k, ((_, item), (state, url)))| {
+                        *item == k as i64
+                            && state == "sent"
+                            && url.as_ref().is_some_and(|u| last.contains(u))
+                    });
+            if !whole {
+                verdict
                     .lost
-                    .push(format!("settled, but the journal holds {other:?}")),
+                    .push(format!("settled, but the journal holds {mine:?}"));
             }
         }
-        known.extend(mine.into_iter().map(|(d, _)| d.clone()));
+        known.extend(mine.into_iter().map(|((d, _), _)| d.clone()));
         let applied = self.proxy.applied()[before..].to_vec();
         let unmet = self.proxy.clear();
         Report {
@@ -584,7 +739,7 @@ impl Shard {
     }
 
     /// Checks what one finished gate process said against what the server holds.
-    fn judge(&self, o: &Outcome, v: &mut Verdict) {
+    fn judge(&self, o: &Outcome, subject: &Subject, v: &mut Verdict) {
         for secret in &self.secrets {
             if o.stdout.contains(secret.as_str()) || o.stderr.contains(secret.as_str()) {
                 v.other
@@ -594,11 +749,19 @@ impl Shard {
         let Some(code) = o.code else { return };
         let doc: Option<Value> = serde_json::from_str(&o.stdout).ok();
         let exists = !o.after.is_empty();
-        let said_nothing = o.stderr.to_lowercase().contains("nothing was sent");
+        // A thread's "nothing was sent" is about the item that failed: it must not be out.
+        // (Its stderr speaks of several items, so only its JSON is checked.)
+        let said_nothing =
+            !subject.thread() && o.stderr.to_lowercase().contains("nothing was sent");
         let json_nothing = doc.as_ref().is_some_and(|d| {
-            d["failed"]
-                .as_array()
-                .is_some_and(|f| f.iter().any(|e| e["maybe_sent"] == Value::Bool(false)))
+            d["failed"].as_array().is_some_and(|f| {
+                f.iter().any(|e| {
+                    e["maybe_sent"] == Value::Bool(false)
+                        && e["item"]
+                            .as_u64()
+                            .is_none_or(|k| o.items_out.get(k as usize) == Some(&true))
+                })
+            })
         });
         if exists && (said_nothing || json_nothing) {
             let how = match (said_nothing, json_nothing) {
@@ -636,11 +799,47 @@ impl Shard {
             v.lost
                 .push(format!("{} said sent, and the server has no post", o.how));
         }
+        if code == 0 && o.items_out.iter().any(|out| !out) {
+            v.lost.push(format!(
+                "{} exited 0, and items {:?} of the thread are not on the server",
+                o.how,
+                o.items_out
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, out)| !**out)
+                    .map(|(k, _)| k)
+                    .collect::<Vec<_>>()
+            ));
+        }
+        if code == 0 && subject.thread() && sent.len() != subject.texts.len() {
+            v.lost.push(format!(
+                "{} exited 0 naming {} of the thread's {} items",
+                o.how,
+                sent.len(),
+                subject.texts.len()
+            ));
+        }
         if doc.is_none() {
             v.other
                 .push(format!("{} (exit {code}) printed no JSON document", o.how));
         }
     }
+}
+
+/// Whether gate said it cannot tell whether a try went out (and named `--force-resend`), and
+/// that try's post (a thread's: that item) is not on the server.
+fn cannot_tell_and_absent(o: &Outcome) -> bool {
+    if o.code != Some(9) || !o.stderr.contains("gate cannot tell") {
+        return false;
+    }
+    let doc: Option<Value> = serde_json::from_str(&o.stdout).ok();
+    let Some(failed) = doc.as_ref().and_then(|d| d["failed"].as_array()) else {
+        return false;
+    };
+    failed.iter().all(|f| match f["item"].as_u64() {
+        Some(k) => o.items_out.get(k as usize) == Some(&false),
+        None => o.after.is_empty(),
+    })
 }
 
 fn campaign(network: &str, shards: usize, make: impl Fn(&SessionBus) -> Shard + Sync) {
@@ -667,7 +866,20 @@ fn campaign(network: &str, shards: usize, make: impl Fn(&SessionBus) -> Shard + 
                         .step_by(width)
                         .map(|i| {
                             let text = format!("Campaign {seed} post {i} on {network}");
-                            shard.post(i, &text, &plans[i], &mut known)
+                            let subject = if i % THREAD_EVERY == THREAD_EVERY - 1 {
+                                shard.thread(
+                                    i,
+                                    (0..THREAD_ITEMS)
+                                        .map(|k| format!("{text}, thread item {k}"))
+                                        .collect(),
+                                )
+                            } else {
+                                Subject {
+                                    texts: vec![text],
+                                    file: None,
+                                }
+                            };
+                            shard.post(i, &subject, &plans[i], &mut known)
                         })
                         .collect::<Vec<_>>()
                 })
@@ -696,6 +908,11 @@ fn campaign(network: &str, shards: usize, make: impl Fn(&SessionBus) -> Shard + 
         }
     }
     let processes: usize = reports.iter().map(|r| r.outcomes.len()).sum();
+    let forced: usize = reports
+        .iter()
+        .flat_map(|r| &r.outcomes)
+        .filter(|o| o.how.starts_with("gate --force-resend"))
+        .count();
     let records: usize = shards.iter().map(|s| s.proxy.records().len()).sum();
     let posts: usize = shards.iter().map(|s| s.remote.total()).sum();
     let refusals: Vec<_> = shards.iter().flat_map(|s| s.proxy.refusals()).collect();
@@ -755,7 +972,8 @@ fn campaign(network: &str, shards: usize, make: impl Fn(&SessionBus) -> Shard + 
     }
     let met: BTreeMap<String, usize> = met.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     println!(
-        "{network}: seed {seed}, {RUNS} posts, {processes} gate runs, {records} proxy records, {posts} posts on the server, {:.1} s: {duplicates} duplicates, {lost} lost, {nothing_sent} \"nothing was sent\" for a post that went out, {other} other failures; faults drawn: {}; met by the proxy: {}; refused connects: {} (the closed port refused the probe {} times)",
+        "{network}: seed {seed}, {RUNS} posts ({} of them threads of {THREAD_ITEMS}), {processes} gate runs ({forced} with `--force-resend` after \"gate cannot tell\", the post not on the server), {records} proxy records, {posts} posts on the server, {:.1} s: {duplicates} duplicates, {lost} lost, {nothing_sent} \"nothing was sent\" for a post that went out, {other} other failures; faults drawn: {}; met by the proxy: {}; refused connects: {} (the closed port refused the probe {} times)",
+        RUNS / THREAD_EVERY,
         started.elapsed().as_secs_f64(),
         tally(&drawn),
         tally(&met),
@@ -771,9 +989,11 @@ fn campaign(network: &str, shards: usize, make: impl Fn(&SessionBus) -> Shard + 
         (0, 0, 0, 0),
         "{network}: seed {seed}: duplicates, lost, \"nothing was sent\" for a post that went out, other (details above)"
     );
+    let threads = RUNS / THREAD_EVERY;
     assert_eq!(
-        posts, RUNS,
-        "{network}: one post per run on the server, no strays"
+        posts,
+        RUNS + threads * (THREAD_ITEMS - 1),
+        "{network}: one post per plain run and {THREAD_ITEMS} per thread on the server, no strays"
     );
 }
 

@@ -259,7 +259,7 @@ fn properties_and_messages_are_escaped_as_github_documents() {
     assert_eq!(
         run.stdout,
         "::error file=a%2Cb%3Ac.post.toml,line=2,col=9,endLine=2,endColumn=16,title=gate deny banned_term::\"layoffs\" matches the banned term `layoffs` (account `brand`)\n\
-         ::error file=broken.post.toml,line=3,col=1,title=gate invalid file::unknown key `nope` in a post file (hint: a post file takes: `account`, `accounts`, `author`, `text`, `media`, `approvals`, `language`, `visibility`, `reply_to`, `not_before`, `not_after`)\n"
+         ::error file=broken.post.toml,line=3,col=1,title=gate invalid file::unknown key `nope` in a post file (hint: a post file takes: `account`, `accounts`, `author`, `text`, `media`, `approvals`, `language`, `visibility`, `reply_to`, `thread`, `not_before`, `not_after`)\n"
     );
 }
 
@@ -551,7 +551,8 @@ fn the_action_annotates_the_examples_and_writes_the_summary() {
             .lines()
             .filter(|l| l.starts_with("| `posts/"))
             .count(),
-        9,
+        // Nine posts, and the thread example (one row: it goes to one account).
+        10,
         "{run:?}"
     );
 }

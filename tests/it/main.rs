@@ -20,3 +20,4 @@ mod schedule;
 mod schema;
 mod state;
 mod team;
+mod thread;

@@ -970,6 +970,16 @@ fn post_tables() -> Vec<(&'static str, &'static [&'static str], &'static str)> {
             post::APPROVAL_KEYS,
             "[[approvals]]\n",
         ),
+        (
+            "/properties/thread/items/properties",
+            post::THREAD_KEYS,
+            "[[thread]]\n",
+        ),
+        (
+            "/properties/thread/items/properties/media/items/properties",
+            post::MEDIA_KEYS,
+            "[[thread]]\n[[thread.media]]\n",
+        ),
     ]
 }
 

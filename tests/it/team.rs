@@ -51,6 +51,7 @@ fn claim<'a>(digest: &'a str, now: DateTime<Utc>) -> Claim<'a> {
     Claim {
         digest,
         account: "brand",
+        item: 0,
         platform: "mastodon",
         key: digest,
         now,
@@ -80,16 +81,23 @@ fn a_claim_reads_the_freeze_and_the_ledger_and_a_refusal_writes_nothing() {
         let m = |n| t0 + Duration::minutes(n);
         begin(store.as_ref(), "sent", m(0));
         store
-            .mark_sent("sent", "brand", ("1", "https://m/1"), &post_entry(), m(1))
+            .mark_sent(
+                "sent",
+                "brand",
+                0,
+                ("1", "https://m/1"),
+                &post_entry(),
+                m(1),
+            )
             .unwrap();
         begin(store.as_ref(), "pending", m(2));
         begin(store.as_ref(), "unknown", m(3));
         store
-            .mark("unknown", "brand", State::Unknown, "timeout", m(3))
+            .mark("unknown", "brand", 0, State::Unknown, "timeout", m(3))
             .unwrap();
         begin(store.as_ref(), "failed", m(4));
         store
-            .mark("failed", "brand", State::Failed, "422", m(4))
+            .mark("failed", "brand", 0, State::Failed, "422", m(4))
             .unwrap();
         begin(store.as_ref(), "old", m(-120));
         let mut seen = Vec::new();
@@ -104,7 +112,7 @@ fn a_claim_reads_the_freeze_and_the_ledger_and_a_refusal_writes_nothing() {
         assert_eq!(refused, Err("held"), "{name}");
         assert_eq!(seen, ["sent", "pending", "unknown"], "{name}");
         assert_eq!(frozen, Some(false), "{name}");
-        assert_eq!(store.get("new", "brand").unwrap(), None, "{name}");
+        assert_eq!(store.get("new", "brand", 0).unwrap(), None, "{name}");
         // The same ledger for `gate check`.
         let ledger: Vec<String> = store
             .ledger(m(10))
@@ -143,7 +151,7 @@ fn a_delivery_keeps_its_key_an_unknown_one_never_fails_and_sent_rows_are_found()
     for (name, store, _home) in backends() {
         let now = at(0);
         begin(store.as_ref(), "d", now);
-        let row = store.get("d", "brand").unwrap().unwrap();
+        let row = store.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!(
             (row.state, row.attempts, row.key.as_str()),
             (State::Pending, 1, "d")
@@ -152,6 +160,7 @@ fn a_delivery_keeps_its_key_an_unknown_one_never_fails_and_sent_rows_are_found()
             .mark(
                 "d",
                 "brand",
+                0,
                 State::Unknown,
                 "502 after the request left",
                 now,
@@ -166,7 +175,7 @@ fn a_delivery_keeps_its_key_an_unknown_one_never_fails_and_sent_rows_are_found()
             store.judged_claim(&again, |_| Ok::<(), ()>(())).unwrap(),
             Ok(())
         );
-        let row = store.get("d", "brand").unwrap().unwrap();
+        let row = store.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!(
             (
                 row.state,
@@ -177,21 +186,25 @@ fn a_delivery_keeps_its_key_an_unknown_one_never_fails_and_sent_rows_are_found()
             (State::Unknown, 2, "d", Some("502 after the request left")),
             "{name}"
         );
-        store.mark("d", "brand", State::Failed, "429", now).unwrap();
+        store
+            .mark("d", "brand", 0, State::Failed, "429", now)
+            .unwrap();
         assert_eq!(
-            store.get("d", "brand").unwrap().unwrap().state,
+            store.get("d", "brand", 0).unwrap().unwrap().state,
             State::Unknown
         );
         let mut entry = post_entry();
         entry.text = Some("Hello team".into());
         entry.digest = Some("d".into());
+        // As `gate post` writes it: the entry names the URL it went out at.
+        entry.url = Some("https://m/109".into());
         store
-            .mark_sent("d", "brand", ("109", "https://m/109"), &entry, now)
+            .mark_sent("d", "brand", 0, ("109", "https://m/109"), &entry, now)
             .unwrap();
         store
-            .mark("d", "brand", State::Failed, "late", now)
+            .mark("d", "brand", 0, State::Failed, "late", now)
             .unwrap();
-        let row = store.get("d", "brand").unwrap().unwrap();
+        let row = store.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!((row.state, row.sent_at), (State::Sent, Some(now)), "{name}");
         assert_eq!(
             store.find_sent("brand", "109").unwrap().unwrap().digest,
@@ -207,12 +220,15 @@ fn a_delivery_keeps_its_key_an_unknown_one_never_fails_and_sent_rows_are_found()
         );
         assert_eq!(store.find_sent("other", "109").unwrap(), None, "{name}");
         assert_eq!(store.last_sent("brand").unwrap().unwrap().digest, "d");
-        assert_eq!(store.sent_text("d", "brand").as_deref(), Some("Hello team"));
+        assert_eq!(
+            store.sent_text("d", "brand", "https://m/109").as_deref(),
+            Some("Hello team")
+        );
         let retract = Entry::new(Event::Retract);
         store
-            .mark_retracted("d", "brand", &retract, now + Duration::minutes(1))
+            .mark_retracted("d", "brand", 0, &retract, now + Duration::minutes(1))
             .unwrap();
-        let row = store.get("d", "brand").unwrap().unwrap();
+        let row = store.get("d", "brand", 0).unwrap().unwrap();
         assert_eq!(row.state, State::Retracted, "{name}");
         assert_eq!(row.retracted_at, Some(now + Duration::minutes(1)));
         // A retracted post still counts: it went out.
@@ -300,9 +316,10 @@ fn state_status_names_the_store_without_the_password_and_migrate_prints_its_sql(
     assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
     let run = s.run(&["state", "migrate"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stderr.contains("schema version 1"), "{run:?}");
+    // Version 2: one delivery per thread item.
+    assert!(run.stderr.contains("schema version 2"), "{run:?}");
     let run = s.run(&["state", "status", "--json"]);
-    assert_eq!(run.json()["schema"]["version"], 1);
+    assert_eq!(run.json()["schema"]["version"], 2);
     assert_eq!(run.json()["schema"]["state"], "current");
 
     // `--print-sql` connects to nothing and gives a DBA the same schema.
@@ -329,9 +346,13 @@ fn state_status_names_the_store_without_the_password_and_migrate_prints_its_sql(
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Both steps, in order: version 1, then 2 (thread items).
     assert_eq!(
-        server.sql(db_name(&fresh), "SELECT version FROM gate_schema"),
-        "1"
+        server.sql(
+            db_name(&fresh),
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM gate_schema"
+        ),
+        "1,2"
     );
 }
 
@@ -971,6 +992,146 @@ fn twenty_processes_on_four_machines_post_a_bluesky_file_once() {
         ),
         "1"
     );
+}
+
+/// A thread (SPEC §8) started on one machine and killed part-way is finished by another: the
+/// team store holds one delivery per item, so the second machine sends only what is missing,
+/// each item answering the id the store recorded for the one before, and finds (never
+/// resends) the item that went out unrecorded.
+#[test]
+fn a_thread_killed_on_one_machine_is_resumed_by_another() {
+    for (point, out) in [("after-sent@1", 2), ("after-publish@2", 3)] {
+        let token = canary();
+        let fake = Server::start(Kind::Mastodon, &token);
+        let url = pg::server().database();
+        let bus_a = SessionBus::with_gnome_keyring();
+        let bus_b = SessionBus::with_gnome_keyring();
+        let a = machine(&url, Some((&fake, &bus_a, &token)));
+        let b = machine(&url, Some((&fake, &bus_b, &token)));
+        let texts: Vec<String> = (0..4)
+            .map(|i| format!("{point}: item {i} of the team's thread"))
+            .collect();
+        let mut file = String::from("account = \"brand\"\n");
+        for t in &texts {
+            file.push_str(&format!("[[thread]]\ntext = \"{t}\"\n"));
+        }
+        let path_a = a.write("t.post.toml", &file).display().to_string();
+        let path_b = b.write("t.post.toml", &file).display().to_string();
+
+        let mut child = a
+            .command(&["post", "--yes", "--file", &path_a])
+            .env("GATE_TEST_FAULT", point)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _stderr = wait_for(&mut child, &format!("gate-test-fault: {point}"));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            fake.creates().len(),
+            out,
+            "{point}: out before machine b runs"
+        );
+
+        let run = b.run(&["post", "--yes", "--json", "--file", &path_b]);
+        assert_eq!(run.code, 0, "{point}: {run:?}");
+        assert_eq!(
+            fake.creates().len(),
+            4,
+            "{point}: machine b sent items {out} to 3 only"
+        );
+        let mut parent: Option<String> = None;
+        for (k, t) in texts.iter().enumerate() {
+            let posts = fake.posts_with(t);
+            assert_eq!(posts.len(), 1, "{point}: item {k} once");
+            assert_eq!(posts[0].reply_to, parent, "{point}: item {k}'s parent");
+            parent = Some(posts[0].id.clone());
+        }
+        let sent = run.json()["sent"].as_array().unwrap().clone();
+        let earlier: Vec<bool> = sent.iter().map(|e| e["earlier"] == true).collect();
+        assert_eq!(
+            earlier,
+            (0..4).map(|k| k < out).collect::<Vec<_>>(),
+            "{point}: {sent:?}"
+        );
+        let server = pg::server();
+        assert_eq!(
+            server.sql(
+                db_name(&url),
+                "SELECT string_agg(item || ':' || state, ',' ORDER BY item) FROM gate_deliveries"
+            ),
+            "0:sent,1:sent,2:sent,3:sent",
+            "{point}"
+        );
+        // The thread counted once in the team's ledger; machine a, run again, sends nothing.
+        let again = a.run(&["post", "--yes", "--file", &path_a]);
+        assert_eq!(again.code, 0, "{point}: {again:?}");
+        assert_eq!(fake.creates().len(), 4, "{point}");
+    }
+}
+
+/// A version-1 team store (one delivery per post and account) is read as it is by a reader
+/// (`gate check`) and migrated by a writer: every row it holds becomes item 0 of its post.
+#[test]
+fn a_version_1_team_store_keeps_its_deliveries_as_item_0() {
+    let server = pg::server();
+    let url = server.database();
+    let db = db_name(&url).to_owned();
+    server.sql(&db, gate::store::postgres::TO_V1);
+    server.sql(
+        &db,
+        "INSERT INTO gate_deliveries (digest, account, platform, idempotency_key, state, remote_id, url, pid, host, attempts, created_at, updated_at, sent_at)
+         VALUES ('d', 'brand', 'mastodon', 'k', 'sent', '109', 'https://m/109', 1, 'h', 1, now(), now(), now())",
+    );
+    let home = tempfile::tempdir().unwrap();
+    let env = Env::for_tests(home.path());
+    let target = || Target::new(&url, "GATE_STATE_URL").unwrap();
+    let reader = Postgres::connect(&env, target(), false).unwrap();
+    assert_eq!(reader.version, 1, "a reader never migrates");
+    let row = reader.get("d", "brand", 0).unwrap().unwrap();
+    assert_eq!((row.item, row.state), (0, State::Sent));
+    assert_eq!(reader.get("d", "brand", 1).unwrap(), None);
+    assert_eq!(
+        reader
+            .ledger(Utc::now() - Duration::minutes(1))
+            .unwrap()
+            .0
+            .len(),
+        1
+    );
+    drop(reader);
+    let writer = Postgres::connect(&env, target(), true).unwrap();
+    assert_eq!(writer.version, 2);
+    let row = writer.get("d", "brand", 0).unwrap().unwrap();
+    assert_eq!(
+        (row.item, row.state, row.remote_id.as_deref()),
+        (0, State::Sent, Some("109"))
+    );
+    assert_eq!(
+        server.sql(
+            &db,
+            "SELECT string_agg(item::text, ',') FROM gate_deliveries"
+        ),
+        "0"
+    );
+    // A later item of the same post is a delivery of its own beside it.
+    let claim = Claim {
+        digest: "d",
+        account: "brand",
+        item: 1,
+        platform: "mastodon",
+        key: "k1",
+        now: Utc::now(),
+    };
+    assert!(writer.claim(&claim, &mut |_| true).unwrap());
+    let items: Vec<u32> = writer
+        .thread("d", "brand")
+        .unwrap()
+        .iter()
+        .map(|d| d.item)
+        .collect();
+    assert_eq!(items, [0, 1]);
 }
 
 /// `gate post --due` from four cron hosts at once (SPEC §7), each with its own copy of the

@@ -329,7 +329,7 @@ fn sweep(sender: &Sender<'_>, file: &Path) -> Report {
     let digest = hex(&Sha256::digest(post.digest_message(&names).as_bytes()));
     let mut out: Vec<(String, String)> = Vec::new();
     for a in &accounts {
-        match store.get(&digest, &a.name) {
+        match store.whole(&digest, &a.name, post.items.len()) {
             Ok(Some(row)) if row.state == State::Sent => {
                 out.push((a.name.clone(), row.url.unwrap_or_default()));
             }
@@ -422,17 +422,21 @@ fn sweep(sender: &Sender<'_>, file: &Path) -> Report {
             failed,
         }) => {
             for n in &names {
-                if let Some(s) = sent.iter().find(|s| &s.account == n) {
-                    let status = if s.earlier {
+                // A thread that stopped part-way is the item that stopped; one that went out
+                // is `sent` when this run sent any of its items.
+                let mine: Vec<_> = sent.iter().filter(|s| &s.account == n).collect();
+                let stopped = failed.iter().find(|(a, _, _)| a == n);
+                if let (Some(first), None) = (mine.first(), stopped) {
+                    let status = if mine.iter().all(|s| s.earlier) {
                         Status::AlreadySent
                     } else {
                         Status::Sent
                     };
                     report.lines.push(Line {
-                        url: Some(s.published.url.clone()),
+                        url: Some(first.published.url.clone()),
                         ..Line::new(n, status)
                     });
-                } else if let Some((_, stop)) = failed.iter().find(|(a, _)| a == n) {
+                } else if let Some((_, _, stop)) = stopped {
                     let line = match stop {
                         Stop::Refused {
                             evaluation,

@@ -151,6 +151,8 @@ struct State {
     /// Faults for the next requests to the account's timeline (`GET .../statuses`, `GET
     /// .../tweets`).
     lookup_faults: VecDeque<Fault>,
+    /// Faults for the delete of one post, by its id, each used once.
+    delete_faults: Vec<(String, Fault)>,
     /// Media id → (alt text, polls left while "processing").
     media: HashMap<String, (Option<String>, u32)>,
     next: u64,
@@ -216,6 +218,15 @@ impl Server {
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// The next request that deletes the post `id` gets `fault` instead.
+    pub fn fault_delete(&self, id: &str, fault: Fault) {
+        self.state
+            .lock()
+            .unwrap()
+            .delete_faults
+            .push((id.to_owned(), fault));
     }
 
     pub fn fault(&self, fault: Fault) {
@@ -437,6 +448,12 @@ fn handle(kind: Kind, mut stream: TcpStream, state: &Mutex<State>, base: &str, t
         s.faults.pop_front()
     } else if listing {
         s.lookup_faults.pop_front()
+    } else if method == "DELETE" {
+        let id = path.rsplit('/').next().unwrap_or_default();
+        s.delete_faults
+            .iter()
+            .position(|(of, _)| of == id)
+            .map(|i| s.delete_faults.remove(i).1)
     } else {
         None
     };
