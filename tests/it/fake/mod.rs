@@ -52,6 +52,8 @@ pub enum Fault {
 #[derive(Debug, Clone)]
 pub struct Request {
     pub at: Instant,
+    /// The wall clock when the request was read, for deadlines a server names in epoch time.
+    pub wall: std::time::SystemTime,
     pub method: String,
     pub path: String,
     pub query: String,
@@ -387,6 +389,7 @@ fn read_request(stream: &mut TcpStream) -> Option<Request> {
     }
     Some(Request {
         at: Instant::now(),
+        wall: std::time::SystemTime::now(),
         method,
         path,
         query,
