@@ -129,6 +129,45 @@ impl Error {
         }
     }
 
+    /// The same error for a delivery that an earlier attempt may have sent. A lower layer that
+    /// says "nothing was sent" speaks only of its own request; here that would be a lie, so the
+    /// claim gives way to what is known, and a hint that says nothing of it is told.
+    #[must_use]
+    pub fn earlier_may_be_out(self) -> Error {
+        const MAYBE: &str = "an earlier attempt may have gone out";
+        let fix = |hint: Option<String>| {
+            Some(match hint {
+                Some(h) if h.contains("nothing was sent") => h
+                    .replace("nothing was sent by this run", MAYBE)
+                    .replace("nothing was sent", MAYBE),
+                Some(h) if h.contains("may have") => h,
+                Some(h) => format!("{h}; {MAYBE}"),
+                None => format!(
+                    "{MAYBE}; run the same `gate post` again: it looks before it sends and never posts twice"
+                ),
+            })
+        };
+        match self {
+            Error::Usage { message, hint } => Error::Usage {
+                message,
+                hint: fix(hint),
+            },
+            Error::Other { message, hint } => Error::Other {
+                message,
+                hint: fix(hint),
+            },
+            Error::Credentials { message, hint } => Error::Credentials {
+                message,
+                hint: fix(hint),
+            },
+            Error::Network { message, hint } => Error::Network {
+                message,
+                hint: fix(hint),
+            },
+            other => other,
+        }
+    }
+
     pub fn code(&self) -> Code {
         match self {
             Error::Usage { .. } | Error::Input { .. } => Code::Usage,

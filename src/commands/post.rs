@@ -497,6 +497,17 @@ impl Stop {
         }
     }
 
+    /// A delivery that failed; when an earlier attempt may have gone out, the error's hint
+    /// never says that nothing was sent.
+    fn failed(error: Error, maybe_sent: bool) -> Stop {
+        let error = if maybe_sent {
+            error.earlier_may_be_out()
+        } else {
+            error
+        };
+        Stop::Failed { error, maybe_sent }
+    }
+
     fn maybe_sent(&self) -> bool {
         match self {
             Stop::Refused { maybe_sent, .. } | Stop::Failed { maybe_sent, .. } => *maybe_sent,
@@ -662,7 +673,7 @@ impl Delivery<'_> {
     /// the post again at that moment.
     fn run(&self, message: &Outgoing<'_>) -> Result<(Published, bool), Stop> {
         let name = self.account.name.as_str();
-        let failed = |error: Error, maybe_sent: bool| Stop::Failed { error, maybe_sent };
+        let failed = Stop::failed;
         let lock = self
             .store
             .lock_delivery(self.digest, name, self.item, LOCK_WAIT)
@@ -959,10 +970,7 @@ impl Stop {
                 evaluation,
                 maybe_sent: maybe_sent || earlier,
             },
-            Stop::Failed { error, maybe_sent } => Stop::Failed {
-                error,
-                maybe_sent: maybe_sent || earlier,
-            },
+            Stop::Failed { error, maybe_sent } => Stop::failed(error, maybe_sent || earlier),
         }
     }
 }

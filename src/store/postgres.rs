@@ -818,7 +818,7 @@ impl super::Store for Postgres {
                     holder.unwrap_or_else(|| "on another machine".to_owned()),
                     wait.as_secs()
                 ))
-                .with_hint("nothing was sent by this run; run it again once that one is done"));
+                .with_hint("that process may have sent it, this one did not; run it again once that one is done: it looks before it sends"));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

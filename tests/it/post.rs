@@ -1432,6 +1432,60 @@ fn a_refusal_after_an_unknown_try_is_resolved_by_looking_not_reported_as_not_sen
     }
 }
 
+/// An earlier run died after the post went out (the journal says `pending`), and the next run
+/// fails before it can look: its token has expired and the token endpoint is down. The lower
+/// layer's "nothing was sent" speaks of its own request; gate must say the post may be out.
+#[test]
+fn a_failure_before_looking_for_an_earlier_try_never_says_nothing_was_sent() {
+    let s = setup(Kind::X, true);
+    let text = "Out before the crash";
+    s.kill_at(text, "after-publish");
+    assert_eq!(s.server.posts_with(text).len(), 1);
+
+    let closed = common::oauth::free_port();
+    s.sandbox.write(
+        "gate.toml",
+        &format!(
+            "{}\n[accounts.brand.oauth]\nclient_id = \"gate-test\"\ntoken_url = \"http://127.0.0.1:{closed}/2/oauth2/token\"\n",
+            policy(Kind::X, &s.server.url)
+        ),
+    );
+    let bus = s._bus.as_ref().unwrap();
+    let user = format!("brand@{}", s.server.url.trim_start_matches("http://"));
+    let found = bus.secret_tool(&["lookup", "service", "gate", "username", &user], "");
+    assert!(found.status.success(), "nothing stored for {user}");
+    let mut doc: serde_json::Value = serde_json::from_slice(&found.stdout).unwrap();
+    doc["refresh_token"] = canary().into();
+    doc["expires_at"] = "2001-01-01T00:00:00Z".into();
+    let stored = bus.secret_tool(
+        &["store", "--label=gate test", "service", "gate", "username", &user],
+        &doc.to_string(),
+    );
+    assert!(stored.status.success(), "{stored:?}");
+
+    let run = s.post(text);
+    assert_eq!(run.code, 9, "{run:?}");
+    assert!(
+        !run.stderr.contains("nothing was sent"),
+        "a post that went out is reported as not sent: {run:?}"
+    );
+    assert!(
+        run.stderr.contains("an earlier attempt may have gone out"),
+        "{run:?}"
+    );
+    let run = s.run(&["post", "--yes", "--json", text]);
+    assert_eq!(run.code, 9, "{run:?}");
+    assert_eq!(run.json()["failed"][0]["maybe_sent"], true, "{run:?}");
+    assert!(
+        !run.json()["failed"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was sent"),
+        "{run:?}"
+    );
+    assert_eq!(s.server.posts_with(text).len(), 1, "sent twice");
+}
+
 /// A policy with `brand` on `server` and a blackout that ends at `end`, plus `extra`.
 fn blackout_policy(
     kind: Kind,
