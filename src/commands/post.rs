@@ -527,7 +527,7 @@ impl Stop {
                     .collect::<Vec<_>>()
                     .join("; ")
             ),
-            Stop::Failed { error, .. } => plain(error),
+            Stop::Failed { error, .. } => error.message(),
         }
     }
 
@@ -809,7 +809,7 @@ impl Delivery<'_> {
                         Ok(_) => Err(SendError::Unknown { message }),
                         Err(e) => {
                             let e = send_error(self.account, e, true, true);
-                            self.mark(State::Unknown, &plain(&e));
+                            self.mark(State::Unknown, &e.message());
                             return Err(failed(e, true));
                         }
                     }
@@ -844,7 +844,7 @@ impl Delivery<'_> {
                         } else {
                             State::Failed
                         },
-                        &plain(&e),
+                        &e.message(),
                     );
                     Err(failed(e, maybe_sent))
                 }
@@ -953,7 +953,7 @@ impl Delivery<'_> {
                 Error::other(format!(
                     "`{name}`: the post went out ({}) but {}",
                     published.url,
-                    plain(&e)
+                    e.message()
                 ))
                 .with_hint("the next `gate post` of it finds it on the network and records it; it is never sent again")
             })
@@ -1321,17 +1321,6 @@ fn report_verdict(
         let _ = writeln!(err, "not sent: the post is `{}`", verdict.name());
     }
     Ok(())
-}
-
-/// An error's text without colour, for JSON and the journal.
-fn plain(e: &Error) -> String {
-    match e {
-        Error::Usage { message, .. }
-        | Error::Other { message, .. }
-        | Error::Credentials { message, .. }
-        | Error::Network { message, .. } => message.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// `90s`, `30m`, `2h`, `1d` or plain seconds.

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::{Sender, Stop, Walked, context_at, first_code, plain};
+use super::{Sender, Stop, Walked, context_at, first_code};
 use crate::cli::PostArgs;
 use crate::commands::{Ctx, print_json};
 use crate::core::evaluate::{Engine, Evaluation, Rule, Severity, Verdict, overall};
@@ -318,7 +318,7 @@ fn sweep(sender: &Sender<'_>, file: &Path) -> Report {
             .iter()
             .map(|a| Line {
                 code: e.code(),
-                message: Some(plain(e)),
+                message: Some(e.message()),
                 ..Line::new(&a.name, Status::Failed)
             })
             .collect();
@@ -451,7 +451,7 @@ fn sweep(sender: &Sender<'_>, file: &Path) -> Report {
                             }
                             Line {
                                 code: error.code(),
-                                message: Some(plain(error)),
+                                message: Some(error.message()),
                                 maybe_sent: *maybe_sent,
                                 ..Line::new(n, Status::Failed)
                             }
