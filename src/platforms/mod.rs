@@ -197,8 +197,8 @@ pub fn connect(
 pub fn sign_in_of(platform: crate::core::policy::Platform) -> &'static dyn signin::SignIn {
     use crate::core::policy::Platform as Network;
     match platform {
-        Network::Mastodon => &mastodon::signin::MastodonSignIn,
-        Network::X => &x::signin::XSignIn,
+        Network::Mastodon => &mastodon::signin::SIGN_IN,
+        Network::X => &x::signin::SIGN_IN,
         Network::Bluesky => &bluesky::signin::BlueskySignIn,
     }
 }

@@ -21,7 +21,7 @@ use crate::credential::{self, Credential, RefreshFailure};
 use crate::env::Env;
 use crate::error::Error;
 use crate::keychain::Keychain;
-use crate::platforms::signin::{Paste, SignedIn, Talk};
+use crate::platforms::signin::{self, How, Paste, SignIn, SignedIn, Talk};
 
 /// A token with less than this left is refreshed before use.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -653,6 +653,77 @@ pub fn loopback_redirect(port: u16) -> String {
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// What sets one OAuth 2.0 network's sign-in apart from another's: the client it signs in
+/// with in the browser, and whether `--client-secret` has a place there.
+pub trait SignInClient: Sync {
+    /// Refuses a `--client-secret` this network does not take in that form.
+    fn check_secret(&self, account: &Account, client_secret: Option<&str>) -> Result<(), Error>;
+    /// Signs in in the browser with this network's client ([`browser_sign_in`]).
+    fn browser(
+        &self,
+        talk: &dyn Talk,
+        keychain: &Keychain,
+        account: &Account,
+        client_secret: Option<&str>,
+    ) -> Result<SignedIn, Error>;
+}
+
+/// The sign-in of a network on OAuth 2.0 (Mastodon, X): a token made elsewhere or the browser
+/// with the network's [`SignInClient`]; refreshed, asked whose it is and revoked the same way.
+pub struct OAuth2SignIn<C>(pub C);
+
+impl<C: SignInClient> SignIn for OAuth2SignIn<C> {
+    fn check(&self, account: &Account, how: How<'_>) -> Result<(), Error> {
+        match how {
+            How::AppPassword => Err(signin::no_app_password(account)),
+            How::Token => Ok(()),
+            How::Browser { client_secret } => {
+                Endpoints::for_account(account)?;
+                self.0.check_secret(account, client_secret)
+            }
+        }
+    }
+
+    fn sign_in(
+        &self,
+        talk: &dyn Talk,
+        keychain: &Keychain,
+        account: &Account,
+        how: How<'_>,
+    ) -> Result<SignedIn, Error> {
+        match how {
+            How::Token => signin::token(talk, account),
+            How::AppPassword => Err(signin::no_app_password(account)),
+            How::Browser { client_secret } => {
+                self.0.browser(talk, keychain, account, client_secret)
+            }
+        }
+    }
+
+    fn usable(&self, env: &Env, account: &Account) -> Result<Credential, Error> {
+        usable_credential(env, account)
+    }
+
+    fn online(
+        &self,
+        env: &Env,
+        keychain: &Keychain,
+        account: &Account,
+        now: DateTime<Utc>,
+    ) -> Result<Credential, (String, Error)> {
+        online(env, keychain, account, now)
+    }
+
+    fn revoke(
+        &self,
+        keychain: &Keychain,
+        account: &Account,
+        credential: &Credential,
+    ) -> Option<Result<(), Error>> {
+        Some(revoke(keychain, account, credential))
+    }
 }
 
 /// Picks the client for a sign-in from the endpoints, the redirect and whether a loopback

@@ -625,7 +625,10 @@ fn x_rate_limit_reset_header_is_honoured() {
         "retried {:?} before the reset",
         reset_at.duration_since(creates[1].wall).unwrap_or_default()
     );
-    assert!(creates[0].wall < reset_at, "the first attempt came after the reset");
+    assert!(
+        creates[0].wall < reset_at,
+        "the first attempt came after the reset"
+    );
 }
 
 #[test]
@@ -1458,7 +1461,14 @@ fn a_failure_before_looking_for_an_earlier_try_never_says_nothing_was_sent() {
     doc["refresh_token"] = canary().into();
     doc["expires_at"] = "2001-01-01T00:00:00Z".into();
     let stored = bus.secret_tool(
-        &["store", "--label=gate test", "service", "gate", "username", &user],
+        &[
+            "store",
+            "--label=gate test",
+            "service",
+            "gate",
+            "username",
+            &user,
+        ],
         &doc.to_string(),
     );
     assert!(stored.status.success(), "{stored:?}");
