@@ -128,6 +128,18 @@ pub enum SendError {
     Credentials { message: String },
 }
 
+impl SendError {
+    /// What the server or the connection said.
+    pub fn message(&self) -> &str {
+        match self {
+            SendError::Refused { message, .. }
+            | SendError::Unknown { message }
+            | SendError::RateLimited { message, .. }
+            | SendError::Credentials { message } => message,
+        }
+    }
+}
+
 /// What a lookup established about a delivery whose earlier try may have gone out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {

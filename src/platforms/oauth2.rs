@@ -492,60 +492,35 @@ pub enum WhoAmI {
     Rejected,
 }
 
-/// Asks the server who the token belongs to: Mastodon `verify_credentials`, X `users/me`.
+/// Asks the server who the token belongs to, through the network's own adapter (Mastodon
+/// `verify_credentials`, X `users/me`: the calls its lookups make), in the form `gate auth`
+/// shows: `@user@instance` on Mastodon, `@user` on X.
 pub fn whoami(account: &Account, token: &SecretString) -> Result<WhoAmI, Error> {
-    let server = account.server.trim_end_matches('/');
-    let url = match account.platform {
-        Platform::Mastodon => format!("{server}/api/v1/accounts/verify_credentials"),
-        Platform::X => format!("{server}/2/users/me"),
-        Platform::Bluesky => {
-            return Err(Error::usage(
-                "identity checks for bluesky accounts are not built yet",
-            ));
-        }
-    };
-    let response = crate::http::client()?
-        .get(&url)
-        .bearer_auth(crate::redact::sent(token))
-        .send()
-        .map_err(|e| crate::http::unreachable(&e))?;
-    let status = response.status();
-    if status == reqwest::StatusCode::UNAUTHORIZED {
-        return Ok(WhoAmI::Rejected);
+    if account.platform == Platform::Bluesky {
+        return Err(Error::usage(
+            "identity checks for bluesky accounts go through its session",
+        ));
     }
+    let publisher = super::connect(
+        account,
+        Credential::from_token(token.clone()),
+        crate::http::client()?,
+    )?;
     let host = credential::host(&account.server);
-    if !status.is_success() {
-        return Err(Error::network(format!(
-            "{host} answered {} to the identity check for `{}`",
-            status.as_u16(),
-            account.name
+    match publisher.whoami() {
+        Ok(name) => Ok(WhoAmI::Identity(match account.platform {
+            Platform::Mastodon if name.contains('@') => format!("@{name}"),
+            Platform::Mastodon => format!("@{name}@{host}"),
+            _ => format!("@{name}"),
+        })),
+        Err(super::SendError::Credentials { .. }) => Ok(WhoAmI::Rejected),
+        Err(e) => Err(Error::network(format!(
+            "{host}: the identity check for `{}` failed: {}",
+            account.name,
+            e.message()
         ))
-        .with_hint("try again later; if it persists, check the account's `server` in the policy"));
+        .with_hint("try again later; if it persists, check the account's `server` in the policy")),
     }
-    let body: serde_json::Value = crate::http::json(response).map_err(|e| {
-        Error::network(format!("{host}: {e}")).with_hint(
-            "try again later; if it persists, check the account's `server` in the policy",
-        )
-    })?;
-    let name = match account.platform {
-        Platform::Mastodon => body.get("acct").and_then(|v| v.as_str()).map(|acct| {
-            if acct.contains('@') {
-                format!("@{acct}")
-            } else {
-                format!("@{acct}@{host}")
-            }
-        }),
-        _ => body
-            .pointer("/data/username")
-            .and_then(|v| v.as_str())
-            .map(|u| format!("@{u}")),
-    };
-    name.map(WhoAmI::Identity).ok_or_else(|| {
-        Error::network(format!(
-            "{host} sent an identity reply gate cannot read for `{}`",
-            account.name
-        ))
-    })
 }
 
 /// Revokes the credential at the server (RFC 7009; the refresh token when there is one: that
