@@ -181,7 +181,7 @@ pub struct Server {
     thread: Option<JoinHandle<()>>,
 }
 
-const LIFETIME: Duration = Duration::from_secs(600);
+const LIFETIME: Duration = Duration::from_secs(1800);
 
 impl Server {
     pub fn start(kind: Kind, token: &str) -> Server {
