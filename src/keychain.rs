@@ -19,10 +19,24 @@ use crate::env::Env;
 
 /// The service every gate item is stored under.
 pub const SERVICE: &str = "gate";
-/// How long opening the keychain (connecting to the bus, finding the provider) may take.
-pub const OPEN_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long one read, write or delete may take.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long opening the keychain (connecting to the bus, finding the provider) may take, and
+/// then each read, write or delete: long enough for a keyring daemon on a busy machine (16
+/// gate processes starting at once), short enough that a stuck one fails a cron job soon.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`TIMEOUT`], or in debug builds `GATE_TEST_KEYCHAIN_WAIT` seconds, so a test of a stuck
+/// keyring need not wait the whole time.
+fn timeout(env: &Env) -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(secs) = env
+        .var("GATE_TEST_KEYCHAIN_WAIT")
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return Duration::from_secs(secs);
+    }
+    let _ = env;
+    TIMEOUT
+}
 
 /// Where a secret is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +142,8 @@ impl KeychainError {
 /// The keychain gate uses for this run: one backend, chosen by [`Keychain::open`].
 pub struct Keychain {
     backend: Backend,
+    /// How long one call may take ([`timeout`]).
+    wait: Duration,
     #[cfg(target_os = "linux")]
     inner: std::sync::Arc<platform::Inner>,
 }
@@ -141,7 +157,7 @@ impl std::fmt::Debug for Keychain {
 }
 
 impl Keychain {
-    /// Secret Service first (bounded by [`OPEN_TIMEOUT`]), then keyutils.
+    /// Secret Service first (bounded by [`TIMEOUT`]), then keyutils.
     /// `GATE_KEYCHAIN=secret-service|keyutils` forces one.
     ///
     /// Only an absent Secret Service (no bus, no provider) falls through to keyutils; a locked
@@ -160,15 +176,15 @@ impl Keychain {
     fn open_platform(env: &Env, forced: Option<Backend>) -> Result<Keychain, KeychainError> {
         let mut tried = Vec::new();
         if forced != Some(Backend::KeyUtils) {
-            match platform::open_secret_service(env) {
-                Ok(inner) => return Ok(Keychain::new(Backend::SecretService, inner)),
+            match platform::open_secret_service(env, timeout(env)) {
+                Ok(inner) => return Ok(Keychain::new(env, Backend::SecretService, inner)),
                 Err(platform::OpenError::Absent(t)) => tried.push(t),
                 Err(platform::OpenError::Fatal(e)) => return Err(e),
             }
         }
         if forced != Some(Backend::SecretService) {
-            match platform::open_keyutils() {
-                Ok(inner) => return Ok(Keychain::new(Backend::KeyUtils, inner)),
+            match platform::open_keyutils(timeout(env)) {
+                Ok(inner) => return Ok(Keychain::new(env, Backend::KeyUtils, inner)),
                 Err(platform::OpenError::Absent(t)) => tried.push(t),
                 Err(platform::OpenError::Fatal(e)) => return Err(e),
             }
@@ -195,9 +211,10 @@ impl Keychain {
     }
 
     #[cfg(target_os = "linux")]
-    fn new(backend: Backend, inner: platform::Inner) -> Keychain {
+    fn new(env: &Env, backend: Backend, inner: platform::Inner) -> Keychain {
         Keychain {
             backend,
+            wait: timeout(env),
             inner: std::sync::Arc::new(inner),
         }
     }
@@ -213,7 +230,7 @@ impl Keychain {
         {
             let inner = self.inner.clone();
             let user = user.to_owned();
-            bounded(self.backend, CALL_TIMEOUT, move || inner.get(&user))?
+            bounded(self.backend, self.wait, move || inner.get(&user))?
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -230,7 +247,7 @@ impl Keychain {
             let inner = self.inner.clone();
             let user = user.to_owned();
             let bytes = zeroize::Zeroizing::new(secret.expose_secret().as_bytes().to_vec());
-            bounded(self.backend, CALL_TIMEOUT, move || inner.set(&user, &bytes))?
+            bounded(self.backend, self.wait, move || inner.set(&user, &bytes))?
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -245,7 +262,7 @@ impl Keychain {
         {
             let inner = self.inner.clone();
             let user = user.to_owned();
-            bounded(self.backend, CALL_TIMEOUT, move || inner.delete(&user))?
+            bounded(self.backend, self.wait, move || inner.delete(&user))?
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -291,7 +308,7 @@ mod platform {
     use zbus::zvariant::OwnedObjectPath;
     use zeroize::Zeroizing;
 
-    use super::{Backend, KeychainError, OPEN_TIMEOUT, SERVICE, Tried, bounded};
+    use super::{Backend, Duration, KeychainError, SERVICE, Tried, bounded};
     use crate::env::Env;
 
     const SECRETS: &str = "org.freedesktop.secrets";
@@ -325,7 +342,7 @@ mod platform {
     const START_PROVIDER: &str =
         "start gnome-keyring-daemon (or KeePassXC's Secret Service) in your session";
 
-    pub(super) fn open_secret_service(env: &Env) -> Result<Inner, OpenError> {
+    pub(super) fn open_secret_service(env: &Env, wait: Duration) -> Result<Inner, OpenError> {
         let backend = Backend::SecretService;
         // zbus reads DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus; say which is missing.
         let address = match env
@@ -409,13 +426,13 @@ mod platform {
                 backend,
             })
         };
-        match bounded(backend, OPEN_TIMEOUT, probe) {
+        match bounded(backend, wait, probe) {
             Ok(result) => result,
             Err(e) => Err(OpenError::Fatal(e)),
         }
     }
 
-    pub(super) fn open_keyutils() -> Result<Inner, OpenError> {
+    pub(super) fn open_keyutils(wait: Duration) -> Result<Inner, OpenError> {
         use linux_keyutils::{KeyRing, KeyRingIdentifier};
         let backend = Backend::KeyUtils;
         let fix = "run gate under `keyctl session -` to use the kernel keyring";
@@ -446,7 +463,7 @@ mod platform {
                 backend,
             })
         };
-        match bounded(backend, OPEN_TIMEOUT, probe) {
+        match bounded(backend, wait, probe) {
             Ok(result) => result,
             Err(e) => Err(OpenError::Fatal(e)),
         }
