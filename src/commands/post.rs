@@ -817,6 +817,30 @@ impl Delivery<'_> {
                         }
                     }
                 }
+                // A post with these very words is there: ours if it was made since the claim.
+                // Never sent again: the network would refuse the copy every time.
+                Err(SendError::Duplicate { message }) => {
+                    match platform.find(&outgoing, claimed) {
+                        Ok(Lookup::Found(published)) => Ok(published),
+                        // Older than this delivery, and no try of it may be out: not ours.
+                        Ok(Lookup::Absent) if !maybe_sent => {
+                            let e = Error::network(format!("`{name}`: {message}")).with_hint(
+                                "the account already has an older post with these very words, and the network refuses a copy; to post it, change its text; nothing was sent",
+                            );
+                            self.mark(State::Failed, &e.message());
+                            return Err(failed(e, false));
+                        }
+                        Ok(Lookup::Undetermined { reason }) if !self.force_resend => {
+                            return Err(failed(undetermined(self.account, &reason), true));
+                        }
+                        Ok(_) => Err(SendError::Unknown { message }),
+                        Err(e) => {
+                            let e = send_error(self.account, e, true, true);
+                            self.mark(State::Unknown, &e.message());
+                            return Err(failed(e, true));
+                        }
+                    }
+                }
                 Err(SendError::RateLimited {
                     retry_after: Some(pause),
                     ..
@@ -1026,7 +1050,7 @@ fn send_error(account: &Account, e: SendError, resolving: bool, maybe_sent: bool
             };
             Error::network(format!("`{name}`: {message}")).with_hint(hint)
         }
-        SendError::Unknown { message } => {
+        SendError::Unknown { message } | SendError::Duplicate { message } => {
             let what = if resolving {
                 "could not check whether an earlier attempt went out"
             } else {

@@ -351,7 +351,9 @@ fn delete_error(account: &Account, e: SendError) -> Error {
             .with_hint(format!(
                 "the token was rejected; run `gate auth login {name}`; nothing was retracted"
             )),
-        SendError::Refused { message, .. } | SendError::RateLimited { message, .. } => {
+        SendError::Refused { message, .. }
+        | SendError::RateLimited { message, .. }
+        | SendError::Duplicate { message } => {
             Error::network(format!("`{name}`: {message}")).with_hint(
                 "the network did not delete the post; run the same `gate retract` again later",
             )

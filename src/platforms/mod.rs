@@ -126,6 +126,10 @@ pub enum SendError {
     },
     /// The credential was rejected (401): exit 8.
     Credentials { message: String },
+    /// Not made: the network refuses a copy of a post the account already has (X's 403
+    /// "duplicate content"). That post may be this delivery's own earlier try, or an older
+    /// one with the same words: only a lookup tells.
+    Duplicate { message: String },
 }
 
 impl SendError {
@@ -135,7 +139,8 @@ impl SendError {
             SendError::Refused { message, .. }
             | SendError::Unknown { message }
             | SendError::RateLimited { message, .. }
-            | SendError::Credentials { message } => message,
+            | SendError::Credentials { message }
+            | SendError::Duplicate { message } => message,
         }
     }
 }

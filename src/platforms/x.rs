@@ -190,7 +190,8 @@ impl Publisher for X {
 
     /// One `POST /2/tweets`, never repeated here: a dropped connection or a 5xx is an
     /// unknown outcome, and a 403 "duplicate content" means an identical post exists
-    /// (perhaps ours); both are for the caller to resolve with `find`.
+    /// (perhaps ours: [`SendError::Duplicate`]); both are for the caller to resolve with
+    /// `find`.
     fn publish(&self, post: &Outgoing<'_>) -> Result<Published, SendError> {
         // X has no visibility and no language field (it detects the language itself): a
         // visibility is refused before any upload, a language is not sent.
@@ -215,7 +216,7 @@ impl Publisher for X {
                 status: 403,
                 message,
             }) if message.to_lowercase().contains("duplicate") => {
-                Err(SendError::Unknown { message })
+                Err(SendError::Duplicate { message })
             }
             Err(e) => Err(e),
         }

@@ -677,6 +677,38 @@ fn x_duplicate_403_is_resolved_by_looking_not_by_retrying() {
     );
 }
 
+/// X refuses a copy of an older post with the same words (made by hand on the website, or a
+/// week ago). That post is not this delivery's: gate says so and how to post (change the
+/// text), once, without resending the copy again and again, and the delivery is `failed`.
+#[test]
+fn x_duplicate_of_an_older_post_is_refused_once_with_change_the_text() {
+    let s = setup(Kind::X, true);
+    let text = "We said this last week";
+    s.server
+        .seed(text, s.server.now() - chrono::Duration::days(7));
+    let run = s.run(&["post", "--yes", "--json", text]);
+    assert_eq!(run.code, 9, "{run:?}");
+    assert!(
+        run.stderr.contains("duplicate content")
+            && run.stderr.contains(
+                "hint: the account already has an older post with these very words, and the network refuses a copy; to post it, change its text; nothing was sent"
+            ),
+        "{run:?}"
+    );
+    assert_eq!(run.json()["failed"][0]["maybe_sent"], false, "{run:?}");
+    assert_eq!(
+        s.server.creates().len(),
+        1,
+        "the refused copy is not sent again"
+    );
+    assert_eq!(s.server.posts_with(text).len(), 1);
+    let state: String = rusqlite::Connection::open(s.sandbox.path().join("state/journal.sqlite3"))
+        .unwrap()
+        .query_row("SELECT state FROM deliveries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(state, "failed");
+}
+
 #[test]
 fn a_refusal_is_exit_9_and_a_rejected_token_exit_8() {
     for kind in [Kind::Mastodon, Kind::X] {
@@ -951,11 +983,12 @@ fn adapters_publish_find_and_delete_through_the_trait() {
                     vec!["en".to_owned()]
                 );
             }
-            // A duplicate text: an unknown outcome for the caller to resolve, never a retry.
+            // A duplicate text: a copy refused, for the caller to resolve by looking, never a
+            // retry.
             Kind::X => {
                 let e = platform.publish(&out).unwrap_err();
                 assert!(
-                    matches!(&e, SendError::Unknown { message } if message.contains("duplicate content")),
+                    matches!(&e, SendError::Duplicate { message } if message.contains("duplicate content")),
                     "{e:?}"
                 );
                 assert_eq!(server.creates().len(), 2);
