@@ -118,14 +118,21 @@ impl Error {
     }
 
     #[must_use]
-    pub fn with_hint(self, hint: impl Into<String>) -> Error {
-        let hint = Some(hint.into());
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Error {
+        if let Some(slot) = self.hint_mut() {
+            *slot = Some(hint.into());
+        }
+        self
+    }
+
+    /// Where the hint of an error that carries one is kept.
+    fn hint_mut(&mut self) -> Option<&mut Option<String>> {
         match self {
-            Error::Usage { message, .. } => Error::Usage { message, hint },
-            Error::Other { message, .. } => Error::Other { message, hint },
-            Error::Credentials { message, .. } => Error::Credentials { message, hint },
-            Error::Network { message, .. } => Error::Network { message, hint },
-            other => other,
+            Error::Usage { hint, .. }
+            | Error::Other { hint, .. }
+            | Error::Credentials { hint, .. }
+            | Error::Network { hint, .. } => Some(hint),
+            Error::Policy { .. } | Error::Input { .. } | Error::Closed => None,
         }
     }
 
@@ -133,10 +140,10 @@ impl Error {
     /// says "nothing was sent" speaks only of its own request; here that would be a lie, so the
     /// claim gives way to what is known, and a hint that says nothing of it is told.
     #[must_use]
-    pub fn earlier_may_be_out(self) -> Error {
+    pub fn earlier_may_be_out(mut self) -> Error {
         const MAYBE: &str = "an earlier attempt may have gone out";
-        let fix = |hint: Option<String>| {
-            Some(match hint {
+        if let Some(slot) = self.hint_mut() {
+            *slot = Some(match slot.take() {
                 Some(h) if h.contains("nothing was sent") => h
                     .replace("nothing was sent by this run", MAYBE)
                     .replace("nothing was sent", MAYBE),
@@ -145,27 +152,9 @@ impl Error {
                 None => format!(
                     "{MAYBE}; run the same `gate post` again: it looks before it sends and never posts twice"
                 ),
-            })
-        };
-        match self {
-            Error::Usage { message, hint } => Error::Usage {
-                message,
-                hint: fix(hint),
-            },
-            Error::Other { message, hint } => Error::Other {
-                message,
-                hint: fix(hint),
-            },
-            Error::Credentials { message, hint } => Error::Credentials {
-                message,
-                hint: fix(hint),
-            },
-            Error::Network { message, hint } => Error::Network {
-                message,
-                hint: fix(hint),
-            },
-            other => other,
+            });
         }
+        self
     }
 
     pub fn code(&self) -> Code {
@@ -257,5 +246,62 @@ pub fn io_reason(e: &std::io::Error) -> String {
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hint(e: &Error) -> Option<String> {
+        match e {
+            Error::Usage { hint, .. }
+            | Error::Other { hint, .. }
+            | Error::Credentials { hint, .. }
+            | Error::Network { hint, .. } => hint.clone(),
+            _ => None,
+        }
+    }
+
+    /// A hint never says "nothing was sent" once an earlier attempt may be out.
+    #[test]
+    fn an_earlier_attempt_that_may_be_out_changes_every_hint() {
+        let cases: [(Option<&str>, &str); 5] = [
+            (
+                Some("check the network; nothing was sent"),
+                "check the network; an earlier attempt may have gone out",
+            ),
+            (
+                Some("nothing was sent by this run; run it again"),
+                "an earlier attempt may have gone out; run it again",
+            ),
+            (
+                Some("an earlier try may have gone out, so run it again"),
+                "an earlier try may have gone out, so run it again",
+            ),
+            (
+                Some("run `gate auth login brand`"),
+                "run `gate auth login brand`; an earlier attempt may have gone out",
+            ),
+            (
+                None,
+                "an earlier attempt may have gone out; run the same `gate post` again: it looks before it sends and never posts twice",
+            ),
+        ];
+        for (before, after) in cases {
+            let mut e = Error::network("`brand`: could not connect");
+            if let Some(h) = before {
+                e = e.with_hint(h);
+            }
+            let e = e.earlier_may_be_out();
+            assert_eq!(hint(&e).as_deref(), Some(after), "{before:?}");
+            assert_eq!(e.code(), Code::Network);
+            assert!(!e.render().contains("nothing was sent"), "{before:?}");
+        }
+        let input = Error::Input {
+            diagnostics: Vec::new(),
+        }
+        .earlier_may_be_out();
+        assert!(hint(&input).is_none());
     }
 }
