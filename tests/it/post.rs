@@ -1717,7 +1717,7 @@ fn a_server_that_echoes_the_token_never_gets_it_printed_or_stored() {
             let echoed = format!(
                 "rejected {} with body {}",
                 r.header("authorization").unwrap_or_default(),
-                r.body
+                r.text()
             );
             match (r.method.as_str(), r.path.as_str()) {
                 ("GET", "/api/v1/accounts/verify_credentials") => json(
