@@ -20,8 +20,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::common::fake_http::{self, FakeServer, Reply};
 pub use crate::common::fake_http::Request;
+use crate::common::fake_http::{self, FakeServer, Reply};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
