@@ -20,8 +20,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How long a server runs at the most when nobody drops it.
 pub const LIFETIME: Duration = Duration::from_secs(600);
-/// How long a connection may take to send its request.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may take to send its request, or to take the answer.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -237,7 +237,8 @@ fn connection(mut stream: TcpStream, s: &Shared) {
 
 fn read_request(stream: &TcpStream) -> Option<Request> {
     stream.set_nonblocking(false).ok()?;
-    stream.set_read_timeout(Some(READ_TIMEOUT)).ok()?;
+    stream.set_read_timeout(Some(IO_TIMEOUT)).ok()?;
+    stream.set_write_timeout(Some(IO_TIMEOUT)).ok()?;
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
