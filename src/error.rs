@@ -214,7 +214,7 @@ impl Error {
                     s.error, s.error, s.bold, s.bold
                 );
                 if let Some(hint) = hint {
-                    out.push_str(&format!("  {}hint{:#}: {hint}\n", s.blue, s.blue));
+                    out.push_str(&hint_line(hint));
                 }
                 out
             }
@@ -226,6 +226,12 @@ impl Error {
             Error::Closed => String::new(),
         }
     }
+}
+
+/// The one way a hint is drawn under an error, a warning or a note: `  hint: …`.
+pub fn hint_line(hint: &str) -> String {
+    let s = &crate::core::style::STYLES;
+    format!("  {}hint{:#}: {hint}\n", s.blue, s.blue)
 }
 
 impl fmt::Display for Error {

@@ -21,6 +21,7 @@ pub mod loopback;
 pub mod output;
 pub mod pause;
 pub mod platforms;
+pub mod print;
 pub mod redact;
 #[cfg(test)]
 mod robustness;
@@ -62,10 +63,7 @@ pub fn run() -> ExitCode {
         ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
         ColorWhen::Auto => {}
     }
-    let ctx = Ctx {
-        global: cli.global,
-        env: env::Env::from_process(),
-    };
+    let ctx = Ctx::new(cli.global, env::Env::from_process());
     let code = match execute(&ctx, cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -99,10 +97,12 @@ fn execute(ctx: &Ctx, command: Command) -> Result<Code, Error> {
         Command::Schema { kind } => commands::schema::run(ctx, kind),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "gate", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "gate", &mut script);
+            ctx.print.bytes(&script)?;
             Ok(Code::Ok)
         }
-        Command::Man(args) => commands::man::run(&args),
+        Command::Man(args) => commands::man::run(ctx, &args),
     }
 }
 
@@ -112,7 +112,7 @@ fn report(ctx: &Ctx, error: &Error) {
     if let Error::Closed = error {
         return;
     }
-    let _ = write!(anstream::stderr(), "{}", error.render());
+    ctx.print.error(error);
     if ctx.global.json {
         let diagnostics: Vec<_> = match error {
             Error::Policy { diagnostics } | Error::Input { diagnostics } => diagnostics
@@ -130,7 +130,7 @@ fn report(ctx: &Ctx, error: &Error) {
             Error::Input { .. } => "an input file is invalid".to_owned(),
             Error::Closed => String::new(),
         };
-        let _ = commands::print_json(&serde_json::json!({
+        let _ = ctx.print.json(&serde_json::json!({
             "error": { "code": error.code().as_u8(), "message": message, "diagnostics": diagnostics }
         }));
     }

@@ -3,7 +3,7 @@
 //! The approval is appended to the file's bytes as they are, so comments and layout above it
 //! survive untouched; toml_edit formats the new entry and proves the result still parses.
 
-use std::io::Write as _;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
@@ -66,7 +66,7 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
         &post.approvals,
     );
     if outcome.valid.contains(&reviewer) {
-        ctx.note(&format!(
+        ctx.print.note(&format!(
             "`{reviewer}` has already approved this exact content of `{}`",
             args.file.display()
         ));
@@ -85,7 +85,7 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
     }
 
     if !ctx.global.quiet {
-        let mut err = anstream::stderr().lock();
+        let mut err = String::new();
         let _ = writeln!(
             err,
             "{}post{:#}: {}",
@@ -115,8 +115,9 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
             }
         }
         for e in &evaluations {
-            let _ = write!(err, "{}", output::evaluation(&post, e, ctx.verbosity()));
+            err.push_str(&output::evaluation(&post, e, ctx.verbosity()));
         }
+        ctx.print.say(err);
     }
 
     let denied = evaluations
@@ -124,14 +125,15 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
         .flat_map(|e| &e.findings)
         .any(|f| f.severity == Severity::Deny);
     if denied && !args.force {
-        let _ = writeln!(
-            anstream::stderr(),
-            "error: content rules deny this post; not signing\n  hint: fix the post, or pass `--force` to sign it anyway"
+        ctx.print.error(
+            &Error::other("content rules deny this post; not signing")
+                .with_hint("fix the post, or pass `--force` to sign it anyway"),
         );
         return Ok(Code::Deny);
     }
     if overall(&evaluations) == crate::core::evaluate::Verdict::Frozen {
-        ctx.note("note: posting is frozen; your approval will count once the freeze is lifted");
+        ctx.print
+            .note("note: posting is frozen; your approval will count once the freeze is lifted");
     }
 
     if !args.yes {
@@ -144,7 +146,7 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
         let question = format!("Sign this post as `{reviewer}`?");
         let confirmed = crate::commands::confirm(question)?;
         if !confirmed {
-            ctx.note("not signed");
+            ctx.print.note("not signed");
             return Ok(Code::Failure);
         }
     }
@@ -190,10 +192,10 @@ pub fn run(ctx: &Ctx, args: &ApproveArgs) -> Result<Code, Error> {
                 .map(|e| serde_json::json!({"account": e.account, "items": e.items}))
                 .collect();
         }
-        super::print_json(&doc)?;
+        ctx.print.json(&doc)?;
     } else {
         let required = policy.required_reviewers(&accounts);
-        ctx.note(&format!(
+        ctx.print.note(&format!(
             "approved by `{reviewer}`: {} of {required} required approval{} now valid",
             check.valid.len(),
             if required == 1 { "" } else { "s" }
@@ -257,7 +259,7 @@ fn unlock(ctx: &Ctx, key: ssh_key::PrivateKey, path: &Path) -> Result<ssh_key::P
         if let Ok(key) = key.decrypt(passphrase.as_bytes()) {
             return Ok(key);
         }
-        let _ = writeln!(anstream::stderr(), "wrong passphrase");
+        ctx.print.say("wrong passphrase\n");
     }
     Err(Error::usage("wrong passphrase three times; not signed"))
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::cli::{CheckArgs, Format};
-use crate::commands::{Ctx, parse_now, print_json};
+use crate::commands::{Ctx, parse_now};
 use crate::core::diagnostic::{Diagnostic, Level};
 use crate::core::evaluate::{Context, Engine, Evaluation, Judged, Verdict, overall};
 use crate::core::policy::{Account, Policy, Written, parse_datetime};
@@ -96,7 +96,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
                 Error::other(format!("cannot read the folder `{}`: {e}", path.display()))
             })?;
             if files.is_empty() {
-                ctx.note(&format!(
+                ctx.print.note(&format!(
                     "note: no `*.post.toml` files under `{}`",
                     path.display()
                 ));
@@ -160,7 +160,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
                 .map(crate::core::diagnostic::Diagnostic::json)
                 .collect();
         }
-        print_json(&doc)?;
+        ctx.print.json(&doc)?;
         if errors > 0 {
             let _ = write!(
                 anstream::stderr(),

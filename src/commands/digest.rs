@@ -1,7 +1,5 @@
 //! `gate digest`: print the exact bytes a reviewer signs for a post file.
 
-use std::io::Write as _;
-
 use crate::cli::DigestArgs;
 use crate::commands::Ctx;
 use crate::error::{Code, Error};
@@ -12,16 +10,14 @@ pub fn run(ctx: &Ctx, args: &DigestArgs) -> Result<Code, Error> {
         .map_err(|diagnostics| Error::Input { diagnostics })?;
     let message = post.digest_message(&post.accounts);
     if ctx.global.json {
-        super::print_json(&serde_json::json!({
+        ctx.print.json(&serde_json::json!({
             "file": args.file.display().to_string(),
             "namespace": crate::core::reviewers::NAMESPACE,
             "message": message,
         }))?;
     } else {
         // The raw bytes, so `gate digest --file F | ssh-keygen -Y sign ...` signs exactly them.
-        std::io::stdout()
-            .write_all(message.as_bytes())
-            .map_err(|e| Error::stdout(&e))?;
+        ctx.print.bytes(message.as_bytes())?;
     }
     Ok(Code::Ok)
 }

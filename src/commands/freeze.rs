@@ -5,7 +5,7 @@ use chrono::Utc;
 
 use crate::audit::{Entry, Event};
 use crate::cli::FreezeArgs;
-use crate::commands::{Ctx, print_json};
+use crate::commands::Ctx;
 use crate::error::{Code, Error};
 use crate::state;
 use crate::store::{Access, LocalFreeze};
@@ -27,7 +27,7 @@ pub fn freeze(ctx: &Ctx, args: &FreezeArgs) -> Result<Code, Error> {
     if let Some(earlier) = &earlier
         && !ctx.global.json
     {
-        ctx.note(&format!(
+        ctx.print.note(&format!(
             "note: this replaces the freeze in force{}{}: {}",
             earlier
                 .since
@@ -60,7 +60,7 @@ pub fn freeze(ctx: &Ctx, args: &FreezeArgs) -> Result<Code, Error> {
             .unwrap_or_default()
             .to_owned();
         if ctx.global.json {
-            print_json(
+            ctx.print.json(
                 &serde_json::json!({"frozen": true, "reason": args.reason.trim(), "audited": false, "audit_error": why}),
             )?;
         }
@@ -77,20 +77,20 @@ pub fn freeze(ctx: &Ctx, args: &FreezeArgs) -> Result<Code, Error> {
         if let Some(replaced) = replaced {
             doc["replaced"] = replaced;
         }
-        print_json(&doc)?;
+        ctx.print.json(&doc)?;
     } else {
         if store.backend() == "sqlite" {
-            ctx.note(&format!(
+            ctx.print.note(&format!(
                 "frozen: every `gate post` that uses the state folder `{}` now stops (exit 7)",
                 state::dir(&ctx.env)?.display()
             ));
         } else {
-            ctx.note(&format!(
+            ctx.print.note(&format!(
                 "frozen: every `gate post` that uses the team store `{}` now stops (exit 7), on every machine",
                 store.location()
             ));
         }
-        ctx.note("  hint: lift it with `gate unfreeze`; to stop every machine that syncs the policy, add `[freeze] reason = \"...\"` to it");
+        ctx.print.hint("lift it with `gate unfreeze`; to stop every machine that syncs the policy, add `[freeze] reason = \"...\"` to it");
     }
     Ok(Code::Ok)
 }
@@ -120,21 +120,25 @@ pub fn unfreeze(ctx: &Ctx) -> Result<Code, Error> {
             doc["policy_freeze"] =
                 serde_json::json!({"policy": path.display().to_string(), "reason": reason});
         }
-        print_json(&doc)?;
+        ctx.print.json(&doc)?;
     } else if was {
-        ctx.note(&format!("unfrozen: {place} no longer stops posting"));
+        ctx.print
+            .note(&format!("unfrozen: {place} no longer stops posting"));
     } else {
-        ctx.note(&format!(
+        ctx.print.note(&format!(
             "nothing to unfreeze: `gate freeze` is not in force in {place}"
         ));
     }
     if let Some((path, reason)) = policy_freeze
         && !ctx.global.json
     {
-        ctx.note(&format!(
-            "warning: posting is still frozen by the policy `{}`: {reason}\n  hint: `gate unfreeze` lifts only `gate freeze`; remove `[freeze]` from the policy to post again",
-            path.display()
-        ));
+        ctx.print.warning(
+            &format!(
+                "posting is still frozen by the policy `{}`: {reason}",
+                path.display()
+            ),
+            Some("`gate unfreeze` lifts only `gate freeze`; remove `[freeze]` from the policy to post again"),
+        );
     }
     Ok(Code::Ok)
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::audit::{Stored, Verdict};
 use crate::cli::LogArgs;
-use crate::commands::{Ctx, print_json};
+use crate::commands::Ctx;
 use crate::core::policy::Policy;
 use crate::error::{Code, Error};
 use crate::store::{Access, FreezeState, Store, Verification};
@@ -27,18 +27,19 @@ pub fn run(ctx: &Ctx, args: &LogArgs) -> Result<Code, Error> {
     }
     if !ctx.global.json {
         if store.backend() == "sqlite" {
-            ctx.verbose(&format!("the audit trail in `{}`", store.location()));
+            ctx.print
+                .verbose(&format!("the audit trail in `{}`", store.location()));
         } else {
-            ctx.note(&format!(
+            ctx.print.note(&format!(
                 "the audit trail of the team store `{}`",
                 store.location()
             ));
         }
         let freeze = FreezeState::read(store, policy.as_ref())?;
-        ctx.note(&freeze.line());
+        ctx.print.note(&freeze.line());
     }
     let entries = store.entries()?;
-    let mut out = std::io::stdout().lock();
+    let mut out = ctx.print.lines();
     for e in entries.iter().filter(|e| {
         args.account
             .as_deref()
@@ -55,6 +56,7 @@ pub fn run(ctx: &Ctx, args: &LogArgs) -> Result<Code, Error> {
         };
         writeln!(out, "{line}").map_err(|e| Error::stdout(&e))?;
     }
+    out.flush().map_err(|e| Error::stdout(&e))?;
     Ok(Code::Ok)
 }
 
@@ -67,19 +69,20 @@ fn verify(ctx: &Ctx, store: &dyn Store) -> Result<Code, Error> {
     match verdict {
         Verdict::Intact { entries, last } => {
             if ctx.global.json {
-                print_json(
+                ctx.print.json(
                     &json!({"intact": true, "entries": entries, "last_hash": last, "anchored": anchored}),
                 )?;
             } else {
-                println!("{entries} entries, chain intact");
+                ctx.print
+                    .line(format_args!("{entries} entries, chain intact"))?;
                 match (anchored, unanchored) {
-                    (Some(seq), _) => ctx.note(&format!(
+                    (Some(seq), _) => ctx.print.note(&format!(
                         "the keychain's anchor (entry {seq}) matches; the last entry's hash is {last}"
                     )),
-                    (None, Some(why)) => ctx.note(&format!(
+                    (None, Some(why)) => ctx.print.note(&format!(
                         "not anchored ({why}): only the chain itself was checked; the last entry's hash is {last}: keep it elsewhere to detect a rewritten trail"
                     )),
-                    (None, None) => ctx.note(&format!("the last entry's hash is {last}")),
+                    (None, None) => ctx.print.note(&format!("the last entry's hash is {last}")),
                 }
             }
             Ok(Code::Ok)
@@ -90,8 +93,9 @@ fn verify(ctx: &Ctx, store: &dyn Store) -> Result<Code, Error> {
                 store.location()
             ));
             if ctx.global.json {
-                print_json(&json!({"intact": false, "seq": seq, "problem": problem}))?;
-                let _ = write!(anstream::stderr(), "{}", error.render());
+                ctx.print
+                    .json(&json!({"intact": false, "seq": seq, "problem": problem}))?;
+                ctx.print.error(&error);
                 return Ok(Code::Failure);
             }
             Err(error)

@@ -93,16 +93,12 @@ const FILES: &[(&str, &str)] = &[
     ),
 ];
 
-pub fn run(args: &ManArgs) -> Result<Code, Error> {
+pub fn run(ctx: &crate::commands::Ctx, args: &ManArgs) -> Result<Code, Error> {
     let mut cmd = Cli::command();
     cmd.build();
     match &args.out {
         None => {
-            let page = page(&cmd)?;
-            use std::io::Write as _;
-            std::io::stdout()
-                .write_all(&page)
-                .map_err(|e| Error::other(format!("cannot write the man page: {e}")))?;
+            ctx.print.bytes(&page(&cmd)?)?;
         }
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| {

@@ -24,22 +24,34 @@ use crate::core::policy::{self as policy_file, Policy};
 use crate::env::Env;
 use crate::error::Error;
 use crate::output::Verbosity;
+use crate::print::Printer;
 
 /// What every command gets: the global flags and the environment they run in.
 pub struct Ctx {
     pub global: Global,
     pub env: Env,
+    /// Where everything the command says goes.
+    pub print: Printer,
 }
 
 impl Ctx {
-    pub fn verbosity(&self) -> Verbosity {
-        if self.global.quiet {
+    pub fn new(global: Global, env: Env) -> Ctx {
+        let verbosity = if global.quiet {
             Verbosity::Quiet
-        } else if self.global.verbose {
+        } else if global.verbose {
             Verbosity::Verbose
         } else {
             Verbosity::Normal
+        };
+        Ctx {
+            global,
+            env,
+            print: Printer::new(verbosity),
         }
+    }
+
+    pub fn verbosity(&self) -> Verbosity {
+        self.print.verbosity()
     }
 
     /// The state store SPEC §6 names (`$GATE_STATE_URL`, the policy's `[state] url`, else the
@@ -94,35 +106,10 @@ impl Ctx {
         let (policy, diagnostics) = crate::inputs::load_policy(&path);
         match policy {
             Some(policy) => {
-                self.print_warnings(&diagnostics);
+                self.print.warnings(&diagnostics);
                 Ok(policy)
             }
             None => Err(Error::Policy { diagnostics }),
-        }
-    }
-
-    pub fn print_warnings(&self, diagnostics: &[Diagnostic]) {
-        if self.verbosity() == Verbosity::Quiet {
-            return;
-        }
-        let mut err = anstream::stderr().lock();
-        for d in diagnostics.iter().filter(|d| d.level == Level::Warning) {
-            let _ = writeln!(err, "{}", d.render());
-        }
-    }
-
-    /// A note for people on stderr, unless `-q`.
-    /// What gate is doing, on stderr with `-v` only: the keychain lookup, the journal's
-    /// claim, the request.
-    pub fn verbose(&self, text: &str) {
-        if self.verbosity() == Verbosity::Verbose {
-            let _ = writeln!(anstream::stderr(), "{}", crate::redact::scrub(text));
-        }
-    }
-
-    pub fn note(&self, text: &str) {
-        if self.verbosity() != Verbosity::Quiet {
-            let _ = writeln!(anstream::stderr(), "{}", crate::redact::scrub(text));
         }
     }
 }
@@ -184,13 +171,6 @@ pub fn named_account<'p>(
         };
         Error::usage(message).with_hint(policy_file::account_hint(&policy.accounts, name))
     })
-}
-
-/// Prints a JSON document on stdout, followed by a newline.
-pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
-    let text = serde_json::to_string_pretty(value).map_err(Error::json)?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", crate::redact::scrub(&text)).map_err(|e| Error::stdout(&e))
 }
 
 /// The accounts inline text is judged for: those named with `--account`, else the policy's

@@ -3,7 +3,6 @@
 //! it waits on. Read-only: no network, no keychain, and the state store is only read (a missing
 //! local store is never created).
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use anstyle::Style;
@@ -12,7 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::cli::PlanArgs;
-use crate::commands::{Ctx, parse_now, print_json};
+use crate::commands::{Ctx, parse_now};
 use crate::core::evaluate::{Context, Engine, Evaluation, Rule, Severity, Verdict};
 use crate::core::policy::{Policy, hex};
 use crate::core::post::Post;
@@ -245,19 +244,15 @@ pub fn run(ctx: &Ctx, args: &PlanArgs) -> Result<Code, Error> {
                 .map(crate::core::diagnostic::Diagnostic::json)
                 .collect();
         }
-        print_json(&doc)?;
+        ctx.print.json(&doc)?;
     } else {
-        print_table(&entries, &invalid);
+        ctx.print.out(table(&entries, &invalid))?;
         if entries.is_empty() && invalid.is_empty() {
-            ctx.note("no post files found");
+            ctx.print.note("no post files found");
         }
     }
     if !diagnostics.is_empty() && !ctx.global.json {
-        let _ = write!(
-            anstream::stderr(),
-            "{}",
-            Error::Input { diagnostics }.render()
-        );
+        ctx.print.error(&Error::Input { diagnostics });
     }
     Ok(if invalid.is_empty() {
         Code::Ok
@@ -339,7 +334,9 @@ fn state(
     }
 }
 
-fn print_table(entries: &[Entry], invalid: &[String]) {
+/// The calendar as a terminal shows it: one aligned line per post file and account.
+fn table(entries: &[Entry], invalid: &[String]) -> String {
+    use std::fmt::Write as _;
     let windows: Vec<String> = entries.iter().map(|e| e.window.describe()).collect();
     let targets: Vec<String> = entries
         .iter()
@@ -347,7 +344,7 @@ fn print_table(entries: &[Entry], invalid: &[String]) {
         .collect();
     let width = |v: &[String]| v.iter().map(|s| s.chars().count()).max().unwrap_or(0);
     let (ww, tw) = (width(&windows), width(&targets));
-    let mut out = anstream::stdout().lock();
+    let mut out = String::new();
     for ((e, window), target) in entries.iter().zip(&windows).zip(&targets) {
         let s = e.state.style();
         let pad = |text: &str, to: usize| " ".repeat(to.saturating_sub(text.chars().count()));
@@ -363,4 +360,5 @@ fn print_table(entries: &[Entry], invalid: &[String]) {
         let s = STYLES.error;
         let _ = writeln!(out, "{file}  {s}invalid{s:#} (see the errors below)");
     }
+    out
 }

@@ -1,12 +1,12 @@
 //! `gate policy check` (validate, for CI) and `gate policy test` (run the `[[tests]]` cases).
 
-use std::io::Write as _;
+use std::fmt::Write as _;
 
 use chrono::Utc;
 use serde_json::json;
 
 use crate::cli::{Format, PolicyCheckArgs, PolicyTestArgs};
-use crate::commands::{Ctx, print_json};
+use crate::commands::Ctx;
 use crate::core::diagnostic::{Diagnostic, Level};
 use crate::core::evaluate::{Context, Engine, overall};
 use crate::core::policy::TestCase;
@@ -29,19 +29,20 @@ pub fn check(ctx: &Ctx, args: &PolicyCheckArgs) -> Result<Code, Error> {
     let valid = !diagnostics.iter().any(Diagnostic::is_error);
     match format {
         Format::Json => {
-            print_json(&json!({
+            ctx.print.json(&json!({
                 "valid": valid,
                 "diagnostics": diagnostics.iter().map(Diagnostic::json).collect::<Vec<_>>(),
             }))?;
         }
         Format::Github => {
-            let mut out = std::io::stdout().lock();
+            let mut out = String::new();
             for d in &diagnostics {
                 let _ = writeln!(out, "{}", d.github());
             }
+            ctx.print.out(out)?;
         }
         Format::Markdown => {
-            let mut out = std::io::stdout().lock();
+            let mut out = String::new();
             let name = path
                 .as_ref()
                 .map(|p| p.display().to_string())
@@ -74,9 +75,10 @@ pub fn check(ctx: &Ctx, args: &PolicyCheckArgs) -> Result<Code, Error> {
             if diagnostics.is_empty() {
                 let _ = writeln!(out, "| `{name}` |  | valid |  |");
             }
+            ctx.print.out(out)?;
         }
         Format::Human => {
-            let mut err = anstream::stderr().lock();
+            let mut err = String::new();
             for d in &diagnostics {
                 if d.level == Level::Warning && ctx.verbosity() == Verbosity::Quiet {
                     continue;
@@ -107,6 +109,7 @@ pub fn check(ctx: &Ctx, args: &PolicyCheckArgs) -> Result<Code, Error> {
                     }
                 );
             }
+            ctx.print.say(err);
         }
     }
     Ok(if valid { Code::Ok } else { Code::Policy })
@@ -164,7 +167,7 @@ pub fn test(ctx: &Ctx, args: &PolicyTestArgs) -> Result<Code, Error> {
     let passed = results.len() - failed.len();
 
     if ctx.global.json {
-        print_json(&json!({
+        ctx.print.json(&json!({
             "passed": passed,
             "failed": failed.len(),
             "cases": results.iter().map(|r| json!({
@@ -179,7 +182,7 @@ pub fn test(ctx: &Ctx, args: &PolicyTestArgs) -> Result<Code, Error> {
             })).collect::<Vec<_>>(),
         }))?;
     } else {
-        let mut out = anstream::stdout().lock();
+        let mut out = String::new();
         let file = policy.path.display();
         for r in &results {
             let ok = r.got == r.case.expect;
@@ -206,6 +209,7 @@ pub fn test(ctx: &Ctx, args: &PolicyTestArgs) -> Result<Code, Error> {
             }
         }
         let _ = writeln!(out, "{passed} passed, {} failed", failed.len());
+        ctx.print.out(out)?;
     }
     Ok(if failed.is_empty() {
         Code::Ok

@@ -7,6 +7,7 @@
 //! publish → commit `sent` with the network's id and URL → print the URL.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::audit::{self, Event};
 use crate::cli::PostArgs;
-use crate::commands::{Ctx, print_json};
+use crate::commands::Ctx;
 use crate::core::evaluate::{Context, Engine, Evaluation, Severity, Verdict, overall};
 use crate::core::policy::{Account, Platform as Network, hex};
 use crate::core::post::{self, Origin, Post};
@@ -82,7 +83,7 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     }
     if let Some(language) = &post.options.language {
         for a in accounts.iter().filter(|a| a.platform == Network::X) {
-            ctx.note(&format!(
+            ctx.print.note(&format!(
                 "note: X posts carry no language; `{}` gets the post without `{language}` (X detects it)",
                 a.name
             ));
@@ -106,18 +107,21 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
             if let (Some(until), Some(end)) = (until, post.window.not_after_utc())
                 && until >= end
             {
-                ctx.note(&format!(
-                    "not waiting: the post is held until {}, but its window closes at `not_after` {}\n  hint: nothing was sent; to send it later, move `not_after` (reviewers sign it again)",
-                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    crate::core::window::instant(end)
-                ));
+                ctx.print.note_with_hint(
+                    &format!(
+                        "not waiting: the post is held until {}, but its window closes at `not_after` {}",
+                        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        crate::core::window::instant(end)
+                    ),
+                    "nothing was sent; to send it later, move `not_after` (reviewers sign it again)",
+                );
                 break (evaluations, context);
             }
             if let Some(until) = until
                 && let Ok(pause) = (until - now).to_std()
                 && started.elapsed() + pause <= max_wait
             {
-                ctx.note(&format!(
+                ctx.print.note(&format!(
                     "held until {}; waiting ({} s)",
                     until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     pause.as_secs()
@@ -126,13 +130,16 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
                 continue;
             }
             let max = args.max_wait.as_deref().unwrap_or("12h");
-            ctx.note(&match until {
-                Some(until) => format!(
-                    "not waiting: the post is held until {}, later than `--max-wait {max}` allows\n  hint: give a longer `--max-wait`, or send it then",
-                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            match until {
+                Some(until) => ctx.print.note_with_hint(
+                    &format!(
+                        "not waiting: the post is held until {}, later than `--max-wait {max}` allows",
+                        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                    "give a longer `--max-wait`, or send it then",
                 ),
-                None => "not waiting: the hold names no time it ends".to_owned(),
-            });
+                None => ctx.print.note("not waiting: the hold names no time it ends"),
+            }
         }
         break (evaluations, context);
     };
@@ -156,12 +163,12 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
             Ok(Code::from(verdict))
         }
         Walked::NotConfirmed => {
-            ctx.note("not sent");
+            ctx.print.note("not sent");
             Ok(Code::Failure)
         }
         Walked::DryRun { evaluations, plan } => {
             if ctx.global.json {
-                print_json(
+                ctx.print.json(
                     &json!({"verdict": Verdict::Allow, "posts": evaluations, "sent": [], "dry_run": plan}),
                 )?;
             }
@@ -188,7 +195,7 @@ pub fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
                         })
                         .collect();
                 }
-                print_json(&doc)?;
+                ctx.print.json(&doc)?;
             }
             Ok(first_code(failed.iter().map(|(_, _, stop)| stop.code())))
         }
@@ -349,7 +356,7 @@ impl Sender<'_> {
             again
         };
         if !self.yes && !self.dry_run {
-            show(post, accounts, &evaluations);
+            show(ctx, post, accounts, &evaluations);
             let confirmed = crate::commands::confirm(format!(
                 "Send this {} to {}?",
                 if post.thread { "thread" } else { "post" },
@@ -430,11 +437,12 @@ impl Sender<'_> {
                     Ok((published, earlier)) => {
                         if self.each && !ctx.global.json {
                             let how = if earlier { "already sent" } else { "sent" };
-                            ctx.note(&format!(
+                            ctx.print.note(&format!(
                                 "{how} to `{}`{which}: {}",
                                 account.name, published.url
                             ));
-                            let _ = writeln!(std::io::stdout(), "{}", published.url);
+                            // Sent: a reader gone away must not stop the thread's next item.
+                            let _ = ctx.print.line(&published.url);
                         }
                         parent = Some(published.id.clone());
                         sent.push(SentTo {
@@ -455,7 +463,7 @@ impl Sender<'_> {
                         if self.each {
                             stop.print(ctx, post, &account.name);
                             if post.thread && index + 1 < post.items.len() {
-                                ctx.note(&format!(
+                                ctx.print.note(&format!(
                                     "the thread to `{}` stopped at item {index}: items {index} to {} were not sent by this run; run the same `gate post` again to resume from item {index}",
                                     account.name,
                                     post.items.len() - 1
@@ -527,7 +535,7 @@ impl Stop {
                     .collect::<Vec<_>>()
                     .join("; ")
             ),
-            Stop::Failed { error, .. } => plain(error),
+            Stop::Failed { error, .. } => error.message(),
         }
     }
 
@@ -540,12 +548,7 @@ impl Stop {
                 if ctx.global.json {
                     return;
                 }
-                let mut err = anstream::stderr().lock();
-                let _ = write!(
-                    err,
-                    "{}",
-                    crate::output::evaluation(post, evaluation, ctx.verbosity())
-                );
+                let mut err = crate::output::evaluation(post, evaluation, ctx.verbosity());
                 let what = if *maybe_sent {
                     "not sent by this run (an earlier attempt may have gone out)"
                 } else {
@@ -556,10 +559,9 @@ impl Stop {
                     "{what} to `{account}`: the post became `{}` at the moment of sending",
                     evaluation.verdict.name()
                 );
+                ctx.print.say(err);
             }
-            Stop::Failed { error, .. } => {
-                let _ = write!(anstream::stderr(), "{}", error.render());
-            }
+            Stop::Failed { error, .. } => ctx.print.error(error),
         }
     }
 }
@@ -640,7 +642,7 @@ impl Moment<'_> {
         let (policy, diagnostics) = crate::inputs::load_policy(&self.policy.path);
         match policy {
             Some(policy) => {
-                self.ctx.note(&format!(
+                self.ctx.print.note(&format!(
                     "the policy `{}` changed while gate waited; judging the post again with it",
                     self.policy.path.display()
                 ));
@@ -711,6 +713,7 @@ impl Delivery<'_> {
             .is_some_and(|r| matches!(r.state, State::Pending | State::Unknown));
         // The keychain is read only for a delivery that may need the network.
         self.ctx
+            .print
             .verbose(&format!("looking up `{name}`'s credential in the keychain"));
         let credential = crate::platforms::credential_for(&self.ctx.env, self.account)
             .map_err(|e| failed(e, maybe_sent))?;
@@ -736,11 +739,11 @@ impl Delivery<'_> {
         if let Some(row) = &row {
             // Every try that did not end `sent` is looked for before anything is sent again.
             if maybe_sent {
-                self.ctx.note(&format!(
+                self.ctx.print.note(&format!(
                     "an earlier attempt to send to `{name}` did not finish; checking whether it went out"
                 ));
             }
-            self.ctx.verbose(&format!(
+            self.ctx.print.verbose(&format!(
                 "looking on {} for an earlier attempt to `{name}` (journal state {:?})",
                 self.account.server, row.state
             ));
@@ -756,7 +759,7 @@ impl Delivery<'_> {
                     if !self.force_resend {
                         return Err(failed(undetermined(self.account, &reason), true));
                     }
-                    self.ctx.note(&format!(
+                    self.ctx.print.note(&format!(
                         "`{name}`: {reason}; sending anyway (`--force-resend`)"
                     ));
                 }
@@ -774,7 +777,7 @@ impl Delivery<'_> {
             tries += 1;
             self.claim(&key)
                 .map_err(|stop| stop.with_maybe_sent(maybe_sent))?;
-            self.ctx.verbose(&format!(
+            self.ctx.print.verbose(&format!(
                 "claimed the delivery to `{name}` in the journal (digest {}, try {tries})",
                 &self.digest[..16.min(self.digest.len())]
             ));
@@ -782,7 +785,7 @@ impl Delivery<'_> {
             // A team store's lock goes with its connection: without it, another machine may
             // be resolving this delivery, so nothing is sent (the row stays `pending`).
             lock.still_held().map_err(|e| failed(e, maybe_sent))?;
-            self.ctx.verbose(&format!(
+            self.ctx.print.verbose(&format!(
                 "sending to `{name}`: {} at {}",
                 self.account.platform, self.account.server
             ));
@@ -809,7 +812,7 @@ impl Delivery<'_> {
                         Ok(_) => Err(SendError::Unknown { message }),
                         Err(e) => {
                             let e = send_error(self.account, e, true, true);
-                            self.mark(State::Unknown, &plain(&e));
+                            self.mark(State::Unknown, &e.message());
                             return Err(failed(e, true));
                         }
                     }
@@ -818,7 +821,7 @@ impl Delivery<'_> {
                     retry_after: Some(pause),
                     ..
                 }) if tries < SEND_TRIES && pause <= RATE_WAIT => {
-                    self.ctx.note(&format!(
+                    self.ctx.print.note(&format!(
                         "`{name}` is rate limited; retrying in {} s",
                         pause.as_secs().max(1)
                     ));
@@ -844,7 +847,7 @@ impl Delivery<'_> {
                         } else {
                             State::Failed
                         },
-                        &plain(&e),
+                        &e.message(),
                     );
                     Err(failed(e, maybe_sent))
                 }
@@ -953,7 +956,7 @@ impl Delivery<'_> {
                 Error::other(format!(
                     "`{name}`: the post went out ({}) but {}",
                     published.url,
-                    plain(&e)
+                    e.message()
                 ))
                 .with_hint("the next `gate post` of it finds it on the network and records it; it is never sent again")
             })
@@ -1094,7 +1097,7 @@ fn instance_limits(
                 let found = match platforms::mastodon::instance(client.get()?, server) {
                     Ok(instance) => {
                         if ctx.verbosity() == Verbosity::Verbose {
-                            ctx.note(&format!(
+                            ctx.print.note(&format!(
                                 "{server}: statuses of up to {} characters, links count {}",
                                 instance.max_characters, instance.characters_reserved_per_url
                             ));
@@ -1103,7 +1106,7 @@ fn instance_limits(
                     }
                     Err(why) => {
                         if ctx.verbosity() == Verbosity::Verbose {
-                            ctx.note(&format!(
+                            ctx.print.note(&format!(
                                 "{server}: cannot read the instance's length limit ({why}); using the policy's"
                             ));
                         }
@@ -1133,11 +1136,11 @@ fn dry_run(
     each: bool,
 ) -> Result<Vec<serde_json::Value>, Error> {
     if each && !ctx.global.json && ctx.verbosity() != Verbosity::Quiet {
-        show(post, accounts, evaluations);
+        show(ctx, post, accounts, evaluations);
     }
     let mut plan = Vec::new();
     for account in accounts {
-        ctx.verbose(&format!(
+        ctx.print.verbose(&format!(
             "looking up `{}`'s credential in the keychain",
             account.name
         ));
@@ -1171,7 +1174,7 @@ fn dry_run(
                 String::new()
             };
             if each {
-                ctx.note(&format!(
+                ctx.print.note(&format!(
                     "dry run: {what} to `{}`{which}{options}{}",
                     account.name,
                     url.as_ref().map(|u| format!(": {u}")).unwrap_or_default()
@@ -1190,8 +1193,8 @@ fn dry_run(
 /// What is about to be sent, exactly, on stderr before the question (and in `--dry-run`):
 /// the text counted as each network counts it, the media, the accounts, and every `warn`
 /// finding, which does not block but should be read.
-fn show(post: &Post, accounts: &[&Account], evaluations: &[Evaluation]) {
-    let mut err = anstream::stderr().lock();
+fn show(ctx: &Ctx, post: &Post, accounts: &[&Account], evaluations: &[Evaluation]) {
+    let mut err = String::new();
     for (index, item) in post.items.iter().enumerate() {
         let mut counts: Vec<String> = Vec::new();
         for platform in [Network::Mastodon, Network::Bluesky, Network::X] {
@@ -1240,6 +1243,7 @@ fn show(post: &Post, accounts: &[&Account], evaluations: &[Evaluation]) {
             }
         }
     }
+    ctx.print.say(err);
 }
 
 /// `--language`, `--visibility` and `--reply-to`: they apply to inline text and override a
@@ -1308,30 +1312,17 @@ fn report_verdict(
     verdict: Verdict,
 ) -> Result<(), Error> {
     if ctx.global.json {
-        print_json(&json!({"verdict": verdict, "posts": evaluations, "sent": []}))?;
+        ctx.print
+            .json(&json!({"verdict": verdict, "posts": evaluations, "sent": []}))?;
     } else {
-        let mut err = anstream::stderr().lock();
+        let mut err = String::new();
         for e in evaluations {
-            let _ = write!(
-                err,
-                "{}",
-                crate::output::evaluation(post, e, ctx.verbosity())
-            );
+            err.push_str(&crate::output::evaluation(post, e, ctx.verbosity()));
         }
         let _ = writeln!(err, "not sent: the post is `{}`", verdict.name());
+        ctx.print.say(err);
     }
     Ok(())
-}
-
-/// An error's text without colour, for JSON and the journal.
-fn plain(e: &Error) -> String {
-    match e {
-        Error::Usage { message, .. }
-        | Error::Other { message, .. }
-        | Error::Credentials { message, .. }
-        | Error::Network { message, .. } => message.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// `90s`, `30m`, `2h`, `1d` or plain seconds.

@@ -9,14 +9,13 @@
 //! its own delivery: one that fails stops the walk, the ones deleted stay recorded, and the
 //! same command again resumes with the item that failed. An id or URL names one item only.
 
-use std::io::Write as _;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
 use crate::cli::RetractArgs;
-use crate::commands::{Ctx, print_json};
+use crate::commands::Ctx;
 use crate::core::policy::Account;
 use crate::error::{Code, Error};
 use crate::platforms::{self, SendError};
@@ -67,6 +66,7 @@ pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
     }
     if !args.yes {
         show(
+            ctx,
             &row,
             store
                 .sent_text(&row.digest, name, row.url.as_deref().unwrap_or_default())
@@ -74,7 +74,7 @@ pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
         );
         let confirmed = crate::commands::confirm(format!("Delete this post from `{name}`?"))?;
         if !confirmed {
-            ctx.note("not retracted");
+            ctx.print.note("not retracted");
             return Ok(Code::Failure);
         }
     }
@@ -105,7 +105,8 @@ pub fn run(ctx: &Ctx, args: &RetractArgs) -> Result<Code, Error> {
     entry.policy_sha256 = Some(policy.sha256.clone());
     store.mark_retracted(&row.digest, name, row.item, &entry, now)?;
     if gone_before {
-        ctx.note("the network no longer had this post; recorded as retracted");
+        ctx.print
+            .note("the network no longer had this post; recorded as retracted");
     }
     report(ctx, &row, now, false)
 }
@@ -167,8 +168,9 @@ fn retract_thread(
         }
         if !yes {
             for d in items.iter().rev().filter(|d| d.state == State::Sent) {
-                let _ = writeln!(anstream::stderr(), "--- thread item {}", d.item);
+                ctx.print.say(format_args!("--- thread item {}\n", d.item));
                 show(
+                    ctx,
                     d,
                     store
                         .sent_text(&d.digest, name, d.url.as_deref().unwrap_or_default())
@@ -179,7 +181,7 @@ fn retract_thread(
                 "Delete these {to_delete} posts of a thread from `{name}`?"
             ))?;
             if !confirmed {
-                ctx.note("not retracted");
+                ctx.print.note("not retracted");
                 return Ok(Code::Failure);
             }
         }
@@ -206,7 +208,7 @@ fn retract_thread(
         match outcome {
             Ok(Some((at, gone_before))) => {
                 if gone_before && !ctx.global.json {
-                    ctx.note(&format!(
+                    ctx.print.note(&format!(
                         "item {}: the network no longer had it; recorded as retracted",
                         d.item
                     ));
@@ -247,23 +249,25 @@ fn retract_thread(
         if let Some((item, e)) = &failure {
             doc["failed"] = json!({"item": item, "code": e.code().as_u8(), "message": e.message()});
         }
-        print_json(&doc)?;
+        ctx.print.json(&doc)?;
     } else {
         for (d, at, earlier) in &done {
             let url = d.url.as_deref().unwrap_or_default();
             if *earlier {
-                ctx.note(&format!(
+                ctx.print.note(&format!(
                     "item {}: already retracted from `{name}` at {}: {url}",
                     d.item,
                     stamp(*at)
                 ));
             } else {
-                ctx.note(&format!("item {}: retracted from `{name}`: {url}", d.item));
+                ctx.print
+                    .note(&format!("item {}: retracted from `{name}`: {url}", d.item));
             }
-            let _ = writeln!(std::io::stdout(), "{url}");
+            // The post is deleted: a reader gone away changes nothing.
+            let _ = ctx.print.line(url);
         }
         if unsent > 0 {
-            ctx.note(&format!(
+            ctx.print.note(&format!(
                 "{unsent} of the thread's {total} items were never recorded as sent; nothing to retract for them"
             ));
         }
@@ -272,7 +276,7 @@ fn retract_thread(
         None => Ok(Code::Ok),
         Some((_, e)) => {
             // Reported here, not returned: with `--json` the document above is the answer.
-            let _ = write!(anstream::stderr(), "{}", e.render());
+            ctx.print.error(&e);
             Ok(e.code())
         }
     }
@@ -287,7 +291,7 @@ fn report(ctx: &Ctx, row: &Delivery, at: DateTime<Utc>, earlier: bool) -> Result
     let url = row.url.clone().unwrap_or_default();
     let at = at.to_rfc3339_opts(SecondsFormat::Secs, true);
     if ctx.global.json {
-        print_json(&json!({
+        ctx.print.json(&json!({
             "retracted": {
                 "account": row.account,
                 "id": row.remote_id,
@@ -299,22 +303,25 @@ fn report(ctx: &Ctx, row: &Delivery, at: DateTime<Utc>, earlier: bool) -> Result
         }))?;
     } else {
         if earlier {
-            ctx.note(&format!(
+            ctx.print.note(&format!(
                 "already retracted from `{}` at {at}: {url}",
                 row.account
             ));
         } else {
-            ctx.note(&format!("retracted from `{}`: {url}", row.account));
+            ctx.print
+                .note(&format!("retracted from `{}`: {url}", row.account));
         }
-        let _ = writeln!(std::io::stdout(), "{url}");
+        // The post is deleted: a reader gone away changes nothing.
+        let _ = ctx.print.line(&url);
     }
     Ok(Code::Ok)
 }
 
 /// The post about to be deleted, on stderr before the question: its text as sent (from the
 /// audit trail), then where and when.
-fn show(row: &Delivery, text: Option<&str>) {
-    let mut err = anstream::stderr().lock();
+fn show(ctx: &Ctx, row: &Delivery, text: Option<&str>) {
+    use std::fmt::Write as _;
+    let mut err = String::new();
     match text {
         Some(text) => {
             let _ = writeln!(err, "{text}");
@@ -333,6 +340,7 @@ fn show(row: &Delivery, text: Option<&str>) {
             t.to_rfc3339_opts(SecondsFormat::Secs, true)
         );
     }
+    ctx.print.say(err);
 }
 
 /// A failed delete as gate's error: 401 → exit 8, the rest exit 9.

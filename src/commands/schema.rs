@@ -69,12 +69,12 @@ const DOMAIN: &str = r"^\s*(\*\.)?([^\s.*/:?#@]+\.)+[^\s.*/:?#@]+\s*$";
 /// A BCP 47 language tag: a 2- or 3-letter language, then subtags joined with `-`.
 const LANGUAGE: &str = "^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$";
 
-pub fn run(_ctx: &Ctx, kind: SchemaKind) -> Result<Code, Error> {
+pub fn run(ctx: &Ctx, kind: SchemaKind) -> Result<Code, Error> {
     let document = match kind {
         SchemaKind::Policy => policy(),
         SchemaKind::Post => post(),
     };
-    println!("{}", render(&document));
+    ctx.print.line(render(&document))?;
     Ok(Code::Ok)
 }
 

@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::cli::StateMigrateArgs;
-use crate::commands::{Ctx, print_json};
+use crate::commands::Ctx;
 use crate::error::{Code, Error};
 use crate::store::postgres::{self, Postgres};
 use crate::store::sqlite::Sqlite;
@@ -21,7 +21,7 @@ pub fn status(ctx: &Ctx) -> Result<Code, Error> {
         let freeze = FreezeState::read(&store, policy.as_ref())?;
         let location = store.location();
         if ctx.global.json {
-            print_json(&json!({
+            ctx.print.json(&json!({
                 "backend": "sqlite",
                 "location": location,
                 "reachable": true,
@@ -30,16 +30,20 @@ pub fn status(ctx: &Ctx) -> Result<Code, Error> {
                 "freeze": freeze.json(),
             }))?;
         } else {
-            println!("backend:   sqlite (this machine only)");
-            println!("location:  {location}");
+            ctx.print
+                .line(format_args!("backend:   sqlite (this machine only)"))?;
+            ctx.print.line(format_args!("location:  {location}"))?;
             match version {
-                Some(v) => println!(
+                Some(v) => ctx.print.line(format_args!(
                     "schema:    version {v} (this gate: {})",
                     crate::store::sqlite::VERSION
-                ),
-                None => println!("schema:    not created yet (the first send creates it)"),
+                ))?,
+                None => ctx.print.line(format_args!(
+                    "schema:    not created yet (the first send creates it)"
+                ))?,
             }
-            println!("freeze:    {}", freeze.line());
+            ctx.print
+                .line(format_args!("freeze:    {}", freeze.line()))?;
         }
         return Ok(Code::Ok);
     };
@@ -55,7 +59,7 @@ pub fn status(ctx: &Ctx) -> Result<Code, Error> {
                 _ => "current",
             };
             if ctx.global.json {
-                print_json(&json!({
+                ctx.print.json(&json!({
                     "backend": "postgres",
                     "location": shown,
                     "from": source,
@@ -65,25 +69,28 @@ pub fn status(ctx: &Ctx) -> Result<Code, Error> {
                     "freeze": freeze.json(),
                 }))?;
             } else {
-                println!("backend:   postgres (shared by the team)");
-                println!("location:  {shown} (from {source})");
-                println!("reachable: yes");
+                ctx.print
+                    .line(format_args!("backend:   postgres (shared by the team)"))?;
+                ctx.print
+                    .line(format_args!("location:  {shown} (from {source})"))?;
+                ctx.print.line(format_args!("reachable: yes"))?;
                 match schema {
-                    "absent" => println!(
+                    "absent" => ctx.print.line(format_args!(
                         "schema:    none yet (the first send creates it, or `gate state migrate`)"
-                    ),
-                    _ => println!(
+                    ))?,
+                    _ => ctx.print.line(format_args!(
                         "schema:    version {version} (this gate: {})",
                         postgres::VERSION
-                    ),
+                    ))?,
                 }
-                println!("freeze:    {}", freeze.line());
+                ctx.print
+                    .line(format_args!("freeze:    {}", freeze.line()))?;
             }
             Ok(Code::Ok)
         }
         Err(e) => {
             if ctx.global.json {
-                print_json(&json!({
+                ctx.print.json(&json!({
                     "backend": "postgres",
                     "location": shown,
                     "from": source,
@@ -98,13 +105,13 @@ pub fn status(ctx: &Ctx) -> Result<Code, Error> {
 
 pub fn migrate(ctx: &Ctx, args: &StateMigrateArgs) -> Result<Code, Error> {
     if args.print_sql {
-        print!(
+        ctx.print.out(format_args!(
             "-- gate state store, PostgreSQL schema version {}\nBEGIN;\n{}{}COMMIT;\n{}",
             postgres::VERSION,
             postgres::TO_V1.trim_start(),
             postgres::TO_V2.trim_start(),
             postgres::GRANTS
-        );
+        ))?;
         return Ok(Code::Ok);
     }
     let policy = ctx.policy_for_state()?;
@@ -112,11 +119,11 @@ pub fn migrate(ctx: &Ctx, args: &StateMigrateArgs) -> Result<Code, Error> {
         Some(target) => {
             let store = Postgres::connect(&ctx.env, target, true)?;
             if ctx.global.json {
-                print_json(
+                ctx.print.json(
                     &json!({"backend": "postgres", "location": store.shown(), "version": store.version}),
                 )?;
             } else {
-                ctx.note(&format!(
+                ctx.print.note(&format!(
                     "the team state store `{}` is at schema version {}",
                     store.shown(),
                     store.version
@@ -128,11 +135,11 @@ pub fn migrate(ctx: &Ctx, args: &StateMigrateArgs) -> Result<Code, Error> {
             store.create()?;
             let version = store.schema_version()?;
             if ctx.global.json {
-                print_json(
+                ctx.print.json(
                     &json!({"backend": "sqlite", "location": store.location(), "version": version}),
                 )?;
             } else {
-                ctx.note(&format!(
+                ctx.print.note(&format!(
                     "the SQLite store `{}` is at schema version {}",
                     store.location(),
                     version.unwrap_or_default()
@@ -171,7 +178,7 @@ pub fn import(ctx: &Ctx) -> Result<Code, Error> {
         crate::audit::Verdict::Broken { .. } => 0,
     };
     if ctx.global.json {
-        print_json(&json!({
+        ctx.print.json(&json!({
             "imported": !already,
             "deliveries": deliveries.len(),
             "deliveries_added": added,
@@ -182,22 +189,19 @@ pub fn import(ctx: &Ctx) -> Result<Code, Error> {
             "to": team.shown(),
         }))?;
     } else if already {
-        ctx.note(&format!(
+        ctx.print.note(&format!(
             "this machine's journal and audit trail were imported into `{}` before; nothing to do",
             team.shown()
         ));
     } else {
-        ctx.note(&format!(
+        ctx.print.note_with_hint(&format!(
             "imported {} deliveries ({added} new, {} already there) and {moved} audit entries from `{}` into `{}`; the team trail has {total} entries{}",
             deliveries.len(),
             deliveries.len() - added,
             local.location(),
             team.shown(),
             if intact { ", chain intact" } else { "" }
-        ));
-        ctx.note(
-            "  hint: the local files are left as they were; this machine now uses the team store",
-        );
+        ), "the local files are left as they were; this machine now uses the team store");
     }
     if !intact {
         return Err(Error::other(format!(
@@ -233,7 +237,7 @@ pub fn password(ctx: &Ctx) -> Result<Code, Error> {
     }
     let item = target.keychain_item();
     crate::keychain::Keychain::open(&ctx.env)?.set(&item, &SecretString::from(secret))?;
-    ctx.note(&format!(
+    ctx.print.note(&format!(
         "stored the password for `{}` in the OS keychain (service `gate`, item `{item}`)",
         target.shown
     ));

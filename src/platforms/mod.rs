@@ -128,6 +128,18 @@ pub enum SendError {
     Credentials { message: String },
 }
 
+impl SendError {
+    /// What the server or the connection said.
+    pub fn message(&self) -> &str {
+        match self {
+            SendError::Refused { message, .. }
+            | SendError::Unknown { message }
+            | SendError::RateLimited { message, .. }
+            | SendError::Credentials { message } => message,
+        }
+    }
+}
+
 /// What a lookup established about a delivery whose earlier try may have gone out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
@@ -197,8 +209,8 @@ pub fn connect(
 pub fn sign_in_of(platform: crate::core::policy::Platform) -> &'static dyn signin::SignIn {
     use crate::core::policy::Platform as Network;
     match platform {
-        Network::Mastodon => &mastodon::signin::MastodonSignIn,
-        Network::X => &x::signin::XSignIn,
+        Network::Mastodon => &mastodon::signin::SIGN_IN,
+        Network::X => &x::signin::SIGN_IN,
         Network::Bluesky => &bluesky::signin::BlueskySignIn,
     }
 }

@@ -21,7 +21,7 @@ use crate::credential::{self, Credential, RefreshFailure};
 use crate::env::Env;
 use crate::error::Error;
 use crate::keychain::Keychain;
-use crate::platforms::signin::{Paste, SignedIn, Talk};
+use crate::platforms::signin::{self, How, Paste, SignIn, SignedIn, Talk};
 
 /// A token with less than this left is refreshed before use.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -492,60 +492,35 @@ pub enum WhoAmI {
     Rejected,
 }
 
-/// Asks the server who the token belongs to: Mastodon `verify_credentials`, X `users/me`.
+/// Asks the server who the token belongs to, through the network's own adapter (Mastodon
+/// `verify_credentials`, X `users/me`: the calls its lookups make), in the form `gate auth`
+/// shows: `@user@instance` on Mastodon, `@user` on X.
 pub fn whoami(account: &Account, token: &SecretString) -> Result<WhoAmI, Error> {
-    let server = account.server.trim_end_matches('/');
-    let url = match account.platform {
-        Platform::Mastodon => format!("{server}/api/v1/accounts/verify_credentials"),
-        Platform::X => format!("{server}/2/users/me"),
-        Platform::Bluesky => {
-            return Err(Error::usage(
-                "identity checks for bluesky accounts are not built yet",
-            ));
-        }
-    };
-    let response = crate::http::client()?
-        .get(&url)
-        .bearer_auth(crate::redact::sent(token))
-        .send()
-        .map_err(|e| crate::http::unreachable(&e))?;
-    let status = response.status();
-    if status == reqwest::StatusCode::UNAUTHORIZED {
-        return Ok(WhoAmI::Rejected);
+    if account.platform == Platform::Bluesky {
+        return Err(Error::usage(
+            "identity checks for bluesky accounts go through its session",
+        ));
     }
+    let publisher = super::connect(
+        account,
+        Credential::from_token(token.clone()),
+        crate::http::client()?,
+    )?;
     let host = credential::host(&account.server);
-    if !status.is_success() {
-        return Err(Error::network(format!(
-            "{host} answered {} to the identity check for `{}`",
-            status.as_u16(),
-            account.name
+    match publisher.whoami() {
+        Ok(name) => Ok(WhoAmI::Identity(match account.platform {
+            Platform::Mastodon if name.contains('@') => format!("@{name}"),
+            Platform::Mastodon => format!("@{name}@{host}"),
+            _ => format!("@{name}"),
+        })),
+        Err(super::SendError::Credentials { .. }) => Ok(WhoAmI::Rejected),
+        Err(e) => Err(Error::network(format!(
+            "{host}: the identity check for `{}` failed: {}",
+            account.name,
+            e.message()
         ))
-        .with_hint("try again later; if it persists, check the account's `server` in the policy"));
+        .with_hint("try again later; if it persists, check the account's `server` in the policy")),
     }
-    let body: serde_json::Value = crate::http::json(response).map_err(|e| {
-        Error::network(format!("{host}: {e}")).with_hint(
-            "try again later; if it persists, check the account's `server` in the policy",
-        )
-    })?;
-    let name = match account.platform {
-        Platform::Mastodon => body.get("acct").and_then(|v| v.as_str()).map(|acct| {
-            if acct.contains('@') {
-                format!("@{acct}")
-            } else {
-                format!("@{acct}@{host}")
-            }
-        }),
-        _ => body
-            .pointer("/data/username")
-            .and_then(|v| v.as_str())
-            .map(|u| format!("@{u}")),
-    };
-    name.map(WhoAmI::Identity).ok_or_else(|| {
-        Error::network(format!(
-            "{host} sent an identity reply gate cannot read for `{}`",
-            account.name
-        ))
-    })
 }
 
 /// Revokes the credential at the server (RFC 7009; the refresh token when there is one: that
@@ -653,6 +628,77 @@ pub fn loopback_redirect(port: u16) -> String {
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// What sets one OAuth 2.0 network's sign-in apart from another's: the client it signs in
+/// with in the browser, and whether `--client-secret` has a place there.
+pub trait SignInClient: Sync {
+    /// Refuses a `--client-secret` this network does not take in that form.
+    fn check_secret(&self, account: &Account, client_secret: Option<&str>) -> Result<(), Error>;
+    /// Signs in in the browser with this network's client ([`browser_sign_in`]).
+    fn browser(
+        &self,
+        talk: &dyn Talk,
+        keychain: &Keychain,
+        account: &Account,
+        client_secret: Option<&str>,
+    ) -> Result<SignedIn, Error>;
+}
+
+/// The sign-in of a network on OAuth 2.0 (Mastodon, X): a token made elsewhere or the browser
+/// with the network's [`SignInClient`]; refreshed, asked whose it is and revoked the same way.
+pub struct OAuth2SignIn<C>(pub C);
+
+impl<C: SignInClient> SignIn for OAuth2SignIn<C> {
+    fn check(&self, account: &Account, how: How<'_>) -> Result<(), Error> {
+        match how {
+            How::AppPassword => Err(signin::no_app_password(account)),
+            How::Token => Ok(()),
+            How::Browser { client_secret } => {
+                Endpoints::for_account(account)?;
+                self.0.check_secret(account, client_secret)
+            }
+        }
+    }
+
+    fn sign_in(
+        &self,
+        talk: &dyn Talk,
+        keychain: &Keychain,
+        account: &Account,
+        how: How<'_>,
+    ) -> Result<SignedIn, Error> {
+        match how {
+            How::Token => signin::token(talk, account),
+            How::AppPassword => Err(signin::no_app_password(account)),
+            How::Browser { client_secret } => {
+                self.0.browser(talk, keychain, account, client_secret)
+            }
+        }
+    }
+
+    fn usable(&self, env: &Env, account: &Account) -> Result<Credential, Error> {
+        usable_credential(env, account)
+    }
+
+    fn online(
+        &self,
+        env: &Env,
+        keychain: &Keychain,
+        account: &Account,
+        now: DateTime<Utc>,
+    ) -> Result<Credential, (String, Error)> {
+        online(env, keychain, account, now)
+    }
+
+    fn revoke(
+        &self,
+        keychain: &Keychain,
+        account: &Account,
+        credential: &Credential,
+    ) -> Option<Result<(), Error>> {
+        Some(revoke(keychain, account, credential))
+    }
 }
 
 /// Picks the client for a sign-in from the endpoints, the redirect and whether a loopback

@@ -64,14 +64,8 @@ pub fn after_unknown(last: SendError, earlier: Option<String>) -> SendError {
     let Some(earlier) = earlier else {
         return last;
     };
-    let last = match &last {
-        SendError::Refused { message, .. }
-        | SendError::Unknown { message }
-        | SendError::RateLimited { message, .. }
-        | SendError::Credentials { message } => message.clone(),
-    };
     SendError::Unknown {
-        message: format!("{earlier}; then {last}"),
+        message: format!("{earlier}; then {}", last.message()),
     }
 }
 

@@ -701,6 +701,41 @@ fn a_closed_stdout_is_not_a_failure() {
     assert_eq!(stderr, "", "a broken pipe is said nothing about");
 }
 
+/// Every command that answers on stdout, its reader gone before it writes (`gate … | true`):
+/// exit 0 and nothing on stderr, never a panic about a failed print.
+#[test]
+fn every_answer_on_a_closed_stdout_exits_0_quietly() {
+    let s = sandbox();
+    s.write("a.post.toml", "text = \"Hello from the closed pipe\"\naccounts = [\"brand\"]\n");
+    let commands: [&[&str]; 8] = [
+        &["schema", "policy"],
+        &["completions", "bash"],
+        &["man"],
+        &["digest", "--file", "a.post.toml"],
+        &["plan", ".", "--now", WEEKDAY],
+        &["state", "status"],
+        &["policy", "check", "--format", "markdown"],
+        &["check", "Hello, closed pipe", "--now", WEEKDAY, "--json"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = s
+            .command(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("error"),
+            "{args:?}: a closed stdout is said nothing about: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn jsonl_bad_lines_are_reported_where_they_are() {
     let s = sandbox();

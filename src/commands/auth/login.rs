@@ -5,7 +5,7 @@ use serde_json::json;
 use super::{Terminal, account, audited};
 use crate::audit::Event;
 use crate::cli::AuthLoginArgs;
-use crate::commands::{Ctx, print_json};
+use crate::commands::Ctx;
 use crate::credential;
 use crate::error::{Code, Error};
 use crate::keychain::Keychain;
@@ -48,14 +48,14 @@ pub fn login(ctx: &Ctx, args: &AuthLoginArgs) -> Result<Code, Error> {
         for (key, value) in signed.json {
             doc[key] = value;
         }
-        print_json(&doc)?;
+        ctx.print.json(&doc)?;
     } else {
         let verb = if replaced {
             "replaced the token"
         } else {
             "stored a token"
         };
-        ctx.note(
+        ctx.print.note(
             &signed
                 .said
                 .replace("{verb}", verb)

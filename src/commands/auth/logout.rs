@@ -6,7 +6,7 @@ use serde_json::json;
 use super::{account, audited};
 use crate::audit::Event;
 use crate::cli::AuthLogoutArgs;
-use crate::commands::{Ctx, print_json};
+use crate::commands::Ctx;
 use crate::credential::{self, Credential};
 use crate::error::{Code, Error};
 use crate::keychain::Keychain;
@@ -35,7 +35,7 @@ pub fn logout(ctx: &Ctx, args: &AuthLogoutArgs) -> Result<Code, Error> {
         _ => None,
     };
     if ctx.global.json {
-        print_json(&json!({
+        ctx.print.json(&json!({
             "account": name,
             "user": user,
             "removed": removed,
@@ -45,25 +45,25 @@ pub fn logout(ctx: &Ctx, args: &AuthLogoutArgs) -> Result<Code, Error> {
         }))?;
     } else if removed {
         match &revoked {
-            Some(Ok(())) => ctx.note(&format!(
+            Some(Ok(())) => ctx.print.note(&format!(
                 "revoked the token for `{name}` at {}",
                 credential::host(&account.server)
             )),
-            Some(Err(_)) => ctx.note(&format!(
+            Some(Err(_)) => ctx.print.note(&format!(
                 "could not revoke the token for `{name}` at the server: {}",
                 revoke_error.as_deref().unwrap_or("")
             )),
             None => {}
         }
-        ctx.note(&format!(
+        ctx.print.note(&format!(
             "removed the token for `{name}` from {}",
             keychain.backend().place()
         ));
         if !matches!(revoked, Some(Ok(()))) {
-            ctx.note("  note: the token was not revoked at the server; revoke it in the account's settings");
+            ctx.print.note("  note: the token was not revoked at the server; revoke it in the account's settings");
         }
     } else {
-        ctx.note(&format!(
+        ctx.print.note(&format!(
             "no token for `{name}` was stored in {}",
             keychain.backend().place()
         ));

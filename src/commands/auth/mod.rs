@@ -76,16 +76,18 @@ impl Talk for Terminal<'_> {
         let timeout = self.timeout;
         if let Some((listener, redirect)) = listener {
             // Printed even with `-q`: nobody can sign in without it.
-            eprintln!(
-                "open this address in a browser to sign in to `{name}` (waiting up to {timeout} s for the redirect to {redirect}):\n  {url}"
-            );
+            self.ctx.print.say(format_args!(
+                "open this address in a browser to sign in to `{name}` (waiting up to {timeout} s for the redirect to {redirect}):\n  {url}\n"
+            ));
             let env = &self.ctx.env;
             if env.stdin_is_terminal
                 && env.stderr_is_terminal
                 && env.var("GATE_NO_BROWSER").is_none()
                 && let Err(e) = webbrowser::open(url)
             {
-                self.ctx.note(&format!("(could not open a browser: {e})"));
+                self.ctx
+                    .print
+                    .note(&format!("(could not open a browser: {e})"));
             }
             return listener.wait(state, std::time::Duration::from_secs(timeout));
         }
@@ -96,7 +98,9 @@ impl Talk for Terminal<'_> {
                 "Redirect address",
             ),
         };
-        eprintln!("open this address in a browser to sign in to `{name}`, {what}:\n  {url}");
+        self.ctx.print.say(format_args!(
+            "open this address in a browser to sign in to `{name}`, {what}:\n  {url}\n"
+        ));
         let pasted = self.pasted(true, prompt)?;
         match paste {
             Paste::Code => Ok(Callback {

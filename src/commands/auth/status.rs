@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::account;
 use crate::cli::AuthStatusArgs;
-use crate::commands::{Ctx, print_json};
+use crate::commands::Ctx;
 use crate::core::policy::Account;
 use crate::credential::{self, Credential};
 use crate::error::{Code, Error};
@@ -69,7 +69,7 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
                 })
             })
             .collect();
-        print_json(&json!({
+        ctx.print.json(&json!({
             "keychain": backend.id(),
             "accounts": accounts,
             "frozen": freeze.frozen(),
@@ -78,17 +78,18 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
         }))?;
     } else {
         if store.backend() != "sqlite" {
-            ctx.note(&format!("state: the team store `{}`", store.location()));
+            ctx.print
+                .note(&format!("state: the team store `{}`", store.location()));
         }
         // Only a freeze in force is worth a line here; `gate log` also says "not frozen".
         if freeze.frozen() {
-            ctx.note(&freeze.line());
+            ctx.print.note(&freeze.line());
         }
         let mut out = String::new();
         for r in &rows {
             out.push_str(&human(r, backend));
         }
-        print!("{out}");
+        ctx.print.out(out)?;
     }
     if args.account.is_some()
         && let Some(r) = rows.into_iter().next().filter(|r| !r.usable())
@@ -104,7 +105,7 @@ pub fn status(ctx: &Ctx, args: &AuthStatusArgs) -> Result<Code, Error> {
         };
         if ctx.global.json {
             // stdout already holds the one JSON document; the error goes to stderr only.
-            eprint!("{error}");
+            ctx.print.error(&error);
             return Ok(error.code());
         }
         return Err(error);

@@ -6,7 +6,6 @@
 //! reported; the exit code is the first of 3, 7, 4, 6, 5, 8, 9, 1 among them, an invalid post
 //! file (2) right after 3 as for `gate check`.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anstyle::Style;
@@ -14,9 +13,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::{Sender, Stop, Walked, context_at, first_code, plain};
+use super::{Sender, Stop, Walked, context_at, first_code};
 use crate::cli::PostArgs;
-use crate::commands::{Ctx, print_json};
+use crate::commands::Ctx;
 use crate::core::evaluate::{Engine, Evaluation, Rule, Severity, Verdict, overall};
 use crate::core::policy::hex;
 use crate::core::post::targets;
@@ -219,7 +218,8 @@ pub(super) fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
     for file in &files {
         let report = sweep(&sender, file);
         if !ctx.global.json {
-            print_report(&report);
+            // The sweep goes on for the files still due, whoever reads this.
+            let _ = ctx.print.out(report_lines(&report));
         }
         reports.push(report);
     }
@@ -233,12 +233,12 @@ pub(super) fn run(ctx: &Ctx, args: &PostArgs) -> Result<Code, Error> {
         first_code(codes)
     };
     if ctx.global.json {
-        print_json(&json!({
+        ctx.print.json(&json!({
             "dry_run": args.dry_run,
             "files": reports.iter().map(Report::json).collect::<Vec<_>>(),
         }))?;
     } else if ctx.verbosity() != crate::output::Verbosity::Quiet {
-        let _ = writeln!(anstream::stdout(), "{}", summary(&reports));
+        ctx.print.line(summary(&reports))?;
     }
     Ok(code)
 }
@@ -252,7 +252,7 @@ fn post_files(ctx: &Ctx, paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
                 Error::other(format!("cannot read the folder `{}`: {e}", path.display()))
             })?;
             if found.is_empty() {
-                ctx.note(&format!(
+                ctx.print.note(&format!(
                     "note: no `*.post.toml` files under `{}`",
                     path.display()
                 ));
@@ -287,11 +287,7 @@ fn sweep(sender: &Sender<'_>, file: &Path) -> Report {
                 .map(crate::core::diagnostic::Diagnostic::json)
                 .collect();
             if !ctx.global.json {
-                let _ = write!(
-                    anstream::stderr(),
-                    "{}",
-                    Error::Input { diagnostics }.render()
-                );
+                ctx.print.error(&Error::Input { diagnostics });
             }
             return Report {
                 source,
@@ -312,13 +308,13 @@ fn sweep(sender: &Sender<'_>, file: &Path) -> Report {
     };
     let failed_all = |report: &mut Report, e: &Error| {
         if !ctx.global.json {
-            let _ = write!(anstream::stderr(), "{}", e.render());
+            ctx.print.error(e);
         }
         report.lines = accounts
             .iter()
             .map(|a| Line {
                 code: e.code(),
-                message: Some(plain(e)),
+                message: Some(e.message()),
                 ..Line::new(&a.name, Status::Failed)
             })
             .collect();
@@ -447,11 +443,11 @@ fn sweep(sender: &Sender<'_>, file: &Path) -> Report {
                         },
                         Stop::Failed { error, maybe_sent } => {
                             if !ctx.global.json {
-                                let _ = write!(anstream::stderr(), "{}", error.render());
+                                ctx.print.error(error);
                             }
                             Line {
                                 code: error.code(),
-                                message: Some(plain(error)),
+                                message: Some(error.message()),
                                 maybe_sent: *maybe_sent,
                                 ..Line::new(n, Status::Failed)
                             }
@@ -519,8 +515,9 @@ fn judged(account: &str, evaluation: Option<&Evaluation>, post_verdict: Verdict)
 }
 
 /// One line per account: `sent         posts/a.post.toml → brand  https://…`.
-fn print_report(report: &Report) {
-    let mut out = anstream::stdout().lock();
+fn report_lines(report: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     if report.invalid.is_some() {
         let s = Status::Failed.style();
         let _ = writeln!(
@@ -529,7 +526,7 @@ fn print_report(report: &Report) {
             Status::Failed.name(),
             report.source
         );
-        return;
+        return out;
     }
     for line in &report.lines {
         let s = line.status.style();
@@ -544,6 +541,7 @@ fn print_report(report: &Report) {
             detail
         );
     }
+    out
 }
 
 /// `4 files: 1 sent, 1 not-yet, 2 expired`.

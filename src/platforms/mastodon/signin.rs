@@ -2,44 +2,34 @@
 //! keychain and reused while its redirect and scopes fit), then OAuth in the browser, or a
 //! token made in the instance's settings (`--with-token`).
 
-use chrono::{DateTime, Utc};
-
 use crate::core::policy::Account;
-use crate::credential::Credential;
-use crate::env::Env;
 use crate::error::Error;
 use crate::keychain::Keychain;
-use crate::platforms::oauth2;
-use crate::platforms::signin::{self, How, Paste, SignIn, SignedIn, Talk};
+use crate::platforms::oauth2::{self, OAuth2SignIn, SignInClient};
+use crate::platforms::signin::{Paste, SignedIn, Talk};
 
-pub struct MastodonSignIn;
+/// Mastodon's sign-in.
+pub const SIGN_IN: OAuth2SignIn<MastodonApp> = OAuth2SignIn(MastodonApp);
 
-impl SignIn for MastodonSignIn {
-    fn check(&self, account: &Account, how: How<'_>) -> Result<(), Error> {
-        match how {
-            How::AppPassword => Err(signin::no_app_password(account)),
-            How::Token => Ok(()),
-            How::Browser { client_secret } => {
-                oauth2::Endpoints::for_account(account)?;
-                if client_secret.is_some() {
-                    return Err(Error::usage("`--client-secret` is only for X accounts")
-                        .with_hint("gate registers its own app on a Mastodon instance"));
-                }
-                Ok(())
-            }
+/// The app gate registers on each instance.
+pub struct MastodonApp;
+
+impl SignInClient for MastodonApp {
+    fn check_secret(&self, _account: &Account, client_secret: Option<&str>) -> Result<(), Error> {
+        if client_secret.is_some() {
+            return Err(Error::usage("`--client-secret` is only for X accounts")
+                .with_hint("gate registers its own app on a Mastodon instance"));
         }
+        Ok(())
     }
 
-    fn sign_in(
+    fn browser(
         &self,
         talk: &dyn Talk,
         keychain: &Keychain,
         account: &Account,
-        how: How<'_>,
+        _client_secret: Option<&str>,
     ) -> Result<SignedIn, Error> {
-        if let How::Token = how {
-            return signin::token(talk, account);
-        }
         // The app registered on the instance, reused while its redirect and scopes fit.
         let choose = |endpoints: &oauth2::Endpoints, redirect: &str, listening: bool| {
             let wanted = if !listening {
@@ -59,28 +49,5 @@ impl SignIn for MastodonSignIn {
             )
         };
         oauth2::browser_sign_in(talk, keychain, account, &choose, Paste::Code, false)
-    }
-
-    fn usable(&self, env: &Env, account: &Account) -> Result<Credential, Error> {
-        oauth2::usable_credential(env, account)
-    }
-
-    fn online(
-        &self,
-        env: &Env,
-        keychain: &Keychain,
-        account: &Account,
-        now: DateTime<Utc>,
-    ) -> Result<Credential, (String, Error)> {
-        oauth2::online(env, keychain, account, now)
-    }
-
-    fn revoke(
-        &self,
-        keychain: &Keychain,
-        account: &Account,
-        credential: &Credential,
-    ) -> Option<Result<(), Error>> {
-        Some(oauth2::revoke(keychain, account, credential))
     }
 }

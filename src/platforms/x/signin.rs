@@ -2,54 +2,43 @@
 //! policy; a client secret, if the app has one, from stdin or a hidden prompt, kept in the
 //! keychain), or a token made elsewhere (`--with-token`).
 
-use chrono::{DateTime, Utc};
-
 use crate::core::policy::Account;
-use crate::credential::Credential;
-use crate::env::Env;
 use crate::error::Error;
 use crate::keychain::Keychain;
-use crate::platforms::oauth2::{self, App};
-use crate::platforms::signin::{self, How, Paste, SignIn, SignedIn, Talk};
+use crate::platforms::oauth2::{self, App, OAuth2SignIn, SignInClient};
+use crate::platforms::signin::{Paste, SignedIn, Talk};
 
-pub struct XSignIn;
+/// X's sign-in.
+pub const SIGN_IN: OAuth2SignIn<TeamApp> = OAuth2SignIn(TeamApp);
 
-impl SignIn for XSignIn {
-    fn check(&self, account: &Account, how: How<'_>) -> Result<(), Error> {
-        match how {
-            How::AppPassword => Err(signin::no_app_password(account)),
-            How::Token => Ok(()),
-            How::Browser { client_secret } => {
-                oauth2::Endpoints::for_account(account)?;
-                if let Some(value) = client_secret
-                    && !value.is_empty()
-                    && value != "-"
-                {
-                    return Err(Error::usage(
-                        "a client secret is never taken from the command line",
-                    )
-                    .with_hint(format!(
+/// The team's own app in the X developer portal.
+pub struct TeamApp;
+
+impl SignInClient for TeamApp {
+    fn check_secret(&self, account: &Account, client_secret: Option<&str>) -> Result<(), Error> {
+        if let Some(value) = client_secret
+            && !value.is_empty()
+            && value != "-"
+        {
+            return Err(
+                Error::usage("a client secret is never taken from the command line").with_hint(
+                    format!(
                         "pipe it in with `gate auth login {} --client-secret - < secret.txt`, or give `--client-secret` alone on a terminal",
                         account.name
-                    )));
-                }
-                Ok(())
-            }
+                    ),
+                ),
+            );
         }
+        Ok(())
     }
 
-    fn sign_in(
+    fn browser(
         &self,
         talk: &dyn Talk,
         keychain: &Keychain,
         account: &Account,
-        how: How<'_>,
+        client_secret: Option<&str>,
     ) -> Result<SignedIn, Error> {
-        let client_secret = match how {
-            How::Token => return signin::token(talk, account),
-            How::AppPassword => return Err(signin::no_app_password(account)),
-            How::Browser { client_secret } => client_secret,
-        };
         let name = &account.name;
         // The team's app: its client id from the policy, its secret given now or kept.
         let choose = |endpoints: &oauth2::Endpoints, _redirect: &str, _listening: bool| {
@@ -84,28 +73,5 @@ impl SignIn for XSignIn {
             Paste::RedirectAddress,
             true,
         )
-    }
-
-    fn usable(&self, env: &Env, account: &Account) -> Result<Credential, Error> {
-        oauth2::usable_credential(env, account)
-    }
-
-    fn online(
-        &self,
-        env: &Env,
-        keychain: &Keychain,
-        account: &Account,
-        now: DateTime<Utc>,
-    ) -> Result<Credential, (String, Error)> {
-        oauth2::online(env, keychain, account, now)
-    }
-
-    fn revoke(
-        &self,
-        keychain: &Keychain,
-        account: &Account,
-        credential: &Credential,
-    ) -> Option<Result<(), Error>> {
-        Some(oauth2::revoke(keychain, account, credential))
     }
 }

@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-/// How long a server runs at the most when nobody drops it.
-pub const LIFETIME: Duration = Duration::from_secs(600);
+/// How long a server runs at the most when nobody drops it: longer than the whole integration
+/// crate runs on a loaded machine.
+pub const LIFETIME: Duration = Duration::from_secs(1800);
 /// How long a connection may take to send its request, or to take the answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The proxy's own time limit.
-pub const LIFETIME: Duration = Duration::from_secs(600);
+pub const LIFETIME: Duration = Duration::from_secs(1800);
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the port stays closed after a [`Fault::Refused`] when nobody reopens it first
 /// ([`FaultProxy::reopen`], called when the gate process that met the fault has ended).
