@@ -267,7 +267,7 @@ impl Authorization {
             .client
             .exchange_code(AuthorizationCode::new(crate::redact::sent(code).to_owned()))
             .set_pkce_verifier(self.verifier)
-            .request(&http)
+            .request(&Capped(&http))
             .map_err(|e| token_error(account, "exchange the sign-in code", e))?;
         Ok(credential_from(
             &response,
@@ -314,6 +314,31 @@ fn credential_from(
     }
 }
 
+/// gate's one blocking client for the `oauth2` crate's token requests, reading an answer of
+/// at most [`crate::http::ANSWER_CAP`] bytes: the crate's own binding for reqwest reads a body
+/// of any size, so a hostile token endpoint could fill the memory.
+struct Capped<'a>(&'a reqwest::blocking::Client);
+
+impl oauth2::SyncHttpClient for Capped<'_> {
+    type Error = oauth2::HttpClientError<reqwest::Error>;
+
+    fn call(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, Self::Error> {
+        let response = self
+            .0
+            .execute(request.try_into().map_err(Box::new)?)
+            .map_err(Box::new)?;
+        let mut builder = oauth2::http::Response::builder()
+            .status(response.status())
+            .version(response.version());
+        for (name, value) in response.headers() {
+            builder = builder.header(name, value);
+        }
+        let body = crate::http::body(response)
+            .map_err(|e| oauth2::HttpClientError::Other(e.to_string()))?;
+        builder.body(body).map_err(oauth2::HttpClientError::Http)
+    }
+}
+
 type TokenError = RequestTokenError<
     oauth2::HttpClientError<reqwest::Error>,
     oauth2::StandardErrorResponse<BasicErrorResponseType>,
@@ -338,6 +363,10 @@ fn token_error(account: &Account, doing: &str, e: TokenError) -> Error {
         )),
         RequestTokenError::Request(oauth2::HttpClientError::Reqwest(e)) => {
             crate::http::unreachable(&e)
+        }
+        RequestTokenError::Request(oauth2::HttpClientError::Other(why)) => {
+            Error::network(format!("could not {doing} for `{name}`: {why}"))
+                .with_hint(format!("check `token_url` in `[accounts.{name}.oauth]`"))
         }
         RequestTokenError::Request(_) | RequestTokenError::Other(_) => {
             Error::network(format!("could not {doing} for `{name}`: the request failed"))
@@ -440,7 +469,7 @@ fn refresh(
     let http = crate::http::client().map_err(RefreshFailure::Failed)?;
     let response = c
         .exchange_refresh_token(&RefreshToken::new(crate::redact::sent(refresh).to_owned()))
-        .request(&http)
+        .request(&Capped(&http))
         .map_err(|e| match e {
             RequestTokenError::ServerResponse(_) => {
                 RefreshFailure::Refused(token_error(account, "refresh the token", e))

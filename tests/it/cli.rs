@@ -706,7 +706,10 @@ fn a_closed_stdout_is_not_a_failure() {
 #[test]
 fn every_answer_on_a_closed_stdout_exits_0_quietly() {
     let s = sandbox();
-    s.write("a.post.toml", "text = \"Hello from the closed pipe\"\naccounts = [\"brand\"]\n");
+    s.write(
+        "a.post.toml",
+        "text = \"Hello from the closed pipe\"\naccounts = [\"brand\"]\n",
+    );
     let commands: [&[&str]; 8] = [
         &["schema", "policy"],
         &["completions", "bash"],

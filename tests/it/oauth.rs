@@ -1252,3 +1252,55 @@ invalid: 8 errors
     ]);
     assert_eq!(example.code, 0, "{example:?}");
 }
+
+/// A token endpoint that answers a refresh with more than gate reads of any answer (8 MiB):
+/// the refresh fails with exit 9 and says why, the stored token is left as it was, and the
+/// body was never read whole.
+#[test]
+fn a_token_endpoint_answering_without_end_is_cut_off() {
+    let fake = FakeServer::start(|r| match (r.method.as_str(), r.path.as_str()) {
+        ("POST", "/2/oauth2/token") => common::fake_http::Reply {
+            status: 200,
+            body: format!(
+                "{{\"token_type\":\"bearer\",\"access_token\":\"{}\"}}",
+                "a".repeat(9 << 20)
+            ),
+            headers: vec![("content-type".into(), "application/json".into())],
+        },
+        _ => json(404, serde_json::json!({})),
+    });
+    let bus = SessionBus::with_gnome_keyring();
+    let mut s = Sandbox::new();
+    bus.attach(&mut s);
+    s.write("gate.toml", &x_policy(&fake, free_port()));
+    let token = canary();
+    let login = s.run_with_stdin(&["auth", "login", "brand-x", "--with-token"], &token);
+    assert_eq!(login.code, 0, "{login:?}");
+    let user = format!("brand-x@{}", fake.url.trim_start_matches("http://"));
+    let mut doc = stored(&bus, &user);
+    doc["refresh_token"] = canary().into();
+    let out = bus.secret_tool(
+        &[
+            "store",
+            "--label=gate test",
+            "service",
+            "gate",
+            "username",
+            &user,
+        ],
+        &doc.to_string(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    expire(&bus, &user);
+    let before = stored(&bus, &user);
+
+    let status = s.run(&["auth", "status", "brand-x"]);
+    assert_eq!(status.code, 9, "{status:?}");
+    assert!(
+        status
+            .stderr
+            .contains("could not refresh the token for `brand-x`: the answer is larger than 8 MiB"),
+        "{status:?}"
+    );
+    assert_eq!(stored(&bus, &user), before, "the stored token changed");
+}
