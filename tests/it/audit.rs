@@ -8,6 +8,7 @@ use crate::fake;
 use std::path::PathBuf;
 
 use common::keychain::{SessionBus, canary};
+use common::setup::{Builder, Keychain, Policy};
 use common::{Run, Sandbox, keygen};
 use fake::{Kind, Server};
 use serde_json::Value;
@@ -371,18 +372,10 @@ fn a_post_confirmed_after_a_crash_is_recorded_once_by_the_run_that_confirms_it()
 
     let token = canary();
     let server = Server::start(Kind::Mastodon, &token);
-    let mut s = Sandbox::new();
-    s.write(
-        "gate.toml",
-        &format!(
-            "version = 1\n\n[accounts.brand]\nplatform = \"mastodon\"\nserver = \"{}\"\n",
-            server.url
-        ),
-    );
-    let bus = SessionBus::with_gnome_keyring();
-    bus.attach(&mut s);
-    let run = s.run_with_stdin(&["auth", "login", "brand", "--with-token"], &token);
-    assert_eq!(run.code, 0, "{run:?}");
+    let (s, _bus) = Builder::new(Policy::new("brand", "mastodon", &server.url).text())
+        .keychain(Keychain::Own)
+        .token("brand", &token)
+        .build();
 
     // Killed after the network took the post, before the journal (and the audit) knew.
     let mut child = s

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::fault_proxy::{Dialect, Fault, FaultProxy};
 use common::keychain::{SessionBus, assert_no_file_holds};
 use common::pds::{self, Account as PdsAccount, Pds};
+use common::setup::{Builder, Keychain, Policy};
 use common::{Run, Sandbox};
 use gate::platforms::bluesky::{self, Bluesky};
 use gate::platforms::{Lookup, Media, Outgoing, Publisher, SendError};
@@ -41,16 +42,15 @@ fn world() -> World {
     let pds = pds::shared();
     let alice = pds.create_account("alice");
     let app_password = pds.app_password(&alice, "gate");
-    let bus = SessionBus::with_gnome_keyring();
-    let mut s = Sandbox::new();
-    bus.attach(&mut s);
-    s.write(
-        "gate.toml",
-        &format!(
-            "version = 1\ntimezone = \"Europe/London\"\n\n[accounts.bsky]\nplatform = \"bluesky\"\nserver = \"{}\"\nhandle = \"{}\"\n",
-            pds.url, alice.handle
-        ),
-    );
+    let (s, bus) = Builder::new(
+        Policy::new("bsky", "bluesky", &pds.url)
+            .timezone("Europe/London")
+            .handle(&alice.handle)
+            .text(),
+    )
+    .keychain(Keychain::Own)
+    .build();
+    let bus = bus.unwrap();
     let user = format!("bsky@{}", pds.url.trim_start_matches("http://"));
     World {
         bus,
@@ -1257,60 +1257,12 @@ const FAULT_RUNS: usize = 52;
 
 /// Starts `gate post` with a fault point, waits until it reaches it, and SIGKILLs it there.
 fn kill_at(s: &Sandbox, text: &str, point: &str) {
-    use std::io::BufRead as _;
-    let mut child = s
-        .command(&["post", "--yes", "--account", "bsky", text])
-        .env("GATE_TEST_FAULT", point)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap_or(0) > 0 {
-        seen.push_str(&line);
-        if line.contains(&format!("gate-test-fault: {point}")) {
-            break;
-        }
-        line.clear();
-    }
-    assert!(
-        seen.contains(&format!("gate-test-fault: {point}")),
-        "gate never reached `{point}`: {seen}"
-    );
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    assert!(status.code().is_none(), "gate was not killed: {status:?}");
+    s.kill_at(&["post", "--yes", "--account", "bsky", text], point);
 }
 
 /// Every post record of `did`, page by page.
 fn all_posts(pds: &Pds, did: &str) -> Vec<Value> {
-    let mut records = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let mut params = vec![
-            ("repo", did),
-            ("collection", bluesky::POST),
-            ("limit", "100"),
-        ];
-        if !cursor.is_empty() {
-            params.push(("cursor", cursor.as_str()));
-        }
-        let page = pds
-            .query("com.atproto.repo.listRecords", &params)
-            .expect("listRecords");
-        let batch = page["records"].as_array().expect("records").clone();
-        if batch.is_empty() {
-            break;
-        }
-        records.extend(batch);
-        match page["cursor"].as_str() {
-            Some(next) if next != cursor => cursor = next.to_owned(),
-            _ => break,
-        }
-    }
-    records
+    pds.posts(did)
 }
 
 #[test]

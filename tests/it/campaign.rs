@@ -25,6 +25,7 @@ use common::Sandbox;
 use common::fault_proxy::{Dialect, Fault, FaultProxy};
 use common::keychain::{SessionBus, canary};
 use common::pds::{self, Pds};
+use common::setup::{Builder, Keychain, Login, Policy};
 use fake::{Kind, Server};
 use serde_json::Value;
 
@@ -199,32 +200,7 @@ impl Remote {
 
 /// Every post record of `did`, page by page.
 fn all_posts(pds: &Pds, did: &str) -> Vec<Value> {
-    let mut records = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let mut params = vec![
-            ("repo", did),
-            ("collection", "app.bsky.feed.post"),
-            ("limit", "100"),
-        ];
-        if !cursor.is_empty() {
-            params.push(("cursor", cursor.as_str()));
-        }
-        let page = pds
-            .query("com.atproto.repo.listRecords", &params)
-            .expect("listRecords");
-        let batch = page["records"].as_array().expect("records").clone();
-        let last = batch.len() < 100;
-        records.extend(batch);
-        if last {
-            break;
-        }
-        match page["cursor"].as_str() {
-            Some(next) if next != cursor => cursor = next.to_owned(),
-            _ => break,
-        }
-    }
-    records
+    pds.posts(did)
 }
 
 /// One sandbox of a network: its gate home, the remote, the proxy gate talks through.
@@ -237,27 +213,16 @@ struct Shard {
     secrets: Vec<String>,
 }
 
-fn policy(platform: &str, account: &str, url: &str, handle: Option<&str>) -> String {
-    let handle = handle
-        .map(|h| format!("handle = \"{h}\"\n"))
-        .unwrap_or_default();
-    format!(
-        "version = 1\ntimezone = \"UTC\"\n\n[accounts.{account}]\nplatform = \"{platform}\"\nserver = \"{url}\"\n{handle}"
-    )
-}
-
-/// `gate auth login`, tried again while a keyring that has just started (on a loaded
-/// machine) does not answer in time: the campaign is about sending, not about sign-in.
-fn login(sandbox: &Sandbox, args: &[&str], stdin: &str) -> common::Run {
-    let mut run = sandbox.run_with_stdin(args, stdin);
-    for _ in 0..3 {
-        if run.code == 0 || !run.stderr.contains("did not answer within") {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-        run = sandbox.run_with_stdin(args, stdin);
-    }
-    run
+/// A shard's sandbox: the policy, a keychain on `bus`, the pause scale, one patient login (the
+/// campaign is about sending, not about sign-in).
+fn shard_sandbox(bus: &SessionBus, policy: Policy, account: &str, login: Login) -> Sandbox {
+    Builder::new(policy.timezone("UTC").text())
+        .var("GATE_TEST_PAUSE_SCALE", "0.01")
+        .keychain(Keychain::On(bus))
+        .login(account, login)
+        .patient()
+        .build()
+        .0
 }
 
 fn fake_shard(kind: Kind, bus: &SessionBus) -> Shard {
@@ -270,16 +235,12 @@ fn fake_shard(kind: Kind, bus: &SessionBus) -> Shard {
             Kind::X => Dialect::X,
         },
     );
-    let mut sandbox = Sandbox::new();
-    bus.attach(&mut sandbox);
-    sandbox.set_var("GATE_TEST_PAUSE_SCALE", "0.01");
-    sandbox.write("gate.toml", &policy(kind.name(), "brand", &proxy.url, None));
-    let run = login(
-        &sandbox,
-        &["auth", "login", "brand", "--with-token"],
-        &token,
+    let sandbox = shard_sandbox(
+        bus,
+        Policy::new("brand", kind.name(), &proxy.url),
+        "brand",
+        Login::Token(token.clone()),
     );
-    assert_eq!(run.code, 0, "{run:?}");
     Shard {
         sandbox,
         remote: Remote::Fake(server),
@@ -294,19 +255,12 @@ fn pds_shard(bus: &SessionBus) -> Shard {
     let alice = pds.create_account("campaign");
     let app_password = pds.app_password(&alice, "gate");
     let proxy = FaultProxy::start(&pds.url, Dialect::Bluesky);
-    let mut sandbox = Sandbox::new();
-    bus.attach(&mut sandbox);
-    sandbox.set_var("GATE_TEST_PAUSE_SCALE", "0.01");
-    sandbox.write(
-        "gate.toml",
-        &policy("bluesky", "bsky", &proxy.url, Some(&alice.handle)),
+    let sandbox = shard_sandbox(
+        bus,
+        Policy::new("bsky", "bluesky", &proxy.url).handle(&alice.handle),
+        "bsky",
+        Login::AppPassword(app_password.clone()),
     );
-    let run = login(
-        &sandbox,
-        &["auth", "login", "bsky", "--app-password"],
-        &format!("{app_password}\n"),
-    );
-    assert_eq!(run.code, 0, "{run:?}");
     let user = format!("bsky@{}", proxy.url.trim_start_matches("http://"));
     let out = bus.secret_tool(&["lookup", "service", "gate", "username", &user], "");
     assert!(out.status.success(), "nothing stored for {user}: {out:?}");

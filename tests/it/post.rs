@@ -5,73 +5,46 @@
 use crate::common;
 use crate::fake;
 
-use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::keychain::{SessionBus, canary};
+use common::setup::{Builder, Fake, Keychain, Policy, finish, wait_for};
 use common::{Run, Sandbox};
 use fake::{Fault, Kind, Server};
 
-struct Setup {
-    sandbox: Sandbox,
-    server: Server,
-    _bus: Option<SessionBus>,
+/// A fresh fake server for `brand`; `Deref` gives the shared setup's `sandbox`, `server`,
+/// `bus` and token-checked `run`.
+struct Setup(Fake);
+
+impl std::ops::Deref for Setup {
+    type Target = Fake;
+    fn deref(&self) -> &Fake {
+        &self.0
+    }
 }
 
 fn policy(kind: Kind, url: &str) -> String {
-    format!(
-        r#"version = 1
-timezone = "UTC"
-
-[accounts.brand]
-platform = "{}"
-server = "{url}"
-
-[banned_terms]
-deny = ["layoffs"]
-"#,
-        kind.name()
-    )
+    Policy::new("brand", kind.name(), url)
+        .timezone("UTC")
+        .then("\n[banned_terms]\ndeny = [\"layoffs\"]\n")
+        .text()
 }
 
 /// A sandbox whose policy points `brand` at a fresh fake server; with `keychain`, a private
 /// gnome-keyring holding the server's token, stored through `gate auth login --with-token`.
 fn setup(kind: Kind, keychain: bool) -> Setup {
-    let token = canary();
-    let server = Server::start(kind, &token);
-    let mut sandbox = Sandbox::new();
-    sandbox.write("gate.toml", &policy(kind, &server.url));
-    let bus = keychain.then(|| {
-        let bus = SessionBus::with_gnome_keyring();
-        bus.attach(&mut sandbox);
-        let run = sandbox.run_with_stdin(&["auth", "login", "brand", "--with-token"], &token);
-        assert_eq!(run.code, 0, "{run:?}");
-        bus
-    });
-    Setup {
-        sandbox,
-        server,
-        _bus: bus,
-    }
+    let keychain = if keychain {
+        Keychain::Own
+    } else {
+        Keychain::None
+    };
+    Setup(Fake::start(kind, keychain, &["brand"], |url| {
+        policy(kind, url)
+    }))
 }
 
 impl Setup {
-    /// Runs gate and checks that the token shows nowhere in what it printed.
-    fn run(&self, args: &[&str]) -> Run {
-        let run = self.sandbox.run(args);
-        self.no_token(&run);
-        run
-    }
-
-    fn no_token(&self, run: &Run) {
-        let token = self.server.token();
-        assert!(
-            !run.stdout.contains(token) && !run.stderr.contains(token),
-            "the token leaked: {run:?}"
-        );
-    }
-
     fn post(&self, text: &str) -> Run {
         self.run(&["post", "--yes", text])
     }
@@ -90,24 +63,7 @@ impl Setup {
     /// Starts `gate post --yes TEXT` with a fault point, waits until it reaches it, and
     /// SIGKILLs it there.
     fn kill_at(&self, text: &str, point: &str) {
-        let mut child = self.spawn(&["post", "--yes", text], Some(point));
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut seen = String::new();
-        let mut line = String::new();
-        while stderr.read_line(&mut line).unwrap_or(0) > 0 {
-            seen.push_str(&line);
-            if line.contains(&format!("gate-test-fault: {point}")) {
-                break;
-            }
-            line.clear();
-        }
-        assert!(
-            seen.contains(&format!("gate-test-fault: {point}")),
-            "gate never reached `{point}`: {seen}"
-        );
-        child.kill().unwrap(); // SIGKILL
-        let status = child.wait().unwrap();
-        assert!(status.code().is_none(), "gate was not killed: {status:?}");
+        self.sandbox.kill_at(&["post", "--yes", text], point);
     }
 
     /// Whether the journal holds any delivery (the audit trail shares its file, so the file
@@ -852,25 +808,19 @@ fn two_networks() -> TwoNetworks {
     let (mastodon_token, x_token) = (canary(), format!("{}-x", canary()));
     let mastodon = Server::start(Kind::Mastodon, &mastodon_token);
     let x = Server::start(Kind::X, &x_token);
-    let mut sandbox = Sandbox::new();
-    sandbox.write(
-        "gate.toml",
-        &format!(
-            "version = 1\n[accounts.brand]\nplatform = \"mastodon\"\nserver = \"{}\"\n[accounts.brand-x]\nplatform = \"x\"\nserver = \"{}\"\n",
-            mastodon.url, x.url
-        ),
-    );
-    let bus = SessionBus::with_gnome_keyring();
-    bus.attach(&mut sandbox);
-    for (account, token) in [("brand", &mastodon_token), ("brand-x", &x_token)] {
-        let run = sandbox.run_with_stdin(&["auth", "login", account, "--with-token"], token);
-        assert_eq!(run.code, 0, "{run:?}");
-    }
+    let (sandbox, bus) = Builder::new(format!(
+        "version = 1\n[accounts.brand]\nplatform = \"mastodon\"\nserver = \"{}\"\n[accounts.brand-x]\nplatform = \"x\"\nserver = \"{}\"\n",
+        mastodon.url, x.url
+    ))
+    .keychain(Keychain::Own)
+    .token("brand", &mastodon_token)
+    .token("brand-x", &x_token)
+    .build();
     TwoNetworks {
         mastodon,
         x,
         sandbox,
-        _bus: bus,
+        _bus: bus.unwrap(),
         mastodon_token,
         x_token,
     }
@@ -1486,7 +1436,7 @@ fn a_failure_before_looking_for_an_earlier_try_never_says_nothing_was_sent() {
             policy(Kind::X, &s.server.url)
         ),
     );
-    let bus = s._bus.as_ref().unwrap();
+    let bus = s.bus.as_ref().unwrap();
     let user = format!("brand@{}", s.server.url.trim_start_matches("http://"));
     let found = bus.secret_tool(&["lookup", "service", "gate", "username", &user], "");
     assert!(found.status.success(), "nothing stored for {user}");
@@ -1544,35 +1494,6 @@ fn blackout_policy(
         fmt(end - chrono::Duration::seconds(120)),
         fmt(end)
     )
-}
-
-/// Waits until `child` has written `needle` on stderr; returns what it wrote so far.
-fn wait_for(child: &mut Child, needle: &str) -> BufReader<std::process::ChildStderr> {
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap_or(0) > 0 {
-        seen.push_str(&line);
-        if line.contains(needle) {
-            return stderr;
-        }
-        line.clear();
-    }
-    panic!("gate never wrote `{needle}`: {seen}");
-}
-
-fn finish(mut child: Child, mut stderr: BufReader<std::process::ChildStderr>) -> Run {
-    use std::io::Read as _;
-    let mut rest = String::new();
-    let _ = stderr.read_to_string(&mut rest);
-    let mut stdout = String::new();
-    let _ = child.stdout.take().unwrap().read_to_string(&mut stdout);
-    let status = child.wait().unwrap();
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout,
-        stderr: rest,
-    }
 }
 
 /// While `--wait` sleeps through a hold, the team commits a `[freeze]`, or a new banned term,
@@ -1760,7 +1681,7 @@ fn a_server_that_echoes_the_token_never_gets_it_printed_or_stored() {
             let echoed = format!(
                 "rejected {} with body {}",
                 r.header("authorization").unwrap_or_default(),
-                r.body
+                r.text()
             );
             match (r.method.as_str(), r.path.as_str()) {
                 ("GET", "/api/v1/accounts/verify_credentials") => json(
@@ -1771,12 +1692,10 @@ fn a_server_that_echoes_the_token_never_gets_it_printed_or_stored() {
                 _ => json(status, serde_json::json!({ "error": echoed })),
             }
         });
-        let mut sandbox = Sandbox::new();
-        sandbox.write("gate.toml", &policy(Kind::Mastodon, &server.url));
-        let bus = SessionBus::with_gnome_keyring();
-        bus.attach(&mut sandbox);
-        let run = sandbox.run_with_stdin(&["auth", "login", "brand", "--with-token"], &token);
-        assert_eq!(run.code, 0, "{run:?}");
+        let (sandbox, _bus) = Builder::new(policy(Kind::Mastodon, &server.url))
+            .keychain(Keychain::Own)
+            .token("brand", &token)
+            .build();
         for json_flag in [false, true] {
             let mut args = vec!["post", "--yes", "Echo me"];
             if json_flag {
@@ -1834,12 +1753,10 @@ fn a_redirect_is_never_followed_with_a_credential() {
                 headers: vec![("Location".into(), to.clone())],
             },
         });
-        let mut sandbox = Sandbox::new();
-        sandbox.write("gate.toml", &policy(Kind::Mastodon, &server.url));
-        let bus = SessionBus::with_gnome_keyring();
-        bus.attach(&mut sandbox);
-        let run = sandbox.run_with_stdin(&["auth", "login", "brand", "--with-token"], &token);
-        assert_eq!(run.code, 0, "{run:?}");
+        let (sandbox, _bus) = Builder::new(policy(Kind::Mastodon, &server.url))
+            .keychain(Keychain::Own)
+            .token("brand", &token)
+            .build();
         let run = sandbox.run(&["post", "--yes", "Redirected"]);
         assert_eq!(run.code, 9, "{status}: {run:?}");
         assert!(

@@ -7,41 +7,31 @@ use crate::fake;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
-use common::keychain::{SessionBus, canary};
-use common::{Run, Sandbox};
-use fake::{Kind, Server};
+use common::Sandbox;
+use common::setup::{Fake, Keychain, Policy};
+use fake::Kind;
 use gate::store::Store as _;
 
-struct Setup {
-    sandbox: Sandbox,
-    server: Server,
-    _bus: Option<SessionBus>,
+/// A fresh fake server for `brand`; `Deref` gives the shared setup's `sandbox`, `server`,
+/// `bus` and token-checked `run`.
+struct Setup(Fake);
+
+impl std::ops::Deref for Setup {
+    type Target = Fake;
+    fn deref(&self) -> &Fake {
+        &self.0
+    }
 }
 
 fn setup_with(kind: Kind, keychain: bool, extra: &str) -> Setup {
-    let token = canary();
-    let server = Server::start(kind, &token);
-    let mut sandbox = Sandbox::new();
-    sandbox.write(
-        "gate.toml",
-        &format!(
-            "version = 1\n\n[accounts.brand]\nplatform = \"{}\"\nserver = \"{}\"\n{extra}",
-            kind.name(),
-            server.url
-        ),
-    );
-    let bus = keychain.then(|| {
-        let bus = SessionBus::with_gnome_keyring();
-        bus.attach(&mut sandbox);
-        let run = sandbox.run_with_stdin(&["auth", "login", "brand", "--with-token"], &token);
-        assert_eq!(run.code, 0, "{run:?}");
-        bus
-    });
-    Setup {
-        sandbox,
-        server,
-        _bus: bus,
-    }
+    let keychain = if keychain {
+        Keychain::Own
+    } else {
+        Keychain::None
+    };
+    Setup(Fake::start(kind, keychain, &["brand"], |url| {
+        Policy::new("brand", kind.name(), url).then(extra).text()
+    }))
 }
 
 fn setup(kind: Kind, keychain: bool) -> Setup {
@@ -49,16 +39,6 @@ fn setup(kind: Kind, keychain: bool) -> Setup {
 }
 
 impl Setup {
-    fn run(&self, args: &[&str]) -> Run {
-        let run = self.sandbox.run(args);
-        let token = self.server.token();
-        assert!(
-            !run.stdout.contains(token) && !run.stderr.contains(token),
-            "the token leaked: {run:?}"
-        );
-        run
-    }
-
     /// Posts `text` and returns the post's id and URL.
     fn post(&self, text: &str) -> (String, String) {
         let run = self.run(&["post", "--yes", "--json", text]);
@@ -284,11 +264,11 @@ fn a_rejected_token_is_exit_8_and_an_unreachable_server_exit_9() {
     assert_eq!(s.server.posts().len(), 1);
 
     // The server gone: exit 9, still `sent` in the journal.
-    let Setup {
+    let Fake {
         sandbox,
         server,
-        _bus,
-    } = s;
+        bus: _bus,
+    } = s.0;
     drop(server);
     let run = sandbox.run(&["retract", "brand", &id, "--yes"]);
     assert_eq!(run.code, 9, "{run:?}");

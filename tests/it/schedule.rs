@@ -7,14 +7,13 @@
 use crate::common;
 use crate::fake;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use common::keychain::{SessionBus, canary};
+use common::setup::{Fake, Keychain, wait_for};
 use common::{Run, Sandbox};
-use fake::{Kind, Server};
+use fake::Kind;
 
 fn rfc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -374,22 +373,27 @@ fn require_not_after_makes_a_post_without_one_invalid() {
 // ---------------------------------------------------------------------------------------------
 // `gate post --due` with the real clock.
 
-struct Setup {
-    sandbox: Sandbox,
-    server: Server,
-    _bus: SessionBus,
+/// A fresh fake Mastodon server; `Deref` gives the shared setup's `sandbox`, `server`, `bus`
+/// and token-checked `run`.
+struct Setup(Fake);
+
+impl std::ops::Deref for Setup {
+    type Target = Fake;
+    fn deref(&self) -> &Fake {
+        &self.0
+    }
 }
 
 /// A sandbox whose policy points `brand` (and `slow`, at most one post an hour) at a fresh fake
 /// Mastodon server, with both tokens in a private gnome-keyring.
 fn setup() -> Setup {
-    let token = canary();
-    let server = Server::start(Kind::Mastodon, &token);
-    let mut sandbox = Sandbox::new();
-    sandbox.write(
-        "gate.toml",
-        &format!(
-            r#"version = 1
+    Setup(Fake::start(
+        Kind::Mastodon,
+        Keychain::Own,
+        &["brand", "slow"],
+        |url| {
+            format!(
+                r#"version = 1
 timezone = "UTC"
 
 [accounts.brand]
@@ -403,34 +407,13 @@ max_posts_per_hour = 1
 
 [banned_terms]
 deny = ["layoffs"]
-"#,
-            url = server.url
-        ),
-    );
-    let bus = SessionBus::with_gnome_keyring();
-    bus.attach(&mut sandbox);
-    for account in ["brand", "slow"] {
-        let run = sandbox.run_with_stdin(&["auth", "login", account, "--with-token"], &token);
-        assert_eq!(run.code, 0, "{run:?}");
-    }
-    Setup {
-        sandbox,
-        server,
-        _bus: bus,
-    }
+"#
+            )
+        },
+    ))
 }
 
 impl Setup {
-    fn run(&self, args: &[&str]) -> Run {
-        let run = self.sandbox.run(args);
-        let token = self.server.token();
-        assert!(
-            !run.stdout.contains(token) && !run.stderr.contains(token),
-            "the token leaked: {run:?}"
-        );
-        run
-    }
-
     fn due(&self) -> (Run, serde_json::Value) {
         let run = self.run(&["post", "--due", "posts", "--yes", "--json"]);
         let doc = run.json();
@@ -731,20 +714,6 @@ fn a_mixed_folder_exits_with_the_first_code_of_the_order_and_tries_every_file() 
 
 // ---------------------------------------------------------------------------------------------
 // The window closes while gate waits.
-
-fn wait_for(child: &mut Child, needle: &str) -> BufReader<std::process::ChildStderr> {
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap_or(0) > 0 {
-        seen.push_str(&line);
-        if line.contains(needle) {
-            return stderr;
-        }
-        line.clear();
-    }
-    panic!("gate never wrote `{needle}`: {seen}");
-}
 
 #[test]
 fn a_wait_whose_window_closes_while_it_sleeps_sends_nothing_and_says_so() {

@@ -7,12 +7,12 @@
 use crate::common;
 use crate::fake;
 
-use std::io::{BufRead as _, BufReader, Read as _};
 use std::process::{Child, Stdio};
 
 use chrono::{DateTime, Duration, Utc};
 use common::keychain::{SessionBus, canary};
 use common::pg::{self, db_name};
+use common::setup::{Builder, Keychain, Policy, finish, wait_for};
 use common::{Run, Sandbox};
 use fake::{Kind, Server};
 use gate::audit::{Entry, Event, Verdict};
@@ -539,25 +539,22 @@ fn machine_with(
     extra: &str,
     platform: &str,
 ) -> Sandbox {
-    let mut s = Sandbox::new();
-    s.set_var("GATE_STATE_URL", url);
-    s.set_var("USER", "ann");
     let server = peer.map_or_else(
         || "https://unused.example".to_owned(),
         |(f, _, _)| f.url.clone(),
     );
-    s.write(
-        "gate.toml",
-        &format!(
-            "version = 1\ntimezone = \"UTC\"\n\n[accounts.brand]\nplatform = \"{platform}\"\nserver = \"{server}\"\n{extra}"
-        ),
-    );
+    let mut machine = Builder::new(
+        Policy::new("brand", platform, &server)
+            .timezone("UTC")
+            .then(extra)
+            .text(),
+    )
+    .var("GATE_STATE_URL", url)
+    .var("USER", "ann");
     if let Some((_, bus, token)) = peer {
-        bus.attach(&mut s);
-        let run = s.run_with_stdin(&["auth", "login", "brand", "--with-token"], token);
-        assert_eq!(run.code, 0, "{run:?}");
+        machine = machine.keychain(Keychain::On(bus)).token("brand", token);
     }
-    s
+    machine.build().0
 }
 
 /// Four machines, each with its own keychain (its own session bus), on one store and one fake.
@@ -610,33 +607,6 @@ fn done(child: Child) -> Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn wait_for(child: &mut Child, needle: &str) -> BufReader<std::process::ChildStderr> {
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap_or(0) > 0 {
-        seen.push_str(&line);
-        if line.contains(needle) {
-            return stderr;
-        }
-        line.clear();
-    }
-    panic!("gate never wrote `{needle}`: {seen}");
-}
-
-fn finish(mut child: Child, mut stderr: BufReader<std::process::ChildStderr>) -> Run {
-    let mut rest = String::new();
-    let _ = stderr.read_to_string(&mut rest);
-    let mut stdout = String::new();
-    let _ = child.stdout.take().unwrap().read_to_string(&mut stdout);
-    let status = child.wait().unwrap();
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout,
-        stderr: rest,
     }
 }
 
@@ -924,22 +894,17 @@ fn twenty_processes_on_four_machines_post_a_bluesky_file_once() {
     let mut machines = Vec::new();
     for i in 0..4 {
         let bus = SessionBus::with_gnome_keyring();
-        let mut s = Sandbox::new();
-        s.set_var("GATE_STATE_URL", &url);
-        s.set_var("USER", format!("user{i}"));
-        bus.attach(&mut s);
-        s.write(
-            "gate.toml",
-            &format!(
-                "version = 1\ntimezone = \"UTC\"\n\n[accounts.bsky]\nplatform = \"bluesky\"\nserver = \"{}\"\nhandle = \"{}\"\n",
-                pds.url, alice.handle
-            ),
-        );
-        let run = s.run_with_stdin(
-            &["auth", "login", "bsky", "--app-password"],
-            &format!("{app_password}\n"),
-        );
-        assert_eq!(run.code, 0, "{run:?}");
+        let (s, _) = Builder::new(
+            Policy::new("bsky", "bluesky", &pds.url)
+                .timezone("UTC")
+                .handle(&alice.handle)
+                .text(),
+        )
+        .var("GATE_STATE_URL", &url)
+        .var("USER", format!("user{i}"))
+        .keychain(Keychain::On(&bus))
+        .app_password("bsky", &app_password)
+        .build();
         buses.push(bus);
         machines.push(s);
     }

@@ -5,11 +5,9 @@
 use crate::common;
 use crate::fake;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::Stdio;
-
-use common::keychain::{SessionBus, canary};
+use common::keychain::SessionBus;
 use common::pds::{self, Pds};
+use common::setup::{Builder, Fake, Keychain, Policy};
 use common::{Run, Sandbox};
 use fake::{Kind, Server};
 use serde_json::Value;
@@ -40,30 +38,7 @@ fn texts(tag: &str, n: usize) -> Vec<String> {
 /// Starts `gate post --yes --file FILE` with `GATE_TEST_FAULT=point`, waits until it gets
 /// there and SIGKILLs it.
 fn kill_at(s: &Sandbox, file: &str, point: &str) {
-    let mut child = s
-        .command(&["post", "--yes", "--file", file])
-        .env("GATE_TEST_FAULT", point)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap_or(0) > 0 {
-        seen.push_str(&line);
-        if line.contains(&format!("gate-test-fault: {point}")) {
-            break;
-        }
-        line.clear();
-    }
-    assert!(
-        seen.contains(&format!("gate-test-fault: {point}")),
-        "gate never reached `{point}`: {seen}"
-    );
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.code().is_none(), "gate was not killed: {status:?}");
+    s.kill_at(&["post", "--yes", "--file", file], point);
 }
 
 /// How many of a thread's items were out on the network when gate was stopped at `point`.
@@ -87,27 +62,13 @@ fn journal(s: &Sandbox) -> Vec<(i64, String, Option<String>)> {
         .collect()
 }
 
-struct Fake {
-    sandbox: Sandbox,
-    server: Server,
-}
-
 fn fake_setup(kind: Kind, bus: &SessionBus) -> Fake {
-    let token = canary();
-    let server = Server::start(kind, &token);
-    let mut sandbox = Sandbox::new();
-    bus.attach(&mut sandbox);
-    sandbox.write(
-        "gate.toml",
-        &format!(
-            "version = 1\ntimezone = \"UTC\"\n\n[accounts.brand]\nplatform = \"{}\"\nserver = \"{}\"\n\n[limits]\nmax_posts_per_hour = 1\n",
-            kind.name(),
-            server.url
-        ),
-    );
-    let run = sandbox.run_with_stdin(&["auth", "login", "brand", "--with-token"], &token);
-    assert_eq!(run.code, 0, "{run:?}");
-    Fake { sandbox, server }
+    Fake::start(kind, Keychain::On(bus), &["brand"], |url| {
+        Policy::new("brand", kind.name(), url)
+            .timezone("UTC")
+            .then("\n[limits]\nmax_posts_per_hour = 1\n")
+            .text()
+    })
 }
 
 /// The thread on the fake server, in item order: each item once, item 0 answering nothing and
@@ -419,20 +380,15 @@ fn bsky_setup(bus: &SessionBus) -> Bsky {
     let pds = pds::shared();
     let alice = pds.create_account("thread");
     let app_password = pds.app_password(&alice, "gate");
-    let mut sandbox = Sandbox::new();
-    bus.attach(&mut sandbox);
-    sandbox.write(
-        "gate.toml",
-        &format!(
-            "version = 1\ntimezone = \"UTC\"\n\n[accounts.brand]\nplatform = \"bluesky\"\nserver = \"{}\"\nhandle = \"{}\"\n",
-            pds.url, alice.handle
-        ),
-    );
-    let run = sandbox.run_with_stdin(
-        &["auth", "login", "brand", "--app-password"],
-        &format!("{app_password}\n"),
-    );
-    assert_eq!(run.code, 0, "{run:?}");
+    let (sandbox, _) = Builder::new(
+        Policy::new("brand", "bluesky", &pds.url)
+            .timezone("UTC")
+            .handle(&alice.handle)
+            .text(),
+    )
+    .keychain(Keychain::On(bus))
+    .app_password("brand", &app_password)
+    .build();
     Bsky {
         sandbox,
         pds,

@@ -1,5 +1,5 @@
 //! A TCP/HTTP fault proxy on 127.0.0.1 in front of any upstream (the fake Mastodon and X of
-//! `tests/fake`, or the real PDS): one request per connection (it asks the upstream for
+//! `fake`, or the real PDS): one request per connection (it asks the upstream for
 //! `Connection: close`), everything relayed byte for byte except the requests that match its
 //! create matcher (method + path), to which it applies a queue of faults, one per request.
 //!

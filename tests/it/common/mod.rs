@@ -10,6 +10,7 @@ pub mod keychain;
 pub mod oauth;
 pub mod pds;
 pub mod pg;
+pub mod setup;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

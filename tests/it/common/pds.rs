@@ -138,6 +138,36 @@ impl Pds {
         }
     }
 
+    /// Every post record of `did`, page by page.
+    pub fn posts(&self, did: &str) -> Vec<Value> {
+        let mut records = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let mut params = vec![
+                ("repo", did),
+                ("collection", "app.bsky.feed.post"),
+                ("limit", "100"),
+            ];
+            if !cursor.is_empty() {
+                params.push(("cursor", cursor.as_str()));
+            }
+            let page = self
+                .query("com.atproto.repo.listRecords", &params)
+                .expect("listRecords");
+            let batch = page["records"].as_array().expect("records").clone();
+            let last = batch.len() < 100;
+            records.extend(batch);
+            if last {
+                break;
+            }
+            match page["cursor"].as_str() {
+                Some(next) if next != cursor => cursor = next.to_owned(),
+                _ => break,
+            }
+        }
+        records
+    }
+
     /// Creates `NAME.test` (NAME made unique for this run) with a random password.
     pub fn create_account(&self, name: &str) -> Account {
         let unique = super::keychain::canary();

@@ -8,20 +8,20 @@
 //! `max_id` and a `Link` header; X stores links as `t.co` (the original in
 //! `entities.urls[].expanded_url`), adds a trailing `t.co` link for media, escapes `& < >`,
 //! refuses a duplicate text with 403 and pages the timeline with `meta.next_token`. Tests seed
-//! older posts with the same words ([`Server::seed`]). Every request is recorded; faults are
-//! injected on the create endpoint and on the timeline. Every connection gets one answer and
-//! is closed; the server stops when dropped or after ten minutes, whichever comes first.
+//! older posts with the same words ([`Server::seed`]). Faults are injected on the create
+//! endpoint, on the timeline and on a delete. Both are handlers on the one HTTP fake
+//! (`common::fake_http`), which records every request, closes each connection after one
+//! answer (or without one, for a dropped connection) and stops when dropped.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+
+pub use crate::common::fake_http::Request;
+use crate::common::fake_http::{self, FakeServer, Reply};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -50,83 +50,6 @@ pub enum Fault {
 }
 
 #[derive(Debug, Clone)]
-pub struct Request {
-    pub at: Instant,
-    /// The wall clock when the request was read, for deadlines a server names in epoch time.
-    pub wall: std::time::SystemTime,
-    pub method: String,
-    pub path: String,
-    pub query: String,
-    /// Names lower-cased.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// `application/x-www-form-urlencoded` pairs, decoded.
-    pub fn form(&self) -> Vec<(String, String)> {
-        String::from_utf8_lossy(&self.body)
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                (decode(k), decode(v))
-            })
-            .collect()
-    }
-
-    pub fn form_values(&self, name: &str) -> Vec<String> {
-        self.form()
-            .into_iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v)
-            .collect()
-    }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-
-    /// The value of a multipart text field (good enough for the fields gate sends).
-    pub fn multipart_field(&self, name: &str) -> Option<String> {
-        let body = String::from_utf8_lossy(&self.body);
-        let marker = format!("name=\"{name}\"");
-        let start = body.find(&marker)?;
-        let rest = &body[start..];
-        let value_start = rest.find("\r\n\r\n")? + 4;
-        let value = &rest[value_start..];
-        let end = value.find("\r\n--")?;
-        Some(value[..end].to_owned())
-    }
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-                out.push(u8::from_str_radix(hex, 16).unwrap());
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).unwrap()
-}
-
-#[derive(Debug, Clone)]
 pub struct Post {
     pub id: String,
     /// The text exactly as it was sent (or seeded).
@@ -145,7 +68,6 @@ pub struct Post {
 
 #[derive(Default)]
 struct State {
-    requests: Vec<Request>,
     posts: Vec<Post>,
     /// Mastodon: `Idempotency-Key` → (status id, when the server first saw it).
     keys: HashMap<String, (String, DateTime<Utc>)>,
@@ -177,48 +99,28 @@ pub struct Server {
     pub url: String,
     token: String,
     state: Arc<Mutex<State>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    http: FakeServer,
 }
-
-const LIFETIME: Duration = Duration::from_secs(1800);
 
 impl Server {
     pub fn start(kind: Kind, token: &str) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State {
             next: 100_000,
             ..State::default()
         }));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (state, stop, url, token) =
-                (state.clone(), stop.clone(), url.clone(), token.to_owned());
-            std::thread::spawn(move || {
-                let started = Instant::now();
-                while !stop.load(Ordering::Relaxed) && started.elapsed() < LIFETIME {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let (state, url, token) = (state.clone(), url.clone(), token.clone());
-                            std::thread::spawn(move || handle(kind, stream, &state, &url, &token));
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            std::thread::sleep(Duration::from_millis(2));
-                        }
-                        Err(_) => break,
-                    }
-                }
+        let http = {
+            let (state, token) = (state.clone(), token.to_owned());
+            FakeServer::serve(move |url| {
+                let base = url.to_owned();
+                move |r: &Request| answer(kind, r, &state, &base, &token)
             })
         };
         Server {
             kind,
-            url,
+            url: http.url.clone(),
             token: token.to_owned(),
             state,
-            stop,
-            thread: Some(thread),
+            http,
         }
     }
 
@@ -279,7 +181,7 @@ impl Server {
     }
 
     pub fn requests(&self) -> Vec<Request> {
-        self.state.lock().unwrap().requests.clone()
+        self.http.requests()
     }
 
     /// What Mastodon's `GET /api/v2/instance` answers from now on (it needs no token).
@@ -335,107 +237,35 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+type Answer = (u16, Vec<(String, String)>, Value);
 
-fn read_request(stream: &mut TcpStream) -> Option<Request> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_owned();
-    let target = parts.next()?.to_owned();
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_owned(), q.to_owned()),
-        None => (target, String::new()),
-    };
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (n, v) = h.split_once(':')?;
-        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
-    }
-    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let mut body = Vec::new();
-    if let Some(len) = get("content-length") {
-        body.resize(len.parse().ok()?, 0);
-        reader.read_exact(&mut body).ok()?;
-    } else if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let n = usize::from_str_radix(size.trim(), 16).ok()?;
-            let mut chunk = vec![0; n + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-    }
-    Some(Request {
-        at: Instant::now(),
-        wall: std::time::SystemTime::now(),
-        method,
-        path,
-        query,
-        headers,
-        body,
+fn reply(status: u16, headers: &[(String, String)], body: &str) -> fake_http::Answer {
+    fake_http::Answer::Reply(Reply {
+        status,
+        body: body.to_owned(),
+        headers: headers.to_vec(),
     })
 }
 
-fn respond(mut stream: TcpStream, status: u16, headers: &[(String, String)], body: &str) {
-    let mut out = format!(
-        "HTTP/1.1 {status} Fake\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (n, v) in headers {
-        out.push_str(&format!("{n}: {v}\r\n"));
-    }
-    out.push_str("\r\n");
-    out.push_str(body);
-    let _ = stream.write_all(out.as_bytes());
-    let _ = stream.flush();
-}
-
-type Answer = (u16, Vec<(String, String)>, Value);
-
-fn handle(kind: Kind, mut stream: TcpStream, state: &Mutex<State>, base: &str, token: &str) {
-    let Some(request) = read_request(&mut stream) else {
-        return;
-    };
+/// One request, as the network would take it: the public instance document, the token
+/// check, the fault queued for it, then the API.
+fn answer(
+    kind: Kind,
+    request: &Request,
+    state: &Mutex<State>,
+    base: &str,
+    token: &str,
+) -> fake_http::Answer {
     let mut s = state.lock().unwrap();
-    s.requests.push(request.clone());
     if kind == Kind::Mastodon && request.method == "GET" && request.path == "/api/v2/instance" {
         let (status, body) = s
             .instance
             .clone()
             .unwrap_or_else(|| (404, r#"{"error":"Not found"}"#.to_owned()));
-        drop(s);
-        return respond(stream, status, &[], &body);
+        return reply(status, &[], &body);
     }
     if request.header("authorization") != Some(&format!("Bearer {token}")) {
-        drop(s);
-        return respond(
-            stream,
-            401,
-            &[],
-            r#"{"error":"The access token is invalid"}"#,
-        );
+        return reply(401, &[], r#"{"error":"The access token is invalid"}"#);
     }
     let (method, path) = (request.method.as_str(), request.path.as_str());
     let creating = match kind {
@@ -460,25 +290,19 @@ fn handle(kind: Kind, mut stream: TcpStream, state: &Mutex<State>, base: &str, t
     } else {
         None
     };
-    if let Some(Fault::Status(code, headers, body)) = &fault {
-        drop(s);
-        return respond(stream, *code, headers, body);
-    }
-    if let Some(Fault::DropBeforeCreate) = fault {
-        drop(s);
-        let _ = stream.shutdown(std::net::Shutdown::Both);
-        return;
+    match &fault {
+        Some(Fault::Status(code, headers, body)) => return reply(*code, headers, body),
+        Some(Fault::DropBeforeCreate) => return fake_http::Answer::Close,
+        _ => {}
     }
     let (status, headers, body) = match kind {
-        Kind::Mastodon => mastodon(&mut s, &request, base),
-        Kind::X => x(&mut s, &request),
+        Kind::Mastodon => mastodon(&mut s, request, base),
+        Kind::X => x(&mut s, request),
     };
-    drop(s);
     if let Some(Fault::DropAfterCreate) = fault {
-        let _ = stream.shutdown(std::net::Shutdown::Both);
-        return;
+        return fake_http::Answer::Close;
     }
-    respond(stream, status, &headers, &body.to_string());
+    reply(status, &headers, &body.to_string())
 }
 
 fn new_id(s: &mut State) -> String {
@@ -797,23 +621,8 @@ fn status_json(s: &State, p: &Post, base: &str) -> Value {
     })
 }
 
-/// The query string's pairs, decoded.
-fn query(r: &Request) -> Vec<(String, String)> {
-    r.query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
 fn param(r: &Request, name: &str) -> Option<String> {
-    query(r)
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
+    r.param(name)
 }
 
 fn id_number(id: &str) -> u128 {
