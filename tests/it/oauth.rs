@@ -32,27 +32,14 @@ fn assert_clean(run: &Run, secret: &str) {
 
 /// What gate stored for `user`, read with `secret-tool`.
 fn stored(bus: &SessionBus, user: &str) -> serde_json::Value {
-    let out = bus.secret_tool(&["lookup", "service", "gate", "username", user], "");
-    assert!(out.status.success(), "nothing stored for {user}");
-    serde_json::from_slice(&out.stdout).unwrap()
+    bus.stored(user)
 }
 
 /// Rewrites the stored credential's expiry, as if its time had run out.
 fn expire(bus: &SessionBus, user: &str) {
-    let mut doc = stored(bus, user);
+    let mut doc = bus.stored(user);
     doc["expires_at"] = "2001-01-01T00:00:00Z".into();
-    let out = bus.secret_tool(
-        &[
-            "store",
-            "--label=gate test",
-            "service",
-            "gate",
-            "username",
-            user,
-        ],
-        &doc.to_string(),
-    );
-    assert!(out.status.success(), "{out:?}");
+    bus.store(user, &doc);
 }
 
 fn no_secret_in_proc(pid: u32, secrets: &[&str]) {
@@ -1279,18 +1266,7 @@ fn a_token_endpoint_answering_without_end_is_cut_off() {
     let user = format!("brand-x@{}", fake.url.trim_start_matches("http://"));
     let mut doc = stored(&bus, &user);
     doc["refresh_token"] = canary().into();
-    let out = bus.secret_tool(
-        &[
-            "store",
-            "--label=gate test",
-            "service",
-            "gate",
-            "username",
-            &user,
-        ],
-        &doc.to_string(),
-    );
-    assert!(out.status.success(), "{out:?}");
+    bus.store(&user, &doc);
     expire(&bus, &user);
     let before = stored(&bus, &user);
 

@@ -1438,23 +1438,10 @@ fn a_failure_before_looking_for_an_earlier_try_never_says_nothing_was_sent() {
     );
     let bus = s.bus.as_ref().unwrap();
     let user = format!("brand@{}", s.server.url.trim_start_matches("http://"));
-    let found = bus.secret_tool(&["lookup", "service", "gate", "username", &user], "");
-    assert!(found.status.success(), "nothing stored for {user}");
-    let mut doc: serde_json::Value = serde_json::from_slice(&found.stdout).unwrap();
+    let mut doc = bus.stored(&user);
     doc["refresh_token"] = canary().into();
     doc["expires_at"] = "2001-01-01T00:00:00Z".into();
-    let stored = bus.secret_tool(
-        &[
-            "store",
-            "--label=gate test",
-            "service",
-            "gate",
-            "username",
-            &user,
-        ],
-        &doc.to_string(),
-    );
-    assert!(stored.status.success(), "{stored:?}");
+    bus.store(&user, &doc);
 
     let run = s.post(text);
     assert_eq!(run.code, 9, "{run:?}");

@@ -175,6 +175,29 @@ impl SessionBus {
         child.wait_with_output().unwrap()
     }
 
+    /// The JSON document gate keeps for keychain user `user` (service `gate`).
+    pub fn stored(&self, user: &str) -> serde_json::Value {
+        let out = self.secret_tool(&["lookup", "service", "gate", "username", user], "");
+        assert!(out.status.success(), "nothing stored for {user}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Stores `doc` for keychain user `user` (service `gate`), as another program could.
+    pub fn store(&self, user: &str, doc: &serde_json::Value) {
+        let out = self.secret_tool(
+            &[
+                "store",
+                "--label=gate test",
+                "service",
+                "gate",
+                "username",
+                user,
+            ],
+            &doc.to_string(),
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
+
     /// Points the sandbox's gate processes at this bus.
     pub fn attach(&self, sandbox: &mut Sandbox) {
         sandbox.set_var("DBUS_SESSION_BUS_ADDRESS", self.address.clone());
