@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufWriter, Write as _};
+use std::io::{BufRead, Write as _};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -130,13 +130,14 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
 
     if format == Format::Github || format == Format::Markdown {
         ci_report(
+            ctx,
             format,
             &policy,
             &posts,
             &evaluations,
             &diagnostics,
             &invalid,
-        );
+        )?;
     } else if format == Format::Json {
         let mut entries: Vec<serde_json::Value> = evaluations
             .iter()
@@ -162,36 +163,24 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
         }
         ctx.print.json(&doc)?;
         if errors > 0 {
-            let _ = write!(
-                anstream::stderr(),
-                "{}",
-                Error::Input { diagnostics }.render()
-            );
+            ctx.print.error(&Error::Input { diagnostics });
         }
     } else {
-        let mut out = anstream::stdout().lock();
+        let mut out = String::new();
         for (i, e) in &evaluations {
-            let _ = write!(
-                out,
-                "{}",
-                output::evaluation(&posts[*i], e, ctx.verbosity())
-            );
+            out.push_str(&output::evaluation(&posts[*i], e, ctx.verbosity()));
         }
         if evaluations.len() > 1 || errors > 0 {
             // Files that could not be read count once each, however many errors they hold.
-            let _ = writeln!(
-                out,
-                "{}",
-                output::summary(evaluations.iter().map(|(_, e)| e.verdict), invalid.len())
-            );
+            out.push_str(&output::summary(
+                evaluations.iter().map(|(_, e)| e.verdict),
+                invalid.len(),
+            ));
+            out.push('\n');
         }
-        drop(out);
+        ctx.print.out(out)?;
         if !diagnostics.is_empty() {
-            let _ = write!(
-                anstream::stderr(),
-                "{}",
-                Error::Input { diagnostics }.render()
-            );
+            ctx.print.error(&Error::Input { diagnostics });
         }
     }
     Ok(if errors > 0 {
@@ -203,14 +192,16 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
 
 /// `--format github` and `--format markdown` for posts given inline or as files.
 fn ci_report(
+    ctx: &Ctx,
     format: Format,
     policy: &Policy,
     posts: &[Post],
     evaluations: &[(usize, Evaluation)],
     diagnostics: &[Diagnostic],
     invalid: &[String],
-) {
-    let mut out = std::io::stdout().lock();
+) -> Result<(), Error> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let of = |i: usize| -> Vec<&Evaluation> {
         evaluations
             .iter()
@@ -225,7 +216,7 @@ fn ci_report(
         for d in diagnostics {
             let _ = write!(out, "{}", output::github_diagnostic(d));
         }
-        return;
+        return ctx.print.out(out);
     }
     let _ = write!(out, "{}", output::MARKDOWN_HEAD);
     for (i, post) in posts.iter().enumerate() {
@@ -244,17 +235,13 @@ fn ci_report(
         "\n{}",
         output::summary(evaluations.iter().map(|(_, e)| e.verdict), errors)
     );
-    drop(out);
+    ctx.print.out(out)?;
     if !diagnostics.is_empty() {
-        let _ = write!(
-            anstream::stderr(),
-            "{}",
-            Error::Input {
-                diagnostics: diagnostics.to_vec()
-            }
-            .render()
-        );
+        ctx.print.error(&Error::Input {
+            diagnostics: diagnostics.to_vec(),
+        });
     }
+    Ok(())
 }
 
 /// One line of a `--jsonl` calendar, borrowed from the line where no escape forces a copy.
@@ -290,9 +277,7 @@ fn check_jsonl(
     })?;
     let policy = engine.policy();
     let reader = std::io::BufReader::with_capacity(1 << 16, file);
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut human = anstream::AutoStream::auto(std::io::stdout());
+    let mut out = ctx.print.lines();
     let mut worst = Verdict::Allow;
     let mut verdicts = Vec::new();
     let mut bad = Vec::new();
@@ -432,7 +417,8 @@ fn check_jsonl(
                 write_line(&mut out, &record)?;
             } else {
                 for e in &evaluations {
-                    let _ = write!(human, "{}", output::evaluation(&post, e, ctx.verbosity()));
+                    ctx.print
+                        .out(output::evaluation(&post, e, ctx.verbosity()))?;
                 }
             }
         }
@@ -448,17 +434,13 @@ fn check_jsonl(
     }
     out.flush().map_err(|e| Error::stdout(&e))?;
     if format == Format::Human && ctx.verbosity() != Verbosity::Quiet {
-        let _ = writeln!(human, "{}", output::summary(verdicts, bad.len()));
+        ctx.print.line(output::summary(verdicts, bad.len()))?;
     }
     if !bad.is_empty() {
         if format == Format::Github {
             return Ok(Code::Usage);
         }
-        let _ = write!(
-            anstream::stderr(),
-            "{}",
-            Error::Input { diagnostics: bad }.render()
-        );
+        ctx.print.error(&Error::Input { diagnostics: bad });
         return Ok(Code::Usage);
     }
     Ok(Code::from(worst))
