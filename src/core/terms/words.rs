@@ -98,32 +98,41 @@ fn hash(bytes: &[u8]) -> u64 {
 /// while a word is read byte by byte (see `Shape::push`), and distinct for most pairs of
 /// different words a post and a policy hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(super) struct Shape {
-    first: [u8; 2],
-    last: [u8; 2],
-    len: usize,
-}
+pub(super) struct Shape(
+    /// Packed: the first byte, the second, the second to last, the last (a byte each, 0
+    /// when missing), then the length (from bit 32).
+    u64,
+);
 
 impl Shape {
+    const LEN: u64 = 1 << 32;
+
     /// The shape of `word`.
     #[inline]
     pub(super) fn of(word: &[u8]) -> Shape {
         let n = word.len();
-        Shape {
-            first: [word[0], *word.get(1).unwrap_or(&0)],
-            last: [if n >= 2 { word[n - 2] } else { 0 }, word[n - 1]],
-            len: n,
-        }
+        let mut shape = Shape::default();
+        shape.extend(word, |b| b);
+        debug_assert_eq!(shape.0 >> 32, n as u64);
+        shape
+    }
+
+    #[inline]
+    fn len(self) -> u64 {
+        self.0 >> 32
     }
 
     /// The shape of this word with `byte` appended.
     #[inline]
     pub(super) fn push(&mut self, byte: u8) {
-        if self.len < 2 {
-            self.first[self.len] = byte;
+        let len = self.len();
+        let mut x = self.0;
+        if len < 2 {
+            x |= u64::from(byte) << (8 * len);
         }
-        self.last = [self.last[1], byte];
-        self.len += 1;
+        let last = (x >> 24) & 0xFF;
+        x = (x & !0xFFFF_0000) | last << 16 | u64::from(byte) << 24;
+        self.0 = x + Shape::LEN;
     }
 
     /// The shape of this word with `run` appended, each byte through `map` (lower-casing).
@@ -132,14 +141,15 @@ impl Shape {
         match run {
             [] => {}
             [b] => self.push(map(*b)),
-            _ => {
-                if self.len == 0 {
-                    self.first = [map(run[0]), map(run[1])];
-                } else if self.len == 1 {
-                    self.first[1] = map(run[0]);
+            [.., y, z] => {
+                let mut x = self.0;
+                match self.len() {
+                    0 => x |= u64::from(map(run[0])) | u64::from(map(run[1])) << 8,
+                    1 => x |= u64::from(map(run[0])) << 8,
+                    _ => {}
                 }
-                self.last = [map(run[run.len() - 2]), map(run[run.len() - 1])];
-                self.len += run.len();
+                x = (x & !0xFFFF_0000) | u64::from(map(*y)) << 16 | u64::from(map(*z)) << 24;
+                self.0 = x + Shape::LEN * run.len() as u64;
             }
         }
     }
@@ -147,14 +157,8 @@ impl Shape {
     /// The key the filters are tested with (see `WordSet::may_begin`).
     #[inline]
     pub(super) fn key(self) -> u64 {
-        let packed = u64::from(self.first[0])
-            | u64::from(self.first[1]) << 8
-            | u64::from(self.last[0]) << 16
-            | u64::from(self.last[1]) << 24
-            | (self.len as u64) << 32;
-        mix(packed ^ 0x9E37_79B9, K)
+        mix(self.0 ^ 0x9E37_79B9, K)
     }
-
 }
 
 /// The key of two consecutive words for the phrase filter, from their `Shape::key`s.
