@@ -176,14 +176,18 @@ impl Matcher {
                     if !seen.insert((term.as_str(), list as u8)) {
                         continue;
                     }
-                    b.run(term);
-                    if b.text.is_empty() {
-                        continue;
-                    }
                     let from = buffer.len();
-                    buffer.push_str(
-                        std::str::from_utf8(&b.text).expect("built from chars and ASCII"),
-                    );
+                    if already_normal(term) {
+                        buffer.push_str(term);
+                    } else {
+                        b.run(term);
+                        if b.text.is_empty() {
+                            continue;
+                        }
+                        buffer.push_str(
+                            std::str::from_utf8(&b.text).expect("built from chars and ASCII"),
+                        );
+                    }
                     ranges.push((from, buffer.len()));
                     patterns.push(Pattern {
                         term: term.clone(),
@@ -211,7 +215,16 @@ impl Matcher {
     pub fn find(&self, text: &str) -> Vec<Hit> {
         // Matched on the text alone, in buffers kept between posts; the maps back to the
         // original are built only for a post with a hit (most have none).
+        self.find_with(text, true)
+    }
+
+    /// [`Matcher::find`], with the prefilter that proves most posts need no normalisation
+    /// (`Builder::proves_clean`) or (for the tests) without it.
+    fn find_with(&self, text: &str, prefilter: bool) -> Vec<Hit> {
         let candidate = with_scratch(|b| {
+            if prefilter && self.regexes.is_empty() && b.proves_clean(text, &self.words) {
+                return false;
+            }
             b.run(text);
             self.any_candidate(&b.text) || (b.has_alt && self.any_candidate(&b.alt_text))
         });
@@ -431,10 +444,28 @@ pub fn normalize(text: &str) -> Normalized {
 /// The normalised text alone, without the maps back to the original (and without the
 /// second reading): what a policy term is searched for as.
 pub fn normalize_text(text: &str) -> String {
+    if already_normal(text) {
+        return text.to_owned();
+    }
     with_scratch(|b| {
         b.run(text);
         String::from_utf8(b.text.clone()).expect("built from chars and ASCII")
     })
+}
+
+/// Whether `text` is its own normalised form, cheaply: lower-case ASCII letters and digits
+/// in words of two or more, separated by single spaces (no letters to join, nothing to
+/// fold, no second reading). Most policy terms are, so a policy of 10,000 terms is read
+/// without running the normaliser on each.
+fn already_normal(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    !bytes.is_empty()
+        && bytes.split(|&b| b == b' ').all(|word| {
+            word.len() >= 2
+                && word
+                    .iter()
+                    .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 /// Runs `f` with this thread's untracked builder, whose buffers (and fold cache) are kept
@@ -545,6 +576,256 @@ fn display_order(text: &str, out: &mut String, map: &mut Vec<(usize, usize)>) {
 #[inline]
 fn has_rlo(bytes: &[u8]) -> bool {
     memchr::memchr_iter(0xE2, bytes).any(|i| bytes[i + 1..].starts_with(&[0x80, 0xAE]))
+}
+
+/// What [`Builder::proves_clean`] knows of the words read so far: the bits of the
+/// normaliser's state (`Builder`) that decide where its words begin and end, without the
+/// text.
+#[derive(Default)]
+struct Quick {
+    /// Words (as written, before letters are joined) begun so far.
+    words: usize,
+    in_word: bool,
+    /// The current word: its shape, its normalised characters (the first one's UTF-8
+    /// bytes kept, for a single letter), whether it began with a letter, whether it is a
+    /// hashtag.
+    shape: words::Shape,
+    chars: usize,
+    first: ([u8; 4], usize),
+    alpha: bool,
+    hashtag: bool,
+    /// The previous word was a single letter.
+    prev_single: bool,
+    /// The last word of the normalised text so far, which single letters may still join
+    /// (`a/b/c` reads `abc`), and whether letters were joined into it across white space
+    /// and across other joiners.
+    open: Option<words::Shape>,
+    open_ws: bool,
+    open_punct: bool,
+    /// The key of the normalised word before `open`, still to be tested with it (the
+    /// phrase filter needs both).
+    done: Option<u64>,
+    /// The separator run since the last word: no `OTHER` character in it (after a single
+    /// letter), white space only, its characters, the last one a hyphen, the last one `#`.
+    sep_joinable: bool,
+    sep_ws: bool,
+    sep_chars: usize,
+    sep_hyphen: bool,
+    sep_hash: bool,
+    /// This word follows a single letter across joiners only.
+    pending: bool,
+}
+
+impl Quick {
+    /// A word begins; false when the text needs the normaliser (a hyphenated word has a
+    /// second reading).
+    #[inline]
+    fn begin(&mut self, alpha: bool) -> bool {
+        if self.words > 0 {
+            if self.sep_chars == 1 && self.sep_hyphen {
+                return false;
+            }
+            self.pending = self.prev_single && self.sep_joinable;
+        }
+        self.hashtag = self.sep_hash;
+        self.words += 1;
+        self.in_word = true;
+        self.chars = 0;
+        self.alpha = alpha;
+        self.shape = words::Shape::default();
+        true
+    }
+
+    /// The first character of the current word, normalised.
+    #[inline]
+    fn first_char(&mut self, bytes: &[u8]) {
+        if self.chars == 0 {
+            let mut first = [0; 4];
+            first[..bytes.len()].copy_from_slice(bytes);
+            self.first = (first, bytes.len());
+        }
+    }
+
+    /// The current word ends; false when the text needs the normaliser: a word before may
+    /// begin a term, or single letters are joined across both white space and other
+    /// joiners (`a.b c.d` reads `ab cd`: the rule of `Builder::join_positions`).
+    #[inline(always)]
+    fn end(&mut self, set: &words::WordSet) -> bool {
+        let single = self.chars == 1 && self.alpha;
+        if self.pending && single {
+            // Joined to the letters before it (the normaliser removes the space).
+            if self.sep_ws {
+                self.open_ws = true;
+            } else {
+                self.open_punct = true;
+            }
+            if self.open_ws && self.open_punct {
+                return false;
+            }
+            let open = self.open.as_mut().expect("a single letter came before");
+            for &b in &self.first.0[..self.first.1] {
+                open.push(b);
+            }
+        } else {
+            if let Some(open) = self.open {
+                let key = open.key();
+                if let Some(done) = self.done
+                    && set.may_begin(done, Some(key))
+                {
+                    return false;
+                }
+                self.done = Some(key);
+            }
+            self.open = Some(self.shape);
+            self.open_ws = false;
+            self.open_punct = false;
+        }
+        self.prev_single = single;
+        self.in_word = false;
+        self.sep_joinable = single;
+        self.sep_ws = true;
+        self.sep_chars = 0;
+        self.sep_hyphen = false;
+        self.sep_hash = false;
+        true
+    }
+
+    /// A separator character of class `class` (as `Builder::sep_char`).
+    #[inline]
+    fn sep(&mut self, c: char, class: u8, set: &words::WordSet) -> bool {
+        if self.in_word && !self.end(set) {
+            return false;
+        }
+        self.sep_hash = c == '#';
+        if self.words > 0 {
+            self.sep_chars += 1;
+            self.sep_hyphen = matches!(c, '-' | '\u{2010}' | '\u{2011}');
+            if class != SPACE {
+                self.sep_ws = false;
+            }
+            if class == OTHER {
+                self.sep_joinable = false;
+            }
+        }
+        true
+    }
+
+    /// The text ends; whether no word of it may begin a term.
+    fn finish(&mut self, set: &words::WordSet) -> bool {
+        if self.in_word && !self.end(set) {
+            return false;
+        }
+        let Some(open) = self.open else {
+            return true;
+        };
+        let key = open.key();
+        !(self.done.is_some_and(|done| set.may_begin(done, Some(key))) || set.may_begin(key, None))
+    }
+}
+
+impl Builder {
+    /// Proves, in one pass over the original bytes and without writing anything, that no
+    /// word of the normalised text (in either reading) can begin a term of `set`, so the
+    /// text needs no normalised copy and no map. False when it cannot: a word passes the
+    /// filters of `set`, or the text has what this pass leaves to the normaliser (a
+    /// hyphenated word or a hashtag that could be split, i.e. a second reading; single
+    /// letters joined across both white space and other joiners; a right-to-left override;
+    /// a character that folds to letters and separators at once). Otherwise it reads the
+    /// normaliser's words exactly: ASCII runs in place (lower-cased only where the shape
+    /// needs a byte), a non-ASCII character through the same fold cache (so `café`,
+    /// `ｌａｙｏｆｆｓ` and `lay\u{200B}offs` are the words the normaliser makes of them), and
+    /// letter-spelled words joined as it joins them (`a/b/c` is `abc`). The property test
+    /// `prefilter_agrees_with_the_normaliser` pins it.
+    fn proves_clean(&mut self, text: &str, set: &words::WordSet) -> bool {
+        let bytes = text.as_bytes();
+        let mut q = Quick::default();
+        let mut i = 0;
+        while i < bytes.len() {
+            let byte = bytes[i];
+            let class = ASCII_CLASS[byte as usize];
+            if class == ALNUM {
+                let mut run = i;
+                while let Some(chunk) = bytes.get(run..run + 8) {
+                    let (_, n) = alnum_prefix(chunk.try_into().expect("8 bytes"));
+                    run += n;
+                    if n < 8 {
+                        break;
+                    }
+                }
+                if run + 8 > bytes.len() {
+                    while bytes.get(run).is_some_and(|&b| ASCII_LOWER[b as usize] != 0) {
+                        run += 1;
+                    }
+                }
+                let word = &bytes[i..run];
+                if !q.in_word && !q.begin(byte.is_ascii_alphabetic()) {
+                    return false;
+                }
+                // A hashtag is split where its case changes or a digit starts or ends
+                // (`#BigLayoffs2026`): that is the second reading.
+                if q.hashtag
+                    && word.iter().enumerate().any(|(k, &c)| {
+                        c.is_ascii_digit() || (c.is_ascii_uppercase() && (k > 0 || q.chars > 0))
+                    })
+                {
+                    return false;
+                }
+                q.first_char(&[ASCII_LOWER[byte as usize]]);
+                q.shape.extend(word, |b| ASCII_LOWER[b as usize]);
+                q.chars += word.len();
+                i = run;
+                // The commonest separator, one space between two words: `Quick::sep` for it,
+                // without the dispatch.
+                if bytes.get(run) == Some(&b' ')
+                    && bytes
+                        .get(run + 1)
+                        .is_some_and(|&b| ASCII_CLASS[b as usize] == ALNUM)
+                {
+                    if !q.end(set) {
+                        return false;
+                    }
+                    q.sep_chars = 1;
+                    i = run + 1;
+                }
+            } else if class != HIGH {
+                if !q.sep(byte as char, class, set) {
+                    return false;
+                }
+                i += 1;
+            } else {
+                let c = text[i..].chars().next().expect("i is on a char boundary");
+                if c == RLO {
+                    return false;
+                }
+                let folded = self.folded(c);
+                if folded.n == Folded::LONG {
+                    return false;
+                }
+                for k in 0..folded.n as usize {
+                    let d = folded.out[k];
+                    if folded.alnum & (1 << k) != 0 {
+                        if !q.in_word && !q.begin(d.is_alphabetic()) {
+                            return false;
+                        }
+                        if q.hashtag {
+                            return false;
+                        }
+                        let mut buf = [0; 4];
+                        let utf8 = d.encode_utf8(&mut buf).as_bytes();
+                        q.first_char(utf8);
+                        for &b in utf8 {
+                            q.shape.push(b);
+                        }
+                        q.chars += 1;
+                    } else if !q.sep(d, sep_class(d), set) {
+                        return false;
+                    }
+                }
+                i += c.len_utf8();
+            }
+        }
+        q.finish(set)
+    }
 }
 
 /// Runs the normalisation of one text into `b` (both readings; maps when `b.track`).
@@ -1797,6 +2078,77 @@ mod tests {
     /// `Dr. A.S.S. Murthy` is flagged: initials and a letter-spelled evasion are the same
     /// characters (`A.S.S.` is `a.s.s`), and a miss costs more than a review. An allow term
     /// with the name lets it through.
+    /// A word's shape is the same whether it is read at once, byte by byte, or in runs.
+    #[test]
+    fn shapes_agree_however_read() {
+        for word in ["a", "ab", "abc", "abcd", "layoffs", "caf\u{e9}", "日本語", "x1"] {
+            let bytes = word.as_bytes();
+            let whole = words::Shape::of(bytes);
+            let mut one = words::Shape::default();
+            for &b in bytes {
+                one.push(b);
+            }
+            assert_eq!(one, whole, "{word:?} byte by byte");
+            for cut in 0..=bytes.len() {
+                let mut two = words::Shape::default();
+                two.extend(&bytes[..cut], |b| b);
+                two.extend(&bytes[cut..], |b| b);
+                assert_eq!(two, whole, "{word:?} cut at {cut}");
+            }
+            let mut upper = words::Shape::default();
+            upper.extend(word.to_ascii_uppercase().as_bytes(), |b| b.to_ascii_lowercase());
+            assert_eq!(upper, whole, "{word:?} lower-cased as read");
+        }
+        assert_ne!(words::Shape::of(b"ab"), words::Shape::of(b"abab"));
+        assert_ne!(words::Shape::of(b"layoffs"), words::Shape::of(b"layofs"));
+    }
+
+    /// The prefilter clears ordinary posts (so most posts skip the normaliser) and never
+    /// an evasion: each of these reads as a term, or has what the prefilter leaves to the
+    /// normaliser (joined letters, the second reading).
+    #[test]
+    fn prefilter_clears_ordinary_posts_only() {
+        let m = deny(&["layoffs", "big layoffs", "cafe", "日本"]);
+        let clean = |text: &str| with_scratch(|b| b.proves_clean(text, &m.words));
+        for text in [
+            "",
+            "Hello world, a new release today! #launch @team https://example.com/path",
+            "Crème brûlée, naïve Zürich 日本語 Привет “quoted” don’t 🔥👩‍💻🇫🇷 ❤️ — fin",
+            "big news: lay off nobody, offs the record, I am here",
+            "a cat, a dog. I said: x",
+            "layoffsx xlayoffs bigger layoff #layoffsish",
+        ] {
+            assert!(clean(text), "{text:?} should need no normalisation");
+        }
+        for text in [
+            "layoffs",
+            "LAYOFFS!",
+            "the Big  Layoffs",
+            "l.a.y.o.f.f.s",
+            "l a y o f f s",
+            "#BigLayoffs",
+            "#bigLayoffs",
+            "#layoffs2026",
+            "lay-offs",
+            "lay\u{2010}offs",
+            "ｌａｙｏｆｆｓ",
+            "lay\u{200B}offs",
+            "lay\u{AD}offs",
+            "l\u{430}y\u{43e}ffs",
+            "layöffs",
+            "CAFÉ",
+            "cafe\u{301}",
+            "日本",
+            "\u{202E}sffoyal\u{202C}",
+            "＃BigLayoffs",
+        ] {
+            assert!(!clean(text), "{text:?} was cleared without the normaliser");
+        }
+        // With a regex, the prefilter is not used at all: the regex sees the normalised text.
+        let r = Matcher::new(&[], &[], &[], &s(&["a+b"])).unwrap();
+        assert_eq!(r.find("AAB").len(), 1);
+    }
+
     #[test]
     fn initials_are_letter_spelled_words() {
         let text = "Thanks to Dr. A.S.S. Murthy for the talk";
@@ -2275,6 +2627,12 @@ mod tests {
             "ⓐ",
             "\u{1D41A}",
         ];
+        /// Words of the prefilter's terms and the separators and cases around them.
+        const PREFILTER_PIECES: &[&str] = &[
+            "a", "b", "c", "ab", "bc", "abc", "A", "B", "C", "Ab", "aB", "AB", "1", "9", "a1",
+            " ", " ", " ", "  ", ".", "-", "#", "/", "'", ",", "_", "\u{2010}", "\u{200B}",
+            "\u{FF41}", "\u{430}", "\u{301}", "🔥", "\u{FF03}", "\u{202E}", "\u{202C}", "\n",
+        ];
         const TERM_PIECES: &[&str] = &[
             "a", "b", "c", "s", " ", "a b", "á", "ß", "ss", "\u{3bf}", "-", "ab", "x",
         ];
@@ -2419,6 +2777,79 @@ mod tests {
                     prop_assert!(bounds.contains(s) && bounds.contains(e), "span {s}..{e} of {text:?}");
                 }
                 prop_assert_eq!(got, want, "normalised {:?}", n.text);
+            }
+        }
+
+        proptest! {
+            // Cheap cases, and the shapes that matter are rare: 4096 unless PROPTEST_CASES.
+            #![proptest_config(ProptestConfig::with_cases(
+                std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(4096)
+            ))]
+
+            /// A term taken as its own normalised form (`already_normal`) is one: the
+            /// normaliser leaves it as it is.
+            #[test]
+            fn already_normal_terms_are_normal(text in "[a-z0-9 A.-]{0,14}") {
+                let mut b = Builder::new(false);
+                b.run(&text);
+                let normal = String::from_utf8(b.text.clone()).unwrap();
+                if already_normal(&text) {
+                    prop_assert_eq!(&normal, &text);
+                }
+                prop_assert_eq!(normalize_text(&text), normal);
+            }
+
+            /// The raw-byte prefilter changes nothing: `find` with it finds what it finds
+            /// without it, spans included; and a text it clears has no whole-word hit of
+            /// any list in either normalised reading. Random printable ASCII, ASCII rich in
+            /// the shapes the prefilter must leave to the normaliser (joined letters,
+            /// hyphens, hashtags in CamelCase, case), and the Unicode pieces above.
+            #[test]
+            fn prefilter_agrees_with_the_normaliser(
+                text in prop_oneof![
+                    "[ -~]{0,60}",
+                    "[abcABC019 .#'_*/|,-]{0,40}",
+                    text(PREFILTER_PIECES, 16),
+                    "(([abcAB]|ab)[ ./*#-]{1,2}){1,6}[abc]?",
+                    text(TEXT_PIECES, 40),
+                ],
+                deny in prop::collection::vec("[abc19]{1,2}( [abc]{1,2}){0,2}", 0..5),
+                fixed in prop::collection::vec(select(TERM_PIECES).prop_map(String::from), 0..3),
+                warn in prop::collection::vec("[abc]{1,3}", 0..2),
+                allow in prop::collection::vec("[abc]{1,3}( [abc]{1,2})?", 0..2),
+                picks in prop::collection::vec(any::<prop::sample::Index>(), 0..3),
+            ) {
+                let mut deny = deny;
+                deny.extend(fixed);
+                // Terms taken from the text's own words and pairs of words, in both
+                // readings, so that most texts hold a term in some form.
+                let n = normalize(&text);
+                let mut own: Vec<String> = Vec::new();
+                for reading in std::iter::once(&n.text).chain(n.alt.as_ref().map(|a| &a.text)) {
+                    let words: Vec<&str> = reading.split(' ').filter(|w| !w.is_empty()).collect();
+                    own.extend(words.iter().map(|w| w.to_string()));
+                    own.extend(words.windows(2).map(|w| w.join(" ")));
+                }
+                if !own.is_empty() {
+                    deny.extend(picks.iter().map(|i| own[i.index(own.len())].clone()));
+                }
+                let m = Matcher::new(&deny, &warn, &allow, &[]).unwrap();
+                let fast = m.find_with(&text, true);
+                let full = m.find_with(&text, false);
+                prop_assert_eq!(&fast, &full, "text {:?}", text);
+                let clean = with_scratch(|b| b.proves_clean(&text, &m.words));
+                if clean {
+                    let mut readings = vec![n.text.clone()];
+                    readings.extend(n.alt.as_ref().map(|a| a.text.clone()));
+                    for reading in readings {
+                        let mut any = None;
+                        m.words.scan(reading.as_bytes(), |id, s, e| {
+                            any = Some((id, s, e));
+                            false
+                        });
+                        prop_assert!(any.is_none(), "{text:?} cleared, but {reading:?} has the hit {any:?}");
+                    }
+                }
             }
         }
     }

@@ -4,12 +4,15 @@
 //! words, so a hit is a run of consecutive words equal to a term. `WordSet` is an
 //! open-addressing hash table of the terms and of their word prefixes (`insider` for
 //! `insider trading`), probed once per word of the text (and again per further word only
-//! while the words so far begin some phrase); a bit set keyed by each key's first word
-//! (its first two bytes, last byte and length) rejects most words of a post before any
-//! lookup, and the spaces between words are found eight bytes at a time. Building it is linear in the bytes of the
-//! terms, whatever their shape (an Aho-Corasick automaton took 20 s for the 100,000 terms
-//! `x0` ... `x99999`, see the `hostile` benchmark in benches/terms.rs), and identical terms
-//! share one entry.
+//! while the words so far begin some phrase). Two small Bloom filters keyed by a word's
+//! shape (`Shape`: its first two bytes, last two bytes and length) reject most words of a
+//! post before any lookup: one holds the one-word terms, the other the first two words of
+//! every longer term, so a word that merely begins some phrase (at 10,000 terms, `the`,
+//! `from` and most other common words do) is looked up only when the next word also fits.
+//! The spaces between words are found eight bytes at a time. Building it is linear in the
+//! bytes of the terms, whatever their shape (an Aho-Corasick automaton took 20 s for the
+//! 100,000 terms `x0` ... `x99999`, see the `hostile` benchmark in benches/terms.rs), and
+//! identical terms share one entry.
 
 use std::collections::HashMap;
 
@@ -32,9 +35,10 @@ pub(super) struct WordSet {
     ids: Vec<u32>,
     /// Entry index + 1, or 0 for an empty slot; the length is a power of two.
     slots: Vec<u32>,
-    /// A bit per first word of every key (`first_word_bit`): most words of a post are the
-    /// first word of no key, and are rejected without a lookup.
-    firsts: Vec<u64>,
+    /// The shapes of the one-word terms.
+    singles: Filter,
+    /// The shapes of the first two words of every term of two words or more.
+    pairs: Filter,
 }
 
 const K: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -89,19 +93,111 @@ fn hash(bytes: &[u8]) -> u64 {
     h
 }
 
-/// Bits in `WordSet::firsts`.
-const FIRST_BITS: usize = 1 << 17;
+/// The shape of one word (no spaces, not empty) as the filters see it: its first two
+/// bytes, its last two bytes and its length, packed (a missing byte is 0). Cheap to compute
+/// while a word is read byte by byte (see `Shape::push`), and distinct for most pairs of
+/// different words a post and a policy hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Shape(
+    /// Packed: the first byte, the second, the second to last, the last (a byte each, 0
+    /// when missing), then the length (from bit 32).
+    u64,
+);
 
-/// The bit of `WordSet::firsts` for a word (no spaces, not empty): a hash of its first two
-/// bytes, its last byte and its length, so most words of a post that begin like some term
-/// (`from`, `some`, `price`) are still rejected without a lookup.
+impl Shape {
+    const LEN: u64 = 1 << 32;
+
+    /// The shape of `word`.
+    #[inline]
+    pub(super) fn of(word: &[u8]) -> Shape {
+        let n = word.len();
+        let mut shape = Shape::default();
+        shape.extend(word, |b| b);
+        debug_assert_eq!(shape.0 >> 32, n as u64);
+        shape
+    }
+
+    #[inline]
+    fn len(self) -> u64 {
+        self.0 >> 32
+    }
+
+    /// The shape of this word with `byte` appended.
+    #[inline]
+    pub(super) fn push(&mut self, byte: u8) {
+        let len = self.len();
+        let mut x = self.0;
+        if len < 2 {
+            x |= u64::from(byte) << (8 * len);
+        }
+        let last = (x >> 24) & 0xFF;
+        x = (x & !0xFFFF_0000) | last << 16 | u64::from(byte) << 24;
+        self.0 = x + Shape::LEN;
+    }
+
+    /// The shape of this word with `run` appended, each byte through `map` (lower-casing).
+    #[inline]
+    pub(super) fn extend(&mut self, run: &[u8], map: impl Fn(u8) -> u8) {
+        match run {
+            [] => {}
+            [b] => self.push(map(*b)),
+            [.., y, z] => {
+                let mut x = self.0;
+                match self.len() {
+                    0 => x |= u64::from(map(run[0])) | u64::from(map(run[1])) << 8,
+                    1 => x |= u64::from(map(run[0])) << 8,
+                    _ => {}
+                }
+                x = (x & !0xFFFF_0000) | u64::from(map(*y)) << 16 | u64::from(map(*z)) << 24;
+                self.0 = x + Shape::LEN * run.len() as u64;
+            }
+        }
+    }
+
+    /// The key the filters are tested with (see `WordSet::may_begin`).
+    #[inline]
+    pub(super) fn key(self) -> u64 {
+        mix(self.0 ^ 0x9E37_79B9, K)
+    }
+}
+
+/// The key of two consecutive words for the phrase filter, from their `Shape::key`s.
 #[inline]
-fn first_word_bit(word: &[u8]) -> usize {
-    let a = u64::from(word[0]);
-    let b = u64::from(*word.get(1).unwrap_or(&0));
-    let z = u64::from(word[word.len() - 1]);
-    let key = a | (b << 8) | (z << 16) | ((word.len() as u64) << 24);
-    (mix(key, K) as usize) & (FIRST_BITS - 1)
+fn pair_key(word: u64, next: u64) -> u64 {
+    word.rotate_left(23) ^ next
+}
+
+/// A blocked Bloom filter of 64-bit keys: each key sets two bits of one `u64`, so a test is
+/// one memory read. Sized at 64 bits per key, a word that is not in it passes about once in
+/// a thousand.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Filter {
+    blocks: Vec<u64>,
+}
+
+impl Filter {
+    fn new(keys: usize) -> Filter {
+        Filter {
+            blocks: vec![0; keys.max(1).next_power_of_two()],
+        }
+    }
+
+    #[inline]
+    fn bits(&self, key: u64) -> (usize, u64) {
+        let block = (key >> 12) as usize & (self.blocks.len() - 1);
+        (block, 1 << (key & 63) | 1 << ((key >> 6) & 63))
+    }
+
+    fn insert(&mut self, key: u64) {
+        let (block, bits) = self.bits(key);
+        self.blocks[block] |= bits;
+    }
+
+    #[inline]
+    fn contains(&self, key: u64) -> bool {
+        let (block, bits) = self.bits(key);
+        self.blocks[block] & bits == bits
+    }
 }
 
 impl WordSet {
@@ -133,8 +229,10 @@ impl WordSet {
         }
         // Ids grouped by key, each key's in the order given.
         pairs.sort_by_key(|&(k, _)| k);
+        let singles = keys.iter().filter(|(k, _)| !k.contains(' ')).count();
         let mut set = WordSet {
-            firsts: vec![0; FIRST_BITS / 64],
+            singles: Filter::new(singles),
+            pairs: Filter::new(keys.len() - singles),
             ..WordSet::default()
         };
         let capacity = (keys.len() * 2).next_power_of_two().max(16);
@@ -157,9 +255,15 @@ impl WordSet {
                 ids: (i0, set.ids.len() as u32),
                 prefix,
             };
-            let first = key.split(' ').next().expect("split yields one piece");
-            let f = first_word_bit(first.as_bytes());
-            set.firsts[f >> 6] |= 1 << (f & 63);
+            if i0 < set.ids.len() as u32 {
+                // A term (not only a prefix): its first word, or its first two.
+                let mut words = key.split(' ').map(|w| Shape::of(w.as_bytes()));
+                let first = words.next().expect("split yields one piece");
+                match words.next() {
+                    None => set.singles.insert(first.key()),
+                    Some(second) => set.pairs.insert(pair_key(first.key(), second.key())),
+                }
+            }
             let mask = set.slots.len() - 1;
             let mut s = entry.hash as usize & mask;
             while set.slots[s] != 0 {
@@ -197,11 +301,25 @@ impl WordSet {
         if self.entries.is_empty() || text.is_empty() {
             return;
         }
-        // Every word of the text is tested against `firsts` (its first two bytes, last byte
-        // and length), and only one that is the first word of some key is looked up. The
-        // spaces are found eight bytes at a time (a word-wide equality test).
+        // Every word of the text is tested against the filters (with the next word, for
+        // the pairs), and only one that may begin some term is looked up. The spaces are
+        // found eight bytes at a time (a word-wide equality test).
         const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
         const SPACES: u64 = 0x2020_2020_2020_2020;
+        // The word before the current one, still to be tested: (start, end, key).
+        let mut prev: Option<(usize, usize, u64)> = None;
+        let mut word_at = |i: usize, end: usize| {
+            if i >= end {
+                return true;
+            }
+            let key = Shape::of(&text[i..end]).key();
+            if let Some((pi, pe, pk)) = prev.replace((i, end, key))
+                && self.may_begin(pk, Some(key))
+            {
+                return self.probe(text, pi, pe, &mut hit);
+            }
+            true
+        };
         let mut word = 0;
         let mut chunks = text.chunks_exact(8);
         let mut base = 0;
@@ -212,7 +330,7 @@ impl WordSet {
             while spaces != 0 {
                 let space = base + (spaces.trailing_zeros() / 8) as usize;
                 spaces &= spaces - 1;
-                if !self.probe(text, word, space, &mut hit) {
+                if !word_at(word, space) {
                     return;
                 }
                 word = space + 1;
@@ -221,15 +339,28 @@ impl WordSet {
         }
         for (k, &b) in chunks.remainder().iter().enumerate() {
             if b == b' ' {
-                if !self.probe(text, word, base + k, &mut hit) {
+                if !word_at(word, base + k) {
                     return;
                 }
                 word = base + k + 1;
             }
         }
-        if word < text.len() {
-            self.probe(text, word, text.len(), &mut hit);
+        if !word_at(word, text.len()) {
+            return;
         }
+        if let Some((pi, pe, pk)) = prev
+            && self.may_begin(pk, None)
+        {
+            self.probe(text, pi, pe, &mut hit);
+        }
+    }
+
+    /// Whether some term may begin with a word whose `Shape::key` is `word`, followed by
+    /// one whose key is `next` (`None` at the end of the text); false means no term does.
+    #[inline]
+    pub(super) fn may_begin(&self, word: u64, next: Option<u64>) -> bool {
+        self.singles.contains(word)
+            || next.is_some_and(|next| self.pairs.contains(pair_key(word, next)))
     }
 
     /// The terms that start with the word `text[i..end]`; false when `hit` asked to stop.
@@ -241,13 +372,6 @@ impl WordSet {
         end: usize,
         hit: &mut impl FnMut(u32, usize, usize) -> bool,
     ) -> bool {
-        if i >= end {
-            return true;
-        }
-        let f = first_word_bit(&text[i..end]);
-        if self.firsts[f >> 6] & (1 << (f & 63)) == 0 {
-            return true;
-        }
         let n = text.len();
         let word_end = |from: usize| memchr::memchr(b' ', &text[from..]).map_or(n, |k| from + k);
         let mut end = end;
