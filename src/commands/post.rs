@@ -810,11 +810,7 @@ impl Delivery<'_> {
                             continue;
                         }
                         Ok(_) => Err(SendError::Unknown { message }),
-                        Err(e) => {
-                            let e = send_error(self.account, e, true, true);
-                            self.mark(State::Unknown, &e.message());
-                            return Err(failed(e, true));
-                        }
+                        Err(e) => return Err(self.lookup_failed(e)),
                     }
                 }
                 // A post with these very words is there: ours if it was made since the claim.
@@ -834,11 +830,7 @@ impl Delivery<'_> {
                             return Err(failed(undetermined(self.account, &reason), true));
                         }
                         Ok(_) => Err(SendError::Unknown { message }),
-                        Err(e) => {
-                            let e = send_error(self.account, e, true, true);
-                            self.mark(State::Unknown, &e.message());
-                            return Err(failed(e, true));
-                        }
+                        Err(e) => return Err(self.lookup_failed(e)),
                     }
                 }
                 Err(SendError::RateLimited {
@@ -934,6 +926,14 @@ impl Delivery<'_> {
     }
 
     /// Records a try that ended without a post (best effort: the error already says what happened).
+    /// A lookup after a try that may have gone out could not be made: the delivery stays
+    /// `unknown`, and the error says it may be out.
+    fn lookup_failed(&self, e: SendError) -> Stop {
+        let e = send_error(self.account, e, true, true);
+        self.mark(State::Unknown, &e.message());
+        Stop::failed(e, true)
+    }
+
     fn mark(&self, state: State, message: &str) {
         let _ = self.store.mark(
             self.digest,
