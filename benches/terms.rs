@@ -30,6 +30,10 @@ fn main() {
         hostile();
         return;
     }
+    if let Ok(dir) = std::env::var("GATE_BENCH_DATA") {
+        data(&dir);
+        return;
+    }
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     let terms: Vec<String> = (0..10_000)
         .map(|i| {
@@ -117,6 +121,48 @@ fn main() {
         "bare aho-corasick find_iter {bare_scan:?} ({:.0} MB/s), {bare_hits} matches",
         mb / bare_scan.as_secs_f64()
     );
+}
+
+/// `find` alone over the data set of `bench/run.sh` (`GATE_BENCH_DATA=bench-data cargo bench
+/// --bench terms`): the posts of `posts.txt` against `terms-N.txt` for each N, best of five,
+/// beside UTF-8 validation of the same bytes, to see where the time of `gate check --jsonl`
+/// goes without the rest of the process.
+fn data(dir: &str) {
+    use std::time::Instant;
+    let text = std::fs::read_to_string(format!("{dir}/posts.txt"))
+        .expect("posts.txt (run bench/run.sh once)");
+    let posts: Vec<&str> = text.lines().collect();
+    let best = |f: &mut dyn FnMut() -> usize| {
+        let mut min = std::time::Duration::MAX;
+        let mut out = 0;
+        for _ in 0..5 {
+            let t = Instant::now();
+            out = f();
+            min = min.min(t.elapsed());
+        }
+        (min, out)
+    };
+    let (utf8, _) = best(&mut || {
+        posts
+            .iter()
+            .filter(|p| std::str::from_utf8(p.as_bytes()).is_ok())
+            .count()
+    });
+    eprintln!(
+        "{} posts, {} bytes; UTF-8 validation {utf8:?}",
+        posts.len(),
+        text.len()
+    );
+    for n in [100, 1_000, 10_000] {
+        let terms: Vec<String> = std::fs::read_to_string(format!("{dir}/terms-{n}.txt"))
+            .expect("terms file")
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let m = Matcher::new(&terms, &[], &[], &[]).unwrap();
+        let (scan, hits) = best(&mut || posts.iter().map(|p| m.find(p).len()).sum());
+        eprintln!("{n:>6} terms: find {scan:?}, {hits} hits");
+    }
 }
 
 /// Policies that are valid but hostile to the matcher's build (SPEC §3 limits): every shape

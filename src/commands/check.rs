@@ -295,7 +295,10 @@ fn check_jsonl(
     for number in 1.. {
         let line = match next_line(&mut reader, &mut raw, crate::files::POST_CAP) {
             Ok(None) => break,
-            Ok(Some(Ok(()))) => match std::str::from_utf8(&raw) {
+            // Validated with SIMD; std's validator only to say where a bad line goes wrong.
+            Ok(Some(Ok(()))) => match simdutf8::basic::from_utf8(&raw)
+                .or_else(|_| std::str::from_utf8(&raw))
+            {
                 Ok(text) => text,
                 Err(e) => {
                     let mut d = crate::files::not_utf8(

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -1071,6 +1070,7 @@ fn send_error(account: &Account, e: SendError, resolving: bool, maybe_sent: bool
 /// recorded), `after-sent` (recorded). Release builds have no such hooks.
 #[cfg(debug_assertions)]
 fn fault_point(env: &Env, point: &str) {
+    use std::io::Write as _;
     if env.var("GATE_TEST_FAULT") == Some(point) {
         let _ = writeln!(std::io::stderr(), "gate-test-fault: {point}");
         std::thread::sleep(Duration::from_secs(60));
