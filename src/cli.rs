@@ -155,6 +155,9 @@ pub struct CheckArgs {
     /// How to print the results (`--json` is `--format json`)
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
+    /// How many threads judge the lines of `--jsonl` [default: the CPUs gate may use]
+    #[arg(long, short = 'j', value_name = "N", requires = "jsonl")]
+    pub jobs: Option<std::num::NonZeroUsize>,
 }
 
 #[derive(Debug, Args)]

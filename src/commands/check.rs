@@ -76,7 +76,11 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
     };
 
     if let Some(path) = &args.jsonl {
-        return check_jsonl(ctx, store, format, &engine, path, &accounts, &context);
+        let jobs = args.jobs.map_or_else(
+            || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            std::num::NonZeroUsize::get,
+        );
+        return check_jsonl(ctx, store, format, &engine, path, &accounts, &context, jobs);
     }
 
     let mut posts = Vec::new();
@@ -256,8 +260,160 @@ pub struct Line<'a> {
     at: Option<Cow<'a, str>>,
 }
 
+/// How many lines a thread of `check --jsonl` takes at a time: enough that handing a batch
+/// over costs nothing beside judging it, few enough that results start at once.
+const BATCH: usize = 256;
+
+/// What every line of a calendar is judged with, shared by the threads of `check_jsonl`.
+struct Calendar<'a, 'p> {
+    format: Format,
+    verbosity: Verbosity,
+    engine: &'a Engine<'p>,
+    policy: &'p Policy,
+    path: &'a Path,
+    display: String,
+    default_accounts: &'a [&'p Account],
+    context: &'a Context,
+    /// `{"source":"PATH:` and the `account` of a line with nothing to report (`write_quiet`).
+    quiet_head: Vec<u8>,
+    quiet_account: Option<Vec<u8>>,
+}
+
+/// The results of consecutive lines, in their order: what goes to stdout (through the
+/// printer for `human`), the Markdown table's rows, the bad lines' diagnostics and the
+/// verdict of each judged line.
+#[derive(Default)]
+struct Results {
+    out: Vec<u8>,
+    table: String,
+    bad: Vec<Diagnostic>,
+    verdicts: Vec<Verdict>,
+}
+
+impl Results {
+    fn is_empty(&self) -> bool {
+        self.out.is_empty()
+            && self.table.is_empty()
+            && self.bad.is_empty()
+            && self.verdicts.is_empty()
+    }
+}
+
+/// What a thread made of one batch of lines: runs of judged lines with, in their places, the
+/// lines only the thread holding the state store may judge (`Step::Defer`); then the error
+/// that ended the reading, if one did.
+#[derive(Default)]
+struct Batch {
+    parts: Vec<Part>,
+    error: Option<Error>,
+}
+
+enum Part {
+    Judged(Results),
+    /// A line left to the main thread: its number and its bytes.
+    Deferred(usize, Vec<u8>),
+}
+
+enum Step {
+    Done,
+    /// The line has its own `at` and the policy has rate limits: its ledger is in the state
+    /// store, which only the main thread holds.
+    Defer,
+}
+
+/// A thread's buffers, kept from line to line: one post whose text buffers keep their
+/// capacity, the verdicts of its accounts, and `source` (`PATH:` then the line's number).
+struct Scratch<'p> {
+    post: Post,
+    judged: Vec<Judged<'p>>,
+    source: String,
+    prefix: usize,
+}
+
+impl Scratch<'_> {
+    fn new(cal: &Calendar<'_, '_>) -> Self {
+        let source = format!("{}:", cal.display);
+        Scratch {
+            post: Post::inline(Origin::Line(cal.path.to_path_buf(), 0), String::new()),
+            judged: Vec::new(),
+            prefix: source.len(),
+            source,
+        }
+    }
+}
+
+/// The calendar being read, shared by the threads: each takes the next `BATCH` lines under
+/// its lock, with the index of that batch (results are written in that order).
+struct Input<R> {
+    reader: R,
+    /// The number of the next line, and of the next batch.
+    line: usize,
+    batch: usize,
+    done: bool,
+}
+
+/// Lines of one batch, read into one buffer: each line's range and, for a line longer than
+/// the cap, the cap (the range then holds its start only).
+#[derive(Default)]
+struct Lines {
+    data: Vec<u8>,
+    lines: Vec<(std::ops::Range<usize>, Option<u64>)>,
+}
+
+impl<R: BufRead> Input<R> {
+    /// The next batch into `lines`: its index and the number of its first line, and the
+    /// error that stopped the reading after the lines read. `None` at the end.
+    fn next(
+        &mut self,
+        raw: &mut Vec<u8>,
+        lines: &mut Lines,
+    ) -> Option<(usize, usize, Option<std::io::Error>)> {
+        if self.done {
+            return None;
+        }
+        lines.data.clear();
+        lines.lines.clear();
+        let mut error = None;
+        while lines.lines.len() < BATCH {
+            match next_line(&mut self.reader, raw, crate::files::POST_CAP) {
+                Ok(None) => {
+                    self.done = true;
+                    break;
+                }
+                Ok(Some(read)) => {
+                    let at = lines.data.len();
+                    lines.data.extend_from_slice(raw);
+                    lines.lines.push((at..lines.data.len(), read.err()));
+                }
+                Err(e) => {
+                    self.done = true;
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        if lines.lines.is_empty() && error.is_none() {
+            return None;
+        }
+        let first = self.line;
+        self.line += lines.lines.len();
+        self.batch += 1;
+        Some((self.batch - 1, first, error))
+    }
+}
+
+/// How far ahead of the results written the threads may judge, in batches: what bounds the
+/// memory when stdout is slow or one batch is (a line of 1 MiB).
+struct Window {
+    written: std::sync::Mutex<usize>,
+    moved: std::sync::Condvar,
+    stop: std::sync::atomic::AtomicBool,
+}
+
 /// Checks a JSON Lines calendar as a stream: one result per input line, in order. A bad line
-/// is reported where it is and the rest are still checked.
+/// is reported where it is and the rest are still checked. `jobs` threads judge batches of
+/// lines side by side; this thread writes their results in the order of the lines, and
+/// judges itself the few lines that need the state store.
 #[allow(clippy::too_many_arguments)]
 fn check_jsonl(
     ctx: &Ctx,
@@ -267,6 +423,7 @@ fn check_jsonl(
     path: &Path,
     default_accounts: &[&Account],
     context: &Context,
+    jobs: usize,
 ) -> Result<Code, Error> {
     let file = std::fs::File::open(path).map_err(|e| {
         Error::usage(format!(
@@ -275,158 +432,67 @@ fn check_jsonl(
             io_reason(&e)
         ))
     })?;
-    let policy = engine.policy();
-    let reader = std::io::BufReader::with_capacity(1 << 16, file);
-    let mut out = ctx.print.lines();
-    let mut worst = Verdict::Allow;
-    let mut verdicts = Vec::new();
-    let mut bad = Vec::new();
-    let mut reader = reader;
-    let mut raw = Vec::new();
     let display = path.display().to_string();
-    let mut table = String::new();
-    let mut post = Post::inline(Origin::Line(path.to_path_buf(), 0), String::new());
-    let mut judged: Vec<Judged<'_>> = Vec::new();
-    // `path:` as `Origin::Line` writes it, then each line's number.
-    let mut source = format!("{display}:");
-    let prefix = source.len();
-    let quiet_head = quiet_head(&source);
-    let quiet_account = quiet_account(default_accounts);
-    for number in 1.. {
-        let line = match next_line(&mut reader, &mut raw, crate::files::POST_CAP) {
-            Ok(None) => break,
-            // Validated with SIMD; std's validator only to say where a bad line goes wrong.
-            Ok(Some(Ok(()))) => match simdutf8::basic::from_utf8(&raw)
-                .or_else(|_| std::str::from_utf8(&raw))
-            {
-                Ok(text) => text,
-                Err(e) => {
-                    let mut d = crate::files::not_utf8(
-                        &display,
-                        &raw,
-                        e.valid_up_to(),
-                        "this calendar line",
-                    );
-                    d.line = number;
-                    bad_line(format, &mut out, &mut table, &mut bad, path, number, d)?;
-                    continue;
-                }
-            },
-            Ok(Some(Err(cap))) => {
-                let mut d = Diagnostic::whole_file(
-                    Level::Error,
-                    &display,
-                    format!(
-                        "this calendar line is longer than {}",
-                        crate::files::size(cap)
-                    ),
-                )
-                .with_hint("one line holds one post of at most 1 MiB");
-                d.line = number;
-                d.column = 1;
-                d.snippet = Some((format!("{}…", String::from_utf8_lossy(&raw)), 0, 1));
-                bad_line(format, &mut out, &mut table, &mut bad, path, number, d)?;
-                continue;
-            }
-            Err(e) => {
-                return Err(Error::other(format!(
-                    "cannot read `{}`: {}",
-                    path.display(),
-                    io_reason(&e)
-                )));
-            }
-        };
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.trim().is_empty() {
-            continue;
+    let cal = Calendar {
+        format,
+        verbosity: ctx.verbosity(),
+        engine,
+        policy: engine.policy(),
+        path,
+        quiet_head: quiet_head(&format!("{display}:")),
+        quiet_account: quiet_account(default_accounts),
+        display,
+        default_accounts,
+        context,
+    };
+    let input = std::sync::Mutex::new(Input {
+        reader: std::io::BufReader::with_capacity(1 << 16, file),
+        line: 1,
+        batch: 0,
+        done: false,
+    });
+    let window = Window {
+        written: std::sync::Mutex::new(0),
+        moved: std::sync::Condvar::new(),
+        stop: std::sync::atomic::AtomicBool::new(false),
+    };
+    let ahead = 4 * jobs;
+    let mut out = ctx.print.lines();
+    let mut all = Results::default();
+    let written = std::thread::scope(|scope| {
+        let (send, results) = std::sync::mpsc::channel::<(usize, Batch)>();
+        for _ in 0..jobs {
+            let send = send.clone();
+            let (cal, input, window) = (&cal, &input, &window);
+            scope.spawn(move || judge_batches(cal, input, window, ahead, &send));
         }
-        let (item, own_account, now) = match parse_line(line, number, path, policy) {
-            Ok(x) => x,
-            Err(d) => {
-                bad_line(format, &mut out, &mut table, &mut bad, path, number, *d)?;
-                continue;
-            }
-        };
-        let accounts = match &own_account {
-            Some(a) => std::slice::from_ref(a),
-            None => default_accounts,
-        };
-        // One post, reused: its buffers keep their capacity from line to line.
-        if let Origin::Line(_, n) = &mut post.origin {
-            *n = number;
-        }
-        let only = &mut post.items[0];
-        only.text.clear();
-        only.text.push_str(&item.text);
-        only.written.clear();
-        only.written.push_str(&item.text);
-        drop(item);
-        // A line with its own `at` is judged in its own context; the others share one (not
-        // cloned per line).
-        let own_context;
-        let line_context = match now {
-            Some(at) if at != context.now => {
-                own_context = Context {
-                    now: at,
-                    local_freeze: context.local_freeze.clone(),
-                    sends: recent_sends(store, policy, at)?,
-                    instances: std::collections::BTreeMap::new(),
-                };
-                &own_context
-            }
-            _ => context,
-        };
-        engine.judge(&post, accounts, line_context, &mut judged);
-        let verdict = judged
-            .iter()
-            .map(|j| j.verdict)
-            .max()
-            .unwrap_or(Verdict::Allow);
-        worst = worst.max(verdict);
-        if let (Format::Json, [single], None, Some(account)) = (
-            format,
-            judged.as_slice(),
-            own_account,
-            quiet_account.as_deref(),
-        ) && single.findings.is_empty()
-            && single.verdict == Verdict::Allow
-            && post.options.is_empty()
+        drop(send);
+        let written = write_batches(ctx, &cal, store, &results, &mut out, &mut all, &window);
+        // Whatever happened, let every thread see it and end: set under the window's lock,
+        // so a thread about to wait sees it or is woken.
         {
-            // Nothing to report (most lines): written without serde, byte for byte what the
-            // view below writes (`quiet_line_is_what_serde_writes` pins it).
-            write_quiet(&mut out, &quiet_head, number, account).map_err(|e| Error::stdout(&e))?;
-        } else if let (Format::Json, [single]) = (format, judged.as_slice()) {
-            // The common case, without copying: the source is the path (formatted once) and
-            // the line number.
-            source.truncate(prefix);
-            let _ = write!(source, "{number}");
-            write_line(&mut out, &single.view(&source, &post))?;
-        } else {
-            let evaluations: Vec<Evaluation> = judged
-                .drain(..)
-                .map(|j: Judged<'_>| j.into_evaluation(&post))
-                .collect();
-            if format == Format::Github {
-                let evals: Vec<&Evaluation> = evaluations.iter().collect();
-                write!(out, "{}", output::github(policy, &post, &evals))
-                    .map_err(|e| Error::stdout(&e))?;
-            } else if format == Format::Markdown {
-                let evals: Vec<&Evaluation> = evaluations.iter().collect();
-                table.push_str(&output::markdown_rows(policy, &post, &evals));
-            } else if format == Format::Json {
-                // One object per input line; a line judged for several accounts carries them
-                // all.
-                let record = serde_json::json!({"source": post.origin.to_string(), "verdict": verdict, "accounts": evaluations});
-                write_line(&mut out, &record)?;
-            } else {
-                for e in &evaluations {
-                    ctx.print
-                        .out(output::evaluation(&post, e, ctx.verbosity()))?;
-                }
-            }
+            let _written = window
+                .written
+                .lock()
+                .expect("no thread panics holding the window");
+            window
+                .stop
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        verdicts.push(verdict);
-    }
+        window.moved.notify_all();
+        drop(results);
+        written
+    });
+    let flushed = out.flush().map_err(|e| Error::stdout(&e));
+    written?;
+    flushed?;
+    let Results {
+        table,
+        bad,
+        verdicts,
+        ..
+    } = all;
+    let worst = verdicts.iter().copied().max().unwrap_or(Verdict::Allow);
     if format == Format::Markdown {
         let _ = write!(
             out,
@@ -434,8 +500,8 @@ fn check_jsonl(
             output::MARKDOWN_HEAD,
             output::summary(verdicts.iter().copied(), bad.len())
         );
+        out.flush().map_err(|e| Error::stdout(&e))?;
     }
-    out.flush().map_err(|e| Error::stdout(&e))?;
     if format == Format::Human && ctx.verbosity() != Verbosity::Quiet {
         ctx.print.line(output::summary(verdicts, bad.len()))?;
     }
@@ -447,6 +513,301 @@ fn check_jsonl(
         return Ok(Code::Usage);
     }
     Ok(Code::from(worst))
+}
+
+/// One thread of `check_jsonl`: takes batches of lines until there are none (or it is told
+/// to stop), judges each and sends what it made of it with the batch's index.
+fn judge_batches<R: BufRead>(
+    cal: &Calendar<'_, '_>,
+    input: &std::sync::Mutex<Input<R>>,
+    window: &Window,
+    ahead: usize,
+    send: &std::sync::mpsc::Sender<(usize, Batch)>,
+) {
+    use std::sync::atomic::Ordering;
+    let mut scratch = Scratch::new(cal);
+    let mut raw = Vec::new();
+    let mut lines = Lines::default();
+    while !window.stop.load(Ordering::Relaxed) {
+        let next = input
+            .lock()
+            .expect("no thread panics holding the input")
+            .next(&mut raw, &mut lines);
+        let Some((index, first, error)) = next else {
+            return;
+        };
+        {
+            let mut written = window
+                .written
+                .lock()
+                .expect("no thread panics holding the window");
+            while index >= *written + ahead && !window.stop.load(Ordering::Relaxed) {
+                written = window
+                    .moved
+                    .wait(written)
+                    .expect("no thread panics holding the window");
+            }
+        }
+        if window.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut batch = Batch::default();
+        let mut results = Results::default();
+        for (k, (range, cap)) in lines.lines.iter().enumerate() {
+            let bytes = &lines.data[range.clone()];
+            let number = first + k;
+            match judge_line(cal, &mut scratch, &mut results, number, bytes, *cap, None) {
+                Ok(Step::Done) => {}
+                Ok(Step::Defer) => {
+                    if !results.is_empty() {
+                        batch.parts.push(Part::Judged(std::mem::take(&mut results)));
+                    }
+                    batch.parts.push(Part::Deferred(number, bytes.to_vec()));
+                }
+                Err(e) => {
+                    batch.error = Some(e);
+                    break;
+                }
+            }
+        }
+        batch.parts.push(Part::Judged(results));
+        if batch.error.is_none()
+            && let Some(e) = error
+        {
+            batch.error = Some(Error::other(format!(
+                "cannot read `{}`: {}",
+                cal.display,
+                io_reason(&e)
+            )));
+        }
+        if send.send((index, batch)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The main thread of `check_jsonl`: writes the batches in the order of their lines as they
+/// come, judging the deferred lines with the store, until every thread has ended or
+/// something (stdout, the store, the reading) failed.
+fn write_batches(
+    ctx: &Ctx,
+    cal: &Calendar<'_, '_>,
+    store: &dyn Store,
+    results: &std::sync::mpsc::Receiver<(usize, Batch)>,
+    out: &mut impl std::io::Write,
+    all: &mut Results,
+    window: &Window,
+) -> Result<(), Error> {
+    let mut waiting = std::collections::BTreeMap::new();
+    let mut next = 0;
+    let mut scratch = Scratch::new(cal);
+    for (index, batch) in results {
+        waiting.insert(index, batch);
+        while let Some(batch) = waiting.remove(&next) {
+            for part in batch.parts {
+                let results = match part {
+                    Part::Judged(results) => results,
+                    Part::Deferred(number, bytes) => {
+                        let mut results = Results::default();
+                        judge_line(
+                            cal,
+                            &mut scratch,
+                            &mut results,
+                            number,
+                            &bytes,
+                            None,
+                            Some(store),
+                        )?;
+                        results
+                    }
+                };
+                if cal.format == Format::Human {
+                    if !results.out.is_empty() {
+                        ctx.print.out(String::from_utf8_lossy(&results.out))?;
+                    }
+                } else {
+                    out.write_all(&results.out).map_err(|e| Error::stdout(&e))?;
+                }
+                all.table.push_str(&results.table);
+                all.bad.extend(results.bad);
+                all.verdicts.extend(results.verdicts);
+            }
+            if let Some(e) = batch.error {
+                return Err(e);
+            }
+            next += 1;
+            *window
+                .written
+                .lock()
+                .expect("no thread panics holding the window") = next;
+            window.moved.notify_all();
+        }
+    }
+    Ok(())
+}
+
+/// Judges one calendar line (`cap`: it was longer than that) into `r`. Without the store
+/// (`None`: a thread other than the main one), a line that needs it is left (`Step::Defer`)
+/// with nothing written.
+fn judge_line<'p>(
+    cal: &Calendar<'_, 'p>,
+    s: &mut Scratch<'p>,
+    r: &mut Results,
+    number: usize,
+    raw: &[u8],
+    cap: Option<u64>,
+    store: Option<&dyn Store>,
+) -> Result<Step, Error> {
+    let (format, path, policy) = (cal.format, cal.path, cal.policy);
+    if let Some(cap) = cap {
+        let mut d = Diagnostic::whole_file(
+            Level::Error,
+            &cal.display,
+            format!(
+                "this calendar line is longer than {}",
+                crate::files::size(cap)
+            ),
+        )
+        .with_hint("one line holds one post of at most 1 MiB");
+        d.line = number;
+        d.column = 1;
+        d.snippet = Some((format!("{}…", String::from_utf8_lossy(raw)), 0, 1));
+        bad_line(
+            format,
+            &mut r.out,
+            &mut r.table,
+            &mut r.bad,
+            path,
+            number,
+            d,
+        )?;
+        return Ok(Step::Done);
+    }
+    // Validated with SIMD; std's validator only to say where a bad line goes wrong.
+    let line = match simdutf8::basic::from_utf8(raw).or_else(|_| std::str::from_utf8(raw)) {
+        Ok(text) => text,
+        Err(e) => {
+            let mut d =
+                crate::files::not_utf8(&cal.display, raw, e.valid_up_to(), "this calendar line");
+            d.line = number;
+            bad_line(
+                format,
+                &mut r.out,
+                &mut r.table,
+                &mut r.bad,
+                path,
+                number,
+                d,
+            )?;
+            return Ok(Step::Done);
+        }
+    };
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.trim().is_empty() {
+        return Ok(Step::Done);
+    }
+    let (item, own_account, now) = match parse_line(line, number, path, policy) {
+        Ok(x) => x,
+        Err(d) => {
+            bad_line(
+                format,
+                &mut r.out,
+                &mut r.table,
+                &mut r.bad,
+                path,
+                number,
+                *d,
+            )?;
+            return Ok(Step::Done);
+        }
+    };
+    // A line with its own `at` is judged in its own context; the others share one (not
+    // cloned per line).
+    let own_context;
+    let context = match now {
+        Some(at) if at != cal.context.now => {
+            let sends = match store {
+                Some(store) => recent_sends(store, policy, at)?,
+                None if policy.limits.is_empty() => crate::core::limits::Sends::default(),
+                None => return Ok(Step::Defer),
+            };
+            own_context = Context {
+                now: at,
+                local_freeze: cal.context.local_freeze.clone(),
+                sends,
+                instances: std::collections::BTreeMap::new(),
+            };
+            &own_context
+        }
+        _ => cal.context,
+    };
+    let accounts = match &own_account {
+        Some(a) => std::slice::from_ref(a),
+        None => cal.default_accounts,
+    };
+    // One post, reused: its buffers keep their capacity from line to line.
+    let post = &mut s.post;
+    if let Origin::Line(_, n) = &mut post.origin {
+        *n = number;
+    }
+    let only = &mut post.items[0];
+    only.text.clear();
+    only.text.push_str(&item.text);
+    only.written.clear();
+    only.written.push_str(&item.text);
+    drop(item);
+    let post = &s.post;
+    let judged = &mut s.judged;
+    cal.engine.judge(post, accounts, context, judged);
+    let verdict = judged
+        .iter()
+        .map(|j| j.verdict)
+        .max()
+        .unwrap_or(Verdict::Allow);
+    let out = &mut r.out;
+    if let (Format::Json, [single], None, Some(account)) = (
+        format,
+        judged.as_slice(),
+        own_account,
+        cal.quiet_account.as_deref(),
+    ) && single.findings.is_empty()
+        && single.verdict == Verdict::Allow
+        && post.options.is_empty()
+    {
+        // Nothing to report (most lines): written without serde, byte for byte what the
+        // view below writes (`quiet_line_is_what_serde_writes` pins it).
+        write_quiet(out, &cal.quiet_head, number, account).map_err(|e| Error::stdout(&e))?;
+    } else if let (Format::Json, [single]) = (format, judged.as_slice()) {
+        // The common case, without copying: the source is the path (formatted once) and
+        // the line number.
+        s.source.truncate(s.prefix);
+        let _ = write!(s.source, "{number}");
+        write_line(out, &single.view(&s.source, post))?;
+    } else {
+        let evaluations: Vec<Evaluation> = judged
+            .drain(..)
+            .map(|j: Judged<'_>| j.into_evaluation(post))
+            .collect();
+        if format == Format::Github {
+            let evals: Vec<&Evaluation> = evaluations.iter().collect();
+            out.extend_from_slice(output::github(policy, post, &evals).as_bytes());
+        } else if format == Format::Markdown {
+            let evals: Vec<&Evaluation> = evaluations.iter().collect();
+            r.table
+                .push_str(&output::markdown_rows(policy, post, &evals));
+        } else if format == Format::Json {
+            // One object per input line; a line judged for several accounts carries them
+            // all.
+            let record = serde_json::json!({"source": post.origin.to_string(), "verdict": verdict, "accounts": evaluations});
+            write_line(out, &record)?;
+        } else {
+            for e in &evaluations {
+                let _ = write!(out, "{}", output::evaluation(post, e, cal.verbosity));
+            }
+        }
+    }
+    r.verdicts.push(verdict);
+    Ok(Step::Done)
 }
 
 /// Reads the next line (without its `\n`) into `raw`: `None` at the end, `Some(Err(cap))` for a

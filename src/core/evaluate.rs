@@ -2,8 +2,8 @@
 //! No I/O and no clock: the caller passes `now`, the local freeze state and the journal's
 //! recent sends (for rate limits).
 
-use std::cell::OnceCell;
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
@@ -230,8 +230,8 @@ pub struct Context {
 /// each account that adds terms of its own.
 pub struct Engine<'p> {
     policy: &'p Policy,
-    global: OnceCell<Matcher>,
-    per_account: BTreeMap<&'p str, OnceCell<Matcher>>,
+    global: OnceLock<Matcher>,
+    per_account: BTreeMap<&'p str, OnceLock<Matcher>>,
 }
 
 impl<'p> Engine<'p> {
@@ -240,11 +240,11 @@ impl<'p> Engine<'p> {
             .accounts
             .iter()
             .filter(|(_, a)| !a.banned_terms.is_empty())
-            .map(|(name, _)| (name.as_str(), OnceCell::new()))
+            .map(|(name, _)| (name.as_str(), OnceLock::new()))
             .collect();
         Engine {
             policy,
-            global: OnceCell::new(),
+            global: OnceLock::new(),
             per_account,
         }
     }

@@ -676,16 +676,32 @@ fn jsonl_gives_one_result_per_line_in_order() {
 }
 
 /// `gate check ... | head -1`: the reader closes the pipe after one line; gate stops quietly
-/// and exits 0, as `head` users expect (no error, no panic on stderr).
+/// and exits 0, as `head` users expect (no error, no panic on stderr), however many threads
+/// judge the calendar (with 8, most wait for the writer, which must wake them to stop).
 #[test]
 fn a_closed_stdout_is_not_a_failure() {
-    use std::io::BufRead as _;
     let s = sandbox();
     let lines: String = (0..20_000)
         .map(|i| format!("{{\"text\": \"hello number {i}\", \"account\": \"brand\"}}\n"))
         .collect();
     s.write("cal.jsonl", &lines);
-    let mut cmd = s.command(&["check", "--jsonl", "cal.jsonl", "--json", "--now", WEEKDAY]);
+    for jobs in ["1", "2", "8"] {
+        closed_after_one_line(&s, jobs);
+    }
+}
+
+fn closed_after_one_line(s: &Sandbox, jobs: &str) {
+    use std::io::BufRead as _;
+    let mut cmd = s.command(&[
+        "check",
+        "--jsonl",
+        "cal.jsonl",
+        "--json",
+        "--now",
+        WEEKDAY,
+        "--jobs",
+        jobs,
+    ]);
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().expect("gate starts");

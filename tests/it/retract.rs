@@ -329,6 +329,106 @@ fn a_third_post_within_the_hour_is_held_and_check_sees_the_same() {
     assert_eq!(again.code, 0, "{again:?}");
 }
 
+/// `check --jsonl` judges batches of lines on several threads, but a line with its own `at`
+/// under rate limits needs the journal's ledger of the hour before it, which only the main
+/// thread reads. Over a dozen batches, with bad lines, blank lines and such lines among them,
+/// every `--jobs` and every format writes what one thread writes, in the same order, and each
+/// `at` line is held or not by the sends of the hour before it (not by those of now).
+#[test]
+fn a_calendar_judged_on_several_threads_is_judged_as_on_one() {
+    let s = setup_with(
+        Kind::Mastodon,
+        true,
+        "\n[limits]\nmax_posts_per_hour = 2\n\n[banned_terms]\ndeny = [\"layoffs\"]\n",
+    );
+    s.post("One");
+    s.post("Two");
+    let sends = s
+        .journal()
+        .sends_since(Utc::now() - Duration::hours(2))
+        .unwrap();
+    assert_eq!(sends.len(), 2);
+    let last = sends.iter().map(|send| send.at).max().unwrap();
+    // Both sends are in the hour before `soon`; none in the hour before `later`.
+    let soon = secs(last + Duration::minutes(1));
+    let later = secs(last + Duration::hours(3));
+    let mut calendar = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..3_000 {
+        let (line, verdict): (Vec<u8>, Option<&str>) = match i % 10 {
+            0 => (
+                format!("{{\"text\": \"Soon {i}\", \"at\": \"{soon}\"}}").into(),
+                Some("hold"),
+            ),
+            1 => (
+                format!("{{\"text\": \"Later {i}\", \"at\": \"{later}\"}}").into(),
+                Some("allow"),
+            ),
+            2 => (
+                format!("{{\"text\": \"Layoffs {i}\", \"at\": \"{later}\"}}").into(),
+                Some("deny"),
+            ),
+            3 if i % 3 == 0 => (format!("{{\"txt\": \"{i}\"}}").into(), Some("invalid")),
+            3 => (Vec::new(), None),
+            4 if i % 7 == 0 => (b"{\"text\": \"caf\xe9\"}".to_vec(), Some("invalid")),
+            // Now, the journal's two sends are in the last hour.
+            _ => (format!("{{\"text\": \"Now {i}\"}}").into(), Some("hold")),
+        };
+        calendar.extend_from_slice(&line);
+        calendar.push(b'\n');
+        expected.extend(verdict);
+    }
+    std::fs::write(s.sandbox.path().join("cal.jsonl"), &calendar).unwrap();
+
+    let one = s.run(&["check", "--jsonl", "cal.jsonl", "--json", "--jobs", "1"]);
+    assert_eq!(one.code, 2, "{}", one.stderr);
+    let verdicts: Vec<String> = one
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["verdict"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(verdicts.len(), expected.len());
+    if let Some(k) = (0..expected.len()).find(|&k| verdicts[k] != expected[k]) {
+        panic!("result {k}: {} where {} was due", verdicts[k], expected[k]);
+    }
+    for format in ["json", "github", "markdown", "human"] {
+        let run = |jobs: &str| {
+            s.run(&[
+                "check",
+                "--jsonl",
+                "cal.jsonl",
+                "--format",
+                format,
+                "--jobs",
+                jobs,
+            ])
+        };
+        let one = run("1");
+        assert!(
+            one.stdout.lines().count() >= 2_000,
+            "{format}: {}",
+            one.stdout
+        );
+        for jobs in ["2", "7"] {
+            let many = run(jobs);
+            assert_eq!(many.code, one.code, "{format} -j {jobs}");
+            assert!(
+                many.stdout == one.stdout,
+                "{format} -j {jobs}: the results differ"
+            );
+            assert!(
+                many.stderr == one.stderr,
+                "{format} -j {jobs}: the errors differ"
+            );
+        }
+    }
+}
+
 #[test]
 fn limit_keys_are_validated_with_their_position() {
     let s = Sandbox::new();
