@@ -42,11 +42,13 @@ def main():
     out = sys.argv[1]
     meta = load(out, "meta.json")
     medians = {}
+    runs_cpu = {}
     cpu = {}
     for n in TERM_COUNTS:
         doc = load(out, f"hf-{n}.json")
         for r in (doc or {}).get("results", []):
             medians[(r["command"], n)] = r["median"]
+            runs_cpu[(r["command"], n)] = r["user"] + r["system"]
     cold = {r["command"]: r for r in (load(out, "hf-cold.json") or {}).get("results", [])}
     for name, r in cold.items():
         cpu[name] = r["user"] + r["system"]
@@ -75,6 +77,19 @@ def main():
         grep_cell = fmt_time(gr) if gr is not None else f"not run (> {meta['grep_max_terms']:,} terms)"
         p(f"| {n:,} | {fmt_time(g)} | {fmt_time(r)} | {grep_cell} | {fmt_time(fl)} | "
           f"{fmt_ratio(g, r)} | {fmt_ratio(g, gr)} | {fmt_ratio(g, fl)} | {fmt_mib(rss.get(('gate', n)))} |")
+    p()
+    p(f"CPU of the same runs (mean user+sys): `gate` judges on every CPU it may use "
+      f"({meta['nproc']} here), `gate -j 1` on one thread; rg, grep and the floor search one "
+      "file on one thread.")
+    p()
+    p("| deny terms | gate CPU | gate -j 1 wall | gate -j 1 CPU | rg CPU | grep CPU | floor CPU | gate CPU ÷ rg CPU | gate -j 1 wall ÷ rg |")
+    p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n in TERM_COUNTS:
+        c = {tool: runs_cpu.get((tool, n)) for tool in ("gate", "gate -j 1", "rg", "grep", "floor")}
+        one = medians.get(("gate -j 1", n))
+        p(f"| {n:,} | {fmt_time(c['gate'])} | {fmt_time(one)} | {fmt_time(c['gate -j 1'])} | "
+          f"{fmt_time(c['rg'])} | {fmt_time(c['grep'])} | "
+          f"{fmt_time(c['floor'])} | {fmt_ratio(c['gate'], c['rg'])} | {fmt_ratio(one, medians.get(('rg', n)))} |")
     p()
     p("Cold start (one post, `gate --policy policy-100.toml check \"hello world\"`, and the same "
       "with `policy-10000.toml`), "

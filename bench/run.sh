@@ -116,6 +116,12 @@ verify() {
     case $tool in
         gate)
             [ "$(wc -l < "$OUT/out-$tool-$n.txt")" = "$n_posts" ] || die "gate printed $(wc -l < "$OUT/out-$tool-$n.txt") results for $n_posts posts"
+            found=$(grep -c '"verdict":"deny"' "$OUT/out-$tool-$n.txt" || true)
+            cp "$OUT/out-$tool-$n.txt" "$OUT/out-gate-$n.all-threads" ;;
+        gate-j1)
+            # One thread must write byte for byte what every thread wrote.
+            cmp -s "$OUT/out-$tool-$n.txt" "$OUT/out-gate-$n.all-threads" || die "gate -j 1 wrote other results than gate with $n terms"
+            rm -f "$OUT/out-gate-$n.all-threads"
             found=$(grep -c '"verdict":"deny"' "$OUT/out-$tool-$n.txt" || true) ;;
         floor) found=$(awk '{print $1}' "$OUT/out-$tool-$n.txt") ;;
         *) found=$(cat "$OUT/out-$tool-$n.txt") ;;
@@ -128,13 +134,14 @@ verify() {
 for n in "${TERM_COUNTS[@]}"; do
     say "$n terms: checking each command once (peak RSS, findings)"
     verify gate "$n" "0 4 5 6" "$GATE" --policy "$DATA/policy-$n.toml" --json check --jsonl "$JSONL"
+    verify gate-j1 "$n" "0 4 5 6" "$GATE" --policy "$DATA/policy-$n.toml" --json check --jsonl "$JSONL" -j 1
     verify rg "$n" "0 1" rg -F -i -w -c -f "$DATA/terms-$n.txt" "$TXT"
     if [ "$n" -le "$GREP_MAX_TERMS" ]; then
         verify grep "$n" "0 1" grep -F -i -w -c -f "$DATA/terms-$n.txt" "$TXT"
     fi
     verify floor "$n" "0" "$FLOOR" "$DATA/terms-$n.txt" "$TXT"
 
-    cmds=(-n gate "$(gate_cmd "$n")" -n rg "$(rg_cmd "$n")")
+    cmds=(-n gate "$(gate_cmd "$n")" -n "gate -j 1" "$(gate_cmd "$n") -j 1" -n rg "$(rg_cmd "$n")")
     if [ "$n" -le "$GREP_MAX_TERMS" ]; then
         cmds+=(-n grep "$(grep_cmd "$n")")
     else
