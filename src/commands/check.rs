@@ -76,10 +76,7 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
     };
 
     if let Some(path) = &args.jsonl {
-        let jobs = args.jobs.map_or_else(
-            || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
-            std::num::NonZeroUsize::get,
-        );
+        let jobs = args.jobs.map(std::num::NonZeroUsize::get);
         return check_jsonl(ctx, store, format, &engine, path, &accounts, &context, jobs);
     }
 
@@ -411,8 +408,9 @@ struct Window {
 }
 
 /// Checks a JSON Lines calendar as a stream: one result per input line, in order. A bad line
-/// is reported where it is and the rest are still checked. `jobs` threads judge batches of
-/// lines side by side; this thread writes their results in the order of the lines, and
+/// is reported where it is and the rest are still checked. `jobs` threads (`--jobs`; by
+/// default the CPUs, one per 64 KiB of a regular file at most) judge batches of lines side
+/// by side; this thread writes their results in the order of the lines, and
 /// judges itself the few lines that need the state store.
 #[allow(clippy::too_many_arguments)]
 fn check_jsonl(
@@ -423,7 +421,7 @@ fn check_jsonl(
     path: &Path,
     default_accounts: &[&Account],
     context: &Context,
-    jobs: usize,
+    jobs: Option<usize>,
 ) -> Result<Code, Error> {
     let file = std::fs::File::open(path).map_err(|e| {
         Error::usage(format!(
@@ -432,6 +430,17 @@ fn check_jsonl(
             io_reason(&e)
         ))
     })?;
+    // By default every CPU gate may use, but no more threads than a regular file has 64 KiB
+    // (a short calendar is judged at once on one); `--jobs` as given.
+    let jobs = jobs.unwrap_or_else(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let size = file
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .map_or(u64::MAX, |m| m.len());
+        cpus.min(usize::try_from(1 + size / (64 << 10)).unwrap_or(usize::MAX))
+    });
     let display = path.display().to_string();
     let cal = Calendar {
         format,
