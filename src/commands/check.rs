@@ -681,15 +681,7 @@ fn judge_line<'p>(
         d.line = number;
         d.column = 1;
         d.snippet = Some((format!("{}…", String::from_utf8_lossy(raw)), 0, 1));
-        bad_line(
-            format,
-            &mut r.out,
-            &mut r.table,
-            &mut r.bad,
-            path,
-            number,
-            d,
-        )?;
+        bad_line(format, r, path, number, d)?;
         return Ok(Step::Done);
     }
     // Validated with SIMD; std's validator only to say where a bad line goes wrong.
@@ -699,15 +691,7 @@ fn judge_line<'p>(
             let mut d =
                 crate::files::not_utf8(&cal.display, raw, e.valid_up_to(), "this calendar line");
             d.line = number;
-            bad_line(
-                format,
-                &mut r.out,
-                &mut r.table,
-                &mut r.bad,
-                path,
-                number,
-                d,
-            )?;
+            bad_line(format, r, path, number, d)?;
             return Ok(Step::Done);
         }
     };
@@ -718,15 +702,7 @@ fn judge_line<'p>(
     let (item, own_account, now) = match parse_line(line, number, path, policy) {
         Ok(x) => x,
         Err(d) => {
-            bad_line(
-                format,
-                &mut r.out,
-                &mut r.table,
-                &mut r.bad,
-                path,
-                number,
-                *d,
-            )?;
+            bad_line(format, r, path, number, *d)?;
             return Ok(Step::Done);
         }
     };
@@ -864,24 +840,24 @@ pub fn next_line(
 /// entry), kept for the summary and exit 2; the other lines are still judged.
 fn bad_line(
     format: Format,
-    out: &mut impl std::io::Write,
-    table: &mut String,
-    bad: &mut Vec<Diagnostic>,
+    r: &mut Results,
     path: &Path,
     number: usize,
     d: Diagnostic,
 ) -> Result<(), Error> {
     if format == Format::Github {
-        write!(out, "{}", output::github_diagnostic(&d)).map_err(|e| Error::stdout(&e))?;
+        r.out
+            .extend_from_slice(output::github_diagnostic(&d).to_string().as_bytes());
     } else if format == Format::Markdown {
         let origin = Origin::Line(path.to_path_buf(), number);
-        table.push_str(&output::markdown_invalid(&origin.to_string(), &[&d]));
+        r.table
+            .push_str(&output::markdown_invalid(&origin.to_string(), &[&d]));
     } else if format == Format::Json {
         let origin = Origin::Line(path.to_path_buf(), number);
         let record = serde_json::json!({"source": origin.to_string(), "verdict": "invalid", "findings": [], "error": d.message});
-        write_line(out, &record)?;
+        write_line(&mut r.out, &record)?;
     }
-    bad.push(d);
+    r.bad.push(d);
     Ok(())
 }
 

@@ -875,16 +875,7 @@ fn the_examples_behave_as_the_readme_says() {
         calendar.to_str().unwrap(),
         "--json",
     ]);
-    let verdicts: Vec<String> = run
-        .stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["verdict"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let verdicts = run.verdicts();
     assert_eq!(verdicts, ["allow", "hold", "hold", "deny", "deny"]);
 }
 

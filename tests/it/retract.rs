@@ -382,16 +382,7 @@ fn a_calendar_judged_on_several_threads_is_judged_as_on_one() {
 
     let one = s.run(&["check", "--jsonl", "cal.jsonl", "--json", "--jobs", "1"]);
     assert_eq!(one.code, 2, "{}", one.stderr);
-    let verdicts: Vec<String> = one
-        .stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["verdict"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let verdicts = one.verdicts();
     assert_eq!(verdicts.len(), expected.len());
     if let Some(k) = (0..expected.len()).find(|&k| verdicts[k] != expected[k]) {
         panic!("result {k}: {} where {} was due", verdicts[k], expected[k]);

@@ -36,6 +36,18 @@ impl Run {
             )
         })
     }
+
+    /// The `verdict` of each line of JSON Lines on stdout (`check --jsonl --json`).
+    pub fn verdicts(&self) -> Vec<String> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                let line: serde_json::Value = serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"));
+                line["verdict"].as_str().unwrap_or("(none)").to_owned()
+            })
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for Run {
