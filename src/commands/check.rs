@@ -41,6 +41,12 @@ pub fn run(ctx: &Ctx, args: &CheckArgs) -> Result<Code, Error> {
             "give the text, `-` to read it from stdin, `--file PATH...` or `--jsonl FILE`",
         ));
     }
+    // clap's `requires` gives way to `conflicts_with`, so `-j 2 TEXT` would pass unnoticed.
+    if args.jobs.is_some() && args.jsonl.is_none() {
+        return Err(Error::usage(
+            "`--jobs` applies to a `--jsonl` calendar; text and post files are judged on one thread",
+        ));
+    }
     if !args.account.is_empty() && !args.file.is_empty() {
         return Err(Error::usage(
             "`--account` applies to inline text; post files name their own accounts",

@@ -690,6 +690,36 @@ fn a_closed_stdout_is_not_a_failure() {
     }
 }
 
+/// `--jobs` is for a calendar: with inline text or post files it is a usage error (exit 2),
+/// not silently ignored.
+#[test]
+fn jobs_without_a_calendar_is_a_usage_error() {
+    let s = sandbox();
+    s.write("a.post.toml", "text = \"Hello\"\naccounts = [\"brand\"]\n");
+    for args in [
+        &["check", "-j", "2", "Hello", "--now", WEEKDAY][..],
+        &[
+            "check",
+            "--jobs",
+            "2",
+            "--file",
+            "a.post.toml",
+            "--now",
+            WEEKDAY,
+        ],
+    ] {
+        let run = s.run(args);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(
+            run.stderr
+                .starts_with("error: `--jobs` applies to a `--jsonl` calendar"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert_eq!(run.stdout, "", "{args:?}");
+    }
+}
+
 fn closed_after_one_line(s: &Sandbox, jobs: &str) {
     use std::io::BufRead as _;
     let mut cmd = s.command(&[
