@@ -293,15 +293,6 @@ struct Results {
     verdicts: Vec<Verdict>,
 }
 
-impl Results {
-    fn is_empty(&self) -> bool {
-        self.out.is_empty()
-            && self.table.is_empty()
-            && self.bad.is_empty()
-            && self.verdicts.is_empty()
-    }
-}
-
 /// What a thread made of one batch of lines: runs of judged lines with, in their places, the
 /// lines only the thread holding the state store may judge (`Step::Defer`); then the error
 /// that ended the reading, if one did.
@@ -346,12 +337,12 @@ impl Scratch<'_> {
 }
 
 /// The calendar being read, shared by the threads: each takes the next `BATCH` lines under
-/// its lock, with the index of that batch (results are written in that order).
+/// its lock, with the index of that batch (results are written in that order). Every batch
+/// but the last holds `BATCH` lines, so a batch's index follows from its first line.
 struct Input<R> {
     reader: R,
-    /// The number of the next line, and of the next batch.
+    /// The number of the next line.
     line: usize,
-    batch: usize,
     done: bool,
 }
 
@@ -400,8 +391,7 @@ impl<R: BufRead> Input<R> {
         }
         let first = self.line;
         self.line += lines.lines.len();
-        self.batch += 1;
-        Some((self.batch - 1, first, error))
+        Some(((first - 1) / BATCH, first, error))
     }
 }
 
@@ -463,7 +453,6 @@ fn check_jsonl(
     let input = std::sync::Mutex::new(Input {
         reader: std::io::BufReader::with_capacity(1 << 16, file),
         line: 1,
-        batch: 0,
         done: false,
     });
     let window = Window {
@@ -574,9 +563,7 @@ fn judge_batches<R: BufRead>(
             match judge_line(cal, &mut scratch, &mut results, number, bytes, *cap, None) {
                 Ok(Step::Done) => {}
                 Ok(Step::Defer) => {
-                    if !results.is_empty() {
-                        batch.parts.push(Part::Judged(std::mem::take(&mut results)));
-                    }
+                    batch.parts.push(Part::Judged(std::mem::take(&mut results)));
                     batch.parts.push(Part::Deferred(number, bytes.to_vec()));
                 }
                 Err(e) => {
